@@ -1,0 +1,1 @@
+"""ftprep's driver: recipe loading, options, the CLI and the function that wires the graph."""

@@ -1,0 +1,46 @@
+"""Beam pipeline options: whatever the user passes, plus local defaults that use the machine."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+class OptionsError(ValueError):
+    pass
+
+
+def _given(beam_args: Sequence[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in beam_args)
+
+
+def _positionals(beam_args: Sequence[str]):
+    """Arguments that are neither a --flag nor the value of the --flag before them."""
+    previous = None
+    for arg in beam_args:
+        takes_value = previous is not None and previous.startswith("--") and "=" not in previous
+        if not arg.startswith("-") and not takes_value:
+            yield arg
+        previous = None if takes_value and not arg.startswith("-") else arg
+
+
+def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+    """Options for Beam; on DirectRunner, one worker process per core unless the user chose otherwise."""
+    flags = [arg for arg in beam_args if arg.startswith("-")]
+    stray = list(_positionals(beam_args))
+    if stray:
+        raise OptionsError(f"unexpected argument(s) {' '.join(stray)}; options are --name=value")
+    options = PipelineOptions(list(beam_args))
+    runner = options.view_as(StandardOptions).runner
+    if runner is None or runner in LOCAL_RUNNERS:
+        options.view_as(StandardOptions).runner = runner or "DirectRunner"
+        direct = options.view_as(DirectOptions)
+        if not _given(flags, "--direct_running_mode"):
+            direct.direct_running_mode = "multi_processing"
+        if not _given(flags, "--direct_num_workers") and direct.direct_running_mode != "in_memory":
+            direct.direct_num_workers = os.cpu_count() or 1
+    return options

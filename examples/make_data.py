@@ -1,0 +1,131 @@
+"""Generate the small sample data in examples/data/ (deterministic; rerun to refresh).
+
+    python examples/make_data.py
+
+Each file has a few rows that ftprep must reject, so the rejected output and the
+stats show something: empty answers, a ragged CSV row, an over-long example, a
+template that cannot render.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA = Path(__file__).resolve().parent / "data"
+
+PRODUCTS = ["Acme Cloud Storage", "Acme Billing", "Acme Mobile"]
+QUESTIONS = [
+    ("How do I reset my password?", "", "Open Settings → Security, choose \"Reset password\" and follow the e-mail link."),
+    ("Summarise the following ticket.", "Customer cannot upload files larger than 2 GB.  Browser:  Firefox.",
+     "The customer hits the 2 GB upload limit in Firefox; suggest the desktop client, which supports files up to 50 GB."),
+    ("Translate to French.", "Your invoice is ready.", "Votre facture est prête."),
+    ("What does error E1042 mean?", "", "E1042 means the sync token expired. Sign out and back in to refresh it."),
+    ("Write a haiku about backups.", "", "Quiet night, disks spin\nyesterday's files kept safe\nmorning finds them whole"),
+    ("Extract the order number.", "Hi, my order #A-99812 never arrived.", "A-99812"),
+    ("Is two-factor authentication supported?", "", "Yes. Enable it under Settings → Security → Two-factor authentication."),
+    ("Explain the difference between plans.", "Basic vs Pro",
+     "Basic includes 100 GB and e-mail support; Pro includes 2 TB, version history and phone support."),
+    ("Réponds en une phrase : quelle est la limite de stockage ?", "", "Le forfait Basic offre 100 Go, le forfait Pro 2 To."),
+    ("Format this as JSON.", "name: Ada, plan: Pro", "{\"name\": \"Ada\", \"plan\": \"Pro\"}"),
+]
+TICKETS = [
+    ("Can't log in", "I changed my phone and now the 2FA code is refused.\nWhat can I do?",
+     "Use one of your recovery codes, then re-enrol the new phone under Settings → Security."),
+    ("Refund", "I was charged twice this month.", "Sorry about that! The duplicate charge is refunded; expect it in 3–5 days."),
+    ("Sync stuck", "Sync has shown \"preparing\" for two days.", "Restart the client; if it persists, clear the cache folder."),
+    ("Dark mode", "Is there a dark mode on Android?", "Yes: Settings → Appearance → Theme → Dark."),
+    ("Export data", "How do I export all my files?", "Use Account → Export; you get a ZIP link by e-mail within an hour."),
+]
+
+
+def _qa_rows(rng: random.Random, count: int) -> list[dict]:
+    rows = []
+    for i in range(count):
+        instruction, input_, output = QUESTIONS[i % len(QUESTIONS)]
+        rows.append(
+            {
+                "id": i,
+                "product": PRODUCTS[rng.randrange(len(PRODUCTS))],
+                "instruction": instruction if i < len(QUESTIONS) else f"{instruction} (variant {i})",
+                "input": input_ or None,
+                "output": output,
+            }
+        )
+    # Rows that must be rejected: an empty answer (cleaning leaves nothing), a zero-width-only answer.
+    rows[7]["output"] = "   "
+    rows[23]["output"] = "\u200b\u200b"
+    # Control characters and runs of spaces that cleaning removes.
+    rows[11]["output"] = "Press\u0007  Ctrl+S   to save."
+    return rows
+
+
+def write_parquet(rng: random.Random) -> None:
+    rows = _qa_rows(rng, 60)
+    table = pa.Table.from_pylist(rows)
+    # Small row groups so the example exercises the parallel row-group split.
+    pq.write_table(table.slice(0, 30), DATA / "qa-00000.parquet", row_group_size=10)
+    pq.write_table(table.slice(30), DATA / "qa-00001.parquet", row_group_size=10)
+
+
+def write_conversations() -> None:
+    message = pa.struct([("role", pa.string()), ("content", pa.string()), ("name", pa.string())])
+    conversations = []
+    for i, (subject, body, reply) in enumerate(TICKETS * 3):
+        turns = [
+            {"role": "user", "content": f"{subject}: {body}", "name": None},
+            {"role": "assistant", "content": reply, "name": None},
+            {"role": "user", "content": "Thanks! Anything else I should know?", "name": None},
+            {"role": "assistant", "content": "No, that's all. Have a good day!", "name": None},
+        ]
+        conversations.append({"conversation_id": f"c{i:03d}", "messages": turns})
+    # Must be rejected: a conversation with no assistant turn, and one with an unknown role.
+    conversations[4]["messages"] = conversations[4]["messages"][:1]
+    conversations[9]["messages"][1]["role"] = "agent"
+    table = pa.Table.from_pylist(
+        conversations, schema=pa.schema([("conversation_id", pa.string()), ("messages", pa.list_(message))])
+    )
+    pq.write_table(table, DATA / "conversations.parquet")
+
+
+def write_tickets_csv() -> None:
+    path = DATA / "tickets.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["ticket_id", "subject", "body", "reply"])
+        for i, (subject, body, reply) in enumerate(TICKETS * 4):
+            writer.writerow([f"T{i:04d}", subject, body, reply])
+        writer.writerow(["T9001", "Empty reply", "Nobody answered this one.", ""])
+        writer.writerow(["T9002", "Ragged", "This row has one field too many", "reply", "extra"])
+        writer.writerow(["T9003", "Template", "Subject line {{ not a template }}", "Literal braces stay literal."])
+
+
+def write_completion_csv() -> None:
+    path = DATA / "completions.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter=";")
+        writer.writerow(["question", "answer"])
+        for subject, body, reply in TICKETS * 3:
+            writer.writerow([f"{subject}. {body}", reply])
+        # Over babbage-002's 16,384-token limit per example.
+        writer.writerow(["Repeat the word backup.", " backup" * 17_000])
+        writer.writerow(["A question with no answer", ""])
+
+
+def main() -> None:
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(20261126)
+    write_parquet(rng)
+    write_conversations()
+    write_tickets_csv()
+    write_completion_csv()
+    print(json.dumps(sorted(p.name for p in DATA.iterdir())))
+
+
+if __name__ == "__main__":
+    main()

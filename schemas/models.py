@@ -1,0 +1,92 @@
+"""The model table: which tokenizer a fine-tunable model uses and its per-example limit.
+
+Owned by the project rather than taken from ``tiktoken.encoding_for_model`` because
+tiktoken maps fine-tuned names (``ft:gpt-4.1-mini-...``) to the wrong encoding and
+raises on names newer than the installed release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    encoding: str
+    max_tokens_per_example: int
+
+
+@dataclass(frozen=True)
+class EncodingFile:
+    """Where tiktoken publishes an encoding's BPE ranks, and the sha256 it publishes for them."""
+
+    url: str
+    sha256: str
+
+
+# Published next to each encoding's constructor in tiktoken_ext/openai_public.py.
+ENCODING_FILES: dict[str, EncodingFile] = {
+    "cl100k_base": EncodingFile(
+        url="https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    ),
+    "o200k_base": EncodingFile(
+        url="https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+    ),
+}
+
+# Model families by name prefix, longest prefix first when looked up.
+ENCODING_BY_PREFIX: dict[str, str] = {
+    "gpt-4o": "o200k_base",
+    "gpt-4.1": "o200k_base",
+    "gpt-3.5-turbo": "cl100k_base",
+    "babbage-002": "cl100k_base",
+    "davinci-002": "cl100k_base",
+}
+
+# Maximum tokens in one training example, from the platforms' fine-tuning guides.
+MAX_TOKENS_PER_EXAMPLE: dict[str, int] = {
+    "gpt-4o-2024-08-06": 65_536,
+    "gpt-4o-mini-2024-07-18": 65_536,
+    "gpt-4.1-2025-04-14": 65_536,
+    "gpt-4.1-mini-2025-04-14": 65_536,
+    "gpt-4.1-nano-2025-04-14": 65_536,
+    "gpt-3.5-turbo-0125": 16_385,
+    "gpt-3.5-turbo-1106": 16_385,
+    "babbage-002": 16_384,
+    "davinci-002": 16_384,
+}
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def base_model_name(name: str) -> str:
+    """``ft:gpt-4o-mini-2024-07-18:org::abc`` fine-tunes further from its base model."""
+    if name.startswith("ft:"):
+        return name.split(":")[1]
+    return name
+
+
+def encoding_for(name: str) -> str | None:
+    base = base_model_name(name)
+    for prefix in sorted(ENCODING_BY_PREFIX, key=len, reverse=True):
+        if base.startswith(prefix):
+            return ENCODING_BY_PREFIX[prefix]
+    return None
+
+
+def lookup_model(name: str) -> ModelSpec:
+    base = base_model_name(name)
+    encoding = encoding_for(base)
+    limit = MAX_TOKENS_PER_EXAMPLE.get(base)
+    if encoding is None or limit is None:
+        known = ", ".join(sorted(MAX_TOKENS_PER_EXAMPLE))
+        raise UnknownModelError(
+            f"unknown model {name!r}; known models: {known} "
+            "(or give model as {name, encoding, max_tokens_per_example})"
+        )
+    return ModelSpec(name=name, encoding=encoding, max_tokens_per_example=limit)

@@ -1,0 +1,112 @@
+"""Records as they travel through the pipeline and as they are written.
+
+Output formats (one JSON object per line):
+
+* train / validation: exactly the platform's example, e.g. ``{"messages": [...]}`` for
+  chat or ``{"prompt": ..., "completion": ...}`` for completion; no extra keys.
+* rejected: ``{"source": {"file", "row"}, "errors": [{"code", "message"}],
+  "record": <original row>, "example": <rendered example, when it got that far>}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# Rejection codes. Kept in one place: stats, tests and docs refer to these names.
+INVALID_JSON = "invalid_json"
+DATA_TYPE = "data_type"
+UNREADABLE_FILE = "unreadable_file"
+MALFORMED_ROW = "malformed_row"
+TEMPLATE_ERROR = "template_error"
+MISSING_MESSAGES_LIST = "missing_messages_list"
+MESSAGE_MISSING_KEY = "message_missing_key"
+MESSAGE_UNRECOGNIZED_KEY = "message_unrecognized_key"
+UNRECOGNIZED_ROLE = "unrecognized_role"
+MISSING_CONTENT = "missing_content"
+EXAMPLE_MISSING_ASSISTANT_MESSAGE = "example_missing_assistant_message"
+INVALID_WEIGHT = "invalid_weight"
+INVALID_COMPLETION = "invalid_completion"
+TOO_MANY_TOKENS = "too_many_tokens"
+# An exception nobody expected; the message carries its type and text.
+INTERNAL_ERROR = "internal_error"
+
+TRAIN = "train"
+VALIDATION = "validation"
+SPLITS = (TRAIN, VALIDATION)
+REJECTED_DIR = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a record came from: the input file and the 0-based row (line) within it."""
+
+    file: str
+    row: int
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "row": self.row}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
+class Item:
+    """One input row on its way to becoming an example.
+
+    ``row`` is the row as read (kept for rejected output); ``fields`` is the cleaned copy the
+    template sees; ``example`` and ``tokens`` are filled in by later stages.
+    """
+
+    source: Source
+    row: dict[str, Any]
+    fields: dict[str, Any] | None = None
+    example: dict[str, Any] | None = None
+    tokens: int | None = None
+    split: str | None = None
+
+
+@dataclass(slots=True)
+class Rejected:
+    source: Source
+    errors: list[Rejection]
+    record: Any
+    example: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, item: Item, errors: list[Rejection]) -> "Rejected":
+        return cls(item.source, errors, item.row, item.example)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(sorted({e.code for e in self.errors}))
+
+    def to_json(self) -> dict:
+        doc = {
+            "source": self.source.to_json(),
+            "errors": [e.to_json() for e in self.errors],
+            "record": self.record,
+        }
+        if self.example is not None:
+            doc["example"] = self.example
+        return doc
+
+
+def _json_default(value):
+    # Parquet cells can hold bytes, dates, decimals: the rejected file must still say what was there.
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def dumps_line(doc: Any) -> bytes:
+    return orjson.dumps(doc, default=_json_default, option=orjson.OPT_NON_STR_KEYS)

