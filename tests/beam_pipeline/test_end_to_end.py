@@ -1,0 +1,165 @@
+import json
+from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.stats import stats_schema
+from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output, run, write_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+
+CHAT_TEMPLATE = {
+    "format": "chat",
+    "system": "You answer questions about {{ product }}.",
+    "messages": [
+        {"role": "user", "content": "{{ instruction }}{% if input %}\n\n{{ input }}{% endif %}"},
+        {"role": "assistant", "content": "{{ output }}"},
+    ],
+}
+
+
+def qa_rows(n):
+    return [
+        {"product": "Acme", "instruction": f"Question {i}?", "input": None if i % 2 else f"context {i}",
+         "output": f"Answer  number {i}.", "unused": i}
+        for i in range(n)
+    ]
+
+
+def recipe(tmp_path, paths, **changes):
+    doc = {
+        "input": {"paths": paths},
+        "template": CHAT_TEMPLATE,
+        "model": "gpt-4o-mini-2024-07-18",
+        "split": {"validation_fraction": 0.25},
+        "output": {"path": str(tmp_path / "out")},
+    }
+    doc.update(changes)
+    return write_recipe(tmp_path, doc)
+
+
+def test_parquet_to_chat(tmp_path):
+    rows = qa_rows(40)
+    rows[5]["output"] = ""  # missing_content
+    rows[7]["instruction"] = None  # with no input either, the user content renders empty
+    pq.write_table(pa.Table.from_pylist(rows[:20]), tmp_path / "a.parquet", row_group_size=7)
+    pq.write_table(pa.Table.from_pylist(rows[20:]), tmp_path / "b.parquet", row_group_size=7)
+
+    assert run(recipe(tmp_path, [str(tmp_path / "*.parquet")]), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    jsonschema.validate(out["stats"], stats_schema())
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+
+    kept = out["train"] + out["validation"]
+    assert len(kept) == 38 and all(set(example) == {"messages"} for example in kept)
+    assert out["stats"]["records"]["validation"] > 0
+    assert any(m == {"role": "assistant", "content": "Answer number 0."} for e in kept for m in e["messages"])
+    by_row = {(Path(r["source"]["file"]).name, r["source"]["row"]): r for r in out["rejected"]}
+    assert set(by_row) == {("a.parquet", 5), ("a.parquet", 7)}
+    assert by_row[("a.parquet", 5)]["errors"][0] == {"code": "missing_content", "message": "messages[2].content is empty or not a string"}
+    assert by_row[("a.parquet", 5)]["record"]["output"] == ""
+    assert "unused" not in by_row[("a.parquet", 5)]["record"]  # only the columns the recipe uses are read
+    assert out["stats"]["rejections"] == {"missing_content": 2}
+    assert out["stats"]["files"] == [{"path": str(tmp_path / "a.parquet"), "rows": 20}, {"path": str(tmp_path / "b.parquet"), "rows": 20}]
+    assert out["stats"]["tokens"]["per_example"]["count"] == 38
+
+
+def test_csv_to_chat_with_ragged_rows(tmp_path):
+    (tmp_path / "t.csv").write_text(
+        'product,instruction,input,output\n'
+        'Acme,"multi\nline",,"ok"\n'
+        'Acme,too,many,fields,here\n'
+        'Acme,q,,a\n',
+        encoding="utf-8",
+    )
+    assert run(recipe(tmp_path, [str(tmp_path / "t.csv")]), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert out["stats"]["records"] == {"read": 3, "train": out["stats"]["records"]["train"],
+                                       "validation": out["stats"]["records"]["validation"], "rejected": 1, "dropped": {}}
+    (bad,) = out["rejected"]
+    assert bad["source"]["row"] == 1 and bad["errors"][0]["code"] == "malformed_row"
+    contents = [m["content"] for e in out["train"] + out["validation"] for m in e["messages"]]
+    assert "multi\nline" in contents
+
+
+def test_jsonl_to_completion(tmp_path):
+    lines = [json.dumps({"q": f"q{i}", "a": f"a{i}"}) for i in range(10)] + ["{broken", "[1]", json.dumps({"q": "x", "a": ""})]
+    (tmp_path / "x.jsonl").write_text("\n".join(lines) + "\n")
+    path = recipe(tmp_path, [str(tmp_path / "x.jsonl")], model="babbage-002",
+                  template={"format": "completion", "prompt": "{{ q }}\n\n###\n\n", "completion": " {{ a }}"})
+    assert run(path, IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert all(set(e) == {"prompt", "completion"} for e in out["train"] + out["validation"])
+    assert Counter(r["errors"][0]["code"] for r in out["rejected"]) == {"invalid_json": 1, "data_type": 1, "invalid_completion": 1}
+    assert out["stats"]["tokens"]["encoding"] == "cl100k_base"
+
+
+def test_multiturn_from_a_column(tmp_path):
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    conversations = [[{"role": "user", "content": f"hi {i}"}, {"role": "assistant", "content": f"hello {i}"}] for i in range(6)]
+    conversations[2] = [{"role": "user", "content": "no answer"}]
+    table = pa.table({"conv": pa.array(conversations, type=pa.list_(message))})
+    pq.write_table(table, tmp_path / "c.parquet")
+    path = recipe(tmp_path, [str(tmp_path / "c.parquet")], template={"messages_column": "conv", "system": "sys"})
+    assert run(path, IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert [r["errors"][0]["code"] for r in out["rejected"]] == ["example_missing_assistant_message"]
+    assert all(e["messages"][0] == {"role": "system", "content": "sys"} for e in out["train"] + out["validation"])
+
+
+def test_too_many_tokens_is_rejected(tmp_path):
+    rows = qa_rows(3)
+    rows[1]["output"] = "word " * 200
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    custom = {"name": "small-model", "encoding": "o200k_base", "max_tokens_per_example": 100}
+    assert run(recipe(tmp_path, [str(tmp_path / "a.parquet")], model=custom), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    (bad,) = out["rejected"]
+    assert bad["errors"][0]["code"] == "too_many_tokens"
+    assert "small-model allows 100" in bad["errors"][0]["message"]
+    assert bad["example"]["messages"][2]["content"].startswith("word word")
+
+
+def test_runners_agree_and_reruns_are_identical(tmp_path):
+    """The default local run (one process per core) gives the same lines per split as in-memory."""
+    pq.write_table(pa.Table.from_pylist(qa_rows(60)), tmp_path / "a.parquet", row_group_size=10)
+    path = recipe(tmp_path, [str(tmp_path / "a.parquet")])
+
+    def lines(output):
+        return {split: sorted(json.dumps(r, sort_keys=True) for r in rows)
+                for split, rows in read_output(output).items() if split != "stats"}
+
+    assert run(path, "--output", str(tmp_path / "mp")) == 0
+    assert run(path, "--output", str(tmp_path / "mem"), IN_MEMORY) == 0
+    assert lines(tmp_path / "mp") == lines(tmp_path / "mem")
+    assert read_output(tmp_path / "mp")["stats"] == read_output(tmp_path / "mem")["stats"]
+
+
+def test_overwrite_replaces_the_output_wholly(tmp_path):
+    pq.write_table(pa.Table.from_pylist(qa_rows(5)), tmp_path / "a.parquet")
+    path = recipe(tmp_path, [str(tmp_path / "a.parquet")])
+    stale = tmp_path / "out" / "train" / "part-00007-of-00009.jsonl"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"stale": true}\n')
+    assert run(path, IN_MEMORY) == 2
+    assert run(path, IN_MEMORY, "--overwrite") == 0
+    assert not stale.exists()
+    assert_counts_add_up(read_output(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "examples" / "recipes").glob("*.yaml")))
+def test_example_recipes(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert run(f"examples/recipes/{name}", "--output", str(tmp_path / "out"), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert out["stats"]["records"]["rejected"] > 0, "each example ships rows that must be rejected"
+    assert all(r["source"]["file"].startswith(str(REPO / "examples" / "data")) and r["errors"] for r in out["rejected"])

@@ -1,0 +1,39 @@
+"""Shared fixtures. Every test runs with the network cut off and an empty tiktoken cache."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            allowed = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            allowed = host == "localhost"
+        if not allowed:
+            raise OSError(f"test tried to reach {address}: tests must not touch the network")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """Loopback stays open (Beam's multi-process workers talk gRPC over it); anything else fails."""
+    socket.socket.connect = _loopback_only
+    yield
+    socket.socket.connect = _real_connect
+
+
+@pytest.fixture(autouse=True, scope="session")
+def empty_tiktoken_cache(tmp_path_factory):
+    """Start from an empty tiktoken cache so the offline resolution path is what is tested."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("tiktoken-cache")))
+    yield
+    mp.undo()

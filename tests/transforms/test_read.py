@@ -1,0 +1,146 @@
+import gzip
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import DATA_TYPE, INVALID_JSON, MALFORMED_ROW, UNREADABLE_FILE, Item, Rejected
+from transforms.read import (
+    CsvDialect,
+    InputError,
+    ReadShards,
+    ReadUnit,
+    expand_paths,
+    infer_format,
+    peek_columns,
+    plan_units,
+    read_unit,
+)
+
+
+def write_parquet(path, rows, row_group_size=None):
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=row_group_size)
+    return str(path)
+
+
+def records(url, fmt, columns=None, dialect=CsvDialect()):
+    out = []
+    for unit in plan_units(url, fmt):
+        out.extend(read_unit(unit, columns, dialect))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, fmt",
+    [("a.parquet", "parquet"), ("a.pq", "parquet"), ("a.csv", "csv"), ("a.csv.gz", "csv"),
+     ("a.tsv", "csv"), ("a.jsonl.zst", "jsonl"), ("gs://b/a.ndjson", "jsonl")],
+)
+def test_infer_format(name, fmt):
+    assert infer_format(name) == fmt
+
+
+def test_infer_format_names_the_fix():
+    with pytest.raises(InputError, match="set input.format"):
+        infer_format("data/part-0000")
+
+
+def test_expand_paths_globs_and_fails_when_nothing_matches(tmp_path):
+    for name in ("b.csv", "a.csv"):
+        (tmp_path / name).write_text("x\n1\n")
+    assert expand_paths([str(tmp_path / "*.csv")]) == [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    with pytest.raises(InputError, match=r"matches no files"):
+        expand_paths([str(tmp_path / "*.parquet")])
+
+
+def test_expand_paths_memory_filesystem():
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/ftprep-test/x.jsonl", b'{"a": 1}\n')
+    assert expand_paths(["memory://ftprep-test/*.jsonl"]) == ["memory:///ftprep-test/x.jsonl"]
+
+
+def test_parquet_is_planned_per_row_group_with_global_row_indices(tmp_path):
+    url = write_parquet(tmp_path / "x.parquet", [{"q": f"q{i}", "a": f"a{i}", "junk": i} for i in range(25)], 10)
+    units = plan_units(url, "parquet")
+    assert [(u.row_group, u.first_row) for u in units] == [(0, 0), (1, 10), (2, 20)]
+    rows = list(read_unit(units[2], frozenset({"q", "a"})))
+    assert [r.source.row for r in rows] == [20, 21, 22, 23, 24]
+    assert rows[0].row == {"q": "q20", "a": "a20"}  # only the columns asked for
+
+
+def test_csv_quoted_newlines_delimiter_bom_and_ragged_rows(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes('\ufeffq;a\n"line one\nline two";yes\n\nonly-one-field\n"x";"y"\n'.encode())
+    out = records(str(path), "csv", dialect=CsvDialect(delimiter=";"))
+    assert isinstance(out[0], Item) and out[0].row == {"q": "line one\nline two", "a": "yes"}
+    assert isinstance(out[1], Rejected) and out[1].codes == (MALFORMED_ROW,)
+    assert "1 fields where the header has 2" in out[1].errors[0].message
+    assert out[1].record == ["only-one-field"]
+    assert [r.source.row for r in out] == [0, 1, 2]
+
+
+def test_csv_gzip_compression_is_inferred(tmp_path):
+    path = tmp_path / "t.csv.gz"
+    path.write_bytes(gzip.compress(b"q,a\nhi,there\n"))
+    assert [r.row for r in records(str(path), "csv")] == [{"q": "hi", "a": "there"}]
+
+
+def test_jsonl_rejects_broken_lines_and_non_objects(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'{"q": "ok"}\n{"q": broken\n[1, 2]\n\n"str"\n')
+    out = records(str(path), "jsonl")
+    assert [type(r).__name__ for r in out] == ["Item", "Rejected", "Rejected", "Rejected"]
+    assert [r.source.row for r in out] == [0, 1, 2, 4]
+    assert out[1].codes == (INVALID_JSON,) and out[1].record == '{"q": broken'
+    assert out[2].codes == (DATA_TYPE,) and out[3].codes == (DATA_TYPE,)
+
+
+def test_truncated_parquet_becomes_one_unreadable_rejection(tmp_path):
+    url = write_parquet(tmp_path / "x.parquet", [{"q": "a" * 100}] * 100)
+    data = (tmp_path / "x.parquet").read_bytes()
+    (tmp_path / "x.parquet").write_bytes(data[: len(data) // 2])
+    out = list(read_unit(ReadUnit(url, "parquet", row_group=0), None))
+    assert len(out) == 1 and out[0].codes == (UNREADABLE_FILE,)
+
+
+def test_invalid_utf8_in_csv_is_reported_not_raised(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"q,a\nfine,row\n\xff\xfe,oops\n")
+    out = records(str(path), "csv")
+    assert out[-1].codes == (UNREADABLE_FILE,)
+    assert "UnicodeDecodeError" in out[-1].errors[0].message
+
+
+def test_peek_columns(tmp_path):
+    assert peek_columns(write_parquet(tmp_path / "x.parquet", [{"a": 1, "b": "x"}]), "parquet") == ["a", "b"]
+    (tmp_path / "x.csv").write_text("\ufeffa,b\n1,2\n", encoding="utf-8")
+    assert peek_columns(str(tmp_path / "x.csv"), "csv") == ["a", "b"]
+    (tmp_path / "x.jsonl").write_text('\n{"a": 1, "c": 2}\n')
+    assert peek_columns(str(tmp_path / "x.jsonl"), "jsonl") == ["a", "c"]
+
+
+def test_read_shards_transform(tmp_path):
+    parquet = write_parquet(tmp_path / "x.parquet", [{"q": str(i)} for i in range(5)], 2)
+    jsonl = tmp_path / "y.jsonl"
+    jsonl.write_text('{"q": "j"}\nnot json\n')
+    with TestPipeline() as p:
+        items, rejected = p | "Read" >> ReadShards(urls=[parquet, str(jsonl)], columns=["q"])
+        assert_that(
+            items | beam.Map(lambda i: (i.source.file.rsplit("/", 1)[-1], i.source.row, i.row["q"])),
+            equal_to([("x.parquet", i, str(i)) for i in range(5)] + [("y.jsonl", 0, "j")]),
+            label="Items",
+        )
+        assert_that(rejected | beam.Map(lambda r: (r.source.row, r.codes)), equal_to([(1, (INVALID_JSON,))]), label="Rejected")
+
+
+def test_read_shards_checks_arguments_before_the_pipeline():
+    with pytest.raises(InputError, match="no input files"):
+        ReadShards(urls=[])
+    with pytest.raises(InputError, match="unknown input format"):
+        ReadShards(urls=["a.csv"], format="xlsx")
+    with pytest.raises(InputError, match="cannot tell the format"):
+        ReadShards(urls=["a.dat"])

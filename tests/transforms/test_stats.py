@@ -1,0 +1,69 @@
+import apache_beam as beam
+import jsonschema
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.models import ModelSpec
+from schemas.records import Item, Rejected, Rejection, Source
+from schemas.stats import stats_schema
+from transforms.stats import ComputeStats, StatsAccumulator, build_stats, per_example_summary, percentile
+
+MODEL = ModelSpec("m", "o200k_base", 100)
+
+
+def test_nearest_rank_percentiles():
+    histogram = {value: 1 for value in range(1, 101)}
+    assert [percentile(histogram, q) for q in (50, 90, 99, 100)] == [50, 90, 99, 100]
+    assert percentile({7: 3}, 50) == 7
+    assert percentile({}, 50) is None
+
+
+def test_summary_of_nothing_is_nulls():
+    assert per_example_summary({})["p95"] is None
+
+
+def test_accumulators_merge_like_one():
+    events = [("read", "a"), ("read", "b"), ("kept", "train", 10), ("kept", "validation", 4), ("rejected", ("x", "y")), ("dropped", "duplicate_exact")]
+    whole = StatsAccumulator()
+    for e in events:
+        whole.add(e)
+    left, right = StatsAccumulator(), StatsAccumulator()
+    for i, e in enumerate(events):
+        (left if i % 2 else right).add(e)
+    assert left.merge(right) == whole
+
+
+def test_build_stats_document_fits_the_schema_and_adds_up():
+    acc = StatsAccumulator()
+    for e in [("read", "a")] * 4 + [("kept", "train", 10), ("kept", "validation", 4), ("rejected", ("x",)), ("dropped", "dup")]:
+        acc.add(e)
+    doc = build_stats(acc, files=["a", "empty"], model=MODEL, context={"format": "chat", "split": {"validation_fraction": 0.1, "seed": 0}})
+    jsonschema.validate(doc, stats_schema())
+    r = doc["records"]
+    assert r["read"] == r["train"] + r["validation"] + r["rejected"] + sum(r["dropped"].values()) == 4
+    assert doc["files"] == [{"path": "a", "rows": 4}, {"path": "empty", "rows": 0}]
+    assert doc["tokens"]["total"] == 14
+
+
+def test_compute_stats_transform():
+    src = Source("f", 0)
+    with TestPipeline() as p:
+        read = p | "Read" >> beam.Create([Item(src, {}), Item(src, {}), Rejected(src, [], None)])
+        train = p | "Train" >> beam.Create([Item(src, {}, tokens=12, split="train")])
+        validation = p | "Validation" >> beam.Create([], reshuffle=False)
+        rejected = p | "Rej" >> beam.Create([Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)])
+        dropped = p | "Dup" >> beam.Create([Item(src, {})])
+        stats = {"read": read, "train": train, "validation": validation, "rejected": rejected, "dropped_duplicate": dropped} | ComputeStats(
+            files=["f"], model=MODEL, context={"format": "chat", "split": {"validation_fraction": 0.1, "seed": 0}}
+        )
+        assert_that(
+            stats | beam.Map(lambda d: (d["records"], d["rejections"], d["tokens"]["per_example"]["max"])),
+            equal_to([({"read": 3, "train": 1, "validation": 0, "rejected": 1, "dropped": {"duplicate": 1}}, {"a": 1, "b": 1}, 12)]),
+        )
+
+
+def test_compute_stats_refuses_unknown_outputs():
+    with pytest.raises(ValueError, match="does not know output 'surprise'"):
+        with TestPipeline() as p:
+            {"surprise": p | beam.Create([1])} | ComputeStats(files=[], model=MODEL)

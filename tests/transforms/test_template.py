@@ -1,0 +1,97 @@
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.recipe import TemplateSpec
+from schemas.records import TEMPLATE_ERROR, Item, Source
+from transforms.template import ExampleTemplate, RenderExamples, TemplateError, conversation_from_cell, referenced_columns
+
+CHAT = TemplateSpec(
+    system="You answer questions about {{ product }}.",
+    messages=[
+        {"role": "user", "content": "{{ instruction }}{% if input %}\n\n{{ input }}{% endif %}"},
+        {"role": "assistant", "content": "{{ output }}", "weight": 1},
+    ],
+)
+
+
+def test_render_chat_with_system_and_optional_input():
+    template = ExampleTemplate(CHAT)
+    example = template.render({"product": "Acme", "instruction": "Hi", "input": None, "output": "Hello"})
+    assert example == {
+        "messages": [
+            {"role": "system", "content": "You answer questions about Acme."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello", "weight": 1},
+        ]
+    }
+    with_input = template.render({"product": "Acme", "instruction": "Hi", "input": "ctx", "output": "x"})
+    assert with_input["messages"][1]["content"] == "Hi\n\nctx"
+
+
+def test_null_renders_as_empty_not_none():
+    example = ExampleTemplate(CHAT).render({"product": None, "instruction": "q", "input": None, "output": None})
+    assert example["messages"][2]["content"] == ""
+
+
+def test_missing_column_is_a_template_error():
+    with pytest.raises(TemplateError, match="'output' is undefined"):
+        ExampleTemplate(CHAT).render({"product": "p", "instruction": "q", "input": None})
+
+
+def test_sandbox_blocks_python_internals():
+    spec = TemplateSpec(messages=[{"role": "user", "content": "{{ q.__class__.__mro__[1].__subclasses__() }}"},
+                                  {"role": "assistant", "content": "x"}])
+    with pytest.raises(TemplateError, match="SecurityError|unsafe"):
+        ExampleTemplate(spec).render({"q": "text"})
+
+
+def test_cell_values_are_not_templates():
+    spec = TemplateSpec(messages=[{"role": "user", "content": "{{ q }}"}, {"role": "assistant", "content": "a"}])
+    assert ExampleTemplate(spec).render({"q": "{{ 7 * 7 }}"})["messages"][0]["content"] == "{{ 7 * 7 }}"
+
+
+def test_completion_template():
+    spec = TemplateSpec(format="completion", prompt="{{ q }}\n\n###\n\n", completion=" {{ a }}")
+    assert ExampleTemplate(spec).render({"q": "Q", "a": "A"}) == {"prompt": "Q\n\n###\n\n", "completion": " A"}
+
+
+def test_messages_from_json_string_and_from_arrow_structs():
+    spec = TemplateSpec(system="sys", messages_column="conv")
+    from_json = ExampleTemplate(spec).render({"conv": '[{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]'})
+    from_structs = ExampleTemplate(spec).render(
+        {"conv": [{"role": "user", "content": "u", "name": None}, {"role": "assistant", "content": "a", "name": None}]}
+    )
+    expected = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}
+    assert from_json == from_structs == expected
+
+
+@pytest.mark.parametrize("cell, message", [("not json", "does not hold JSON"), ('{"a": 1}', "expected a list"), ("[1]", "not an object")])
+def test_bad_conversation_cells(cell, message):
+    with pytest.raises(TemplateError, match=message):
+        conversation_from_cell(cell, "conv")
+
+
+def test_referenced_columns():
+    assert referenced_columns(CHAT) == {"product", "instruction", "input", "output"}
+    assert referenced_columns(TemplateSpec(messages_column="conv")) == {"conv"}
+    loop = TemplateSpec(messages=[{"role": "user", "content": "{% for x in items %}{{ x }}{{ range(1) }}{% endfor %}"},
+                                  {"role": "assistant", "content": "a"}])
+    assert referenced_columns(loop) == {"items"}
+
+
+def test_unparseable_template_fails_at_construction():
+    bad = TemplateSpec(messages=[{"role": "user", "content": "{% if %}"}, {"role": "assistant", "content": "a"}])
+    with pytest.raises(TemplateError, match="does not parse"):
+        RenderExamples(template=bad)
+
+
+def test_render_examples_transform_rejects_with_template_error():
+    good = Item(Source("f", 0), {"instruction": "q", "output": "a", "input": None, "product": "p"})
+    bad = Item(Source("f", 1), {"instruction": "q"})
+    with TestPipeline() as p:
+        items, rejected = p | beam.Create([good, bad]) | "Render" >> RenderExamples(template=CHAT)
+        assert_that(items | beam.Map(lambda i: len(i.example["messages"])), equal_to([3]), label="Items")
+        assert_that(rejected | beam.Map(lambda r: (r.source.row, r.codes, r.record)),
+                    equal_to([(1, (TEMPLATE_ERROR,), {"instruction": "q"})]), label="Rejected")
