@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same examples every time so that a red run is reproducible; locally they vary.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 _real_connect = socket.socket.connect
 

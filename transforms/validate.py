@@ -40,7 +40,7 @@ def _validate_message(index: int, message: Any) -> list[Rejection]:
     for key in sorted(set(message) - MESSAGE_KEYS):
         errors.append(Rejection(MESSAGE_UNRECOGNIZED_KEY, f"{where} has unrecognized key {key!r}"))
     role = message.get("role")
-    if "role" in message and role not in ROLES:
+    if "role" in message and not (isinstance(role, str) and role in ROLES):
         errors.append(
             Rejection(UNRECOGNIZED_ROLE, f"{where}.role is {role!r}; expected one of {', '.join(sorted(ROLES))}")
         )

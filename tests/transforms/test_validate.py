@@ -41,6 +41,7 @@ def test_valid_chat():
         (chat(USER, {**ASSISTANT, "weight": True}), ["invalid_weight"]),
         (chat({**USER, "weight": 1}, ASSISTANT), ["invalid_weight"]),
         (chat("hi", ASSISTANT), ["data_type"]),
+        (chat({"role": [], "content": "x"}, ASSISTANT), ["unrecognized_role"]),
     ],
 )
 def test_chat_rules(example, expected):
