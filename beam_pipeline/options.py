@@ -5,12 +5,19 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
+
+from beam_pipeline.errors import UsageError
+
+# Local worker processes log at INFO by default, which buries ftprep's per-file lines under
+# Beam's harness chatter; keep ftprep's own loggers at INFO and the rest at WARNING.
+QUIET_LOCAL_WORKERS = {"transforms": "INFO", "beam_pipeline": "INFO", "__main__": "ERROR",
+                       "apache_beam.options.pipeline_options": "ERROR"}
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
-class OptionsError(ValueError):
+class OptionsError(UsageError):
     pass
 
 
@@ -28,7 +35,7 @@ def _positionals(beam_args: Sequence[str]):
         previous = None if takes_value and not arg.startswith("-") else arg
 
 
-def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
+def pipeline_options(beam_args: Sequence[str], *, verbose: bool = False) -> PipelineOptions:
     """Options for Beam; on DirectRunner, one worker process per core unless the user chose otherwise."""
     flags = [arg for arg in beam_args if arg.startswith("-")]
     stray = list(_positionals(beam_args))
@@ -43,4 +50,8 @@ def pipeline_options(beam_args: Sequence[str]) -> PipelineOptions:
             direct.direct_running_mode = "multi_processing"
         if not _given(flags, "--direct_num_workers") and direct.direct_running_mode != "in_memory":
             direct.direct_num_workers = os.cpu_count() or 1
+        worker = options.view_as(WorkerOptions)
+        if not verbose and not _given(flags, "--default_sdk_harness_log_level"):
+            worker.default_sdk_harness_log_level = "WARNING"
+            worker.sdk_harness_log_level_overrides = {**QUIET_LOCAL_WORKERS, **(worker.sdk_harness_log_level_overrides or {})}
     return options

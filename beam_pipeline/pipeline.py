@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_pipeline.errors import UsageError
 from schemas.models import ModelSpec
 from schemas.recipe import Recipe
 from schemas.records import REJECTED_DIR, SPLITS, Item
@@ -29,7 +30,7 @@ from transforms.write import WriteJsonl, WriteStatsAndMarker, join
 LOGGER = logging.getLogger(__name__)
 
 
-class JobError(ValueError):
+class JobError(UsageError):
     """The job cannot start; the message says what to fix."""
 
 

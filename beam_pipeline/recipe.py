@@ -8,10 +8,11 @@ import fsspec
 import yaml
 from pydantic import ValidationError
 
+from beam_pipeline.errors import UsageError
 from schemas.recipe import Recipe
 
 
-class RecipeError(ValueError):
+class RecipeError(UsageError):
     """The recipe cannot be used; the message names the key and what to fix."""
 
 
