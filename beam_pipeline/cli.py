@@ -102,8 +102,11 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, plan)
-    result = pipeline.run()
-    state = result.wait_until_finish()
+    try:
+        state = pipeline.run().wait_until_finish()
+    except Exception:  # noqa: BLE001 - the runner's failure, reported with its traceback
+        LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
+        return EXIT_FAILED
     if state != "DONE":
         LOGGER.error("pipeline ended in state %s", state)
         return EXIT_FAILED

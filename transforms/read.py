@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -78,12 +79,24 @@ def infer_format(url: str) -> str:
     )
 
 
+def _is_hidden(path: str) -> bool:
+    # Hadoop/Spark convention: _SUCCESS, _metadata, .part-0000.crc are not data.
+    return posixpath.basename(path.rstrip("/")).startswith(("_", "."))
+
+
 def expand_paths(patterns: Iterable[str]) -> list[str]:
-    """Expand fsspec URLs and globs into a sorted list of file URLs; fail if a pattern matches nothing."""
+    """Expand fsspec URLs, globs and directories into a sorted list of file URLs.
+
+    A directory stands for every file below it. Hidden files (``_*``, ``.*``) are skipped.
+    A pattern that matches no file is an error.
+    """
     urls: set[str] = set()
     for pattern in patterns:
         fs, _, paths = fsspec.core.get_fs_token_paths(pattern)
-        files = [p for p in paths if not fs.isdir(p)]
+        files = []
+        for path in paths:
+            files.extend(fs.find(path) if fs.isdir(path) else [path])
+        files = [p for p in files if not _is_hidden(p)]
         if not files:
             raise InputError(f"input path {pattern!r} matches no files")
         urls.update(fs.unstrip_protocol(p) if "://" in pattern else p for p in files)
@@ -106,7 +119,7 @@ def peek_columns(url: str, fmt: str, dialect: CsvDialect = CsvDialect()) -> list
             header = next(csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar), [])
             return [_strip_bom(name) for name in header[:1]] + header[1:]
     with fsspec.open(url, "rb", compression="infer") as f:
-        for line in f:
+        for line in iter_lines(f):
             if line.strip():
                 try:
                     first = orjson.loads(_strip_bom_bytes(line))
@@ -190,9 +203,20 @@ def read_csv_unit(
             yield Item(source, _project(dict(zip(header, fields)), columns))
 
 
+def iter_lines(f, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of a binary stream, read in chunks: decompressing streams (zstd) cannot readline()."""
+    pending = b""
+    while chunk := f.read(chunk_size):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        yield from (line + b"\n" for line in lines)
+    if pending:
+        yield pending
+
+
 def read_jsonl_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterator[Item | Rejected]:
     with fsspec.open(unit.url, "rb", compression="infer") as f:
-        for row, line in enumerate(f):
+        for row, line in enumerate(iter_lines(f)):
             if row == 0:
                 line = _strip_bom_bytes(line)
             if not line.strip():

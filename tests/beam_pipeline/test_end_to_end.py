@@ -163,3 +163,50 @@ def test_example_recipes(name, tmp_path, monkeypatch):
     assert_counts_add_up(out)
     assert out["stats"]["records"]["rejected"] > 0, "each example ships rows that must be rejected"
     assert all(r["source"]["file"].startswith(str(REPO / "examples" / "data")) and r["errors"] for r in out["rejected"])
+
+
+def test_shard_count_and_size(tmp_path):
+    pq.write_table(pa.Table.from_pylist(qa_rows(40)), tmp_path / "a.parquet")
+    path = recipe(tmp_path, [str(tmp_path / "a.parquet")], output={"path": str(tmp_path / "out"), "num_shards": 3})
+    assert run(path, IN_MEMORY) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == [f"part-0000{i}-of-00003.jsonl" for i in range(3)]
+
+    by_size = recipe(tmp_path, [str(tmp_path / "a.parquet")], output={"path": str(tmp_path / "small"), "max_shard_bytes": 1024})
+    assert run(by_size, IN_MEMORY) == 0
+    shards = list((tmp_path / "small" / "train").iterdir())
+    assert len(shards) > 3
+    assert all(p.stat().st_size < 1024 + 400 for p in shards)  # one record may overshoot
+    assert_counts_add_up(read_output(tmp_path / "small"))
+
+
+def test_a_file_without_a_used_column_rejects_its_rows(tmp_path):
+    pq.write_table(pa.Table.from_pylist(qa_rows(3)), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"instruction": ["q"], "product": ["p"]}), tmp_path / "b.parquet")  # no output column
+    assert run(recipe(tmp_path, [str(tmp_path / "*.parquet")]), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    (bad,) = out["rejected"]
+    assert bad["source"]["file"].endswith("b.parquet") and bad["errors"][0]["code"] == "template_error"
+    assert "is undefined" in bad["errors"][0]["message"]
+
+
+def test_mixed_formats_and_memory_filesystem(tmp_path):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/e2e/a.jsonl", b'{"product": "p", "instruction": "q1", "input": null, "output": "a1"}\n')
+    fs.pipe("/e2e/b.csv", b"product,instruction,input,output\np,q2,,a2\n")
+    assert run(recipe(tmp_path, ["memory://e2e/*"]), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert out["stats"]["records"]["read"] == 2 and out["stats"]["records"]["rejected"] == 0
+    assert [f["path"] for f in out["stats"]["files"]] == ["memory:///e2e/a.jsonl", "memory:///e2e/b.csv"]
+
+
+def test_header_only_input_still_writes_every_output(tmp_path):
+    (tmp_path / "h.csv").write_text("product,instruction,input,output\n")
+    assert run(recipe(tmp_path, [str(tmp_path / "h.csv")]), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert out["stats"]["records"] == {"read": 0, "train": 0, "validation": 0, "rejected": 0, "dropped": {}}
+    assert out["stats"]["tokens"]["per_example"]["p50"] is None
+    assert (tmp_path / "out" / "_SUCCESS").exists()
+    jsonschema.validate(out["stats"], stats_schema())

@@ -144,3 +144,51 @@ def test_read_shards_checks_arguments_before_the_pipeline():
         ReadShards(urls=["a.csv"], format="xlsx")
     with pytest.raises(InputError, match="cannot tell the format"):
         ReadShards(urls=["a.dat"])
+
+
+def test_directories_expand_to_their_files_and_hidden_files_are_skipped(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/a.parquet", "d/sub/b.parquet", "d/_SUCCESS", "d/.a.parquet.crc"):
+        (tmp_path / name).write_bytes(b"")
+    assert expand_paths([str(tmp_path / "d")]) == [str(tmp_path / "d/a.parquet"), str(tmp_path / "d/sub/b.parquet")]
+    assert expand_paths([str(tmp_path / "d" / "*")]) == [str(tmp_path / "d/a.parquet")]
+
+
+def test_jsonl_zstd_is_inferred(tmp_path):
+    import zstandard
+
+    path = tmp_path / "x.jsonl.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(b'{"q": "z"}\n'))
+    assert [r.row for r in records(str(path), "jsonl")] == [{"q": "z"}]
+
+
+def test_csv_encoding_option(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("q,a\ncafé,crème\n".encode("latin-1"))
+    assert [r.row for r in records(str(path), "csv", dialect=CsvDialect(encoding="latin-1"))] == [{"q": "café", "a": "crème"}]
+
+
+def test_header_only_and_empty_files_yield_nothing(tmp_path):
+    (tmp_path / "h.csv").write_text("q,a\n")
+    (tmp_path / "e.csv").write_text("")
+    (tmp_path / "e.jsonl").write_text("")
+    assert records(str(tmp_path / "h.csv"), "csv") == records(str(tmp_path / "e.csv"), "csv") == []
+    assert records(str(tmp_path / "e.jsonl"), "jsonl") == []
+
+
+def test_csv_zstd_is_inferred(tmp_path):
+    import zstandard
+
+    path = tmp_path / "x.csv.zst"
+    path.write_bytes(zstandard.ZstdCompressor().compress(b'q,a\n"multi\nline",z\n'))
+    assert [r.row for r in records(str(path), "csv")] == [{"q": "multi\nline", "a": "z"}]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 1 << 20])
+def test_iter_lines_keeps_every_byte(chunk_size):
+    import io
+
+    from transforms.read import iter_lines
+
+    data = b"a\n\nbc\r\nlast"
+    assert list(iter_lines(io.BytesIO(data), chunk_size)) == [b"a\n", b"\n", b"bc\r\n", b"last"]
