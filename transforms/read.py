@@ -28,7 +28,7 @@ from schemas.records import (
     Rejection,
     Source,
 )
-from transforms.stage import REJECTED, StageCounters
+from transforms.stage import REJECTED, RecordStage, StageCounters
 
 LOGGER = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ class ReadUnit:
     format: str
     row_group: int | None = None
     first_row: int = 0
+
+    @property
+    def source(self) -> Source:
+        return Source(self.url, self.first_row)
 
 
 def infer_format(url: str) -> str:
@@ -319,18 +323,15 @@ class ReadShards(beam.PTransform):
         self._dialect = csv_dialect
 
     def expand(self, pbegin):
-        planned = (
+        units, plan_rejected = (
             pbegin
             | "ListFiles" >> beam.Create(self._urls)
-            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format)).with_outputs(REJECTED, main="units")
+            | "PlanUnits" >> RecordStage(_PlanUnitsFn(self._format))
         )
-        read = (
-            planned.units
+        items, read_rejected = (
+            units
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> beam.ParDo(_ReadUnitFn(self._columns, self._dialect)).with_outputs(
-                REJECTED, main="items"
-            )
+            | "ReadUnits" >> RecordStage(_ReadUnitFn(self._columns, self._dialect))
         )
-        rejected = (planned[REJECTED], read[REJECTED]) | "MergeRejected" >> beam.Flatten()
-        return read.items, rejected
+        return items, (plan_rejected, read_rejected) | "MergeRejected" >> beam.Flatten()

@@ -43,8 +43,15 @@ def _as_rejected(bad):
         if isinstance(record, Item):
             yield Rejected.of(record, [error])
         else:
-            LOGGER.warning("unexpected error on a non-record element: %s", error.message)
-            yield Rejected(Source("<unknown>", -1), [error], record)
+            yield Rejected(_source_of(record), [error], None)
+
+
+def _source_of(element) -> Source:
+    """Provenance of a non-record element: a file URL, or a work unit with a ``source``."""
+    if isinstance(element, str):
+        return Source(element, -1)
+    source = getattr(element, "source", None)
+    return source if isinstance(source, Source) else Source("<unknown>", -1)
 
 
 class RecordStage(beam.PTransform):

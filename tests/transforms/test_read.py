@@ -192,3 +192,21 @@ def test_iter_lines_keeps_every_byte(chunk_size):
 
     data = b"a\n\nbc\r\nlast"
     assert list(iter_lines(io.BytesIO(data), chunk_size)) == [b"a\n", b"\n", b"bc\r\n", b"last"]
+
+
+def test_an_unexpected_reader_failure_is_a_rejection_not_a_crash(tmp_path, monkeypatch):
+    from transforms import read
+
+    def explode(unit, columns, dialect):
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(read, "read_unit", explode)
+    (tmp_path / "x.jsonl").write_text('{"q": 1}\n')
+    with TestPipeline() as p:
+        items, rejected = p | "Read" >> ReadShards(urls=[str(tmp_path / "x.jsonl")])
+        assert_that(items, equal_to([]), label="Items")
+        assert_that(
+            rejected | beam.Map(lambda r: (r.source.file.endswith("x.jsonl"), r.source.row, r.codes, "reader bug" in r.errors[0].message)),
+            equal_to([(True, 0, ("internal_error",), True)]),
+            label="Rejected",
+        )
