@@ -10,7 +10,7 @@ Output formats (one JSON object per line):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson

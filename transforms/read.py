@@ -8,7 +8,6 @@ its provenance: the file's URL and the row's 0-based index within the file.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import posixpath
 from dataclasses import dataclass

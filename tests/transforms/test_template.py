@@ -5,7 +5,13 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.recipe import TemplateSpec
 from schemas.records import TEMPLATE_ERROR, Item, Source
-from transforms.template import ExampleTemplate, RenderExamples, TemplateError, conversation_from_cell, referenced_columns
+from transforms.template import (
+    ExampleTemplate,
+    RenderExamples,
+    TemplateError,
+    conversation_from_cell,
+    referenced_columns,
+)
 
 CHAT = TemplateSpec(
     system="You answer questions about {{ product }}.",
