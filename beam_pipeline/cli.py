@@ -88,7 +88,7 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from beam_pipeline.options import pipeline_options
+    from beam_pipeline.options import OptionsError, pipeline_options
     from beam_pipeline.pipeline import build_pipeline, plan_job
     from beam_pipeline.recipe import load_recipe
     from transforms.write import STATS_FILE, join
@@ -97,9 +97,13 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.encodings_url:
         recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
     options = pipeline_options(beam_args, verbose=args.verbose)
+    try:
+        # Before plan_job, which may delete the output under --overwrite: a bad runner name fails first.
+        pipeline = beam.Pipeline(options=options)
+    except ValueError as error:
+        raise OptionsError(str(error)) from None
     plan = plan_job(recipe, overwrite=args.overwrite)
     LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
-    pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, plan)
     try:
         state = pipeline.run().wait_until_finish()

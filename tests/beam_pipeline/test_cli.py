@@ -97,3 +97,12 @@ def test_no_command_is_a_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         main([])
     assert exit_info.value.code == 2
+
+
+def test_unknown_runner_fails_before_overwrite_deletes_anything(data, capsys):
+    keep = data / "out" / "keep.txt"
+    keep.parent.mkdir()
+    keep.write_text("previous run")
+    assert run(write_recipe(data, recipe_doc(data)), "--overwrite", "--runner=NoSuchRunner") == 2
+    assert "Unexpected pipeline runner: NoSuchRunner" in error_line(capsys)
+    assert keep.exists()
