@@ -15,14 +15,24 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
+from schemas.formats import detect_format
 from schemas.models import ModelSpec
 from schemas.recipe import Recipe
 from schemas.records import REJECTED_DIR, SPLITS, Item
 from transforms.clean import CleanFields
-from transforms.read import CsvDialect, InputError, ReadShards, expand_paths, infer_format, peek_columns
+from transforms.read import (
+    CsvDialect,
+    InputError,
+    ReadShards,
+    expand_paths,
+    first_json_object,
+    infer_format,
+    not_jsonl_reason,
+    peek_columns,
+)
 from transforms.split import SplitExamples
 from transforms.stats import ComputeStats
-from transforms.template import RenderExamples, TemplateError, referenced_columns
+from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
 from transforms.validate import ValidateExamples
 from transforms.write import WriteJsonl, WriteStatsAndMarker, join
@@ -38,9 +48,11 @@ class JobError(UsageError):
 class JobPlan:
     recipe: Recipe
     files: list[str]
-    columns: frozenset[str]
+    # The columns to read; None reads whole rows (the rows already are examples).
+    columns: frozenset[str] | None
     model: ModelSpec
     output: str
+    example_format: str
 
 
 def _absolute(path: str) -> str:
@@ -75,16 +87,44 @@ def check_output(output: str, *, overwrite: bool) -> None:
     FileSystems.delete(existing)
 
 
+def check_jsonl_heads(files: list[str], limit: int = 100) -> None:
+    """Catch files that are not JSONL at all (Parquet, CSV, a binary) before reading them line by line."""
+    for url in files[:limit]:
+        try:
+            problem = not_jsonl_reason(url)
+        except (OSError, ValueError) as error:
+            raise JobError(f"cannot read {url}: {type(error).__name__}: {error}") from None
+        if problem:
+            raise JobError(f"{url} is not JSONL: {problem}")
+
+
+def resolve_example_format(recipe: Recipe, files: list[str]) -> str:
+    if recipe.example_format is not None:
+        return recipe.example_format
+    first = first_json_object(files[0])
+    fmt = detect_format(first)
+    if fmt is None:
+        keys = ", ".join(sorted(first)) if isinstance(first, dict) else "no object"
+        raise JobError(
+            f"cannot tell the example format of {files[0]} (first line has: {keys}); "
+            "pass --format chat, completion or preference"
+        )
+    LOGGER.info("examples are in %s format (detected from %s)", fmt, files[0])
+    return fmt
+
+
 def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
     try:
         files = expand_paths([_absolute(p) for p in recipe.input.paths])
-        if recipe.input.format is None:
-            for url in files:
-                infer_format(url)
-        needed = referenced_columns(recipe.template)
+        formats = {url: recipe.input.format or infer_format(url) for url in files}
+        needed = referenced_columns(recipe.template) if recipe.template is not None else set()
     except (InputError, TemplateError) as error:
         raise JobError(str(error)) from None
-    check_columns(files, recipe, needed | set(recipe.clean.fields or ()))
+    jsonl = [url for url in files if formats[url] == "jsonl"]
+    check_jsonl_heads(jsonl)
+    if recipe.template is not None:
+        check_columns(files, recipe, needed | set(recipe.clean.fields or ()))
+    example_format = resolve_example_format(recipe, jsonl or files)
     model = recipe.model_spec()
     try:
         resolve_encoding_bytes(model.encoding, encodings_url=recipe.tokens.encodings_url)
@@ -92,7 +132,10 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
         raise JobError(str(error)) from None
     output = _absolute(recipe.output.path)
     check_output(output, overwrite=overwrite)
-    return JobPlan(recipe=recipe, files=files, columns=frozenset(needed), model=model, output=output)
+    columns = frozenset(needed | set(recipe.clean.fields or ())) if recipe.template is not None else None
+    return JobPlan(
+        recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format
+    )
 
 
 def rejected_to_json(record):
@@ -103,49 +146,75 @@ def example_to_json(item: Item):
     return item.example
 
 
+def job_config(plan: JobPlan) -> dict:
+    finetune = plan.recipe.finetune
+    method = plan.recipe.finetune.method or ("dpo" if plan.example_format == "preference" else "supervised")
+    hyperparameters = {
+        "n_epochs": finetune.n_epochs,
+        "batch_size": finetune.batch_size,
+        "learning_rate_multiplier": finetune.learning_rate_multiplier,
+    }
+    if method == "dpo":
+        hyperparameters["beta"] = finetune.beta
+    return {
+        "model": plan.model.name,
+        "method": method,
+        "hyperparameters": hyperparameters,
+        "suffix": finetune.suffix,
+        "seed": finetune.seed,
+    }
+
+
 def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
     recipe = plan.recipe
+    fmt = plan.example_format
     items, read_rejected = p | "ReadShards" >> ReadShards(
         urls=plan.files,
         format=recipe.input.format,
-        columns=plan.columns | set(recipe.clean.fields or ()),
+        columns=plan.columns,
         csv_dialect=CsvDialect(**recipe.input.csv.model_dump()),
     )
-    cleaned, clean_rejected = items | "CleanFields" >> CleanFields(steps=recipe.clean.steps, fields=recipe.clean.fields)
-    rendered, render_rejected = cleaned | "RenderTemplate" >> RenderExamples(template=recipe.template)
-    valid, invalid = rendered | "ValidateExamples" >> ValidateExamples(format=recipe.template.format)
+    if recipe.template is not None:
+        cleaned, clean_rejected = items | "CleanFields" >> CleanFields(
+            steps=recipe.clean.steps, fields=recipe.clean.fields
+        )
+        rendered, render_rejected = cleaned | "RenderTemplate" >> RenderExamples(template=recipe.template)
+        early_rejected = [clean_rejected, render_rejected]
+    else:
+        # The rows already are examples: checked as they are, never rewritten.
+        rendered, take_rejected = items | "TakeExamples" >> TakeExamples(format=fmt)
+        early_rejected = [take_rejected]
+    valid, invalid = rendered | "ValidateExamples" >> ValidateExamples(
+        format=fmt, reject_blank=recipe.template is not None
+    )
     counted, over_limit = valid | "CountTokens" >> CountTokens(
-        model=plan.model, encodings_url=recipe.tokens.encodings_url
+        model=plan.model,
+        format=fmt,
+        truncate=recipe.tokens.over_limit == "truncate",
+        encodings_url=recipe.tokens.encodings_url,
     )
     splits = counted | "SplitTrainValidation" >> SplitExamples(
         validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed
     )
-    rejected = (
-        read_rejected,
-        clean_rejected,
-        render_rejected,
-        invalid,
-        over_limit,
-    ) | "CollectRejected" >> beam.Flatten()
+    rejected = (read_rejected, *early_rejected, invalid, over_limit) | "CollectRejected" >> beam.Flatten()
     read = (items, read_rejected) | "CollectRead" >> beam.Flatten()
 
     shards = dict(num_shards=recipe.output.num_shards, max_shard_bytes=recipe.output.max_shard_bytes)
-    written = [
-        splits[split]
+    written = {
+        split: splits[split]
         | f"Write{split.title()}" >> WriteJsonl(directory=join(plan.output, split), to_json=example_to_json, **shards)
         for split in SPLITS
-    ]
-    written.append(
-        rejected
-        | "WriteRejected"
-        >> WriteJsonl(directory=join(plan.output, REJECTED_DIR), to_json=rejected_to_json, **shards)
+    }
+    written["rejected"] = rejected | "WriteRejected" >> WriteJsonl(
+        directory=join(plan.output, REJECTED_DIR), to_json=rejected_to_json, **shards
     )
+    n_epochs = recipe.finetune.n_epochs
     stats = {"read": read, "rejected": rejected, **splits} | "ComputeStats" >> ComputeStats(
         files=plan.files,
         model=plan.model,
-        context={
-            "format": recipe.template.format,
-            "split": {"validation_fraction": recipe.split.validation_fraction, "seed": recipe.split.seed},
-        },
+        format=fmt,
+        context={"split": {"validation_fraction": recipe.split.validation_fraction, "seed": recipe.split.seed}},
+        n_epochs=None if n_epochs == "auto" else n_epochs,
+        price_per_million_tokens=recipe.finetune.price_per_million_tokens,
     )
-    stats | "WriteStats" >> WriteStatsAndMarker(output=plan.output, after=written)
+    stats | "WriteStats" >> WriteStatsAndMarker(output=plan.output, written=written, job=job_config(plan))

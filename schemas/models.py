@@ -37,7 +37,8 @@ ENCODING_FILES: dict[str, EncodingFile] = {
     ),
 }
 
-# Model families by name prefix, longest prefix first when looked up.
+# Model families by name prefix, longest prefix first when looked up. The o200k/cl100k split
+# follows tiktoken's own MODEL_PREFIX_TO_ENCODING for these families.
 ENCODING_BY_PREFIX: dict[str, str] = {
     "gpt-4o": "o200k_base",
     "gpt-4.1": "o200k_base",
@@ -46,7 +47,12 @@ ENCODING_BY_PREFIX: dict[str, str] = {
     "davinci-002": "cl100k_base",
 }
 
-# Maximum tokens in one training example, from the platforms' fine-tuning guides.
+# Maximum tokens in one training example (the fine-tuning limit, not the inference context).
+# Sources: OpenAI's fine-tuning guide, "Token limits" ("gpt-4o-mini-2024-07-18 and
+# gpt-4o-2024-08-06: 65,536 tokens per training example"; gpt-4.1 family likewise), the
+# Azure OpenAI fine-tuning model table ("Training example context length: 65,536"), and for
+# gpt-3.5-turbo-0125/1106 the model's 16,385-token context (gpt-3.5-turbo-0613: 4,096).
+# babbage-002/davinci-002: their 16,384-token context (legacy completion models).
 MAX_TOKENS_PER_EXAMPLE: dict[str, int] = {
     "gpt-4o-2024-08-06": 65_536,
     "gpt-4o-mini-2024-07-18": 65_536,
@@ -55,8 +61,19 @@ MAX_TOKENS_PER_EXAMPLE: dict[str, int] = {
     "gpt-4.1-nano-2025-04-14": 65_536,
     "gpt-3.5-turbo-0125": 16_385,
     "gpt-3.5-turbo-1106": 16_385,
+    "gpt-3.5-turbo-0613": 4_096,
     "babbage-002": 16_384,
     "davinci-002": 16_384,
+}
+
+# Undated names the API accepts for fine-tuning, and the snapshot each one means.
+ALIASES: dict[str, str] = {
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4.1": "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
+    "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
 }
 
 
@@ -65,10 +82,11 @@ class UnknownModelError(ValueError):
 
 
 def base_model_name(name: str) -> str:
-    """``ft:gpt-4o-mini-2024-07-18:org::abc`` fine-tunes further from its base model."""
+    """The snapshot behind a name: ``ft:gpt-4o-mini-2024-07-18:org::abc`` and ``gpt-4o-mini``
+    both mean ``gpt-4o-mini-2024-07-18``."""
     if name.startswith("ft:"):
-        return name.split(":")[1]
-    return name
+        name = name.split(":")[1]
+    return ALIASES.get(name, name)
 
 
 def encoding_for(name: str) -> str | None:
@@ -79,14 +97,17 @@ def encoding_for(name: str) -> str | None:
     return None
 
 
-def lookup_model(name: str) -> ModelSpec:
+def lookup_model(name: str, *, encoding: str | None = None, max_tokens_per_example: int | None = None) -> ModelSpec:
+    """The model's encoding and limit; either may be overridden, and both must be for an unknown model."""
     base = base_model_name(name)
-    encoding = encoding_for(base)
-    limit = MAX_TOKENS_PER_EXAMPLE.get(base)
+    encoding = encoding or encoding_for(base)
+    limit = max_tokens_per_example or MAX_TOKENS_PER_EXAMPLE.get(base)
     if encoding is None or limit is None:
-        known = ", ".join(sorted(MAX_TOKENS_PER_EXAMPLE))
+        known = ", ".join(sorted({*MAX_TOKENS_PER_EXAMPLE, *ALIASES}))
         raise UnknownModelError(
             f"unknown model {name!r}; known models: {known} "
-            "(or give model as {name, encoding, max_tokens_per_example})"
+            "(for another model give model as {name, encoding, max_tokens_per_example})"
         )
+    if encoding not in ENCODING_FILES:
+        raise UnknownModelError(f"unknown encoding {encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
     return ModelSpec(name=name, encoding=encoding, max_tokens_per_example=limit)

@@ -6,13 +6,14 @@ time instead of silently falling back to a default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.models import ENCODING_FILES, ModelSpec, lookup_model
+from schemas.models import ModelSpec, lookup_model
 
 InputFormat = Literal["parquet", "csv", "jsonl"]
+ExampleFormat = Literal["chat", "completion", "preference"]
 CleanStep = Literal["nfc", "strip_control", "collapse_spaces", "trim"]
 DEFAULT_CLEAN_STEPS: tuple[CleanStep, ...] = ("nfc", "strip_control", "collapse_spaces", "trim")
 
@@ -31,6 +32,8 @@ class InputSpec(_Strict):
     paths: list[str] = Field(min_length=1)
     format: InputFormat | None = None
     csv: CsvOptions = CsvOptions()
+    # The rows already are fine-tuning examples in this format (no template): ftprep validate.
+    examples: ExampleFormat | Literal["auto"] | None = None
 
     @field_validator("paths", mode="before")
     @classmethod
@@ -45,49 +48,80 @@ class CleanSpec(_Strict):
 
 
 class MessageTemplate(_Strict):
-    role: str
-    content: str
+    """One message; every string is a Jinja2 template over the row's columns."""
+
+    role: Literal["system", "user", "assistant", "tool", "function"]
+    content: str | None = None
     name: str | None = None
     weight: Literal[0, 1] | None = None
+    # Renders to a JSON list of tool calls, e.g. "{{ calls }}" over a column holding JSON.
+    tool_calls: str | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _content_or_calls(self):
+        if self.content is None and self.tool_calls is None:
+            raise ValueError("a message template needs content (or, for an assistant, tool_calls)")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only assistant messages have tool_calls")
+        if self.weight is not None and self.role != "assistant":
+            raise ValueError("only assistant messages have a weight")
+        return self
 
 
 class TemplateSpec(_Strict):
-    format: Literal["chat", "completion"] = "chat"
+    format: ExampleFormat = "chat"
     system: str | None = None
     messages: list[MessageTemplate] | None = None
     # A column that already holds a conversation: a JSON string or a list of {role, content}.
     messages_column: str | None = None
+    # Renders to a JSON list of tool definitions ({"type": "function", "function": {...}}).
+    tools: str | None = None
+    parallel_tool_calls: bool | None = None
     prompt: str | None = None
     completion: str | None = None
+    # Preference (DPO): the input is system/messages; these are the two assistant answers.
+    preferred: str | None = None
+    non_preferred: str | None = None
 
     @model_validator(mode="after")
     def _fields_fit_format(self):
-        if self.format == "chat":
-            if (self.messages is None) == (self.messages_column is None):
-                raise ValueError("a chat template needs exactly one of messages or messages_column")
-            if self.prompt is not None or self.completion is not None:
-                raise ValueError("prompt/completion belong to format: completion, not chat")
-        else:
+        chat_fields = {"system": self.system, "messages": self.messages, "messages_column": self.messages_column,
+                       "tools": self.tools, "parallel_tool_calls": self.parallel_tool_calls}
+        allowed = {
+            "chat": set(chat_fields),
+            "preference": set(chat_fields) | {"preferred", "non_preferred"},
+            "completion": {"prompt", "completion"},
+        }[self.format]
+        given = {k for k, v in {**chat_fields, "prompt": self.prompt, "completion": self.completion,
+                                "preferred": self.preferred, "non_preferred": self.non_preferred}.items() if v is not None}
+        if given - allowed:
+            raise ValueError(f"{', '.join(sorted(given - allowed))} do(es) not belong to format: {self.format}")
+        if self.format == "completion":
             if self.prompt is None or self.completion is None:
                 raise ValueError("a completion template needs both prompt and completion")
-            if self.messages is not None or self.messages_column is not None or self.system is not None:
-                raise ValueError("messages, messages_column and system belong to format: chat")
+        elif (self.messages is None) == (self.messages_column is None):
+            raise ValueError(f"a {self.format} template needs exactly one of messages or messages_column")
+        if self.format == "preference" and (self.preferred is None or self.non_preferred is None):
+            raise ValueError("a preference template needs both preferred and non_preferred")
         return self
 
 
-class CustomModel(_Strict):
-    """A model outside the built-in table, e.g. an open model on another platform."""
+class ModelChoice(_Strict):
+    """A model with the table's encoding or limit overridden, or a model outside the table
+    (e.g. an open model on another platform), which then needs both."""
 
     name: str
-    encoding: str
-    max_tokens_per_example: int = Field(gt=0)
+    encoding: str | None = None
+    max_tokens_per_example: int | None = Field(None, gt=0)
 
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value):
-        if value not in ENCODING_FILES:
-            raise ValueError(f"unknown encoding {value!r}; known: {', '.join(sorted(ENCODING_FILES))}")
-        return value
+    @model_validator(mode="after")
+    def _resolvable(self):
+        self.spec()
+        return self
+
+    def spec(self) -> ModelSpec:
+        return lookup_model(self.name, encoding=self.encoding, max_tokens_per_example=self.max_tokens_per_example)
 
 
 class SplitSpec(_Strict):
@@ -104,16 +138,56 @@ class OutputSpec(_Strict):
 class TokensSpec(_Strict):
     # A directory (fsspec URL) holding <encoding>.tiktoken files for workers without egress.
     encodings_url: str | None = None
+    # Over the model's per-example limit: reject (default), or keep and flag as the platform
+    # would truncate it (warning truncated_to_limit; billed as the limit).
+    over_limit: Literal["reject", "truncate"] = "reject"
+
+
+Auto = Literal["auto"]
+
+
+class FinetuneSpec(_Strict):
+    """The fine-tuning job to write to finetune_job.json; bounds are the platform's."""
+
+    method: Literal["supervised", "dpo"] | None = None  # default: dpo for preference data
+    n_epochs: Annotated[int, Field(ge=1, le=50)] | Auto = "auto"
+    batch_size: Annotated[int, Field(ge=1, le=256)] | Auto = "auto"
+    learning_rate_multiplier: Annotated[float, Field(gt=0)] | Auto = "auto"
+    beta: Annotated[float, Field(gt=0, le=2)] | Auto = "auto"
+    suffix: str | None = Field(None, max_length=64)
+    seed: int | None = None
+    price_per_million_tokens: float | None = Field(None, ge=0)
 
 
 class Recipe(_Strict):
     input: InputSpec
-    template: TemplateSpec
-    model: str | CustomModel
+    template: TemplateSpec | None = None
+    model: str | ModelChoice
     clean: CleanSpec = CleanSpec()
     split: SplitSpec = SplitSpec()
     output: OutputSpec
     tokens: TokensSpec = TokensSpec()
+    finetune: FinetuneSpec = FinetuneSpec()
+
+    @model_validator(mode="after")
+    def _template_or_examples(self):
+        if (self.template is None) == (self.input.examples is None):
+            raise ValueError("give a template, or input.examples when the rows already are examples")
+        if self.finetune.method == "dpo" and self.example_format not in (None, "preference"):
+            raise ValueError("finetune.method dpo needs preference examples")
+        might_be_dpo = self.finetune.method == "dpo" or (
+            self.finetune.method is None and self.example_format in (None, "preference")
+        )
+        if self.finetune.beta != "auto" and not might_be_dpo:
+            raise ValueError("finetune.beta only applies to method dpo")
+        return self
+
+    @property
+    def example_format(self) -> str | None:
+        """chat, completion or preference; None while input.examples is still auto."""
+        if self.template is not None:
+            return self.template.format
+        return None if self.input.examples == "auto" else self.input.examples
 
     @field_validator("model")
     @classmethod
@@ -123,6 +197,6 @@ class Recipe(_Strict):
         return value
 
     def model_spec(self) -> ModelSpec:
-        if isinstance(self.model, CustomModel):
-            return ModelSpec(self.model.name, self.model.encoding, self.model.max_tokens_per_example)
+        if isinstance(self.model, ModelChoice):
+            return self.model.spec()
         return lookup_model(self.model)

@@ -28,10 +28,27 @@ UNRECOGNIZED_ROLE = "unrecognized_role"
 MISSING_CONTENT = "missing_content"
 EXAMPLE_MISSING_ASSISTANT_MESSAGE = "example_missing_assistant_message"
 INVALID_WEIGHT = "invalid_weight"
+INVALID_TOOL_CALL = "invalid_tool_call"
+INVALID_IMAGE = "invalid_image"
+INVALID_PREFERENCE = "invalid_preference"
 INVALID_COMPLETION = "invalid_completion"
 TOO_MANY_TOKENS = "too_many_tokens"
 # An exception nobody expected; the message carries its type and text.
 INTERNAL_ERROR = "internal_error"
+
+# Warnings: counted in stats.json under "warnings"; the example is kept.
+MISSING_SYSTEM_MESSAGE = "missing_system_message"
+MISSING_USER_MESSAGE = "missing_user_message"
+# Every assistant message has weight 0: the example costs tokens and teaches nothing.
+NO_TRAINED_MESSAGE = "no_trained_message"
+# Messages after the last assistant message are billed but never trained on.
+TRAILING_UNTRAINED_MESSAGES = "trailing_untrained_messages"
+# Content that is only whitespace: the platform accepts it, but it is rarely intended.
+BLANK_CONTENT = "blank_content"
+# A top-level key the format does not define; the platform may reject the file for it.
+UNRECOGNIZED_EXAMPLE_KEY = "unrecognized_example_key"
+# Over the model's limit but kept (tokens.over_limit: truncate): the platform truncates it.
+TRUNCATED_TO_LIMIT = "truncated_to_limit"
 
 TRAIN = "train"
 VALIDATION = "validation"
@@ -59,6 +76,25 @@ class Rejection:
         return {"code": self.code, "message": self.message}
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """Tokens of one example.
+
+    ``total``: every token the platform bills for the example (messages, tool definitions,
+    OpenAI's per-message overhead). ``context``: the longest sequence the model sees, which
+    the per-example limit applies to (equal to ``total`` except for preference pairs).
+    ``trained``: tokens of the messages the model learns from. ``by_role``: ``total`` split by
+    message role (``prompt``/``completion`` for the completion format). ``estimated``: the
+    count includes parts with no published counting method (tool calls, tools, images).
+    """
+
+    total: int
+    context: int
+    trained: int
+    by_role: tuple[tuple[str, int], ...] = ()
+    estimated: bool = False
+
+
 @dataclass(slots=True)
 class Item:
     """One input row on its way to becoming an example.
@@ -71,8 +107,9 @@ class Item:
     row: dict[str, Any]
     fields: dict[str, Any] | None = None
     example: dict[str, Any] | None = None
-    tokens: int | None = None
+    tokens: "TokenCount | None" = None
     split: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -132,6 +132,39 @@ def peek_columns(url: str, fmt: str, dialect: CsvDialect = CsvDialect()) -> list
     return []
 
 
+# Leading bytes of formats that are sometimes handed over as JSONL by mistake.
+_MAGIC = {b"PAR1": "a Parquet file", b"PK\x03\x04": "a ZIP archive (xlsx?)", b"\x1f\x8b": "gzip data with no .gz suffix",
+          b"\x28\xb5\x2f\xfd": "zstd data with no .zst suffix", b"SQLite format 3": "an SQLite database"}
+
+
+def not_jsonl_reason(url: str, head_bytes: int = 4096) -> str | None:
+    """Why the file cannot be JSONL, judged from its first bytes; None if it may well be."""
+    with fsspec.open(url, "rb", compression="infer") as f:
+        head = f.read(head_bytes)
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return f"it starts like {what}"
+    text = _strip_bom_bytes(head).lstrip()
+    if not text:
+        return None
+    if text[:1] not in b"{[\"":
+        return f"its first line starts with {text.splitlines()[0][:40]!r}, not a JSON value"
+    return None
+
+
+def first_json_object(url: str, max_lines: int = 100):
+    """The first line of a JSONL file that parses as JSON, or None."""
+    with fsspec.open(url, "rb", compression="infer") as f:
+        for index, line in enumerate(iter_lines(f)):
+            if index >= max_lines:
+                break
+            try:
+                return orjson.loads(_strip_bom_bytes(line) if index == 0 else line)
+            except orjson.JSONDecodeError:
+                continue
+    return None
+
+
 def _strip_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 

@@ -8,6 +8,7 @@ invariant ``read == train + validation + rejected + sum(dropped)`` is a real che
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import Any, Iterable
 import apache_beam as beam
 
 from schemas.models import ModelSpec
-from schemas.records import SPLITS, Item, Rejected
+from schemas.records import SPLITS, TRAIN, Item, Rejected
+from transforms.finetune import training_estimate
+from transforms.tokens import message_count
 
 READ = "read"
 KEPT = "kept"
@@ -29,22 +32,40 @@ PERCENTILES = (50, 90, 95, 99)
 class StatsAccumulator:
     rows_per_file: Counter = field(default_factory=Counter)
     kept: Counter = field(default_factory=Counter)
-    tokens: Counter = field(default_factory=Counter)
-    # Exact percentiles with bounded memory: kept examples have at most the model's limit of tokens.
-    token_histogram: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)  # split -> tokens, plus "trained" and "role:<role>"
+    # Exact percentiles with bounded memory: kept examples have at most the model's limit of tokens,
+    # so each histogram has at most that many distinct values.
+    histograms: dict = field(default_factory=dict)
+    billed_train_tokens: int = 0
+    estimated: int = 0
+    warnings: Counter = field(default_factory=Counter)
     rejected: int = 0
     rejection_codes: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
+
+    def _observe(self, name: str, value: int) -> None:
+        self.histograms.setdefault(name, Counter())[value] += 1
 
     def add(self, event: tuple) -> "StatsAccumulator":
         kind = event[0]
         if kind == READ:
             self.rows_per_file[event[1]] += 1
         elif kind == KEPT:
-            _, split, tokens = event
+            _, split, tokens, warnings, messages, billed = event
             self.kept[split] += 1
-            self.tokens[split] += tokens
-            self.token_histogram[tokens] += 1
+            self.tokens[split] += tokens.total
+            self.tokens["trained"] += tokens.trained
+            self._observe("total", tokens.total)
+            self._observe("trained", tokens.trained)
+            for role, n in tokens.by_role:
+                self.tokens[f"role:{role}"] += n
+                self._observe(f"role:{role}", n)
+            if messages:
+                self._observe("messages", messages)
+            if split == TRAIN:
+                self.billed_train_tokens += billed
+            self.estimated += tokens.estimated
+            self.warnings.update(warnings)
         elif kind == REJECTED:
             self.rejected += 1
             self.rejection_codes.update(event[1])
@@ -55,13 +76,13 @@ class StatsAccumulator:
         return self
 
     def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
-        self.rows_per_file.update(other.rows_per_file)
-        self.kept.update(other.kept)
-        self.tokens.update(other.tokens)
-        self.token_histogram.update(other.token_histogram)
+        for name in ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped"):
+            getattr(self, name).update(getattr(other, name))
+        for name, histogram in other.histograms.items():
+            self.histograms.setdefault(name, Counter()).update(histogram)
+        self.billed_train_tokens += other.billed_train_tokens
+        self.estimated += other.estimated
         self.rejected += other.rejected
-        self.rejection_codes.update(other.rejection_codes)
-        self.dropped.update(other.dropped)
         return self
 
 
@@ -93,8 +114,17 @@ def per_example_summary(histogram: dict[int, int]) -> dict[str, Any]:
     }
 
 
-def build_stats(acc: StatsAccumulator, *, files: Iterable[str], model: ModelSpec, context: dict) -> dict:
+def build_stats(
+    acc: StatsAccumulator,
+    *,
+    files: Iterable[str],
+    model: ModelSpec,
+    context: dict,
+    n_epochs: int | None = None,
+    price_per_million_tokens: float | None = None,
+) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``)."""
+    roles = sorted(name.removeprefix("role:") for name in acc.histograms if name.startswith("role:"))
     return {
         "records": {
             "read": sum(acc.rows_per_file.values()),
@@ -103,12 +133,25 @@ def build_stats(acc: StatsAccumulator, *, files: Iterable[str], model: ModelSpec
             "dropped": dict(sorted(acc.dropped.items())),
         },
         "rejections": dict(sorted(acc.rejection_codes.items())),
+        "warnings": dict(sorted(acc.warnings.items())),
         "tokens": {
             "encoding": model.encoding,
-            "total": sum(acc.tokens.values()),
+            "total": sum(acc.tokens[split] for split in SPLITS),
             **{split: acc.tokens[split] for split in SPLITS},
-            "per_example": per_example_summary(acc.token_histogram),
+            "trained": acc.tokens["trained"],
+            "by_role": {role: acc.tokens[f"role:{role}"] for role in roles},
+            "estimated_examples": acc.estimated,
+            "per_example": per_example_summary(acc.histograms.get("total", {})),
+            "trained_per_example": per_example_summary(acc.histograms.get("trained", {})),
+            "by_role_per_example": {role: per_example_summary(acc.histograms[f"role:{role}"]) for role in roles},
         },
+        "messages_per_example": per_example_summary(acc.histograms.get("messages", {})),
+        "estimate": training_estimate(
+            n_train=acc.kept[TRAIN],
+            billed_tokens_per_epoch=acc.billed_train_tokens,
+            n_epochs=n_epochs,
+            price_per_million_tokens=price_per_million_tokens,
+        ),
         "model": {"name": model.name, "max_tokens_per_example": model.max_tokens_per_example},
         "files": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
         **context,
@@ -141,8 +184,9 @@ def rejected_event(record: Rejected) -> tuple:
     return (REJECTED, record.codes)
 
 
-def kept_event(item: Item) -> tuple:
-    return (KEPT, item.split, item.tokens)
+def kept_event(item: Item, *, fmt: str, limit: int) -> tuple:
+    billed = min(limit, item.tokens.total)
+    return (KEPT, item.split, item.tokens, item.warnings, message_count(item.example, fmt), billed)
 
 
 def dropped_event(reason: str):
@@ -156,11 +200,22 @@ class ComputeStats(beam.PTransform):
     PCollection per split, ``rejected``, and ``dropped_<reason>`` PCollections.
     """
 
-    def __init__(self, *, files: Iterable[str], model: ModelSpec, context: dict | None = None):
+    def __init__(
+        self,
+        *,
+        files: Iterable[str],
+        model: ModelSpec,
+        format: str,
+        context: dict | None = None,
+        n_epochs: int | None = None,
+        price_per_million_tokens: float | None = None,
+    ):
         super().__init__()
         self._files = sorted(set(files))
         self._model = model
-        self._context = dict(context or {})
+        self._format = format
+        self._context = {"format": format, **(context or {})}
+        self._estimate_options = {"n_epochs": n_epochs, "price_per_million_tokens": price_per_million_tokens}
 
     def expand(self, outputs: dict):
         events = []
@@ -168,7 +223,7 @@ class ComputeStats(beam.PTransform):
             if name == READ:
                 mapper = read_event
             elif name in SPLITS:
-                mapper = kept_event
+                mapper = functools.partial(kept_event, fmt=self._format, limit=self._model.max_tokens_per_example)
             elif name == REJECTED:
                 mapper = rejected_event
             elif name.startswith(f"{DROPPED}_"):
@@ -176,10 +231,10 @@ class ComputeStats(beam.PTransform):
             else:
                 raise ValueError(f"ComputeStats does not know output {name!r}")
             events.append(pcoll | f"{name.title().replace('_', '')}Events" >> beam.Map(mapper))
-        files, model, context = self._files, self._model, self._context
+        files, model, context, options = self._files, self._model, self._context, self._estimate_options
         return (
             events
             | "FlattenEvents" >> beam.Flatten()
             | "Combine" >> beam.CombineGlobally(StatsCombineFn())
-            | "BuildDocument" >> beam.Map(lambda acc: build_stats(acc, files=files, model=model, context=context))
+            | "BuildDocument" >> beam.Map(lambda acc: build_stats(acc, files=files, model=model, context=context, **options))
         )

@@ -16,6 +16,7 @@ import orjson
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from schemas.formats import FORMATS, PREFERENCE, normalize_preference
 from schemas.recipe import TemplateSpec
 from schemas.records import TEMPLATE_ERROR, Item, Rejection
 from transforms.stage import RecordStage, StageCounters, reject
@@ -40,9 +41,9 @@ def build_environment() -> SandboxedEnvironment:
 
 
 def _template_sources(spec: TemplateSpec) -> list[str]:
-    sources = [spec.system, spec.prompt, spec.completion]
+    sources = [spec.system, spec.prompt, spec.completion, spec.tools, spec.preferred, spec.non_preferred]
     for message in spec.messages or ():
-        sources.extend([message.content, message.name])
+        sources.extend([message.content, message.name, message.tool_calls, message.tool_call_id])
     return [s for s in sources if s is not None]
 
 
@@ -64,37 +65,76 @@ def referenced_columns(spec: TemplateSpec) -> set[str]:
     return columns
 
 
+def _render_json(template: jinja2.Template, fields: dict[str, Any], what: str) -> Any:
+    rendered = template.render(fields)
+    try:
+        return orjson.loads(rendered)
+    except orjson.JSONDecodeError as error:
+        raise TemplateError(f"{what} rendered to {rendered[:80]!r}, which is not JSON: {error}") from error
+
+
 class ExampleTemplate:
     """A compiled template; ``render(fields)`` returns the example or raises ``TemplateError``."""
 
     def __init__(self, spec: TemplateSpec):
         self._spec = spec
         env = build_environment()
-        compile_ = lambda source: None if source is None else env.from_string(source)  # noqa: E731
+
+        def compile_(source: str | None):
+            return None if source is None else env.from_string(source)
+
         self._system = compile_(spec.system)
         self._prompt = compile_(spec.prompt)
         self._completion = compile_(spec.completion)
+        self._tools = compile_(spec.tools)
+        self._preferred = compile_(spec.preferred)
+        self._non_preferred = compile_(spec.non_preferred)
         self._messages = [
-            (m.role, env.from_string(m.content), compile_(m.name), m.weight) for m in spec.messages or ()
+            (m, compile_(m.content), compile_(m.name), compile_(m.tool_calls), compile_(m.tool_call_id))
+            for m in spec.messages or ()
         ]
+
+    def _conversation(self, fields: dict[str, Any]) -> list[dict[str, Any]]:
+        messages = []
+        if self._system is not None:
+            messages.append({"role": "system", "content": self._system.render(fields)})
+        if self._spec.messages_column is not None:
+            messages.extend(conversation_from_cell(fields.get(self._spec.messages_column), self._spec.messages_column))
+        for index, (spec, content, name, tool_calls, tool_call_id) in enumerate(self._messages):
+            message: dict[str, Any] = {"role": spec.role}
+            rendered = None if content is None else content.render(fields)
+            if tool_calls is not None:
+                message["tool_calls"] = _render_json(tool_calls, fields, f"messages[{index}].tool_calls")
+                rendered = rendered or None  # an assistant that only calls tools has null content
+            message["content"] = rendered
+            if name is not None:
+                message["name"] = name.render(fields)
+            if tool_call_id is not None:
+                message["tool_call_id"] = tool_call_id.render(fields)
+            if spec.weight is not None:
+                message["weight"] = spec.weight
+            messages.append(message)
+        return messages
+
+    def _with_tools(self, body: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        if self._tools is not None:
+            body["tools"] = _render_json(self._tools, fields, "tools")
+        if self._spec.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = self._spec.parallel_tool_calls
+        return body
 
     def render(self, fields: dict[str, Any]) -> dict[str, Any]:
         try:
             if self._spec.format == "completion":
                 return {"prompt": self._prompt.render(fields), "completion": self._completion.render(fields)}
-            messages = []
-            if self._system is not None:
-                messages.append({"role": "system", "content": self._system.render(fields)})
-            if self._spec.messages_column is not None:
-                messages.extend(conversation_from_cell(fields.get(self._spec.messages_column), self._spec.messages_column))
-            for role, content, name, weight in self._messages:
-                message = {"role": role, "content": content.render(fields)}
-                if name is not None:
-                    message["name"] = name.render(fields)
-                if weight is not None:
-                    message["weight"] = weight
-                messages.append(message)
-            return {"messages": messages}
+            body = self._with_tools({"messages": self._conversation(fields)}, fields)
+            if self._spec.format == "chat":
+                return body
+            return {
+                "input": body,
+                "preferred_output": [{"role": "assistant", "content": self._preferred.render(fields)}],
+                "non_preferred_output": [{"role": "assistant", "content": self._non_preferred.render(fields)}],
+            }
         except jinja2.TemplateError as error:
             raise TemplateError(f"{type(error).__name__}: {error}") from error
 
@@ -143,3 +183,24 @@ class RenderExamples(RecordStage):
     def __init__(self, *, template: TemplateSpec):
         referenced_columns(template)  # a template that does not parse fails here, not on a worker
         super().__init__(_RenderFn(template))
+
+
+class _AsIsFn(beam.DoFn):
+    def __init__(self, fmt: str):
+        self._format = fmt
+        self._counters = StageCounters("TakeExamples")
+
+    def process(self, item: Item):
+        self._counters.total.inc()
+        example = normalize_preference(item.row) if self._format == PREFERENCE else item.row
+        self._counters.kept.inc()
+        yield dataclasses.replace(item, example=example)
+
+
+class TakeExamples(RecordStage):
+    """Rows that already are examples (``ftprep validate``): legacy preference keys get their current names."""
+
+    def __init__(self, *, format: str):
+        if format not in FORMATS:
+            raise ValueError(f"unknown example format {format!r}; known: {', '.join(FORMATS)}")
+        super().__init__(_AsIsFn(format))

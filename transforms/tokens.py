@@ -15,13 +15,13 @@ import hashlib
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Sequence
 
 import apache_beam as beam
 
 from schemas.models import ENCODING_FILES, ModelSpec
-from schemas.records import TOO_MANY_TOKENS, Item, Rejection
+from schemas.records import TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount
 from transforms.stage import RecordStage, StageCounters, internal_error, reject
 
 LOGGER = logging.getLogger(__name__)
@@ -155,90 +155,215 @@ def load_encoding(name: str, *, encodings_url: str | None = None):
     return tiktoken.get_encoding(name)
 
 
-def example_texts(example: dict[str, Any]) -> list[str]:
-    """The strings of an example that the tokenizer sees, in order."""
-    if "messages" in example:
-        return [v for m in example["messages"] for v in m.values() if isinstance(v, str)]
-    return [v for v in (example.get("prompt"), example.get("completion")) if isinstance(v, str)]
+@dataclass(frozen=True)
+class ToolOverhead:
+    """Tokens OpenAI adds when it renders function definitions into the prompt.
+
+    From OpenAI's cookbook "How to count tokens with tiktoken" (section on tools): the
+    constants it gives for gpt-4o/gpt-4o-mini (o200k) and gpt-3.5-turbo/gpt-4 (cl100k).
+    """
+
+    function_start: int
+    properties_start: int
+    property_key: int
+    enum_start: int
+    enum_item: int
+    functions_end: int
 
 
-def _overhead(example: dict[str, Any]) -> int:
-    if "messages" not in example:
-        return 0
-    messages = example["messages"]
-    names = sum(1 for m in messages if "name" in m)
-    return TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_NAME * names + TOKENS_PER_EXAMPLE
+TOOL_OVERHEAD = {
+    "o200k_base": ToolOverhead(7, 3, 3, -3, 3, 12),
+    "cl100k_base": ToolOverhead(10, 3, 3, -3, 3, 12),
+}
+# Estimates: OpenAI publishes no counting method for these.
+# A tool call costs its function name and arguments plus a few tokens of framing.
+TOKENS_PER_TOOL_CALL = 3
+# Vision pricing: 85 tokens at detail "low"; at "high"/"auto" 85 + 170 per 512px tile, which
+# depends on the image size we do not download; 765 is a 1024x1024 image.
+IMAGE_TOKENS = {"low": 85, "high": 765, "auto": 765}
 
 
-def count_tokens(examples: Sequence[dict[str, Any]], encoding) -> list[int]:
-    """Tokens per example, as the platform bills them: chat adds OpenAI's per-message overhead."""
-    texts, owners = [], []
-    for index, example in enumerate(examples):
-        for text in example_texts(example):
-            texts.append(text)
-            owners.append(index)
-    counts = [_overhead(example) for example in examples]
-    # A plain loop: encode_ordinary_batch submits one thread-pool future per text, which cost
-    # more than the encoding itself on short texts (measured: 300k futures took ~5 s of 10).
-    encode = encoding.encode_ordinary
-    for owner, text in zip(owners, texts):
-        counts[owner] += len(encode(text))
-    return counts
+class TokenCounter:
+    """Counts an example's tokens the way the platform bills them (see ``TokenCount``)."""
+
+    def __init__(self, encoding, encoding_name: str):
+        self._encode = encoding.encode_ordinary
+        self._tools = TOOL_OVERHEAD.get(encoding_name, TOOL_OVERHEAD["o200k_base"])
+
+    def text(self, text: str) -> int:
+        return len(self._encode(text))
+
+    def _call(self, call: dict) -> int:
+        function = call.get("function", call)
+        return TOKENS_PER_TOOL_CALL + sum(
+            self.text(v) for v in (function.get("name"), function.get("arguments")) if isinstance(v, str)
+        )
+
+    def message(self, message: dict) -> tuple[int, bool]:
+        """OpenAI's cookbook accounting: 3 per message, every string value, 1 more for a name."""
+        tokens, estimated = TOKENS_PER_MESSAGE, False
+        for key, value in message.items():
+            if isinstance(value, str):
+                tokens += self.text(value)
+                if key == "name":
+                    tokens += TOKENS_PER_NAME
+            elif key == "content" and isinstance(value, list):
+                for part in value:
+                    if part.get("type") == "text":
+                        tokens += self.text(part["text"])
+                    else:
+                        tokens += IMAGE_TOKENS.get(part["image_url"].get("detail", "auto"), IMAGE_TOKENS["auto"])
+                        estimated = True
+            elif key == "tool_calls":
+                tokens += sum(self._call(call) for call in value)
+                estimated = True
+            elif key == "function_call":
+                tokens += self._call(value)
+                estimated = True
+        return tokens, estimated
+
+    def tool_definitions(self, functions: list[dict]) -> int:
+        """Function definitions rendered into the prompt, by the cookbook's method (an estimate)."""
+        if not functions:
+            return 0
+        o = self._tools
+        tokens = 0
+        for function in functions:
+            tokens += o.function_start
+            description = str(function.get("description", "")).removesuffix(".")
+            tokens += self.text(f"{function.get('name', '')}:{description}")
+            properties = (function.get("parameters") or {}).get("properties") or {}
+            if properties:
+                tokens += o.properties_start
+                for key, spec in properties.items():
+                    spec = spec if isinstance(spec, dict) else {}
+                    tokens += o.property_key
+                    if "enum" in spec:
+                        tokens += o.enum_start
+                        for item in spec["enum"]:
+                            tokens += o.enum_item + self.text(str(item))
+                    description = str(spec.get("description", "")).removesuffix(".")
+                    tokens += self.text(f"{key}:{spec.get('type', '')}:{description}")
+        return tokens + o.functions_end
+
+    def _functions(self, example: dict) -> list[dict]:
+        tools = [t["function"] for t in example.get("tools") or () if isinstance(t, dict) and "function" in t]
+        return tools + list(example.get("functions") or ())
+
+    def _messages(self, messages: list[dict]) -> tuple[dict[str, int], int, bool]:
+        by_role: dict[str, int] = {}
+        trained, estimated = 0, False
+        for message in messages:
+            tokens, approx = self.message(message)
+            estimated |= approx
+            by_role[message["role"]] = by_role.get(message["role"], 0) + tokens
+            if message["role"] == "assistant" and message.get("weight", 1) != 0:
+                trained += tokens
+        return by_role, trained, estimated
+
+    def chat(self, example: dict) -> TokenCount:
+        by_role, trained, estimated = self._messages(example["messages"])
+        functions = self._functions(example)
+        total = sum(by_role.values()) + TOKENS_PER_EXAMPLE + self.tool_definitions(functions)
+        return TokenCount(total, total, trained, tuple(sorted(by_role.items())), estimated or bool(functions))
+
+    def completion(self, example: dict) -> TokenCount:
+        prompt, completion = self.text(example["prompt"]), self.text(example["completion"])
+        return TokenCount(prompt + completion, prompt + completion, completion,
+                          (("completion", completion), ("prompt", prompt)))
+
+    def preference(self, example: dict) -> TokenCount:
+        """Both sequences (input + preferred, input + non-preferred) are trained on: both are counted.
+
+        How OpenAI bills DPO tokens is not published: this total is an estimate.
+        """
+        source = example["input"]
+        by_role, _, _ = self._messages(source["messages"])
+        shared = sum(by_role.values()) + TOKENS_PER_EXAMPLE + self.tool_definitions(self._functions(source))
+        preferred, _ = self.message(example["preferred_output"][0])
+        rejected, _ = self.message(example["non_preferred_output"][0])
+        by_role = {role: 2 * n for role, n in by_role.items()}
+        by_role["assistant"] = by_role.get("assistant", 0) + preferred + rejected
+        return TokenCount(2 * shared + preferred + rejected, shared + max(preferred, rejected),
+                          preferred + rejected, tuple(sorted(by_role.items())), True)
+
+    def count(self, example: dict, fmt: str) -> TokenCount:
+        return getattr(self, fmt)(example)
 
 
-def too_many_tokens(tokens: int, model: ModelSpec) -> Rejection | None:
-    if tokens <= model.max_tokens_per_example:
+def message_count(example: dict, fmt: str) -> int:
+    if fmt == "chat":
+        return len(example["messages"])
+    if fmt == "preference":
+        return len(example["input"]["messages"]) + 1
+    return 0
+
+
+def over_limit(tokens: TokenCount, model: ModelSpec) -> Rejection | None:
+    if tokens.context <= model.max_tokens_per_example:
         return None
     return Rejection(
         TOO_MANY_TOKENS,
-        f"example has {tokens} tokens; {model.name} allows {model.max_tokens_per_example} per example",
+        f"example has {tokens.context} tokens; {model.name} allows {model.max_tokens_per_example} per example",
     )
 
 
 class _CountTokensFn(beam.DoFn):
-    def __init__(self, model: ModelSpec, encodings_url: str | None):
+    def __init__(self, model: ModelSpec, fmt: str, truncate: bool, encodings_url: str | None):
         self._model = model
+        self._format = fmt
+        self._truncate = truncate
         self._encodings_url = encodings_url
-        self._encoding = None
+        self._counter: TokenCounter | None = None
         self._counters = StageCounters("CountTokens")
 
     def setup(self):
-        self._encoding = load_encoding(self._model.encoding, encodings_url=self._encodings_url)
+        encoding = load_encoding(self._model.encoding, encodings_url=self._encodings_url)
+        self._counter = TokenCounter(encoding, self._model.encoding)
+
+    def _one(self, item: Item):
+        tokens = self._counter.count(item.example, self._format)
+        rejection = over_limit(tokens, self._model)
+        if rejection and not self._truncate:
+            return reject(item, self._counters, rejection)
+        self._counters.kept.inc()
+        warnings = item.warnings + ((TRUNCATED_TO_LIMIT,) if rejection else ())
+        return dataclasses.replace(item, tokens=tokens, warnings=warnings)
 
     def process(self, batch: list[Item]):
         self._counters.total.inc(len(batch))
-        try:
-            counts = count_tokens([item.example for item in batch], self._encoding)
-        except Exception:  # noqa: BLE001 - isolate the bad record rather than reject the batch
-            counts = []
-            for item in batch:
-                try:
-                    counts.append(count_tokens([item.example], self._encoding)[0])
-                except Exception as error:  # noqa: BLE001 - one record's failure is its own rejection
-                    counts.append(error)
-        for item, tokens in zip(batch, counts):
-            if isinstance(tokens, Exception):
-                yield reject(item, self._counters, internal_error(tokens))
-                continue
-            rejection = too_many_tokens(tokens, self._model)
-            if rejection:
-                yield reject(item, self._counters, rejection)
-                continue
-            self._counters.kept.inc()
-            yield dataclasses.replace(item, tokens=tokens)
+        for item in batch:
+            try:
+                yield self._one(item)
+            except Exception as error:  # noqa: BLE001 - one record's failure is its own rejection
+                yield reject(item, self._counters, internal_error(error))
 
 
 class CountTokens(beam.PTransform):
-    """Count tokens per example in batches and reject those over the model's limit."""
+    """Count tokens per example in batches; reject (or, with ``truncate``, flag) those over the limit."""
 
-    def __init__(self, *, model: ModelSpec, encodings_url: str | None = None, batch_size: int = TOKEN_BATCH_SIZE):
+    def __init__(
+        self,
+        *,
+        model: ModelSpec,
+        format: str,
+        truncate: bool = False,
+        encodings_url: str | None = None,
+        batch_size: int = TOKEN_BATCH_SIZE,
+    ):
         super().__init__()
         if model.encoding not in ENCODING_FILES:
             raise EncodingError(f"unknown encoding {model.encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
+        if format not in ("chat", "completion", "preference"):
+            raise ValueError(f"unknown example format {format!r}")
         self._model = model
+        self._format = format
+        self._truncate = truncate
         self._encodings_url = encodings_url
         self._batch_size = batch_size
 
     def expand(self, pcoll):
         batches = pcoll | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
-        return batches | "Count" >> RecordStage(_CountTokensFn(self._model, self._encodings_url))
+        return batches | "Count" >> RecordStage(
+            _CountTokensFn(self._model, self._format, self._truncate, self._encodings_url)
+        )

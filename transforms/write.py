@@ -1,9 +1,9 @@
 """Writing sharded JSONL, ``stats.json`` and the ``_SUCCESS`` marker through Beam's filesystems.
 
 Beam's file sink writes each shard to a temporary location and renames it into place when
-the whole write is final, so a reader never sees half a split. ``stats.json`` and then
-``_SUCCESS`` are written only after every split's files are final: schedulers key on
-``_SUCCESS``.
+the whole write is final, so a reader never sees half a split. ``stats.json``,
+``finetune_job.json`` and then ``_SUCCESS`` are written only after every split's files are
+final: schedulers key on ``_SUCCESS``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.textio import WriteToText
 
 from schemas.records import dumps_line
+from transforms.finetune import JOB_FILE, job_spec
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 STATS_FILE = "stats.json"
@@ -74,25 +75,45 @@ class WriteJsonl(beam.PTransform):
         )
 
 
-class _FinalizeFn(beam.DoFn):
-    def __init__(self, output: str):
-        self._output = output
+def _relative(output: str, path: str) -> str:
+    return path[len(output):].lstrip("/") if path.startswith(output) else path
 
-    def process(self, stats: dict, *written_files):
+
+class _FinalizeFn(beam.DoFn):
+    def __init__(self, output: str, job: dict | None):
+        self._output = output
+        self._job = job
+
+    def process(self, stats: dict, train: list, validation: list, rejected: list):
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
+        if self._job is not None:
+            spec = job_spec(
+                **self._job,
+                train_files=[_relative(self._output, f) for f in train],
+                validation_files=[_relative(self._output, f) for f in validation] if stats["records"]["validation"] else [],
+                n_epochs=stats["estimate"]["n_epochs"],
+            )
+            write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
         write_bytes(join(self._output, SUCCESS_FILE), b"")
         yield join(self._output, SUCCESS_FILE)
 
 
 class WriteStatsAndMarker(beam.PTransform):
-    """Write ``stats.json`` then ``_SUCCESS``, after every PCollection in ``after`` is complete."""
+    """Write ``stats.json``, ``finetune_job.json`` (given ``job``) and then ``_SUCCESS``.
 
-    def __init__(self, *, output: str, after: list):
+    ``written`` maps ``train``, ``validation`` and ``rejected`` to the PCollections of their
+    final file names: as side inputs they make this step wait for every write to finalize.
+    """
+
+    def __init__(self, *, output: str, written: dict, job: dict | None = None):
         super().__init__()
+        missing = {"train", "validation", "rejected"} - set(written)
+        if missing:
+            raise ValueError(f"WriteStatsAndMarker needs the files written for {sorted(missing)}")
         self._output = output
-        self._after = list(after)
+        self._written = written
+        self._job = job
 
     def expand(self, stats):
-        # The side inputs are unused values: they make this step wait for every write to finalize.
-        waits = [beam.pvalue.AsList(files) for files in self._after]
-        return stats | "WriteStatsThenSuccess" >> beam.ParDo(_FinalizeFn(self._output), *waits)
+        sides = {name: beam.pvalue.AsList(files) for name, files in self._written.items()}
+        return stats | "WriteStatsThenSuccess" >> beam.ParDo(_FinalizeFn(self._output, self._job), **sides)

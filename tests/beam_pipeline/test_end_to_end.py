@@ -61,7 +61,7 @@ def test_parquet_to_chat(tmp_path):
     assert any(m == {"role": "assistant", "content": "Answer number 0."} for e in kept for m in e["messages"])
     by_row = {(Path(r["source"]["file"]).name, r["source"]["row"]): r for r in out["rejected"]}
     assert set(by_row) == {("a.parquet", 5), ("a.parquet", 7)}
-    assert by_row[("a.parquet", 5)]["errors"][0] == {"code": "missing_content", "message": "messages[2].content is empty or not a string"}
+    assert by_row[("a.parquet", 5)]["errors"][0] == {"code": "missing_content", "message": "messages[2].content is empty"}
     assert by_row[("a.parquet", 5)]["record"]["output"] == ""
     assert "unused" not in by_row[("a.parquet", 5)]["record"]  # only the columns the recipe uses are read
     assert out["stats"]["rejections"] == {"missing_content": 2}

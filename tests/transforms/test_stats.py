@@ -5,11 +5,20 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.models import ModelSpec
-from schemas.records import Item, Rejected, Rejection, Source
+from schemas.records import Item, Rejected, Rejection, Source, TokenCount
 from schemas.stats import stats_schema
 from transforms.stats import ComputeStats, StatsAccumulator, build_stats, per_example_summary, percentile
 
 MODEL = ModelSpec("m", "o200k_base", 100)
+CONTEXT = {"format": "chat", "split": {"validation_fraction": 0.1, "seed": 0}}
+
+
+def tokens(total, trained=0, **by_role):
+    return TokenCount(total, total, trained, tuple(sorted(by_role.items())))
+
+
+def kept(split, n, warnings=(), messages=2, limit=100):
+    return ("kept", split, tokens(n, n // 2, user=n - n // 2, assistant=n // 2), warnings, messages, min(limit, n))
 
 
 def test_nearest_rank_percentiles():
@@ -24,7 +33,8 @@ def test_summary_of_nothing_is_nulls():
 
 
 def test_accumulators_merge_like_one():
-    events = [("read", "a"), ("read", "b"), ("kept", "train", 10), ("kept", "validation", 4), ("rejected", ("x", "y")), ("dropped", "duplicate_exact")]
+    events = [("read", "a"), ("read", "b"), kept("train", 10, ("missing_system_message",)), kept("validation", 4),
+              ("rejected", ("x", "y")), ("dropped", "duplicate_exact")]
     whole = StatsAccumulator()
     for e in events:
         whole.add(e)
@@ -36,26 +46,36 @@ def test_accumulators_merge_like_one():
 
 def test_build_stats_document_fits_the_schema_and_adds_up():
     acc = StatsAccumulator()
-    for e in [("read", "a")] * 4 + [("kept", "train", 10), ("kept", "validation", 4), ("rejected", ("x",)), ("dropped", "dup")]:
+    for e in [("read", "a")] * 5 + [kept("train", 10), kept("train", 150, ("truncated_to_limit",)), kept("validation", 4),
+                                    ("rejected", ("x",)), ("dropped", "dup")]:
         acc.add(e)
-    doc = build_stats(acc, files=["a", "empty"], model=MODEL, context={"format": "chat", "split": {"validation_fraction": 0.1, "seed": 0}})
+    doc = build_stats(acc, files=["a", "empty"], model=MODEL, context=CONTEXT, price_per_million_tokens=3.0)
     jsonschema.validate(doc, stats_schema())
     r = doc["records"]
-    assert r["read"] == r["train"] + r["validation"] + r["rejected"] + sum(r["dropped"].values()) == 4
-    assert doc["files"] == [{"path": "a", "rows": 4}, {"path": "empty", "rows": 0}]
-    assert doc["tokens"]["total"] == 14
+    assert r["read"] == r["train"] + r["validation"] + r["rejected"] + sum(r["dropped"].values()) == 5
+    assert doc["files"] == [{"path": "a", "rows": 5}, {"path": "empty", "rows": 0}]
+    assert doc["tokens"]["total"] == 164 and doc["tokens"]["trained"] == 5 + 75 + 2
+    assert doc["tokens"]["by_role"] == {"assistant": 82, "user": 82}
+    assert doc["tokens"]["by_role_per_example"]["user"]["max"] == 75
+    assert doc["warnings"] == {"truncated_to_limit": 1}
+    # Two training examples: 2 * 3 < 100, so OpenAI's default is min(25, 100 // 2) = 25 epochs.
+    assert doc["estimate"] == {"train_examples": 2, "n_epochs": 25, "n_epochs_from": "default",
+                               "billed_tokens_per_epoch": 110, "billed_tokens": 2750,
+                               "price_per_million_tokens": 3.0, "cost": 0.0083}
+    assert doc["messages_per_example"]["p50"] == 2
 
 
 def test_compute_stats_transform():
     src = Source("f", 0)
     with TestPipeline() as p:
         read = p | "Read" >> beam.Create([Item(src, {}), Item(src, {}), Rejected(src, [], None)])
-        train = p | "Train" >> beam.Create([Item(src, {}, tokens=12, split="train")])
+        example = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+        train = p | "Train" >> beam.Create([Item(src, {}, example=example, tokens=tokens(12, 5, assistant=5, user=7), split="train")])
         validation = p | "Validation" >> beam.Create([], reshuffle=False)
         rejected = p | "Rej" >> beam.Create([Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)])
         dropped = p | "Dup" >> beam.Create([Item(src, {})])
         stats = {"read": read, "train": train, "validation": validation, "rejected": rejected, "dropped_duplicate": dropped} | ComputeStats(
-            files=["f"], model=MODEL, context={"format": "chat", "split": {"validation_fraction": 0.1, "seed": 0}}
+            files=["f"], model=MODEL, format="chat", context={"split": CONTEXT["split"]}
         )
         assert_that(
             stats | beam.Map(lambda d: (d["records"], d["rejections"], d["tokens"]["per_example"]["max"])),
@@ -66,4 +86,4 @@ def test_compute_stats_transform():
 def test_compute_stats_refuses_unknown_outputs():
     with pytest.raises(ValueError, match="does not know output 'surprise'"):
         with TestPipeline() as p:
-            {"surprise": p | beam.Create([1])} | ComputeStats(files=[], model=MODEL)
+            {"surprise": p | beam.Create([1])} | ComputeStats(files=[], model=MODEL, format="chat")

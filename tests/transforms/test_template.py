@@ -1,3 +1,5 @@
+import json
+
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -8,6 +10,7 @@ from schemas.records import TEMPLATE_ERROR, Item, Source
 from transforms.template import (
     ExampleTemplate,
     RenderExamples,
+    TakeExamples,
     TemplateError,
     conversation_from_cell,
     referenced_columns,
@@ -101,3 +104,54 @@ def test_render_examples_transform_rejects_with_template_error():
         assert_that(items | beam.Map(lambda i: len(i.example["messages"])), equal_to([3]), label="Items")
         assert_that(rejected | beam.Map(lambda r: (r.source.row, r.codes, r.record)),
                     equal_to([(1, (TEMPLATE_ERROR,), {"instruction": "q"})]), label="Rejected")
+
+
+TOOLS_JSON = '[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]'
+
+
+def test_tool_calls_and_tools_render_from_json_columns():
+    spec = TemplateSpec(
+        messages=[
+            {"role": "user", "content": "{{ q }}"},
+            {"role": "assistant", "tool_calls": "{{ calls }}"},
+            {"role": "tool", "content": "{{ result }}", "tool_call_id": "{{ call_id }}"},
+            {"role": "assistant", "content": "{{ a }}", "weight": 1},
+        ],
+        tools="{{ tools }}",
+        parallel_tool_calls=False,
+    )
+    calls = '[{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]'
+    example = ExampleTemplate(spec).render(
+        {"q": "where?", "calls": calls, "result": "shipped", "call_id": "c1", "a": "It shipped.", "tools": TOOLS_JSON}
+    )
+    assert example["messages"][1] == {"role": "assistant", "content": None, "tool_calls": json.loads(calls)}
+    assert example["messages"][2] == {"role": "tool", "content": "shipped", "tool_call_id": "c1"}
+    assert example["tools"] == json.loads(TOOLS_JSON) and example["parallel_tool_calls"] is False
+    from transforms.validate import validate_chat
+
+    assert validate_chat(example).errors == []
+
+
+def test_tool_calls_that_are_not_json_are_a_template_error():
+    spec = TemplateSpec(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": "{{ calls }}"}])
+    with pytest.raises(TemplateError, match=r"messages\[1\].tool_calls rendered to .* not JSON"):
+        ExampleTemplate(spec).render({"calls": "lookup(42)"})
+
+
+def test_preference_template():
+    spec = TemplateSpec(format="preference", system="Be brief.", messages=[{"role": "user", "content": "{{ q }}"}],
+                        preferred="{{ good }}", non_preferred="{{ bad }}")
+    example = ExampleTemplate(spec).render({"q": "Capital of France?", "good": "Paris.", "bad": "Lyon, I think."})
+    assert example == {
+        "input": {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]},
+        "preferred_output": [{"role": "assistant", "content": "Paris."}],
+        "non_preferred_output": [{"role": "assistant", "content": "Lyon, I think."}],
+    }
+    assert referenced_columns(spec) == {"q", "good", "bad"}
+
+
+def test_take_examples_renames_legacy_preference_keys():
+    legacy = {"input": {"messages": []}, "preferred_completion": [1], "non_preferred_completion": [2]}
+    with TestPipeline() as p:
+        items, _ = p | beam.Create([Item(Source("f", 0), legacy)]) | "Take" >> TakeExamples(format="preference")
+        assert_that(items | beam.Map(lambda i: sorted(i.example)), equal_to([["input", "non_preferred_output", "preferred_output"]]))

@@ -1,0 +1,63 @@
+"""The fine-tuning example formats: what the platforms accept, in one place.
+
+Sources: OpenAI's fine-tuning guides (chat, function/tool calling, vision, DPO) and the
+API reference for ``POST /v1/fine_tuning/jobs``; the legacy prompt/completion format of
+``babbage-002``/``davinci-002``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHAT = "chat"
+COMPLETION = "completion"
+PREFERENCE = "preference"
+FORMATS = (CHAT, COMPLETION, PREFERENCE)
+
+ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
+MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "function_call", "tool_call_id"})
+CHAT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
+COMPLETION_KEYS = frozenset({"prompt", "completion"})
+PREFERENCE_KEYS = frozenset({"input", "preferred_output", "non_preferred_output"})
+PREFERENCE_INPUT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls"})
+# Older names accepted on input; output always uses the current ones.
+LEGACY_PREFERENCE_KEYS = {
+    "preferred_completion": "preferred_output",
+    "non_preferred_completion": "non_preferred_output",
+}
+
+TOOL_CALL_KEYS = frozenset({"id", "type", "function"})
+FUNCTION_CALL_KEYS = frozenset({"name", "arguments"})
+TOOL_KEYS = frozenset({"type", "function"})
+FUNCTION_DEFINITION_KEYS = frozenset({"name", "description", "parameters", "strict"})
+
+CONTENT_PART_TYPES = frozenset({"text", "image_url"})
+IMAGE_DETAILS = frozenset({"auto", "low", "high"})
+MAX_IMAGES_PER_EXAMPLE = 10
+
+
+def normalize_preference(example: dict[str, Any]) -> dict[str, Any]:
+    """Rename the legacy ``*_completion`` keys to ``*_output`` (when the current name is absent)."""
+    if not any(old in example for old in LEGACY_PREFERENCE_KEYS):
+        return example
+    renamed = {}
+    for key, value in example.items():
+        new = LEGACY_PREFERENCE_KEYS.get(key)
+        if new is not None and new not in example:
+            renamed[new] = value
+        else:
+            renamed[key] = value
+    return renamed
+
+
+def detect_format(example: Any) -> str | None:
+    """The format an example is written in, from its top-level keys; None if it fits none."""
+    if not isinstance(example, dict):
+        return None
+    if "messages" in example:
+        return CHAT
+    if "input" in example and any(k in example for k in ("preferred_output", *LEGACY_PREFERENCE_KEYS)):
+        return PREFERENCE
+    if "prompt" in example or "completion" in example:
+        return COMPLETION
+    return None
