@@ -1,8 +1,10 @@
-"""``ftprep`` command line: ``ftprep run RECIPE [overrides] [Beam pipeline options]``.
+"""``ftprep`` command line.
 
+``ftprep run RECIPE [overrides] [Beam pipeline options]`` runs a recipe;
+``ftprep validate PATH... --model M --output DIR`` checks JSONL already in a fine-tuning format.
 Flags ftprep does not know pass through to Beam (``--runner``, ``--direct_num_workers``,
-``--project``, ...). Exit codes: 0 done, 2 the recipe, inputs or options need fixing
-(one line says what), 1 the pipeline failed.
+``--project``, ...). Exit codes: 0 done, 1 the pipeline failed, 2 the recipe, inputs or
+options need fixing (one line says what), 3 ``validate`` rejected lines.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from typing import Sequence
 from beam_pipeline.errors import UsageError
 
 LOGGER = logging.getLogger("ftprep")
-EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+
+def _common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--overwrite", action="store_true", help="replace the output directory if it is not empty")
+    command.add_argument("--encodings-url", metavar="URL",
+                         help="directory holding <encoding>.tiktoken files, for workers without network")
+    command.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,10 +48,32 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", metavar="URL", help="output directory; replaces output.path")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a recipe key, e.g. --set split.validation_fraction=0.05; repeatable")
-    run.add_argument("--overwrite", action="store_true", help="replace the output directory if it is not empty")
-    run.add_argument("--encodings-url", metavar="URL",
-                     help="directory holding <encoding>.tiktoken files, for workers without network")
-    run.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
+    _common(run)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check JSONL that already is in a fine-tuning format",
+        description=(
+            "Check JSONL files already in a fine-tuning format against the platform's rules and the model's "
+            "limit, count tokens and estimate the training cost. Valid lines go to train/ (and validation/ "
+            "with --validation-fraction). Exits 3 when any line was rejected, unless --allow-rejected. "
+            "Unknown --flags are Beam pipeline options."
+        ),
+        allow_abbrev=False,
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="JSONL files, globs or directories (fsspec URLs)")
+    validate.add_argument("--model", required=True, help="the model to fine-tune, e.g. gpt-4o-mini-2024-07-18")
+    validate.add_argument("--format", default="auto", choices=["auto", "chat", "completion", "preference"],
+                          help="example format (default: detected from the first line)")
+    validate.add_argument("--output", required=True, metavar="URL", help="directory for stats, rejected/ and train/")
+    validate.add_argument("--validation-fraction", type=float, default=0.0, metavar="F",
+                          help="also split off this fraction as validation/ (default 0: no split)")
+    validate.add_argument("--over-limit", choices=["reject", "truncate"], default="reject",
+                          help="examples over the token limit: reject (default) or keep as the platform truncates them")
+    validate.add_argument("--price-per-million-tokens", type=float, metavar="USD",
+                          help="training price, to estimate the cost")
+    validate.add_argument("--allow-rejected", action="store_true", help="exit 0 even when lines were rejected")
+    _common(validate)
     return parser
 
 
@@ -66,34 +98,16 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
-def summary_lines(stats: dict, output: str) -> list[str]:
-    records, tokens = stats["records"], stats["tokens"]
-    per_example = tokens["per_example"]
-    codes = ", ".join(f"{code} {n}" for code, n in stats["rejections"].items()) or "none"
-    dropped = ", ".join(f"{reason} {n}" for reason, n in records["dropped"].items()) or "none"
-    return [
-        f"read        {records['read']:>10,} rows from {len(stats['files'])} file(s)",
-        f"train       {records['train']:>10,} examples  {tokens['train']:>12,} tokens",
-        f"validation  {records['validation']:>10,} examples  {tokens['validation']:>12,} tokens",
-        f"rejected    {records['rejected']:>10,} ({codes})",
-        f"dropped     {sum(records['dropped'].values()):>10,} ({dropped})",
-        f"tokens      {tokens['encoding']}; per example p50 {per_example['p50']}, p95 {per_example['p95']}, "
-        f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
-        f"output      {output}",
-    ]
-
-
-def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int, dict | None, str | None]:
+    """Plan, build and run the pipeline for ``recipe``; return (exit code, stats, output path)."""
     # Imported here, after logging is configured: importing Beam logs at import time.
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
     from beam_pipeline.options import OptionsError, pipeline_options
     from beam_pipeline.pipeline import build_pipeline, plan_job
-    from beam_pipeline.recipe import load_recipe
     from transforms.write import STATS_FILE, join
 
-    recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input, output=args.output)
     if args.encodings_url:
         recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
     options = pipeline_options(beam_args, verbose=args.verbose)
@@ -109,22 +123,55 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         state = pipeline.run().wait_until_finish()
     except Exception:  # noqa: BLE001 - the runner's failure, reported with its traceback
         LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
-        return EXIT_FAILED
+        return EXIT_FAILED, None, plan.output
     if state != "DONE":
         LOGGER.error("pipeline ended in state %s", state)
-        return EXIT_FAILED
+        return EXIT_FAILED, None, plan.output
     with FileSystems.open(join(plan.output, STATS_FILE)) as f:
-        stats = json.load(f)
-    for line in summary_lines(stats, plan.output):
-        print(line, file=sys.stderr)
-    return 0
+        return 0, json.load(f), plan.output
+
+
+def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from beam_pipeline.recipe import load_recipe
+    from beam_pipeline.summary import run_summary
+
+    recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input, output=args.output)
+    code, stats, output = execute(recipe, args, beam_args)
+    if stats is not None:
+        for line in run_summary(stats, output):
+            print(line, file=sys.stderr)
+    return code
+
+
+def validate_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from beam_pipeline.recipe import recipe_from_document
+    from beam_pipeline.summary import validate_summary
+
+    doc = {
+        "input": {"paths": args.paths, "format": "jsonl", "examples": args.format},
+        "model": args.model,
+        "clean": {"steps": []},
+        "split": {"validation_fraction": args.validation_fraction},
+        "output": {"path": args.output},
+        "tokens": {"over_limit": args.over_limit},
+        "finetune": {"price_per_million_tokens": args.price_per_million_tokens},
+    }
+    code, stats, output = execute(recipe_from_document(doc, origin="ftprep validate"), args, beam_args)
+    if stats is None:
+        return code
+    for line in validate_summary(stats, output):
+        print(line)
+    if stats["records"]["rejected"] and not args.allow_rejected:
+        return EXIT_REJECTED
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = _parser().parse_known_args(argv)
     configure_logging(args.verbose)
+    command = {"run": run_command, "validate": validate_command}[args.command]
     try:
-        return run_command(args, beam_args)
+        return command(args, beam_args)
     except UsageError as error:
         print(f"ftprep: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,70 @@
+"""Human summaries of a finished run, read from its stats.json."""
+
+from __future__ import annotations
+
+
+def _distribution(name: str, d: dict) -> str:
+    if not d or not d.get("count"):
+        return f"{name:<34} none"
+    return f"{name:<34} min {d['min']}, p50 {d['p50']}, mean {d['mean']}, p95 {d['p95']}, max {d['max']}"
+
+
+def _codes(counts: dict) -> str:
+    return ", ".join(f"{code} {n}" for code, n in counts.items()) or "none"
+
+
+def run_summary(stats: dict, output: str) -> list[str]:
+    """The few lines ``ftprep run`` prints to stderr when it is done."""
+    records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
+    per_example = tokens["per_example"]
+    return [
+        f"read        {records['read']:>10,} rows from {len(stats['files'])} file(s)",
+        f"train       {records['train']:>10,} examples  {tokens['train']:>12,} tokens",
+        f"validation  {records['validation']:>10,} examples  {tokens['validation']:>12,} tokens",
+        f"rejected    {records['rejected']:>10,} ({_codes(stats['rejections'])})",
+        f"dropped     {sum(records['dropped'].values()):>10,} ({_codes(records['dropped'])})",
+        f"warnings    {_codes(stats['warnings'])}",
+        f"tokens      {tokens['encoding']}; per example p50 {per_example['p50']}, p95 {per_example['p95']}, "
+        f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
+        f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
+        + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""),
+        f"output      {output}",
+    ]
+
+
+def validate_summary(stats: dict, output: str) -> list[str]:
+    """What ``ftprep validate`` prints: the cookbook data-prep notebook's report, and more."""
+    records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
+    limit = stats["model"]["max_tokens_per_example"]
+    kept = records["train"] + records["validation"]
+    lines = [
+        f"Examples: {records['read']:,} read from {len(stats['files'])} file(s) as {stats['format']}; "
+        f"{kept:,} valid, {records['rejected']:,} rejected",
+    ]
+    if stats["rejections"]:
+        lines.append("Errors found (see rejected/ for each line, its file, row and message):")
+        lines.extend(f"  {code}: {n:,}" for code, n in stats["rejections"].items())
+    else:
+        lines.append("No errors found")
+    if stats["warnings"]:
+        lines.append("Warnings (examples kept):")
+        lines.extend(f"  {code}: {n:,}" for code, n in stats["warnings"].items())
+    lines += [
+        _distribution("Messages per example:", stats["messages_per_example"]),
+        _distribution("Total tokens per example:", tokens["per_example"]),
+        _distribution("Assistant tokens per example:", tokens["by_role_per_example"].get("assistant", {})),
+        _distribution("Trained tokens per example:", tokens["trained_per_example"]),
+        f"Token limit: {limit:,} per example for {stats['model']['name']} ({tokens['encoding']})",
+    ]
+    if tokens["estimated_examples"]:
+        lines.append(f"{tokens['estimated_examples']:,} example(s) include estimated parts (tools, tool calls, images, pairs)")
+    lines += [
+        f"Dataset has ~{estimate['billed_tokens_per_epoch']:,} tokens that will be charged for per epoch",
+        f"By default, you'll train for {estimate['n_epochs']} epochs on this dataset"
+        if estimate["n_epochs_from"] == "default"
+        else f"You'll train for {estimate['n_epochs']} epochs (from the recipe)",
+        f"By default, you'll be charged for ~{estimate['billed_tokens']:,} tokens"
+        + (f" (~${estimate['cost']:,.2f})" if "cost" in estimate else ""),
+        f"Output: {output}",
+    ]
+    return lines
