@@ -197,7 +197,6 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed
     )
     rejected = (read_rejected, *early_rejected, invalid, over_limit) | "CollectRejected" >> beam.Flatten()
-    read = (items, read_rejected) | "CollectRead" >> beam.Flatten()
 
     shards = dict(num_shards=recipe.output.num_shards, max_shard_bytes=recipe.output.max_shard_bytes)
     written = {
@@ -209,7 +208,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         directory=join(plan.output, REJECTED_DIR), to_json=rejected_to_json, **shards
     )
     n_epochs = recipe.finetune.n_epochs
-    stats = {"read": read, "rejected": rejected, **splits} | "ComputeStats" >> ComputeStats(
+    outcomes = {"read": items, "read_rejected": read_rejected, "rejected": rejected, **splits}
+    stats = outcomes | "ComputeStats" >> ComputeStats(
         files=plan.files,
         model=plan.model,
         format=fmt,

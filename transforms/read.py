@@ -19,6 +19,7 @@ import orjson
 
 from schemas.records import (
     DATA_TYPE,
+    INTERNAL_ERROR,
     INVALID_JSON,
     MALFORMED_ROW,
     UNREADABLE_FILE,
@@ -63,6 +64,9 @@ class ReadUnit:
     format: str
     row_group: int | None = None
     first_row: int = 0
+    # Set when the file could not even be planned: the reader turns it into a rejection, so
+    # that every rejection leaves from the read stage (see ReadShards.expand).
+    error: Rejection | None = None
 
     @property
     def source(self) -> Source:
@@ -302,14 +306,15 @@ class _PlanUnitsFn(beam.DoFn):
     def process(self, url: str):
         fmt = self._format or infer_format(url)
         try:
-            units = plan_units(url, fmt)
+            yield from plan_units(url, fmt)
         except (OSError, ValueError) as error:
-            yield beam.pvalue.TaggedOutput(
-                REJECTED,
-                Rejected(Source(url, -1), [Rejection(UNREADABLE_FILE, f"{type(error).__name__}: {error}")], None),
-            )
-            return
-        yield from units
+            yield ReadUnit(url, fmt, error=Rejection(UNREADABLE_FILE, f"{type(error).__name__}: {error}"))
+
+
+def _unplannable(bad) -> ReadUnit:
+    """Beam's dead letter ``(url, (type, repr, traceback))`` from planning, as a unit that fails."""
+    url, (exc_type, exc_repr, _traceback) = bad
+    return ReadUnit(url, "unknown", error=Rejection(INTERNAL_ERROR, f"{getattr(exc_type, '__name__', exc_type)}: {exc_repr}"))
 
 
 class _ReadUnitFn(beam.DoFn):
@@ -319,8 +324,12 @@ class _ReadUnitFn(beam.DoFn):
         self._counters = StageCounters("ReadShards")
 
     def process(self, unit: ReadUnit):
-        LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
-        for record in read_unit(unit, self._columns, self._dialect):
+        if unit.error is not None:
+            records = [Rejected(Source(unit.url, -1), [unit.error], None)]
+        else:
+            LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
+            records = read_unit(unit, self._columns, self._dialect)
+        for record in records:
             self._counters.total.inc()
             if isinstance(record, Rejected):
                 self._counters.rejected.inc()
@@ -355,15 +364,20 @@ class ReadShards(beam.PTransform):
         self._dialect = csv_dialect
 
     def expand(self, pbegin):
-        units, plan_rejected = (
+        planned = (
             pbegin
             | "ListFiles" >> beam.Create(self._urls)
-            | "PlanUnits" >> RecordStage(_PlanUnitsFn(self._format))
+            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format)).with_exception_handling(
+                main_tag="units", dead_letter_tag="errors"
+            )
         )
-        items, read_rejected = (
-            units
+        # A file that cannot be planned travels on as a failing unit rather than as a rejection:
+        # a Flatten of rejections from two stages makes the DirectRunner buffer all of them.
+        failed = planned["errors"] | "UnplannableUnits" >> beam.Map(_unplannable)
+        return (
+            (planned["units"], failed)
+            | "AllUnits" >> beam.Flatten()
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> RecordStage(_ReadUnitFn(self._columns, self._dialect))
+            | "ReadUnits" >> RecordStage(_ReadUnitFn(self._columns, self._dialect), partial=True)
         )
-        return items, (plan_rejected, read_rejected) | "MergeRejected" >> beam.Flatten()

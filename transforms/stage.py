@@ -62,14 +62,18 @@ class RecordStage(beam.PTransform):
     ``with_exception_handling`` and lands in ``rejected`` as ``internal_error``.
     """
 
-    def __init__(self, dofn: beam.DoFn):
+    def __init__(self, dofn: beam.DoFn, *, partial: bool = False):
         super().__init__()
         self._dofn = dofn
+        # partial=False makes Beam hold all of one element's outputs until process() returns,
+        # so a failure emits none of them. A DoFn whose element is a whole file must stream:
+        # partial=True keeps what it emitted before failing.
+        self._partial = partial
 
     def expand(self, pcoll):
         results = pcoll | "Apply" >> beam.ParDo(self._dofn).with_outputs(
             REJECTED, main=KEPT
-        ).with_exception_handling(main_tag=KEPT, dead_letter_tag="errors")
+        ).with_exception_handling(main_tag=KEPT, dead_letter_tag="errors", partial=self._partial)
         errors = results["errors"] | "ErrorsToRejected" >> beam.FlatMap(_as_rejected)
         rejected = (results[REJECTED], errors) | "MergeRejected" >> beam.Flatten()
         return results[KEPT], rejected

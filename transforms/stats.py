@@ -163,7 +163,8 @@ class StatsCombineFn(beam.CombineFn):
         return StatsAccumulator()
 
     def add_input(self, acc, event):
-        return acc.add(event)
+        # Partial results of other combines merge in; see ComputeStats.expand.
+        return acc.merge(event) if isinstance(event, StatsAccumulator) else acc.add(event)
 
     def merge_accumulators(self, accumulators):
         accumulators = iter(accumulators)
@@ -196,8 +197,8 @@ def dropped_event(reason: str):
 class ComputeStats(beam.PTransform):
     """Combine the run's outputs into the single ``stats.json`` document.
 
-    Input: a dict with ``read`` (everything the reader emitted, kept or rejected), one
-    PCollection per split, ``rejected``, and ``dropped_<reason>`` PCollections.
+    Input: a dict with ``read`` and ``read_<anything>`` (everything the reader emitted, kept
+    or rejected), one PCollection per split, ``rejected``, and ``dropped_<reason>``.
     """
 
     def __init__(
@@ -218,9 +219,9 @@ class ComputeStats(beam.PTransform):
         self._estimate_options = {"n_epochs": n_epochs, "price_per_million_tokens": price_per_million_tokens}
 
     def expand(self, outputs: dict):
-        events = []
+        partials = []
         for name, pcoll in sorted(outputs.items()):
-            if name == READ:
+            if name == READ or name.startswith(f"{READ}_"):
                 mapper = read_event
             elif name in SPLITS:
                 mapper = functools.partial(kept_event, fmt=self._format, limit=self._model.max_tokens_per_example)
@@ -230,11 +231,18 @@ class ComputeStats(beam.PTransform):
                 mapper = dropped_event(name[len(DROPPED) + 1 :])
             else:
                 raise ValueError(f"ComputeStats does not know output {name!r}")
-            events.append(pcoll | f"{name.title().replace('_', '')}Events" >> beam.Map(mapper))
+            label = name.title().replace("_", "")
+            # One lifted combine per input, in the stage that produces it: only small partial
+            # results cross stages (a Flatten of raw events would be buffered whole by the DirectRunner).
+            partials.append(
+                pcoll
+                | f"{label}Events" >> beam.Map(mapper)
+                | f"{label}Partial" >> beam.CombineGlobally(StatsCombineFn())
+            )
         files, model, context, options = self._files, self._model, self._context, self._estimate_options
         return (
-            events
-            | "FlattenEvents" >> beam.Flatten()
+            partials
+            | "FlattenPartials" >> beam.Flatten()
             | "Combine" >> beam.CombineGlobally(StatsCombineFn())
             | "BuildDocument" >> beam.Map(lambda acc: build_stats(acc, files=files, model=model, context=context, **options))
         )

@@ -210,3 +210,13 @@ def test_an_unexpected_reader_failure_is_a_rejection_not_a_crash(tmp_path, monke
             equal_to([(True, 0, ("internal_error",), True)]),
             label="Rejected",
         )
+
+
+def test_a_file_that_cannot_be_planned_is_one_rejection(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"this is not parquet at all")
+    good = write_parquet(tmp_path / "good.parquet", [{"q": "x"}])
+    with TestPipeline() as p:
+        items, rejected = p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good])
+        assert_that(items | beam.Map(lambda i: i.row), equal_to([{"q": "x"}]), label="Items")
+        assert_that(rejected | beam.Map(lambda r: (r.source.file.endswith("bad.parquet"), r.source.row, r.codes)),
+                    equal_to([(True, -1, (UNREADABLE_FILE,))]), label="Rejected")
