@@ -117,6 +117,54 @@ def write_completion_csv() -> None:
         writer.writerow(["A question with no answer", ""])
 
 
+PREFERENCES = [
+    ("How do I cancel my plan?", "Go to Account → Plan → Cancel. You keep access until the period ends.",
+     "You can't cancel online, call us."),
+    ("Is my data encrypted?", "Yes: in transit with TLS 1.3 and at rest with AES-256.", "Probably, I think so."),
+    ("Can I share a folder?", "Yes. Right-click the folder, choose Share, and enter the people's e-mail addresses.",
+     "Sharing is not a thing we do."),
+]
+
+
+def write_preferences_csv() -> None:
+    path = DATA / "preferences.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["question", "good", "bad"])
+        for question, good, bad in PREFERENCES * 4:
+            writer.writerow([question, good, bad])
+        # Must be rejected: both answers the same, and a missing non-preferred answer.
+        writer.writerow(["Where is my invoice?", "Account → Billing.", "Account → Billing."])
+        writer.writerow(["Do you have an API?", "Yes, see the developer docs.", ""])
+
+
+def write_chat_jsonl() -> None:
+    """Ready-made chat examples (with tool calls) to check with `ftprep validate`."""
+    system = {"role": "system", "content": "You are Acme's support assistant."}
+    tools = [{"type": "function", "function": {
+        "name": "order_status", "description": "Look up an order.",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string", "description": "The order id."}},
+                       "required": ["order_id"]}}}]
+    lines = []
+    for i, (subject, body, reply) in enumerate(TICKETS * 2):
+        lines.append({"messages": [system, {"role": "user", "content": f"{subject}: {body}"},
+                                   {"role": "assistant", "content": reply}]})
+    call = {"id": "call_1", "type": "function", "function": {"name": "order_status", "arguments": '{"order_id": "A-99812"}'}}
+    lines.append({"messages": [system, {"role": "user", "content": "Where is order A-99812?"},
+                               {"role": "assistant", "content": None, "tool_calls": [call]},
+                               {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "in transit"}'},
+                               {"role": "assistant", "content": "It is in transit and should arrive tomorrow."}],
+                  "tools": tools})
+    lines.append({"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!", "weight": 2}]})
+    bad_call = {**call, "function": {"name": "order_status", "arguments": "order A-99812"}}
+    lines.append({"messages": [system, {"role": "user", "content": "Order?"},
+                               {"role": "assistant", "content": None, "tool_calls": [bad_call]}]})
+    with open(DATA / "chat_examples.jsonl", "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        f.write('{"messages": [{"role": "user", "content": "cut off mid-upl\n')
+
+
 def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20261126)
@@ -124,6 +172,8 @@ def main() -> None:
     write_conversations()
     write_tickets_csv()
     write_completion_csv()
+    write_preferences_csv()
+    write_chat_jsonl()
     print(json.dumps(sorted(p.name for p in DATA.iterdir())))
 
 

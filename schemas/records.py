@@ -133,7 +133,7 @@ class Rejected:
             "errors": [e.to_json() for e in self.errors],
             "record": self.record,
         }
-        if self.example is not None:
+        if self.example is not None and self.example is not self.record:  # validate: the row is the example
             doc["example"] = self.example
         return doc
 

@@ -33,3 +33,29 @@ def test_family_prefix_gives_encoding_even_without_a_limit():
 def test_unknown_model_lists_known_ones():
     with pytest.raises(UnknownModelError, match="known models: .*gpt-4o-mini-2024-07-18"):
         lookup_model("gpt-5-super")
+
+
+@pytest.mark.parametrize(
+    "alias, snapshot",
+    [("gpt-4o", "gpt-4o-2024-08-06"), ("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("gpt-4.1", "gpt-4.1-2025-04-14"),
+     ("gpt-4.1-mini", "gpt-4.1-mini-2025-04-14"), ("gpt-4.1-nano", "gpt-4.1-nano-2025-04-14"),
+     ("gpt-3.5-turbo", "gpt-3.5-turbo-0125"), ("ft:gpt-4o-mini:acme:faq:xyz", "gpt-4o-mini-2024-07-18")],
+)
+def test_aliases_resolve_to_snapshots(alias, snapshot):
+    assert lookup_model(alias).max_tokens_per_example == lookup_model(snapshot).max_tokens_per_example
+    assert lookup_model(alias).encoding == lookup_model(snapshot).encoding
+
+
+def test_legacy_completion_models_and_old_snapshots():
+    assert lookup_model("davinci-002").encoding == lookup_model("babbage-002").encoding == "cl100k_base"
+    assert lookup_model("gpt-3.5-turbo-0613").max_tokens_per_example == 4_096
+
+
+def test_overrides_and_unknown_models():
+    assert lookup_model("gpt-4o-mini", max_tokens_per_example=32_000).max_tokens_per_example == 32_000
+    assert lookup_model("gpt-4o-mini", encoding="cl100k_base").encoding == "cl100k_base"
+    assert lookup_model("llama-3-8b", encoding="cl100k_base", max_tokens_per_example=8192).encoding == "cl100k_base"
+    with pytest.raises(UnknownModelError):
+        lookup_model("llama-3-8b", encoding="cl100k_base")
+    with pytest.raises(UnknownModelError, match="unknown encoding"):
+        lookup_model("gpt-4o-mini", encoding="p50k_edit")

@@ -63,6 +63,56 @@ def test_custom_model_for_other_platforms():
     assert recipe.model_spec().max_tokens_per_example == 4096
     with pytest.raises(ValidationError, match="unknown encoding"):
         Recipe.model_validate(with_(CHAT, model={"name": "x", "encoding": "nope", "max_tokens_per_example": 1}))
+    with pytest.raises(ValidationError, match="unknown model 'my-llama'"):
+        Recipe.model_validate(with_(CHAT, model={"name": "my-llama", "encoding": "cl100k_base"}))
+
+
+def test_known_model_with_a_lower_limit():
+    recipe = Recipe.model_validate(with_(CHAT, model={"name": "gpt-4o-mini", "max_tokens_per_example": 8000}))
+    assert (recipe.model_spec().encoding, recipe.model_spec().max_tokens_per_example) == ("o200k_base", 8000)
+
+
+@pytest.mark.parametrize(
+    "finetune",
+    [{"n_epochs": 0}, {"n_epochs": 51}, {"batch_size": 0}, {"batch_size": 257}, {"learning_rate_multiplier": 0},
+     {"method": "dpo", "beta": 0}, {"method": "dpo", "beta": 2.5}, {"suffix": "x" * 65}, {"method": "ppo"},
+     {"price_per_million_tokens": -1}],
+)
+def test_platform_bounds_on_hyperparameters(finetune):
+    with pytest.raises(ValidationError):
+        Recipe.model_validate(with_(CHAT, finetune=finetune))
+
+
+def test_hyperparameters_within_bounds():
+    recipe = Recipe.model_validate(with_(CHAT, finetune={"n_epochs": 50, "batch_size": 256, "learning_rate_multiplier": 0.1,
+                                                         "suffix": "faq-bot", "seed": 7}))
+    assert recipe.finetune.n_epochs == 50
+
+
+def test_beta_and_dpo_need_preference_examples():
+    with pytest.raises(ValidationError, match="beta only applies to method dpo"):
+        Recipe.model_validate(with_(CHAT, finetune={"beta": 0.5}))
+    with pytest.raises(ValidationError, match="dpo needs preference examples"):
+        Recipe.model_validate(with_(CHAT, finetune={"method": "dpo"}))
+    preference = {"format": "preference", "messages": [{"role": "user", "content": "{{ q }}"}],
+                  "preferred": "{{ good }}", "non_preferred": "{{ bad }}"}
+    assert Recipe.model_validate(with_(CHAT, template=preference, finetune={"beta": 0.5})).finetune.beta == 0.5
+
+
+def test_template_or_examples():
+    with pytest.raises(ValidationError, match="give a template, or input.examples"):
+        Recipe.model_validate({**{k: v for k, v in CHAT.items() if k != "template"}})
+    examples = Recipe.model_validate({**{k: v for k, v in CHAT.items() if k != "template"},
+                                      "input": {"paths": ["a.jsonl"], "examples": "auto"}})
+    assert examples.example_format is None
+
+
+def test_message_template_rules():
+    bad = {"messages": [{"role": "user", "content": "q"}, {"role": "user", "tool_calls": "{{ c }}"}]}
+    with pytest.raises(ValidationError, match="only assistant messages have tool_calls"):
+        Recipe.model_validate(with_(CHAT, template=bad))
+    with pytest.raises(ValidationError, match="needs content"):
+        Recipe.model_validate(with_(CHAT, template={"messages": [{"role": "assistant"}]}))
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 2])
