@@ -155,3 +155,9 @@ def test_take_examples_renames_legacy_preference_keys():
     with TestPipeline() as p:
         items, _ = p | beam.Create([Item(Source("f", 0), legacy)]) | "Take" >> TakeExamples(format="preference")
         assert_that(items | beam.Map(lambda i: sorted(i.example)), equal_to([["input", "non_preferred_output", "preferred_output"]]))
+
+
+def test_tojson_renders_structured_cells_as_json():
+    spec = TemplateSpec(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": "{{ calls | tojson }}"}])
+    calls = [{"id": "c<1>", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    assert ExampleTemplate(spec).render({"calls": calls})["messages"][1]["tool_calls"] == calls
