@@ -151,8 +151,11 @@ def not_jsonl_reason(url: str, head_bytes: int = 4096) -> str | None:
     text = _strip_bom_bytes(head).lstrip()
     if not text:
         return None
+    first_line = text.splitlines()[0].strip()
     if text[:1] not in b"{[\"":
-        return f"its first line starts with {text.splitlines()[0][:40]!r}, not a JSON value"
+        return f"its first line starts with {first_line[:40]!r}, not a JSON value"
+    if first_line in (b"[", b"{"):
+        return "it looks like one pretty-printed JSON document, not one JSON object per line"
     return None
 
 
