@@ -92,16 +92,21 @@ def _is_json_string(value: Any) -> bool:
     return True
 
 
+def _check_named_function(value: Any, where: str, keys: frozenset, found: Findings) -> bool:
+    """An object with only ``keys`` and a non-empty ``name``; False when it is not an object at all."""
+    if not isinstance(value, dict):
+        found.error(INVALID_TOOL_CALL, f"{where} is {_type(value)}, expected an object")
+        return False
+    for key in sorted(set(value) - keys):
+        found.error(INVALID_TOOL_CALL, f"{where} has unrecognized key {key!r}")
+    if not (isinstance(value.get("name"), str) and value["name"]):
+        found.error(INVALID_TOOL_CALL, f"{where}.name must be a non-empty string")
+    return True
+
+
 def _check_function_call(call: Any, where: str, found: Findings) -> None:
     """``{"name": str, "arguments": str holding JSON}``: a tool call's function or a legacy function_call."""
-    if not isinstance(call, dict):
-        found.error(INVALID_TOOL_CALL, f"{where} is {_type(call)}, expected an object")
-        return
-    for key in sorted(set(call) - FUNCTION_CALL_KEYS):
-        found.error(INVALID_TOOL_CALL, f"{where} has unrecognized key {key!r}")
-    if not (isinstance(call.get("name"), str) and call["name"]):
-        found.error(INVALID_TOOL_CALL, f"{where}.name must be a non-empty string")
-    if not _is_json_string(call.get("arguments")):
+    if _check_named_function(call, where, FUNCTION_CALL_KEYS, found) and not _is_json_string(call.get("arguments")):
         found.error(INVALID_TOOL_CALL, f"{where}.arguments must be a string holding JSON")
 
 
@@ -249,13 +254,8 @@ def _check_tools(example: dict, where: str, found: Findings) -> None:
 
 
 def _check_function_definition(function: Any, where: str, found: Findings) -> None:
-    if not isinstance(function, dict):
-        found.error(INVALID_TOOL_CALL, f"{where} is {_type(function)}, expected an object")
+    if not _check_named_function(function, where, FUNCTION_DEFINITION_KEYS, found):
         return
-    for key in sorted(set(function) - FUNCTION_DEFINITION_KEYS):
-        found.error(INVALID_TOOL_CALL, f"{where} has unrecognized key {key!r}")
-    if not (isinstance(function.get("name"), str) and function["name"]):
-        found.error(INVALID_TOOL_CALL, f"{where}.name must be a non-empty string")
     if "parameters" in function and not isinstance(function["parameters"], dict):
         found.error(INVALID_TOOL_CALL, f"{where}.parameters must be a JSON Schema object")
 
