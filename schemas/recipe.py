@@ -14,8 +14,11 @@ from schemas.models import ModelSpec, lookup_model
 
 InputFormat = Literal["parquet", "csv", "jsonl"]
 ExampleFormat = Literal["chat", "completion", "preference"]
-CleanStep = Literal["nfc", "strip_control", "collapse_spaces", "trim"]
-DEFAULT_CLEAN_STEPS: tuple[CleanStep, ...] = ("nfc", "strip_control", "collapse_spaces", "trim")
+CleanStep = Literal[
+    "fix_mojibake", "html", "strip_control", "nfc", "nfkc", "strip_urls", "collapse_whitespace",
+    "collapse_all_whitespace", "trim",
+]
+DEFAULT_CLEAN_STEPS: tuple[CleanStep, ...] = ("strip_control", "nfc", "collapse_whitespace", "trim")
 
 
 class _Strict(BaseModel):
@@ -42,9 +45,17 @@ class InputSpec(_Strict):
 
 
 class CleanSpec(_Strict):
+    # Run in one fixed order whatever the order here (see transforms/clean.py).
     steps: list[CleanStep] = list(DEFAULT_CLEAN_STEPS)
-    # None cleans every text column that is read.
+    # None cleans every column the template uses.
     fields: list[str] | None = None
+
+    @field_validator("steps")
+    @classmethod
+    def _one_whitespace_mode(cls, steps):
+        if {"collapse_whitespace", "collapse_all_whitespace"} <= set(steps):
+            raise ValueError("choose one of collapse_whitespace (keeps lines) and collapse_all_whitespace")
+        return steps
 
 
 class MessageTemplate(_Strict):

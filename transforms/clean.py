@@ -1,11 +1,16 @@
-"""Basic text cleaning on the fields a recipe names.
+"""Text cleaning on the fields a recipe names.
 
-Every step is idempotent, so cleaning a cleaned value changes nothing.
+Steps always run in one fixed order (``STEP_ORDER``), whatever order a recipe lists them in:
+the order is what makes cleaning idempotent (cleaning a cleaned value changes nothing).
+Steps that can feed each other (HTML, NFKC, mojibake repair: ``&#xFF1C;b&#xFF1E;`` becomes a
+tag only after both) are repeated until the text stops changing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import html
 import re
 import unicodedata
 from typing import Any, Callable, Iterable, Sequence
@@ -24,21 +29,88 @@ _CONTROL = re.compile(
     "[" + "".join(chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)))
     + _ZERO_WIDTH + "]"
 )
-_LINE_BREAKS = re.compile(r"\r\n?|\u2028|\u2029")
-# Two or more spaces after a non-space: leading indentation (code) is left alone.
-_SPACE_RUNS = re.compile(r"(?<=\S)[ \u00a0]{2,}")
+_LINE_BREAKS = re.compile(r"\r\n?|\u2028|\u2029|\x85")
+# Runs of horizontal whitespace after text on a line; leading indentation (code) is left alone.
+_INNER_SPACE_RUNS = re.compile(r"(?<=\S)[ \t\u00a0\u3000]{2,}|(?<=\S)[\t\u00a0\u3000]")
+_TRAILING_SPACE = re.compile(r"[ \t\u00a0\u3000]+$", re.MULTILINE)
+_BLANK_LINE_RUNS = re.compile(r"\n{3,}")
+_ANY_WHITESPACE = re.compile(r"\s+")
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'`]+", re.IGNORECASE)
+# Tag-shaped only: "a < b and c > d" is text, "<p class=x>" and "</div>" are tags.
+_TAG = re.compile(r"<!--.*?-->|</?[A-Za-z][A-Za-z0-9:-]*(?:\s[^<>]*)?/?>", re.DOTALL)
+_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|div|li|tr|h[1-6]|blockquote|pre)\s*>", re.IGNORECASE)
+
+
+def fix_mojibake(text: str) -> str:
+    """Repair text decoded with the wrong codec ("cafÃ©" -> "café"), and nothing else."""
+    import ftfy
+
+    return ftfy.fix_text(text, config=_ftfy_config())
+
+
+@functools.lru_cache(maxsize=1)
+def _ftfy_config():
+    import ftfy
+
+    # Only the encoding repairs: quotes, ligatures, widths and normalisation are other steps' business.
+    return ftfy.TextFixerConfig(
+        unescape_html=False,
+        remove_terminal_escapes=True,
+        fix_encoding=True,
+        restore_byte_a0=True,
+        replace_lossy_sequences=True,
+        decode_inconsistent_utf8=True,
+        fix_c1_controls=True,
+        fix_latin_ligatures=False,
+        fix_character_width=False,
+        uncurl_quotes=False,
+        fix_line_breaks=False,
+        fix_surrogates=True,
+        remove_control_chars=False,
+        normalization=None,
+    )
+
+
+def strip_html(text: str) -> str:
+    """Unescape entities and strip tags until neither changes anything; block ends become newlines.
+
+    Text that mentions tags only in escaped form (``&lt;div&gt;``) loses them: after
+    unescaping, a mention cannot be told from a tag.
+    """
+    while True:
+        cleaned = html.unescape(_TAG.sub("", _BLOCK_END.sub("\n", text)))
+        if cleaned == text:
+            return text
+        text = cleaned
 
 
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
 def strip_control(text: str) -> str:
     return _CONTROL.sub("", _LINE_BREAKS.sub("\n", text))
 
 
-def collapse_spaces(text: str) -> str:
-    return _SPACE_RUNS.sub(" ", text)
+def strip_urls(text: str) -> str:
+    return _URL.sub("", text)
+
+
+def collapse_whitespace(text: str) -> str:
+    """Within lines, runs of spaces after text become one space; trailing spaces go; at most one
+    blank line in a row. Newlines and leading indentation stay, so code keeps its shape."""
+    text = _INNER_SPACE_RUNS.sub(" ", text)
+    text = _TRAILING_SPACE.sub("", text)
+    return _BLANK_LINE_RUNS.sub("\n\n", text)
+
+
+def collapse_all_whitespace(text: str) -> str:
+    """Every run of whitespace, newlines included, becomes one space."""
+    return _ANY_WHITESPACE.sub(" ", text)
 
 
 def trim(text: str) -> str:
@@ -46,16 +118,42 @@ def trim(text: str) -> str:
 
 
 STEPS: dict[str, Callable[[str], str]] = {
-    "nfc": nfc,
+    "fix_mojibake": fix_mojibake,
+    "html": strip_html,
     "strip_control": strip_control,
-    "collapse_spaces": collapse_spaces,
+    "nfc": nfc,
+    "nfkc": nfkc,
+    "strip_urls": strip_urls,
+    "collapse_whitespace": collapse_whitespace,
+    "collapse_all_whitespace": collapse_all_whitespace,
     "trim": trim,
 }
+STEP_ORDER = tuple(STEPS)
+# Steps whose output another step can change again (see the module docstring).
+_INTERACTING = frozenset({"fix_mojibake", "html", "nfkc"})
+_MAX_ROUNDS = 8
+
+
+def ordered_steps(steps: Iterable[str]) -> tuple[str, ...]:
+    chosen = set(steps)
+    unknown = chosen - set(STEPS)
+    if unknown:
+        raise ValueError(f"unknown cleaning step(s) {sorted(unknown)}; known: {', '.join(STEP_ORDER)}")
+    if {"collapse_whitespace", "collapse_all_whitespace"} <= chosen:
+        raise ValueError("choose one of collapse_whitespace (keeps lines) and collapse_all_whitespace")
+    return tuple(step for step in STEP_ORDER if step in chosen)
 
 
 def clean_text(text: str, steps: Sequence[str] = DEFAULT_CLEAN_STEPS) -> str:
-    for step in steps:
-        text = STEPS[step](text)
+    steps = ordered_steps(steps)
+    functions = [STEPS[step] for step in steps]
+    rounds = _MAX_ROUNDS if _INTERACTING.intersection(steps) else 1
+    for _ in range(rounds):
+        before = text
+        for function in functions:
+            text = function(text)
+        if text == before:
+            break
     return text
 
 
@@ -80,7 +178,7 @@ class _CleanFn(beam.DoFn):
 
     def process(self, item: Item):
         self._counters.total.inc()
-        cleaned = clean_fields(item.row, self._steps, self._fields)
+        cleaned = clean_fields(item.fields if item.fields is not None else item.row, self._steps, self._fields)
         self._counters.kept.inc()
         yield dataclasses.replace(item, fields=cleaned)
 
@@ -89,7 +187,4 @@ class CleanFields(RecordStage):
     """Clean the named fields of each record; returns ``(items, rejected)``."""
 
     def __init__(self, *, steps: Sequence[str] = DEFAULT_CLEAN_STEPS, fields: Sequence[str] | None = None):
-        unknown = [s for s in steps if s not in STEPS]
-        if unknown:
-            raise ValueError(f"unknown cleaning step(s) {unknown}; known: {', '.join(STEPS)}")
-        super().__init__(_CleanFn(tuple(steps), None if fields is None else tuple(fields)))
+        super().__init__(_CleanFn(ordered_steps(steps), None if fields is None else tuple(fields)))

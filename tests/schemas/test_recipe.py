@@ -21,7 +21,7 @@ def with_(base, **changes):
 def test_minimal_chat_recipe_gets_defaults():
     recipe = Recipe.model_validate(CHAT)
     assert recipe.split.validation_fraction == 0.1
-    assert recipe.clean.steps == ["nfc", "strip_control", "collapse_spaces", "trim"]
+    assert recipe.clean.steps == ["strip_control", "nfc", "collapse_whitespace", "trim"]
     assert recipe.model_spec().max_tokens_per_example == 65_536
 
 
