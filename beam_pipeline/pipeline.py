@@ -18,8 +18,11 @@ from beam_pipeline.errors import UsageError
 from schemas.formats import detect_format
 from schemas.models import ModelSpec
 from schemas.recipe import Recipe
-from schemas.records import REJECTED_DIR, SPLITS, Item
+from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, Item
 from transforms.clean import CleanFields
+from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, DropExactDuplicates, DropNearDuplicates
+from transforms.filters import EXAMPLE, FilterExamples, FilterSpec
+from transforms.pii import PiiPolicy, RedactDocuments, RedactPii
 from transforms.read import (
     CsvDialect,
     InputError,
@@ -113,17 +116,29 @@ def resolve_example_format(recipe: Recipe, files: list[str]) -> str:
     return fmt
 
 
+def recipe_columns(recipe: Recipe) -> set[str]:
+    """Every column the recipe names: the template's, and those cleaning, PII, filters and dedup use."""
+    filters = recipe.filters
+    named = [
+        *(recipe.clean.fields or ()),
+        *((recipe.pii.fields or ()) if recipe.pii else ()),
+        *(recipe.dedup.fields or ()),
+        *(name for bounds in (filters.min_chars, filters.max_chars, filters.min_tokens, filters.max_tokens) for name in bounds),
+    ]
+    return referenced_columns(recipe.template) | {name for name in named if name != EXAMPLE}
+
+
 def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
     try:
         files = expand_paths([_absolute(p) for p in recipe.input.paths])
         formats = {url: recipe.input.format or infer_format(url) for url in files}
-        needed = referenced_columns(recipe.template) if recipe.template is not None else set()
+        needed = recipe_columns(recipe) if recipe.template is not None else set()
     except (InputError, TemplateError) as error:
         raise JobError(str(error)) from None
     jsonl = [url for url in files if formats[url] == "jsonl"]
     check_jsonl_heads(jsonl)
     if recipe.template is not None:
-        check_columns(files, recipe, needed | set(recipe.clean.fields or ()))
+        check_columns(files, recipe, needed)
     example_format = resolve_example_format(recipe, jsonl or files)
     model = recipe.model_spec()
     try:
@@ -132,13 +147,17 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
         raise JobError(str(error)) from None
     output = _absolute(recipe.output.path)
     check_output(output, overwrite=overwrite)
-    columns = frozenset(needed | set(recipe.clean.fields or ())) if recipe.template is not None else None
+    columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format
     )
 
 
 def rejected_to_json(record):
+    return record.to_json()
+
+
+def dropped_to_json(record):
     return record.to_json()
 
 
@@ -165,38 +184,86 @@ def job_config(plan: JobPlan) -> dict:
     }
 
 
+def pii_policy(recipe: Recipe) -> PiiPolicy | None:
+    pii = recipe.pii
+    if pii is None:
+        return None
+    return PiiPolicy(
+        kinds=tuple(pii.kinds),
+        fields=tuple(pii.fields) if pii.fields else None,
+        actions=tuple(sorted(pii.actions().items())),
+        phone_regions=tuple(pii.phone_regions),
+        replacements=tuple(sorted(pii.replacements.items())),
+    )
+
+
+def filter_spec(recipe: Recipe) -> FilterSpec:
+    f = recipe.filters
+    return FilterSpec(
+        min_chars=dict(f.min_chars), max_chars=dict(f.max_chars), min_tokens=dict(f.min_tokens),
+        max_tokens=dict(f.max_tokens), max_repetition=f.max_repetition, blocklist=tuple(f.blocklist),
+        drop_echoes=f.drop_echoes,
+    )
+
+
+def _camel(name: str) -> str:
+    return "".join(part.title() for part in name.split("_"))
+
+
 def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
     recipe = plan.recipe
     fmt = plan.example_format
+    policy = pii_policy(recipe) if recipe.template is not None else None
     items, read_rejected = p | "ReadShards" >> ReadShards(
         urls=plan.files,
         format=recipe.input.format,
         columns=plan.columns,
         csv_dialect=CsvDialect(**recipe.input.csv.model_dump()),
     )
+    stage_rejected = [read_rejected]
+    outcomes = {"read": items, "read_rejected": read_rejected}
     if recipe.template is not None:
-        cleaned, clean_rejected = items | "CleanFields" >> CleanFields(
-            steps=recipe.clean.steps, fields=recipe.clean.fields
-        )
-        rendered, render_rejected = cleaned | "RenderTemplate" >> RenderExamples(template=recipe.template)
-        early_rejected = [clean_rejected, render_rejected]
+        cleaned, rejected = items | "CleanFields" >> CleanFields(steps=recipe.clean.steps, fields=recipe.clean.fields)
+        stage_rejected.append(rejected)
+        if policy is not None:
+            cleaned, rejected, outcomes["pii"] = cleaned | "RedactPii" >> RedactPii(policy=policy)
+            stage_rejected.append(rejected)
+        rendered, rejected = cleaned | "RenderTemplate" >> RenderExamples(template=recipe.template)
     else:
         # The rows already are examples: checked as they are, never rewritten.
-        rendered, take_rejected = items | "TakeExamples" >> TakeExamples(format=fmt)
-        early_rejected = [take_rejected]
-    valid, invalid = rendered | "ValidateExamples" >> ValidateExamples(
+        rendered, rejected = items | "TakeExamples" >> TakeExamples(format=fmt)
+    stage_rejected.append(rejected)
+    valid, rejected = rendered | "ValidateExamples" >> ValidateExamples(
         format=fmt, reject_blank=recipe.template is not None
     )
-    counted, over_limit = valid | "CountTokens" >> CountTokens(
+    stage_rejected.append(rejected)
+    kept, rejected = valid | "CountTokens" >> CountTokens(
         model=plan.model,
         format=fmt,
         truncate=recipe.tokens.over_limit == "truncate",
         encodings_url=recipe.tokens.encodings_url,
     )
-    splits = counted | "SplitTrainValidation" >> SplitExamples(
+    stage_rejected.append(rejected)
+
+    dropped = {}
+    filters = filter_spec(recipe)
+    if filters.reasons():
+        kept, rejected, *filtered = kept | "FilterExamples" >> FilterExamples(
+            spec=filters, encoding=plan.model.encoding, encodings_url=recipe.tokens.encodings_url
+        )
+        stage_rejected.append(rejected)
+        dropped.update(zip(filters.reasons(), filtered))
+    if recipe.dedup.exact:
+        kept, dropped[DUPLICATE_EXACT] = kept | "DropExactDuplicates" >> DropExactDuplicates(fields=recipe.dedup.fields)
+    if recipe.dedup.near is not None:
+        near = recipe.dedup.near
+        kept, dropped[DUPLICATE_NEAR] = kept | "DropNearDuplicates" >> DropNearDuplicates(
+            threshold=near.threshold, shingle=near.shingle, num_perm=near.num_perm, fields=recipe.dedup.fields
+        )
+    splits = kept | "SplitTrainValidation" >> SplitExamples(
         validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed
     )
-    rejected = (read_rejected, *early_rejected, invalid, over_limit) | "CollectRejected" >> beam.Flatten()
+    rejected = stage_rejected | "CollectRejected" >> beam.Flatten()
 
     shards = dict(num_shards=recipe.output.num_shards, max_shard_bytes=recipe.output.max_shard_bytes)
     written = {
@@ -204,12 +271,22 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         | f"Write{split.title()}" >> WriteJsonl(directory=join(plan.output, split), to_json=example_to_json, **shards)
         for split in SPLITS
     }
-    written["rejected"] = rejected | "WriteRejected" >> WriteJsonl(
-        directory=join(plan.output, REJECTED_DIR), to_json=rejected_to_json, **shards
+    rejected_docs = rejected | "RejectedToJson" >> beam.Map(rejected_to_json)
+    if policy is not None:
+        # Rows rejected before the PII stage (a ragged CSV row, a broken line) still hold their values.
+        rejected_docs, outcomes["pii_rejected"] = rejected_docs | "RedactRejected" >> RedactDocuments(policy=policy)
+    written["rejected"] = rejected_docs | "WriteRejected" >> WriteJsonl(
+        directory=join(plan.output, REJECTED_DIR), to_json=lambda doc: doc, **shards
     )
+    for reason, records in dropped.items():
+        # One writer per reason: the drops come from different stages, and a Flatten of them would
+        # be buffered whole by the DirectRunner.
+        written[f"dropped_{reason}"] = records | f"WriteDropped{_camel(reason)}" >> WriteJsonl(
+            directory=join(plan.output, DROPPED_DIR, reason), to_json=dropped_to_json, **shards
+        )
+        outcomes[f"dropped_{reason}"] = records
     n_epochs = recipe.finetune.n_epochs
-    outcomes = {"read": items, "read_rejected": read_rejected, "rejected": rejected, **splits}
-    stats = outcomes | "ComputeStats" >> ComputeStats(
+    stats = {**outcomes, "rejected": rejected, **splits} | "ComputeStats" >> ComputeStats(
         files=plan.files,
         model=plan.model,
         format=fmt,

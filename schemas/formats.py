@@ -61,3 +61,19 @@ def detect_format(example: Any) -> str | None:
     if "prompt" in example or "completion" in example:
         return COMPLETION
     return None
+
+
+def example_texts(example: dict[str, Any]) -> list[str]:
+    """The text contents of an example: message contents, prompt and completion, preferred answers."""
+    if "prompt" in example:
+        return [v for v in (example.get("prompt"), example.get("completion")) if isinstance(v, str)]
+    messages = list(example.get("messages") or (example.get("input") or {}).get("messages") or ())
+    messages += list(example.get("preferred_output") or ()) + list(example.get("non_preferred_output") or ())
+    texts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(part["text"] for part in content if part.get("type") == "text")
+    return texts

@@ -146,6 +146,54 @@ class OutputSpec(_Strict):
     max_shard_bytes: int | None = Field(None, ge=1024)
 
 
+PiiKind = Literal["email", "phone", "ip", "card", "iban", "secret"]
+PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "ip", "card", "iban", "secret")
+PiiAction = Literal["redact", "reject"]
+
+
+class PiiSpec(_Strict):
+    # None: every column the template uses.
+    fields: list[str] | None = None
+    kinds: list[PiiKind] = list(PII_KINDS)
+    # One action for every kind, or one per kind ({secret: reject}; kinds not named are redacted).
+    action: PiiAction | dict[PiiKind, PiiAction] = "redact"
+    # Regions whose national phone formats are recognised (ISO 3166 codes); +CC numbers always are.
+    phone_regions: list[str] = ["US"]
+    replacements: dict[PiiKind, str] = {}
+
+    def actions(self) -> dict[str, str]:
+        if isinstance(self.action, str):
+            return {kind: self.action for kind in self.kinds}
+        return {kind: self.action.get(kind, "redact") for kind in self.kinds}
+
+
+class FiltersSpec(_Strict):
+    """Each bound maps a field name, or ``example`` for the whole example, to a limit."""
+
+    min_chars: dict[str, Annotated[int, Field(ge=0)]] = {}
+    max_chars: dict[str, Annotated[int, Field(ge=0)]] = {}
+    min_tokens: dict[str, Annotated[int, Field(ge=0)]] = {}
+    max_tokens: dict[str, Annotated[int, Field(ge=0)]] = {}
+    # Highest share of repeated word 3-grams or character 10-grams in any message.
+    max_repetition: Annotated[float, Field(gt=0, le=1)] | None = None
+    blocklist: list[str] = []
+    # Drop examples whose answer repeats the prompt (assistant == the user message before it).
+    drop_echoes: bool = False
+
+
+class NearDedupSpec(_Strict):
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    shingle: Annotated[int, Field(ge=1)] = 5
+    num_perm: Annotated[int, Field(ge=16, le=1024)] = 128
+
+
+class DedupSpec(_Strict):
+    exact: bool = False
+    near: NearDedupSpec | None = None
+    # Compare these fields instead of the whole rendered example.
+    fields: list[str] | None = None
+
+
 class TokensSpec(_Strict):
     # A directory (fsspec URL) holding <encoding>.tiktoken files for workers without egress.
     encodings_url: str | None = None
@@ -175,6 +223,9 @@ class Recipe(_Strict):
     template: TemplateSpec | None = None
     model: str | ModelChoice
     clean: CleanSpec = CleanSpec()
+    pii: PiiSpec | None = None
+    filters: FiltersSpec = FiltersSpec()
+    dedup: DedupSpec = DedupSpec()
     split: SplitSpec = SplitSpec()
     output: OutputSpec
     tokens: TokensSpec = TokensSpec()

@@ -33,6 +33,8 @@ INVALID_IMAGE = "invalid_image"
 INVALID_PREFERENCE = "invalid_preference"
 INVALID_COMPLETION = "invalid_completion"
 TOO_MANY_TOKENS = "too_many_tokens"
+# A field holds personal data or a secret of a kind the recipe rejects on.
+PII_FOUND = "pii"
 # An exception nobody expected; the message carries its type and text.
 INTERNAL_ERROR = "internal_error"
 
@@ -54,6 +56,7 @@ TRAIN = "train"
 VALIDATION = "validation"
 SPLITS = (TRAIN, VALIDATION)
 REJECTED_DIR = "rejected"
+DROPPED_DIR = "dropped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,23 @@ class Rejected:
         }
         if self.example is not None and self.example is not self.record:  # validate: the row is the example
             doc["example"] = self.example
+        return doc
+
+
+@dataclass(slots=True)
+class Dropped:
+    """A valid record the recipe chose not to keep: filtered, or a duplicate of ``duplicate_of``."""
+
+    source: Source
+    reason: str
+    record: Any
+    duplicate_of: Source | None = None
+
+    def to_json(self) -> dict:
+        doc = {"source": self.source.to_json(), "reason": self.reason}
+        if self.duplicate_of is not None:
+            doc["duplicate_of"] = self.duplicate_of.to_json()
+        doc["record"] = self.record
         return doc
 
 

@@ -15,13 +15,18 @@ import apache_beam as beam
 import orjson
 
 from schemas.records import SPLITS, TRAIN, VALIDATION, Item
+from transforms.dedup import normalized
 
 _SCALE = float(1 << 64)
 
 
 def split_key(example: dict[str, Any], seed: int) -> float:
-    """A number in [0, 1) that depends only on the example's content and the seed."""
-    content = orjson.dumps(example, option=orjson.OPT_SORT_KEYS)
+    """A number in [0, 1) that depends only on the example's normalised content and the seed.
+
+    Normalised as exact deduplication normalises, so examples that are exact duplicates always
+    land on the same side: validation never holds a copy of a training example.
+    """
+    content = orjson.dumps(normalized(example), option=orjson.OPT_SORT_KEYS)
     digest = hashlib.blake2b(content, digest_size=8, key=str(seed).encode()).digest()
     return int.from_bytes(digest, "big") / _SCALE
 

@@ -27,6 +27,9 @@ class StageCounters:
     def rejected_code(self, code: str):
         return Metrics.counter(self._stage, f"rejected_{code}")
 
+    def dropped(self, reason: str):
+        return Metrics.counter(self._stage, f"dropped_{reason}")
+
 
 def internal_error(error: BaseException) -> Rejection:
     return Rejection(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
@@ -62,9 +65,11 @@ class RecordStage(beam.PTransform):
     ``with_exception_handling`` and lands in ``rejected`` as ``internal_error``.
     """
 
-    def __init__(self, dofn: beam.DoFn, *, partial: bool = False):
+    def __init__(self, dofn: beam.DoFn, *, partial: bool = False, extra_outputs: tuple[str, ...] = ()):
         super().__init__()
         self._dofn = dofn
+        # More tagged outputs, returned after (kept, rejected) in this order.
+        self._extra_outputs = extra_outputs
         # partial=False makes Beam hold all of one element's outputs until process() returns,
         # so a failure emits none of them. A DoFn whose element is a whole file must stream:
         # partial=True keeps what it emitted before failing.
@@ -72,11 +77,11 @@ class RecordStage(beam.PTransform):
 
     def expand(self, pcoll):
         results = pcoll | "Apply" >> beam.ParDo(self._dofn).with_outputs(
-            REJECTED, main=KEPT
+            REJECTED, *self._extra_outputs, main=KEPT
         ).with_exception_handling(main_tag=KEPT, dead_letter_tag="errors", partial=self._partial)
         errors = results["errors"] | "ErrorsToRejected" >> beam.FlatMap(_as_rejected)
         rejected = (results[REJECTED], errors) | "MergeRejected" >> beam.Flatten()
-        return results[KEPT], rejected
+        return (results[KEPT], rejected, *(results[tag] for tag in self._extra_outputs))
 
 
 def reject(item: Item, counters: StageCounters, *errors: Rejection) -> beam.pvalue.TaggedOutput:

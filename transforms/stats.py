@@ -25,6 +25,7 @@ READ = "read"
 KEPT = "kept"
 REJECTED = "rejected"
 DROPPED = "dropped"
+PII = "pii"
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -42,6 +43,7 @@ class StatsAccumulator:
     rejected: int = 0
     rejection_codes: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
+    pii: Counter = field(default_factory=Counter)
 
     def _observe(self, name: str, value: int) -> None:
         self.histograms.setdefault(name, Counter())[value] += 1
@@ -71,12 +73,14 @@ class StatsAccumulator:
             self.rejection_codes.update(event[1])
         elif kind == DROPPED:
             self.dropped[event[1]] += 1
+        elif kind == PII:
+            self.pii.update(dict(event[1]))
         else:
             raise ValueError(f"unknown stats event {event!r}")
         return self
 
     def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
-        for name in ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped"):
+        for name in ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii"):
             getattr(self, name).update(getattr(other, name))
         for name, histogram in other.histograms.items():
             self.histograms.setdefault(name, Counter()).update(histogram)
@@ -134,6 +138,7 @@ def build_stats(
         },
         "rejections": dict(sorted(acc.rejection_codes.items())),
         "warnings": dict(sorted(acc.warnings.items())),
+        "pii": dict(sorted(acc.pii.items())),
         "tokens": {
             "encoding": model.encoding,
             "total": sum(acc.tokens[split] for split in SPLITS),
@@ -190,6 +195,10 @@ def kept_event(item: Item, *, fmt: str, limit: int) -> tuple:
     return (KEPT, item.split, item.tokens, item.warnings, message_count(item.example, fmt), billed)
 
 
+def pii_event(found: tuple) -> tuple:
+    return (PII, found)
+
+
 def dropped_event(reason: str):
     return lambda _record: (DROPPED, reason)
 
@@ -198,7 +207,8 @@ class ComputeStats(beam.PTransform):
     """Combine the run's outputs into the single ``stats.json`` document.
 
     Input: a dict with ``read`` and ``read_<anything>`` (everything the reader emitted, kept
-    or rejected), one PCollection per split, ``rejected``, and ``dropped_<reason>``.
+    or rejected), one PCollection per split, ``rejected``, ``dropped_<reason>``, and ``pii``
+    (``((kind, count), ...)`` per record with findings).
     """
 
     def __init__(
@@ -229,6 +239,8 @@ class ComputeStats(beam.PTransform):
                 mapper = rejected_event
             elif name.startswith(f"{DROPPED}_"):
                 mapper = dropped_event(name[len(DROPPED) + 1 :])
+            elif name == PII or name.startswith(f"{PII}_"):
+                mapper = pii_event
             else:
                 raise ValueError(f"ComputeStats does not know output {name!r}")
             label = name.title().replace("_", "")

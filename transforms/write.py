@@ -84,7 +84,7 @@ class _FinalizeFn(beam.DoFn):
         self._output = output
         self._job = job
 
-    def process(self, stats: dict, train: list, validation: list, rejected: list):
+    def process(self, stats: dict, train: list, validation: list, rejected: list, **other_outputs):
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
         if self._job is not None:
             spec = job_spec(
@@ -101,8 +101,9 @@ class _FinalizeFn(beam.DoFn):
 class WriteStatsAndMarker(beam.PTransform):
     """Write ``stats.json``, ``finetune_job.json`` (given ``job``) and then ``_SUCCESS``.
 
-    ``written`` maps ``train``, ``validation`` and ``rejected`` to the PCollections of their
-    final file names: as side inputs they make this step wait for every write to finalize.
+    ``written`` maps ``train``, ``validation``, ``rejected`` and any other output to the
+    PCollections of their final file names: as side inputs they make this step wait for every
+    write to finalize.
     """
 
     def __init__(self, *, output: str, written: dict, job: dict | None = None):

@@ -1,0 +1,116 @@
+"""Golden cases per PII kind, including what must not be redacted."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.records import Item, Source
+from transforms.pii import PiiPolicy, PiiScanner, RedactDocuments, RedactPii, iban_valid, luhn_valid
+
+SCANNER = PiiScanner()
+
+
+def redacted(text):
+    return SCANNER.redact(text)[0]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Mail ada.lovelace+ft@example.co.uk now", "Mail [EMAIL] now"),
+        ("Call +44 20 7946 0958 today", "Call [PHONE] today"),
+        ("Call +1 415-555-2671 or (415) 555-2671.", "Call [PHONE] or [PHONE]."),
+        ("Server 192.168.10.25 is down", "Server [IP] is down"),
+        ("IPv6 2001:db8:85a3::8a2e:370:7334 and ::1", "IPv6 [IP] and [IP]"),
+        ("Card 4111 1111 1111 1111 expired", "Card [CARD] expired"),
+        ("Amex 3782-822463-10005", "Amex [CARD]"),
+        ("IBAN GB82 WEST 1234 5698 7654 32 please", "IBAN [IBAN] please"),
+        ("IBAN DE89370400440532013000", "IBAN [IBAN]"),
+        ("key sk-proj-abcdefghijklmnopqrstuvwx1234", "key [SECRET]"),
+        ("key sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", "key [SECRET]"),
+        ("aws AKIAIOSFODNN7EXAMPLE id", "aws [SECRET] id"),
+        ("token ghp_" + "a" * 36 + " end", "token [SECRET] end"),
+        ("slack xoxb-1234567890-abcdefghij", "slack [SECRET]"),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+         "jwt [SECRET]"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "[SECRET]"),
+    ],
+)
+def test_each_kind_is_found(text, expected):
+    assert redacted(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Upgrade to version 2.10.4 or v1.2.3.4",
+        "Released on 2024-01-15, patched 15/01/2024 and 01.15.2024",
+        "Order #A-99812 and order 123456789 shipped",
+        "Invoice 2024000123 totals 1,234,567.89 EUR",
+        "pi is 3.14159265358979 and e is 2.718281828",
+        "The meeting is 10:30-11:45, room 4012",
+        "ISBN 978-3-16-148410-0",
+        "Tracking 1Z999AA10123456784",
+        "Card-like but fails Luhn: 4111 1111 1111 1112",
+        "Luhn-valid but no card network: 0000 0000 0000 0000",
+        "GB82 WEST 1234 5698 7654 33 fails the IBAN check",
+        "Time 12:30:45 is not an address",
+        "user@localhost is not an address on the internet",
+        "sk-short is not a key",
+    ],
+)
+def test_false_positives_stay_text(text):
+    assert redacted(text) == text
+
+
+def test_checksums():
+    assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
+    assert iban_valid("GB82 WEST 1234 5698 7654 32") and not iban_valid("GB82 WEST 1234 5698 7654 33")
+
+
+def test_counts_replacements_and_kinds():
+    scanner = PiiScanner(["email"], replacements={"email": "<mail>"})
+    text, counts = scanner.redact("a@example.com, b@example.org, +1 415-555-2671")
+    assert text == "<mail>, <mail>, +1 415-555-2671" and counts == {"email": 2}
+    with pytest.raises(ValueError, match="unknown PII kind"):
+        PiiScanner(["ssn"])
+
+
+def test_national_numbers_need_their_region():
+    assert PiiScanner(phone_regions=()).redact("call 020 7946 0958")[0] == "call 020 7946 0958"
+    assert PiiScanner(phone_regions=("GB",)).redact("call 020 7946 0958")[0] == "call [PHONE]"
+
+
+def test_redact_value_walks_json():
+    doc = {"record": ["x@example.com", {"n": 1, "t": "ip 10.0.0.1"}], "errors": [{"message": "ok"}]}
+    assert SCANNER.redact_value(doc) == {"record": ["[EMAIL]", {"n": 1, "t": "ip [IP]"}], "errors": [{"message": "ok"}]}
+
+
+@given(st.text(max_size=80))
+def test_redaction_never_raises_and_is_stable(text):
+    once = redacted(text)
+    assert redacted(once) == once
+
+
+POLICY = PiiPolicy(kinds=("email", "secret"), fields=("q", "a"), actions=(("email", "redact"), ("secret", "reject")))
+
+
+def test_redact_pii_transform():
+    clean = Item(Source("f", 0), {"q": "hi", "a": "mail me at a@example.com"}, fields={"q": "hi", "a": "mail me at a@example.com"})
+    secret = Item(Source("f", 1), {"q": "my key sk-proj-abcdefghijklmnopqrstuvwx1234", "a": "ok"})
+    with TestPipeline() as p:
+        items, rejected, found = p | beam.Create([clean, secret]) | "Pii" >> RedactPii(policy=POLICY)
+        assert_that(items | beam.Map(lambda i: (i.fields["a"], i.row["a"])), equal_to([("mail me at [EMAIL]", "mail me at [EMAIL]")]), label="Items")
+        assert_that(rejected | beam.Map(lambda r: (r.codes, r.errors[0].message, r.record["q"])),
+                    equal_to([(("pii",), "field 'q' contains secret", "my key [SECRET]")]), label="Rejected")
+        assert_that(found, equal_to([(("email", 1),), (("secret", 1),)]), label="Found")
+
+
+def test_redact_documents_transform():
+    with TestPipeline() as p:
+        docs, found = p | beam.Create([{"record": "bad,row,x@example.com"}, {"record": "[EMAIL]"}]) | RedactDocuments(policy=POLICY)
+        assert_that(docs, equal_to([{"record": "bad,row,[EMAIL]"}, {"record": "[EMAIL]"}]), label="Docs")
+        assert_that(found, equal_to([(("email", 1),)]), label="Found")

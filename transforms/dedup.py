@@ -1,0 +1,244 @@
+"""Exact and near-duplicate removal as Beam stages.
+
+Both keep one survivor per duplicate set, chosen deterministically: the record with the lowest
+(source file, row). Every run and every runner, with any number of workers, keeps the same
+records. Memory is bounded per key: exact duplicates are grouped by content digest; near
+duplicates shuffle only (band key, source) pairs, then join the verdict back to the records by
+source.
+
+Near duplicates: MinHash signatures over word shingles of the normalised text, split into LSH
+bands (``optimal_bands`` picks bands x rows for the threshold). Records that share a band are
+candidates; in each candidate group every record but the lowest is dropped, as a duplicate of
+the lowest record of any group it shares. Candidates are not re-verified against the exact
+Jaccard similarity: banding is tuned so that pairs far below the threshold rarely collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import apache_beam as beam
+import numpy as np
+import orjson
+
+from schemas.formats import example_texts
+from schemas.records import Dropped, Item, Source
+
+DUPLICATE_EXACT = "duplicate_exact"
+DUPLICATE_NEAR = "duplicate_near"
+
+_PRIME = (1 << 61) - 1
+_MAX_32 = np.uint64(0xFFFFFFFF)
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
+
+
+def normalize_text(text: str) -> str:
+    """What makes two texts "the same": NFKC, case-folded, whitespace runs as one space."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def normalized(value: Any) -> Any:
+    """``value`` with every string normalised (keys stay)."""
+    if isinstance(value, str):
+        return normalize_text(value)
+    if isinstance(value, list):
+        return [normalized(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items()}
+    return value
+
+
+def digest(value: Any) -> bytes:
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str),
+                           digest_size=16).digest()
+
+
+def _dedup_value(item: Item, fields: Sequence[str] | None) -> Any:
+    if fields:
+        source = item.fields if item.fields is not None else item.row
+        return [source.get(name) for name in fields]
+    return item.example
+
+
+def exact_key(item: Item, fields: Sequence[str] | None = None) -> bytes:
+    """Digest of the normalised example, or of the normalised values of ``fields``."""
+    return digest(normalized(_dedup_value(item, fields)))
+
+
+def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
+    if fields:
+        return normalize_text(" ".join(str(v) for v in _dedup_value(item, fields) if v is not None))
+    return normalize_text(" ".join(example_texts(item.example)))
+
+
+def source_key(source: Source) -> tuple[str, int]:
+    return (source.file, source.row)
+
+
+# --- MinHash and LSH banding -------------------------------------------------------------
+
+
+def shingles(text: str, size: int) -> list[str]:
+    words = text.split()
+    if len(words) <= size:
+        return [" ".join(words)]
+    return [" ".join(words[i : i + size]) for i in range(len(words) - size + 1)]
+
+
+@dataclass(frozen=True)
+class MinHasher:
+    """MinHash with ``num_perm`` universal hash functions ((a*h + b) mod p over 32-bit shingle hashes).
+
+    The permutations come from a fixed seed, so every worker computes the same signatures.
+    Products stay below 2**64: a, b and h are all below 2**32.
+    """
+
+    num_perm: int = 128
+    shingle: int = 5
+    seed: int = 1
+
+    def _permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        a = rng.integers(1, 1 << 32, size=self.num_perm, dtype=np.uint64)
+        b = rng.integers(0, 1 << 32, size=self.num_perm, dtype=np.uint64)
+        return a, b
+
+    def signature(self, text: str, permutations=None) -> np.ndarray:
+        a, b = permutations if permutations is not None else self._permutations()
+        hashes = np.array(
+            [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little") for s in shingles(text, self.shingle)],
+            dtype=np.uint64,
+        )
+        values = (np.outer(hashes, a) + b) % np.uint64(_PRIME) & _MAX_32
+        return values.min(axis=0).astype(np.uint32)
+
+
+def _collision_probability(similarity: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    return 1.0 - (1.0 - similarity**rows) ** bands
+
+
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """Bands x rows (within num_perm) minimising the chance of false positives below the
+    threshold plus false negatives above it, with equal weights."""
+    grid = np.linspace(0.0, 1.0, 1001)
+    below, above = grid[grid < threshold], grid[grid >= threshold]
+    best, best_error = (1, num_perm), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            false_positive = _trapezoid(_collision_probability(below, bands, rows), below)
+            false_negative = _trapezoid(1.0 - _collision_probability(above, bands, rows), above)
+            if false_positive + false_negative < best_error:
+                best, best_error = (bands, rows), false_positive + false_negative
+    return best
+
+
+def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
+    return [
+        band.to_bytes(2, "big") + hashlib.blake2b(signature[band * rows : (band + 1) * rows].tobytes(), digest_size=8).digest()
+        for band in range(bands)
+    ]
+
+
+# --- Beam stages ---------------------------------------------------------------------------
+
+
+def _keep_lowest(group: tuple[bytes, Iterable[Item]]):
+    """The lowest-source item survives; the others leave as duplicates of it. Two passes over the
+    group's (re-iterable) values keep memory to one item beyond what the runner holds."""
+    _, items = group
+    survivor = min(items, key=lambda item: source_key(item.source))
+    yield survivor
+    for item in items:
+        if item.source != survivor.source:
+            yield beam.pvalue.TaggedOutput(
+                DUPLICATE_EXACT, Dropped(item.source, DUPLICATE_EXACT, item.row, duplicate_of=survivor.source)
+            )
+
+
+class DropExactDuplicates(beam.PTransform):
+    """Returns ``(survivors, duplicates)``; ``fields`` compares those fields instead of the example."""
+
+    def __init__(self, *, fields: Sequence[str] | None = None):
+        super().__init__()
+        self._fields = tuple(fields) if fields else None
+
+    def expand(self, items):
+        fields = self._fields
+        results = (
+            items
+            | "KeyByContent" >> beam.Map(lambda item: (exact_key(item, fields), item))
+            | "GroupByContent" >> beam.GroupByKey()
+            | "KeepLowest" >> beam.FlatMap(_keep_lowest).with_outputs(DUPLICATE_EXACT, main="items")
+        )
+        return results["items"], results[DUPLICATE_EXACT]
+
+
+class _BandKeysFn(beam.DoFn):
+    def __init__(self, hasher: MinHasher, bands: int, rows: int, fields: tuple[str, ...] | None):
+        self._hasher = hasher
+        self._bands = bands
+        self._rows = rows
+        self._fields = fields
+        self._permutations = None
+
+    def setup(self):
+        self._permutations = self._hasher._permutations()
+
+    def process(self, item: Item):
+        signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
+        for key in band_keys(signature, self._bands, self._rows):
+            yield key, source_key(item.source)
+
+
+def _duplicates_in_band(group: tuple[bytes, Iterable[tuple[str, int]]]):
+    """Every member of a candidate group but the lowest, paired with the lowest."""
+    _, sources = group
+    lowest = min(sources)
+    for source in sources:
+        if source != lowest:
+            yield source, lowest
+
+
+def _split_near(joined):
+    _, grouped = joined
+    duplicate_of = list(grouped["duplicate_of"])
+    for item in grouped["items"]:
+        if duplicate_of:
+            original = Source(*duplicate_of[0])
+            yield beam.pvalue.TaggedOutput(DUPLICATE_NEAR, Dropped(item.source, DUPLICATE_NEAR, item.row, duplicate_of=original))
+        else:
+            yield item
+
+
+class DropNearDuplicates(beam.PTransform):
+    """MinHash/LSH near-duplicate removal; returns ``(survivors, duplicates)``."""
+
+    def __init__(self, *, threshold: float = 0.8, shingle: int = 5, num_perm: int = 128, fields: Sequence[str] | None = None):
+        super().__init__()
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"near-duplicate threshold must be in (0, 1), got {threshold}")
+        if shingle < 1 or num_perm < 2:
+            raise ValueError("shingle must be at least 1 and num_perm at least 2")
+        self._hasher = MinHasher(num_perm=num_perm, shingle=shingle)
+        self._bands, self._rows = optimal_bands(threshold, num_perm)
+        self._fields = tuple(fields) if fields else None
+
+    def expand(self, items):
+        duplicate_of = (
+            items
+            | "BandKeys" >> beam.ParDo(_BandKeysFn(self._hasher, self._bands, self._rows, self._fields))
+            | "GroupByBand" >> beam.GroupByKey()
+            | "PairWithLowest" >> beam.FlatMap(_duplicates_in_band)
+            # A record in several candidate groups is a duplicate of the lowest of their survivors.
+            | "LowestOriginal" >> beam.CombinePerKey(min)
+        )
+        keyed = items | "KeyBySource" >> beam.Map(lambda item: (source_key(item.source), item))
+        results = (
+            {"items": keyed, "duplicate_of": duplicate_of}
+            | "JoinVerdicts" >> beam.CoGroupByKey()
+            | "Split" >> beam.FlatMap(_split_near).with_outputs(DUPLICATE_NEAR, main="items")
+        )
+        return results["items"], results[DUPLICATE_NEAR]

@@ -1,0 +1,184 @@
+"""Quality filters: records that are valid but not worth training on, dropped with a named reason.
+
+Each filter is a plain check on a rendered example (and the row's fields); the first one that
+fails names the drop reason (``FILTER_REASONS``). Drops are not rejections: the record was
+fine, the recipe chose not to keep it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import apache_beam as beam
+
+from schemas.formats import example_texts
+from schemas.records import Dropped, Item
+from transforms.stage import RecordStage, StageCounters
+
+EXAMPLE = "example"  # in min/max maps: the whole example rather than one field
+MIN_CHARS, MAX_CHARS = "filter_min_chars", "filter_max_chars"
+MIN_TOKENS, MAX_TOKENS = "filter_min_tokens", "filter_max_tokens"
+REPETITION, BLOCKLIST, ECHO = "filter_repetition", "filter_blocklist", "filter_echo"
+FILTER_REASONS = (MIN_CHARS, MAX_CHARS, MIN_TOKENS, MAX_TOKENS, REPETITION, BLOCKLIST, ECHO)
+
+# Repetition is measured on texts long enough for it to mean something.
+WORD_NGRAM, MIN_WORDS = 3, 12
+CHAR_NGRAM, MIN_CHARS_FOR_REPETITION = 10, 100
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    min_chars: dict[str, int] = field(default_factory=dict)
+    max_chars: dict[str, int] = field(default_factory=dict)
+    min_tokens: dict[str, int] = field(default_factory=dict)
+    max_tokens: dict[str, int] = field(default_factory=dict)
+    max_repetition: float | None = None
+    blocklist: tuple[str, ...] = ()
+    drop_echoes: bool = False
+
+    def reasons(self) -> tuple[str, ...]:
+        """The drop reasons these filters can give, in the order they are checked."""
+        active = {
+            MIN_CHARS: self.min_chars, MAX_CHARS: self.max_chars, MIN_TOKENS: self.min_tokens,
+            MAX_TOKENS: self.max_tokens, REPETITION: self.max_repetition is not None,
+            BLOCKLIST: self.blocklist, ECHO: self.drop_echoes,
+        }
+        return tuple(reason for reason in FILTER_REASONS if active[reason])
+
+    def needs_encoding(self) -> bool:
+        return any(name != EXAMPLE for name in (*self.min_tokens, *self.max_tokens))
+
+
+def _duplicate_share(units: list) -> float:
+    return 1.0 - len(set(units)) / len(units) if units else 0.0
+
+
+def repetition(text: str) -> float:
+    """The larger of the duplicated word-3-gram share and the duplicated character-10-gram share.
+
+    "Eat a banana! " * 2000 scores close to 1; ordinary prose close to 0.
+    """
+    words = _WORD.findall(text.casefold())
+    word_share = 0.0
+    if len(words) >= MIN_WORDS:
+        word_share = _duplicate_share([tuple(words[i : i + WORD_NGRAM]) for i in range(len(words) - WORD_NGRAM + 1)])
+    char_share = 0.0
+    if len(text) >= MIN_CHARS_FOR_REPETITION:
+        char_share = _duplicate_share([text[i : i + CHAR_NGRAM] for i in range(0, len(text) - CHAR_NGRAM + 1)])
+    return max(word_share, char_share)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def is_echo(example: dict[str, Any]) -> bool:
+    """The answer repeats the prompt: an assistant message equal to the user message before it."""
+    if "prompt" in example:
+        return _normalized(str(example.get("prompt"))) == _normalized(str(example.get("completion")))
+    messages = list(example.get("messages") or (example.get("input") or {}).get("messages") or ())
+    messages += list(example.get("preferred_output") or ())
+    last_user = None
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, str):
+            continue
+        if message.get("role") == "user":
+            last_user = _normalized(content)
+        elif message.get("role") == "assistant" and last_user is not None and _normalized(content) == last_user:
+            return True
+    return False
+
+
+def blocklist_pattern(terms: Iterable[str]) -> re.Pattern | None:
+    terms = [t for t in terms if t]
+    if not terms:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in terms) + r")(?!\w)", re.IGNORECASE)
+
+
+class ExampleFilter:
+    """Applies a ``FilterSpec``; ``reason(item)`` is the first failing filter's reason, or None."""
+
+    def __init__(self, spec: FilterSpec, encoding=None):
+        self._spec = spec
+        self._blocklist = blocklist_pattern(spec.blocklist)
+        self._encode = encoding.encode_ordinary if encoding is not None else None
+
+    def _value(self, item: Item, name: str, measure: str) -> int | None:
+        if name == EXAMPLE:
+            if measure == "tokens":
+                return item.tokens.total if item.tokens is not None else None
+            return sum(len(t) for t in example_texts(item.example))
+        value = (item.fields or item.row).get(name)
+        if not isinstance(value, str):
+            return 0 if value is None else None
+        return len(self._encode(value)) if measure == "tokens" else len(value)
+
+    def _outside(self, item: Item, bounds: dict[str, int], measure: str, below: bool) -> bool:
+        for name, bound in bounds.items():
+            value = self._value(item, name, measure)
+            if value is not None and (value < bound if below else value > bound):
+                return True
+        return False
+
+    def reason(self, item: Item) -> str | None:
+        spec = self._spec
+        if self._outside(item, spec.min_chars, "chars", below=True):
+            return MIN_CHARS
+        if self._outside(item, spec.max_chars, "chars", below=False):
+            return MAX_CHARS
+        if self._outside(item, spec.min_tokens, "tokens", below=True):
+            return MIN_TOKENS
+        if self._outside(item, spec.max_tokens, "tokens", below=False):
+            return MAX_TOKENS
+        texts = example_texts(item.example)
+        if spec.max_repetition is not None and any(repetition(t) > spec.max_repetition for t in texts):
+            return REPETITION
+        if self._blocklist is not None and any(self._blocklist.search(t) for t in texts):
+            return BLOCKLIST
+        if spec.drop_echoes and is_echo(item.example):
+            return ECHO
+        return None
+
+
+class _FilterFn(beam.DoFn):
+    def __init__(self, spec: FilterSpec, encoding_name: str | None, encodings_url: str | None):
+        self._spec = spec
+        self._encoding_name = encoding_name
+        self._encodings_url = encodings_url
+        self._filter: ExampleFilter | None = None
+        self._counters = StageCounters("FilterExamples")
+
+    def setup(self):
+        encoding = None
+        if self._spec.needs_encoding():
+            from transforms.tokens import load_encoding
+
+            encoding = load_encoding(self._encoding_name, encodings_url=self._encodings_url)
+        self._filter = ExampleFilter(self._spec, encoding)
+
+    def process(self, item: Item):
+        self._counters.total.inc()
+        reason = self._filter.reason(item)
+        if reason is None:
+            self._counters.kept.inc()
+            yield item
+            return
+        self._counters.dropped(reason).inc()
+        yield beam.pvalue.TaggedOutput(reason, Dropped(item.source, reason, item.row))
+
+
+class FilterExamples(RecordStage):
+    """Drop examples the recipe's filters reject. Returns ``(items, rejected, *dropped)``, one
+    dropped PCollection per reason in ``spec.reasons()``."""
+
+    def __init__(self, *, spec: FilterSpec, encoding: str | None = None, encodings_url: str | None = None):
+        if spec.max_repetition is not None and not 0 < spec.max_repetition <= 1:
+            raise ValueError(f"max_repetition must be in (0, 1], got {spec.max_repetition}")
+        if spec.needs_encoding() and encoding is None:
+            raise ValueError("token filters on fields need the model's encoding")
+        super().__init__(_FilterFn(spec, encoding, encodings_url), extra_outputs=spec.reasons())

@@ -1,0 +1,287 @@
+"""Finding and redacting personal data and secrets in text fields.
+
+Detectors favour precision: a card number must pass the Luhn check and start like a card
+network's number, an IBAN must pass its mod-97 check, an IP address must parse, and phone
+numbers are found by Google's libphonenumber (``phonenumbers``), which tells a valid number
+from a date, a version string or an order number. Redacted values never leave this module:
+callers get the redacted text and counts per kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import apache_beam as beam
+
+from schemas.records import PII_FOUND, Item, Rejection
+from transforms.stage import RecordStage, StageCounters, reject
+
+EMAIL, PHONE, IP, CARD, IBAN, SECRET = "email", "phone", "ip", "card", "iban", "secret"
+# Detection order: where two detectors claim overlapping text, the earlier kind wins
+# (a key inside a URL is a secret, an IBAN's digits are not a phone number).
+KINDS = (SECRET, EMAIL, IBAN, CARD, IP, PHONE)
+DEFAULT_REPLACEMENTS = {kind: f"[{kind.upper()}]" for kind in KINDS}
+PII_OUTPUT = "pii"
+
+_SECRETS = re.compile(
+    "|".join(
+        [
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+            r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
+            r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",  # AWS access key ids
+            r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",  # GitHub
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack tokens
+            r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+",
+            r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
+        ]
+    ),
+    re.DOTALL,
+)
+_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+# "v1.2.3.4", "version 10.0.0.1": a version string, not an address.
+_VERSION_BEFORE = re.compile(r"(?:\bv|version\s*|build\s*)$", re.IGNORECASE)
+_PHONE_CANDIDATE = re.compile(r"\d(?:[\s().-]*\d){6,}")
+_GROUPED = re.compile(r"\d[\s().-]+\d|^\(")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_network(digits: str) -> bool:
+    """Starts like a card network's number (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay)."""
+    two, four = int(digits[:2]), int(digits[:4])
+    return (
+        digits[0] == "4"
+        or 51 <= two <= 55
+        or 2221 <= four <= 2720
+        or two in (34, 37, 36, 38, 62, 65)
+        or four == 6011
+        or 644 <= int(digits[:3]) <= 649
+        or 3528 <= four <= 3589
+        or 300 <= int(digits[:3]) <= 305
+    )
+
+
+def iban_valid(candidate: str) -> bool:
+    compact = candidate.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def _emails(text: str) -> Iterable[tuple[int, int]]:
+    return (m.span() for m in _EMAIL.finditer(text))
+
+
+def _secrets(text: str) -> Iterable[tuple[int, int]]:
+    return (m.span() for m in _SECRETS.finditer(text))
+
+
+def _ibans(text: str) -> Iterable[tuple[int, int]]:
+    return (m.span() for m in _IBAN.finditer(text) if iban_valid(m.group()))
+
+
+def _cards(text: str) -> Iterable[tuple[int, int]]:
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"[ -]", "", m.group())
+        if 13 <= len(digits) <= 19 and _card_network(digits) and luhn_valid(digits):
+            yield m.span()
+
+
+def _ips(text: str) -> Iterable[tuple[int, int]]:
+    for m in _IPV4.finditer(text):
+        if not _VERSION_BEFORE.search(text[max(0, m.start() - 12) : m.start()]):
+            yield m.span()
+    for m in _IPV6.finditer(text):
+        if m.group().count(":") >= 2 and any(c.isalnum() for c in m.group()):
+            try:
+                ipaddress.IPv6Address(m.group())
+            except ValueError:
+                continue
+            yield m.span()
+
+
+class _Phones:
+    def __init__(self, regions: Sequence[str]):
+        # None finds numbers written in international format (+CC ...) whatever the region.
+        self._regions = [None, *regions]
+
+    def __call__(self, text: str) -> Iterable[tuple[int, int]]:
+        if not _PHONE_CANDIDATE.search(text):  # libphonenumber is slow; most text has no number
+            return
+        import phonenumbers
+
+        for region in self._regions:
+            for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+                # Written nationally, a phone number is grouped ("(415) 555-2671"); a bare run of
+                # digits is an invoice, order or account number as often as a phone number.
+                if region is not None and not match.raw_string.startswith("+") and not _GROUPED.search(match.raw_string):
+                    continue
+                yield match.start, match.end
+
+
+@dataclass(frozen=True)
+class PiiFinding:
+    kind: str
+    start: int
+    end: int
+
+
+class PiiScanner:
+    """Finds the chosen kinds in text and redacts them. Build once per worker: it holds compiled state."""
+
+    def __init__(
+        self,
+        kinds: Sequence[str] = KINDS,
+        *,
+        phone_regions: Sequence[str] = ("US",),
+        replacements: Mapping[str, str] | None = None,
+    ):
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown PII kind(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
+        detectors = {SECRET: _secrets, EMAIL: _emails, IBAN: _ibans, CARD: _cards, IP: _ips, PHONE: _Phones(phone_regions)}
+        self._detectors = [(kind, detectors[kind]) for kind in KINDS if kind in kinds]
+        self._replacements = {**DEFAULT_REPLACEMENTS, **(replacements or {})}
+
+    def find(self, text: str) -> list[PiiFinding]:
+        taken: list[PiiFinding] = []
+        for kind, detect in self._detectors:
+            for start, end in detect(text):
+                if all(end <= f.start or start >= f.end for f in taken):
+                    taken.append(PiiFinding(kind, start, end))
+        return sorted(taken, key=lambda f: f.start)
+
+    def redact(self, text: str) -> tuple[str, Counter]:
+        """The text with every finding replaced, and the number of findings per kind."""
+        findings = self.find(text)
+        if not findings:
+            return text, Counter()
+        parts, position = [], 0
+        for finding in findings:
+            parts.append(text[position : finding.start])
+            parts.append(self._replacements[finding.kind])
+            position = finding.end
+        parts.append(text[position:])
+        return "".join(parts), Counter(f.kind for f in findings)
+
+    def redact_value(self, value: Any, found: Counter | None = None) -> Any:
+        """Redact every string inside a JSON-like value (for rejected output); count into ``found``."""
+        if isinstance(value, str):
+            text, counts = self.redact(value)
+            if found is not None:
+                found.update(counts)
+            return text
+        if isinstance(value, list):
+            return [self.redact_value(v, found) for v in value]
+        if isinstance(value, dict):
+            return {k: self.redact_value(v, found) for k, v in value.items()}
+        return value
+
+
+@dataclass(frozen=True)
+class PiiPolicy:
+    kinds: tuple[str, ...]
+    fields: tuple[str, ...] | None
+    # kind -> "redact" | "reject"
+    actions: tuple[tuple[str, str], ...]
+    phone_regions: tuple[str, ...] = ("US",)
+    replacements: tuple[tuple[str, str], ...] = ()
+
+    def scanner(self) -> PiiScanner:
+        return PiiScanner(self.kinds, phone_regions=self.phone_regions, replacements=dict(self.replacements))
+
+
+class _RedactFn(beam.DoFn):
+    def __init__(self, policy: PiiPolicy):
+        self._policy = policy
+        self._actions = dict(policy.actions)
+        self._scanner: PiiScanner | None = None
+        self._counters = StageCounters("RedactPii")
+
+    def setup(self):
+        self._scanner = self._policy.scanner()
+
+    def process(self, item: Item):
+        self._counters.total.inc()
+        fields = dict(item.fields if item.fields is not None else item.row)
+        row = dict(item.row)
+        found: Counter = Counter()
+        rejected_by = []
+        for name in self._policy.fields or [k for k, v in fields.items() if isinstance(v, str)]:
+            value = fields.get(name)
+            if not isinstance(value, str):
+                continue
+            redacted, counts = self._scanner.redact(value)
+            if not counts:
+                continue
+            found.update(counts)
+            fields[name] = redacted
+            row[name] = redacted  # rejected and dropped output show the row without the values
+            rejected_by.extend(f"field {name!r} contains {kind}" for kind in sorted(counts) if self._actions[kind] == "reject")
+        if found:
+            yield beam.pvalue.TaggedOutput(PII_OUTPUT, tuple(sorted(found.items())))
+        item = dataclasses.replace(item, row=row, fields=fields)
+        if rejected_by:
+            yield reject(item, self._counters, *(Rejection(PII_FOUND, message) for message in rejected_by))
+            return
+        self._counters.kept.inc()
+        yield item
+
+
+class RedactPii(RecordStage):
+    """Redact (or reject on) personal data and secrets in the chosen fields.
+
+    Returns ``(items, rejected, found)``; ``found`` holds one ``((kind, count), ...)`` tuple per
+    record that had any, for the stats.
+    """
+
+    def __init__(self, *, policy: PiiPolicy):
+        policy.scanner()  # unknown kinds fail here, not on a worker
+        super().__init__(_RedactFn(policy), extra_outputs=(PII_OUTPUT,))
+
+
+class _RedactRejectedFn(beam.DoFn):
+    def __init__(self, policy: PiiPolicy):
+        self._policy = policy
+        self._scanner: PiiScanner | None = None
+
+    def setup(self):
+        self._scanner = self._policy.scanner()
+
+    def process(self, doc: dict):
+        found: Counter = Counter()
+        yield self._scanner.redact_value(doc, found)
+        if found:
+            yield beam.pvalue.TaggedOutput(PII_OUTPUT, tuple(sorted(found.items())))
+
+
+class RedactDocuments(beam.PTransform):
+    """Redact every string of already-serialisable documents (rejected output: rows that failed
+    before the PII stage still hold their original values). Returns ``(documents, found)``;
+    values the PII stage already redacted are not found again."""
+
+    def __init__(self, *, policy: PiiPolicy):
+        super().__init__()
+        self._policy = policy
+
+    def expand(self, pcoll):
+        results = pcoll | "Redact" >> beam.ParDo(_RedactRejectedFn(self._policy)).with_outputs(PII_OUTPUT, main="docs")
+        return results["docs"], results[PII_OUTPUT]
