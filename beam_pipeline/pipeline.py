@@ -282,7 +282,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         # One writer per reason: the drops come from different stages, and a Flatten of them would
         # be buffered whole by the DirectRunner.
         written[f"dropped_{reason}"] = records | f"WriteDropped{_camel(reason)}" >> WriteJsonl(
-            directory=join(plan.output, DROPPED_DIR, reason), to_json=dropped_to_json, **shards
+            directory=join(plan.output, DROPPED_DIR, reason), to_json=dropped_to_json, skip_if_empty=True, **shards
         )
         outcomes[f"dropped_{reason}"] = records
     n_epochs = recipe.finetune.n_epochs

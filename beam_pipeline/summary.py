@@ -10,7 +10,7 @@ def _distribution(name: str, d: dict) -> str:
 
 
 def _codes(counts: dict) -> str:
-    return ", ".join(f"{code} {n}" for code, n in counts.items()) or "none"
+    return ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "none"
 
 
 def run_summary(stats: dict, output: str) -> list[str]:

@@ -2,9 +2,9 @@
 
     python examples/make_data.py
 
-Each file has a few rows that ftprep must reject, so the rejected output and the
-stats show something: empty answers, a ragged CSV row, an over-long example, a
-template that cannot render.
+Each file has a few rows that ftprep must reject or drop, so the rejected and dropped
+outputs and the stats show something: empty answers, a ragged CSV row, an over-long
+example, duplicates, personal data and a leaked key.
 """
 
 from __future__ import annotations
@@ -103,6 +103,14 @@ def write_tickets_csv() -> None:
         writer.writerow(["T9001", "Empty reply", "Nobody answered this one.", ""])
         writer.writerow(["T9002", "Ragged", "This row has one field too many", "reply", "extra"])
         writer.writerow(["T9003", "Template", "Subject line {{ not a template }}", "Literal braces stay literal."])
+        # Personal data to redact, HTML to strip, a secret that rejects the row, an echoed answer.
+        writer.writerow(["T9004", "Callback", "Please call me at (415) 555-2671 or mail jane.doe@example.com",
+                         "We will call you back within the hour."])
+        writer.writerow(["T9005", "HTML export", "<p>My invoice shows &quot;0.00&quot;<br>Why?</p>",
+                         "Invoices are regenerated every night; check again tomorrow."])
+        writer.writerow(["T9006", "Key", "Is this key still valid? sk-proj-abcDEF1234567890ghijklmnopQR",
+                         "Please revoke it right away."])
+        writer.writerow(["T9007", "Please repeat", "Say hello", "Please repeat Say hello"])
 
 
 def write_completion_csv() -> None:

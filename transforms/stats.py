@@ -126,15 +126,17 @@ def build_stats(
     context: dict,
     n_epochs: int | None = None,
     price_per_million_tokens: float | None = None,
+    dropped_reasons: Iterable[str] = (),
 ) -> dict:
-    """The ``stats.json`` document (see ``schemas/stats.schema.json``)."""
+    """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
+    ``dropped_reasons`` is listed, with 0 when nothing was dropped for it."""
     roles = sorted(name.removeprefix("role:") for name in acc.histograms if name.startswith("role:"))
     return {
         "records": {
             "read": sum(acc.rows_per_file.values()),
             **{split: acc.kept[split] for split in SPLITS},
             "rejected": acc.rejected,
-            "dropped": dict(sorted(acc.dropped.items())),
+            "dropped": dict(sorted({**dict.fromkeys(dropped_reasons, 0), **acc.dropped}.items())),
         },
         "rejections": dict(sorted(acc.rejection_codes.items())),
         "warnings": dict(sorted(acc.warnings.items())),
@@ -251,7 +253,9 @@ class ComputeStats(beam.PTransform):
                 | f"{label}Events" >> beam.Map(mapper)
                 | f"{label}Partial" >> beam.CombineGlobally(StatsCombineFn())
             )
-        files, model, context, options = self._files, self._model, self._context, self._estimate_options
+        files, model, context = self._files, self._model, self._context
+        reasons = sorted(name[len(DROPPED) + 1 :] for name in outputs if name.startswith(f"{DROPPED}_"))
+        options = {**self._estimate_options, "dropped_reasons": reasons}
         return (
             partials
             | "FlattenPartials" >> beam.Flatten()

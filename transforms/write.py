@@ -50,6 +50,7 @@ class WriteJsonl(beam.PTransform):
         to_json: Callable[[Any], Any],
         num_shards: int | None = None,
         max_shard_bytes: int | None = None,
+        skip_if_empty: bool = False,
     ):
         super().__init__()
         if num_shards is not None and num_shards < 1:
@@ -58,6 +59,7 @@ class WriteJsonl(beam.PTransform):
         self._to_json = to_json
         self._num_shards = num_shards or 0  # 0: the runner decides
         self._max_shard_bytes = max_shard_bytes
+        self._skip_if_empty = skip_if_empty
 
     def expand(self, pcoll):
         to_json = self._to_json
@@ -71,6 +73,7 @@ class WriteJsonl(beam.PTransform):
                 num_shards=self._num_shards,
                 shard_name_template=SHARD_TEMPLATE,
                 max_bytes_per_shard=self._max_shard_bytes,
+                skip_if_empty=self._skip_if_empty,
             )
         )
 
