@@ -121,6 +121,7 @@ def recipe_columns(recipe: Recipe) -> set[str]:
     filters = recipe.filters
     named = [
         *(recipe.clean.fields or ()),
+        *recipe.clean.per_field,
         *((recipe.pii.fields or ()) if recipe.pii else ()),
         *(recipe.dedup.fields or ()),
         *(name for bounds in (filters.min_chars, filters.max_chars, filters.min_tokens, filters.max_tokens) for name in bounds),
@@ -223,7 +224,9 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
     stage_rejected = [read_rejected]
     outcomes = {"read": items, "read_rejected": read_rejected}
     if recipe.template is not None:
-        cleaned, rejected = items | "CleanFields" >> CleanFields(steps=recipe.clean.steps, fields=recipe.clean.fields)
+        cleaned, rejected = items | "CleanFields" >> CleanFields(
+            steps=recipe.clean.steps, fields=recipe.clean.fields, per_field=recipe.clean.per_field
+        )
         stage_rejected.append(rejected)
         if policy is not None:
             cleaned, rejected, outcomes["pii"] = cleaned | "RedactPii" >> RedactPii(policy=policy)

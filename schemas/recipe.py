@@ -49,6 +49,8 @@ class CleanSpec(_Strict):
     steps: list[CleanStep] = list(DEFAULT_CLEAN_STEPS)
     # None cleans every column the template uses.
     fields: list[str] | None = None
+    # Other steps for some fields: {answer: [html, trim]} (cleaned even when not in fields).
+    per_field: dict[str, list[CleanStep]] = {}
 
     @field_validator("steps")
     @classmethod
@@ -56,6 +58,13 @@ class CleanSpec(_Strict):
         if {"collapse_whitespace", "collapse_all_whitespace"} <= set(steps):
             raise ValueError("choose one of collapse_whitespace (keeps lines) and collapse_all_whitespace")
         return steps
+
+    @field_validator("per_field")
+    @classmethod
+    def _one_whitespace_mode_per_field(cls, per_field):
+        for steps in per_field.values():
+            cls._one_whitespace_mode(steps)
+        return per_field
 
 
 class MessageTemplate(_Strict):

@@ -13,7 +13,7 @@ import functools
 import html
 import re
 import unicodedata
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 
@@ -158,27 +158,34 @@ def clean_text(text: str, steps: Sequence[str] = DEFAULT_CLEAN_STEPS) -> str:
 
 
 def clean_fields(
-    row: dict[str, Any], steps: Sequence[str], fields: Iterable[str] | None = None
+    row: dict[str, Any],
+    steps: Sequence[str],
+    fields: Iterable[str] | None = None,
+    per_field: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``row`` with the named string fields cleaned (every string field when None)."""
-    names = row.keys() if fields is None else fields
+    """A copy of ``row`` with the named string fields cleaned (every string field when None);
+    fields in ``per_field`` get their own steps."""
+    per_field = per_field or {}
+    names = set(row.keys() if fields is None else fields) | set(per_field)
     cleaned = dict(row)
     for name in names:
         value = row.get(name)
         if isinstance(value, str):
-            cleaned[name] = clean_text(value, steps)
+            cleaned[name] = clean_text(value, per_field.get(name, steps))
     return cleaned
 
 
 class _CleanFn(beam.DoFn):
-    def __init__(self, steps: tuple[str, ...], fields: tuple[str, ...] | None):
+    def __init__(self, steps: tuple[str, ...], fields: tuple[str, ...] | None, per_field: dict[str, tuple[str, ...]]):
         self._steps = steps
         self._fields = fields
+        self._per_field = per_field
         self._counters = StageCounters("CleanFields")
 
     def process(self, item: Item):
         self._counters.total.inc()
-        cleaned = clean_fields(item.fields if item.fields is not None else item.row, self._steps, self._fields)
+        source = item.fields if item.fields is not None else item.row
+        cleaned = clean_fields(source, self._steps, self._fields, self._per_field)
         self._counters.kept.inc()
         yield dataclasses.replace(item, fields=cleaned)
 
@@ -186,5 +193,12 @@ class _CleanFn(beam.DoFn):
 class CleanFields(RecordStage):
     """Clean the named fields of each record; returns ``(items, rejected)``."""
 
-    def __init__(self, *, steps: Sequence[str] = DEFAULT_CLEAN_STEPS, fields: Sequence[str] | None = None):
-        super().__init__(_CleanFn(ordered_steps(steps), None if fields is None else tuple(fields)))
+    def __init__(
+        self,
+        *,
+        steps: Sequence[str] = DEFAULT_CLEAN_STEPS,
+        fields: Sequence[str] | None = None,
+        per_field: Mapping[str, Sequence[str]] | None = None,
+    ):
+        per_field = {name: ordered_steps(field_steps) for name, field_steps in (per_field or {}).items()}
+        super().__init__(_CleanFn(ordered_steps(steps), None if fields is None else tuple(fields), per_field))

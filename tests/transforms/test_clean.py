@@ -89,6 +89,12 @@ def test_clean_fields_only_touches_named_string_fields():
     assert row["a"] == "  x  "  # the original row is kept for rejected output
 
 
+def test_per_field_steps():
+    row = {"q": " <b>x</b>  y ", "a": " <b>x</b>  y "}
+    assert clean_fields(row, ["trim"], ["q"], {"a": ["html", "collapse_all_whitespace", "trim"]}) == {
+        "q": "<b>x</b>  y", "a": "x y"}
+
+
 def test_clean_fields_transform():
     item = Item(Source("f", 0), {"q": " a  b "})
     with TestPipeline() as p:
