@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -88,6 +89,22 @@ def shingles(text: str, size: int) -> list[str]:
     return [" ".join(words[i : i + size]) for i in range(len(words) - size + 1)]
 
 
+def shingle_hashes(text: str, size: int) -> np.ndarray:
+    """32-bit hashes of the word shingles of ``text`` (the same set ``shingles`` lists).
+
+    Each word is hashed once (crc32) and shingles combine their words' hashes with a
+    vectorised polynomial; hashing every shingle string separately was most of the cost.
+    """
+    words = text.split() or [""]
+    word_hashes = np.array([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
+    count = max(1, len(words) - size + 1)
+    combined = np.zeros(count, dtype=np.uint64)
+    for offset in range(min(size, len(words))):
+        combined = combined * np.uint64(0x100000001B3) + word_hashes[offset : offset + count]
+    # Fold 64 bits to 32 so that (a*h + b) stays below 2**64.
+    return (combined ^ (combined >> np.uint64(32))) & _MAX_32
+
+
 @dataclass(frozen=True)
 class MinHasher:
     """MinHash with ``num_perm`` universal hash functions ((a*h + b) mod p over 32-bit shingle hashes).
@@ -108,10 +125,7 @@ class MinHasher:
 
     def signature(self, text: str, permutations=None) -> np.ndarray:
         a, b = permutations if permutations is not None else self._permutations()
-        hashes = np.array(
-            [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little") for s in shingles(text, self.shingle)],
-            dtype=np.uint64,
-        )
+        hashes = shingle_hashes(text, self.shingle)
         values = (np.outer(hashes, a) + b) % np.uint64(_PRIME) & _MAX_32
         return values.min(axis=0).astype(np.uint32)
 

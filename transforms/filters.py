@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import apache_beam as beam
+import numpy as np
 
 from schemas.formats import example_texts
 from schemas.records import Dropped, Item
@@ -52,8 +53,20 @@ class FilterSpec:
         return any(name != EXAMPLE for name in (*self.min_tokens, *self.max_tokens))
 
 
-def _duplicate_share(units: list) -> float:
-    return 1.0 - len(set(units)) / len(units) if units else 0.0
+def _duplicate_share(values: np.ndarray, n: int) -> float:
+    """Share of the n-grams of ``values`` (integer codes) that repeat an earlier one.
+
+    N-grams are hashed with a polynomial over the codes, vectorised: exact up to hash
+    collisions, which at 64 bits do not matter here.
+    """
+    count = len(values) - n + 1
+    if count <= 0:
+        return 0.0
+    values = values.astype(np.uint64)
+    hashes = np.zeros(count, dtype=np.uint64)
+    for offset in range(n):
+        hashes = hashes * np.uint64(1_000_003) + values[offset : offset + count]
+    return 1.0 - len(set(hashes.tolist())) / count  # a set beats np.unique on short arrays
 
 
 def repetition(text: str) -> float:
@@ -61,13 +74,13 @@ def repetition(text: str) -> float:
 
     "Eat a banana! " * 2000 scores close to 1; ordinary prose close to 0.
     """
+    word_share = char_share = 0.0
     words = _WORD.findall(text.casefold())
-    word_share = 0.0
     if len(words) >= MIN_WORDS:
-        word_share = _duplicate_share([tuple(words[i : i + WORD_NGRAM]) for i in range(len(words) - WORD_NGRAM + 1)])
-    char_share = 0.0
+        codes: dict[str, int] = {}
+        word_share = _duplicate_share(np.array([codes.setdefault(w, len(codes)) for w in words]), WORD_NGRAM)
     if len(text) >= MIN_CHARS_FOR_REPETITION:
-        char_share = _duplicate_share([text[i : i + CHAR_NGRAM] for i in range(0, len(text) - CHAR_NGRAM + 1)])
+        char_share = _duplicate_share(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), CHAR_NGRAM)
     return max(word_share, char_share)
 
 
