@@ -1,0 +1,176 @@
+"""Run the throughput benchmark: one command, one Markdown table.
+
+    python -m benchmarks.run [--rows 200000] [--repeats 3] [--scale 10]
+
+Generates deterministic shards (cached under --work), then runs on the same data, each
+--repeats times: the plain single-process script, the pandas script, and ftprep with the
+benchmark recipe on DirectRunner with 1 worker and with one worker per core. Reports the
+median wall time, rows/s, the ratio to the plain script, and the peak resident memory summed
+over every process of the run (and the largest single process). With --scale N it also runs
+ftprep on N times the rows, to check that memory stays flat and time grows linearly.
+Results go to stdout and to --table (benchmarks/results.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pyarrow.parquet as pq
+
+from benchmarks.generate import generate
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    peak_total_mb: float
+    peak_process_mb: float
+
+
+def _sample_tree(process: psutil.Process, peaks: dict, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            members = [process, *process.children(recursive=True)]
+            sizes = []
+            for member in members:
+                try:
+                    sizes.append(member.memory_info().rss)
+                except psutil.Error:
+                    continue
+            peaks["total"] = max(peaks["total"], sum(sizes))
+            peaks["process"] = max(peaks["process"], max(sizes, default=0))
+        except psutil.Error:
+            pass
+        stop.wait(0.1)
+
+
+def measure(command: list[str], env: dict) -> Measurement:
+    """Run ``command``; wall time and peak RSS of its whole process tree, sampled every 0.1 s."""
+    peaks = {"total": 0, "process": 0}
+    stop = threading.Event()
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    sampler = threading.Thread(target=_sample_tree, args=(psutil.Process(child.pid), peaks, stop), daemon=True)
+    sampler.start()
+    _, stderr = child.communicate()
+    elapsed = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if child.returncode not in (0,):
+        raise RuntimeError(f"{' '.join(command)} exited {child.returncode}:\n{stderr.decode()[-3000:]}")
+    return Measurement(elapsed, peaks["total"] / 2**20, peaks["process"] / 2**20)
+
+
+def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
+    files = [str(p) for p in paths]
+    ftprep = [sys.executable, "-m", "beam_pipeline", "run", str(HERE / "recipe.yaml"), "--overwrite",
+              *[arg for path in files for arg in ("--input", path)]]
+    return {
+        "plain script (1 process)": [sys.executable, "-m", "benchmarks.plain", str(out / "plain.jsonl"), *files],
+        "pandas script (1 process)": [sys.executable, "-m", "benchmarks.pandas_script", str(out / "pandas.jsonl"), *files],
+        "ftprep, 1 worker": [*ftprep, "--output", str(out / "ftprep-1"), "--direct_num_workers=1",
+                             "--direct_running_mode=in_memory"],
+        f"ftprep, {os.cpu_count()} workers": [*ftprep, "--output", str(out / "ftprep-n"),
+                                              f"--direct_num_workers={os.cpu_count()}",
+                                              "--direct_running_mode=multi_processing"],
+    }
+
+
+def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[str] | None = None) -> dict[str, list[Measurement]]:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    results: dict[str, list[Measurement]] = {}
+    with tempfile.TemporaryDirectory(dir=work) as out:
+        todo = commands(paths, Path(out))
+        for name, command in todo.items():
+            if names is not None and name not in names:
+                continue
+            results[name] = []
+            for attempt in range(repeats):
+                m = measure(command, env)
+                results[name].append(m)
+                print(f"  {name:<28} run {attempt + 1}: {m.seconds:7.2f} s, {rows / m.seconds:9,.0f} rows/s, "
+                      f"peak {m.peak_total_mb:,.0f} MB total / {m.peak_process_mb:,.0f} MB largest process", flush=True)
+    return results
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def table(results: dict[str, list[Measurement]], rows: int, label: str) -> list[str]:
+    baseline = median([m.seconds for m in results["plain script (1 process)"]]) if "plain script (1 process)" in results else None
+    lines = [
+        f"| {label} | median s | rows/s | × plain script | peak MB (all processes) | peak MB (largest process) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, ms in results.items():
+        seconds = median([m.seconds for m in ms])
+        ratio = f"{baseline / seconds:.2f}×" if baseline else "—"
+        lines.append(
+            f"| {name} | {seconds:.2f} | {rows / seconds:,.0f} | {ratio} | "
+            f"{median([m.peak_total_mb for m in ms]):,.0f} | {median([m.peak_process_mb for m in ms]):,.0f} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=0, help="also run ftprep on SCALE times the rows")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ftprep-bench")
+    parser.add_argument("--table", type=Path, default=HERE / "results.md")
+    args = parser.parse_args(argv)
+
+    paths = generate(args.work / f"rows-{args.rows}", args.rows, args.shards)
+    chars = sum(len(v or "") for path in paths for row in pq.read_table(path).to_pylist() for v in row.values())
+    print(f"data: {args.rows:,} rows, {chars / 1e6:,.0f} M characters, {args.shards} shards", flush=True)
+    results = run_all(paths, args.rows, args.repeats, args.work)
+
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
+    lines = [
+        "# ftprep throughput benchmark",
+        "",
+        f"`python -m benchmarks.run --rows {args.rows} --repeats {args.repeats}"
+        + (f" --scale {args.scale}" if args.scale else "") + "`",
+        f"on {machine}; {time.strftime('%Y-%m-%d')}.",
+        f"Data: {args.rows:,} rows ({chars / 1e6:,.0f} M characters) in {args.shards} Parquet shards; medians of {args.repeats} runs.",
+        "",
+        *table(results, args.rows, f"{args.rows:,} rows"),
+    ]
+    if args.scale:
+        big = args.rows * args.scale
+        big_paths = generate(args.work / f"rows-{big}", big, args.shards)
+        print(f"scale: {big:,} rows", flush=True)
+        names = [n for n in results if n.startswith("ftprep")]
+        scaled = run_all(big_paths, big, max(1, args.repeats // 2), args.work, names)
+        lines += ["", *table(scaled, big, f"{big:,} rows")]
+        for name in names:
+            small, large = median([m.seconds for m in results[name]]), median([m.seconds for m in scaled[name]])
+            lines.append(f"\n{name}: {args.scale}× the rows took {large / small:.1f}× the time; peak memory "
+                         f"{median([m.peak_total_mb for m in results[name]]):,.0f} → {median([m.peak_total_mb for m in scaled[name]]):,.0f} MB "
+                         f"(largest process {median([m.peak_process_mb for m in results[name]]):,.0f} → "
+                         f"{median([m.peak_process_mb for m in scaled[name]]):,.0f} MB).")
+    text = "\n".join(lines) + "\n"
+    args.table.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
