@@ -154,11 +154,7 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
     )
 
 
-def rejected_to_json(record):
-    return record.to_json()
-
-
-def dropped_to_json(record):
+def to_json(record):
     return record.to_json()
 
 
@@ -274,7 +270,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         | f"Write{split.title()}" >> WriteJsonl(directory=join(plan.output, split), to_json=example_to_json, **shards)
         for split in SPLITS
     }
-    rejected_docs = rejected | "RejectedToJson" >> beam.Map(rejected_to_json)
+    rejected_docs = rejected | "RejectedToJson" >> beam.Map(lambda batch: [record.to_json() for record in batch])
     if policy is not None:
         # Rows rejected before the PII stage (a ragged CSV row, a broken line) still hold their values.
         rejected_docs, outcomes["pii_rejected"] = rejected_docs | "RedactRejected" >> RedactDocuments(policy=policy)
@@ -285,7 +281,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         # One writer per reason: the drops come from different stages, and a Flatten of them would
         # be buffered whole by the DirectRunner.
         written[f"dropped_{reason}"] = records | f"WriteDropped{_camel(reason)}" >> WriteJsonl(
-            directory=join(plan.output, DROPPED_DIR, reason), to_json=dropped_to_json, skip_if_empty=True, **shards
+            directory=join(plan.output, DROPPED_DIR, reason), to_json=to_json, skip_if_empty=True, **shards
         )
         outcomes[f"dropped_{reason}"] = records
     n_epochs = recipe.finetune.n_epochs

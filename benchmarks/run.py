@@ -14,7 +14,6 @@ Results go to stdout and to --table (benchmarks/results.md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

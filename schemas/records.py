@@ -113,6 +113,8 @@ class Item:
     tokens: "TokenCount | None" = None
     split: str | None = None
     warnings: tuple[str, ...] = ()
+    # Digest of the normalised example, once something computed it (exact dedup, the split).
+    content_key: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ Jaccard similarity: banding is tuned so that pairs far below the threshold rarel
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import unicodedata
 import zlib
@@ -27,6 +28,7 @@ import orjson
 
 from schemas.formats import example_texts
 from schemas.records import Dropped, Item, Source
+from transforms.stage import Rebatch
 
 DUPLICATE_EXACT = "duplicate_exact"
 DUPLICATE_NEAR = "duplicate_near"
@@ -64,9 +66,22 @@ def _dedup_value(item: Item, fields: Sequence[str] | None) -> Any:
     return item.example
 
 
+def content_key(example: Any) -> bytes:
+    """Digest of the normalised example: equal for examples that differ only in case and spacing."""
+    return digest(normalized(example))
+
+
 def exact_key(item: Item, fields: Sequence[str] | None = None) -> bytes:
     """Digest of the normalised example, or of the normalised values of ``fields``."""
-    return digest(normalized(_dedup_value(item, fields)))
+    if fields:
+        return digest(normalized(_dedup_value(item, fields)))
+    return item.content_key or content_key(item.example)
+
+
+def _keyed(item: Item, fields: tuple[str, ...] | None) -> tuple[bytes, Item]:
+    key = exact_key(item, fields)
+    # The split hashes the same digest: computed once, carried along.
+    return key, item if fields or item.content_key else dataclasses.replace(item, content_key=key)
 
 
 def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
@@ -173,21 +188,25 @@ def _keep_lowest(group: tuple[bytes, Iterable[Item]]):
 
 
 class DropExactDuplicates(beam.PTransform):
-    """Returns ``(survivors, duplicates)``; ``fields`` compares those fields instead of the example."""
+    """Batches in; returns ``(survivors, duplicates)`` as batches. ``fields`` compares those fields
+    instead of the example."""
 
     def __init__(self, *, fields: Sequence[str] | None = None):
         super().__init__()
         self._fields = tuple(fields) if fields else None
 
-    def expand(self, items):
+    def expand(self, batches):
         fields = self._fields
         results = (
-            items
-            | "KeyByContent" >> beam.Map(lambda item: (exact_key(item, fields), item))
+            batches
+            | "KeyByContent" >> beam.FlatMap(lambda batch: (_keyed(item, fields) for item in batch))
             | "GroupByContent" >> beam.GroupByKey()
             | "KeepLowest" >> beam.FlatMap(_keep_lowest).with_outputs(DUPLICATE_EXACT, main="items")
         )
-        return results["items"], results[DUPLICATE_EXACT]
+        return (
+            results["items"] | "RebatchKept" >> Rebatch(),
+            results[DUPLICATE_EXACT] | "RebatchDuplicates" >> Rebatch(),
+        )
 
 
 class _BandKeysFn(beam.DoFn):
@@ -201,10 +220,11 @@ class _BandKeysFn(beam.DoFn):
     def setup(self):
         self._permutations = self._hasher._permutations()
 
-    def process(self, item: Item):
-        signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
-        for key in band_keys(signature, self._bands, self._rows):
-            yield key, source_key(item.source)
+    def process(self, batch: list[Item]):
+        for item in batch:
+            signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
+            for key in band_keys(signature, self._bands, self._rows):
+                yield key, source_key(item.source)
 
 
 def _duplicates_in_band(group: tuple[bytes, Iterable[tuple[str, int]]]):
@@ -228,7 +248,7 @@ def _split_near(joined):
 
 
 class DropNearDuplicates(beam.PTransform):
-    """MinHash/LSH near-duplicate removal; returns ``(survivors, duplicates)``."""
+    """MinHash/LSH near-duplicate removal; batches in, ``(survivors, duplicates)`` as batches out."""
 
     def __init__(self, *, threshold: float = 0.8, shingle: int = 5, num_perm: int = 128, fields: Sequence[str] | None = None):
         super().__init__()
@@ -240,19 +260,22 @@ class DropNearDuplicates(beam.PTransform):
         self._bands, self._rows = optimal_bands(threshold, num_perm)
         self._fields = tuple(fields) if fields else None
 
-    def expand(self, items):
+    def expand(self, batches):
         duplicate_of = (
-            items
+            batches
             | "BandKeys" >> beam.ParDo(_BandKeysFn(self._hasher, self._bands, self._rows, self._fields))
             | "GroupByBand" >> beam.GroupByKey()
             | "PairWithLowest" >> beam.FlatMap(_duplicates_in_band)
             # A record in several candidate groups is a duplicate of the lowest of their survivors.
             | "LowestOriginal" >> beam.CombinePerKey(min)
         )
-        keyed = items | "KeyBySource" >> beam.Map(lambda item: (source_key(item.source), item))
+        keyed = batches | "KeyBySource" >> beam.FlatMap(lambda batch: ((source_key(item.source), item) for item in batch))
         results = (
             {"items": keyed, "duplicate_of": duplicate_of}
             | "JoinVerdicts" >> beam.CoGroupByKey()
             | "Split" >> beam.FlatMap(_split_near).with_outputs(DUPLICATE_NEAR, main="items")
         )
-        return results["items"], results[DUPLICATE_NEAR]
+        return (
+            results["items"] | "RebatchKept" >> Rebatch(),
+            results[DUPLICATE_NEAR] | "RebatchDuplicates" >> Rebatch(),
+        )

@@ -11,12 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import apache_beam as beam
 import numpy as np
 
 from schemas.formats import example_texts
 from schemas.records import Dropped, Item
-from transforms.stage import RecordStage, StageCounters
+from transforms.stage import KEPT, BatchDoFn, BatchStage
 
 EXAMPLE = "example"  # in min/max maps: the whole example rather than one field
 MIN_CHARS, MAX_CHARS = "filter_min_chars", "filter_max_chars"
@@ -158,13 +157,15 @@ class ExampleFilter:
         return None
 
 
-class _FilterFn(beam.DoFn):
+class _FilterFn(BatchDoFn):
+    STAGE = "FilterExamples"
+
     def __init__(self, spec: FilterSpec, encoding_name: str | None, encodings_url: str | None):
+        super().__init__()
         self._spec = spec
         self._encoding_name = encoding_name
         self._encodings_url = encodings_url
         self._filter: ExampleFilter | None = None
-        self._counters = StageCounters("FilterExamples")
 
     def setup(self):
         encoding = None
@@ -174,20 +175,18 @@ class _FilterFn(beam.DoFn):
             encoding = load_encoding(self._encoding_name, encodings_url=self._encodings_url)
         self._filter = ExampleFilter(self._spec, encoding)
 
-    def process(self, item: Item):
-        self._counters.total.inc()
+    def handle(self, item: Item, emit) -> None:
         reason = self._filter.reason(item)
         if reason is None:
-            self._counters.kept.inc()
-            yield item
+            emit(KEPT, item)
             return
         self._counters.dropped(reason).inc()
-        yield beam.pvalue.TaggedOutput(reason, Dropped(item.source, reason, item.row))
+        emit(reason, Dropped(item.source, reason, item.row))
 
 
-class FilterExamples(RecordStage):
-    """Drop examples the recipe's filters reject. Returns ``(items, rejected, *dropped)``, one
-    dropped PCollection per reason in ``spec.reasons()``."""
+class FilterExamples(BatchStage):
+    """Drop examples the recipe's filters reject. Returns ``(batches, rejected, *dropped)``, one
+    dropped PCollection (of batches) per reason in ``spec.reasons()``."""
 
     def __init__(self, *, spec: FilterSpec, encoding: str | None = None, encodings_url: str | None = None):
         if spec.max_repetition is not None and not 0 < spec.max_repetition <= 1:

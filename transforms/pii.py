@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import apache_beam as beam
 
 from schemas.records import PII_FOUND, Item, Rejection
-from transforms.stage import RecordStage, StageCounters, reject
+from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
 
 EMAIL, PHONE, IP, CARD, IBAN, SECRET = "email", "phone", "ip", "card", "iban", "secret"
 # Detection order: where two detectors claim overlapping text, the earlier kind wins
@@ -224,18 +224,19 @@ class PiiPolicy:
         return PiiScanner(self.kinds, phone_regions=self.phone_regions, replacements=dict(self.replacements))
 
 
-class _RedactFn(beam.DoFn):
+class _RedactFn(BatchDoFn):
+    STAGE = "RedactPii"
+
     def __init__(self, policy: PiiPolicy):
+        super().__init__()
         self._policy = policy
         self._actions = dict(policy.actions)
         self._scanner: PiiScanner | None = None
-        self._counters = StageCounters("RedactPii")
 
     def setup(self):
         self._scanner = self._policy.scanner()
 
-    def process(self, item: Item):
-        self._counters.total.inc()
+    def handle(self, item: Item, emit) -> None:
         fields = dict(item.fields if item.fields is not None else item.row)
         row = dict(item.row)
         found: Counter = Counter()
@@ -252,20 +253,19 @@ class _RedactFn(beam.DoFn):
             row[name] = redacted  # rejected and dropped output show the row without the values
             rejected_by.extend(f"field {name!r} contains {kind}" for kind in sorted(counts) if self._actions[kind] == "reject")
         if found:
-            yield beam.pvalue.TaggedOutput(PII_OUTPUT, tuple(sorted(found.items())))
+            emit(PII_OUTPUT, tuple(sorted(found.items())))
         item = dataclasses.replace(item, row=row, fields=fields)
         if rejected_by:
-            yield reject(item, self._counters, *(Rejection(PII_FOUND, message) for message in rejected_by))
-            return
-        self._counters.kept.inc()
-        yield item
+            emit(REJECTED, self.reject(item, *(Rejection(PII_FOUND, message) for message in rejected_by)))
+        else:
+            emit(KEPT, item)
 
 
-class RedactPii(RecordStage):
+class RedactPii(BatchStage):
     """Redact (or reject on) personal data and secrets in the chosen fields.
 
-    Returns ``(items, rejected, found)``; ``found`` holds one ``((kind, count), ...)`` tuple per
-    record that had any, for the stats.
+    Returns ``(batches, rejected, found)``; ``found`` holds, per batch, one ``((kind, count), ...)``
+    tuple per record that had any, for the stats.
     """
 
     def __init__(self, *, policy: PiiPolicy):
@@ -273,7 +273,7 @@ class RedactPii(RecordStage):
         super().__init__(_RedactFn(policy), extra_outputs=(PII_OUTPUT,))
 
 
-class _RedactRejectedFn(beam.DoFn):
+class _RedactDocumentsFn(beam.DoFn):
     def __init__(self, policy: PiiPolicy):
         self._policy = policy
         self._scanner: PiiScanner | None = None
@@ -281,22 +281,27 @@ class _RedactRejectedFn(beam.DoFn):
     def setup(self):
         self._scanner = self._policy.scanner()
 
-    def process(self, doc: dict):
-        found: Counter = Counter()
-        yield self._scanner.redact_value(doc, found)
+    def process(self, docs: list):
+        redacted, found = [], []
+        for doc in docs:
+            counts: Counter = Counter()
+            redacted.append(self._scanner.redact_value(doc, counts))
+            if counts:
+                found.append(tuple(sorted(counts.items())))
+        yield redacted
         if found:
-            yield beam.pvalue.TaggedOutput(PII_OUTPUT, tuple(sorted(found.items())))
+            yield beam.pvalue.TaggedOutput(PII_OUTPUT, found)
 
 
 class RedactDocuments(beam.PTransform):
-    """Redact every string of already-serialisable documents (rejected output: rows that failed
-    before the PII stage still hold their original values). Returns ``(documents, found)``;
+    """Redact every string of batches of serialisable documents (rejected output: rows that
+    failed before the PII stage still hold their original values). Returns ``(batches, found)``;
     values the PII stage already redacted are not found again."""
 
     def __init__(self, *, policy: PiiPolicy):
         super().__init__()
         self._policy = policy
 
-    def expand(self, pcoll):
-        results = pcoll | "Redact" >> beam.ParDo(_RedactRejectedFn(self._policy)).with_outputs(PII_OUTPUT, main="docs")
+    def expand(self, batches):
+        results = batches | "Redact" >> beam.ParDo(_RedactDocumentsFn(self._policy)).with_outputs(PII_OUTPUT, main="docs")
         return results["docs"], results[PII_OUTPUT]

@@ -28,7 +28,7 @@ from schemas.records import (
     Rejection,
     Source,
 )
-from transforms.stage import REJECTED, RecordStage, StageCounters
+from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, internal_error, rejection_for
 
 LOGGER = logging.getLogger(__name__)
 
@@ -321,29 +321,46 @@ def _unplannable(bad) -> ReadUnit:
 
 
 class _ReadUnitFn(beam.DoFn):
-    def __init__(self, columns: frozenset[str] | None, dialect: CsvDialect):
+    """Reads one unit into batches of records (kept) and of rejections, as it goes."""
+
+    def __init__(self, columns: frozenset[str] | None, dialect: CsvDialect, batch_rows: int):
         self._columns = columns
         self._dialect = dialect
+        self._batch_rows = batch_rows
         self._counters = StageCounters("ReadShards")
 
-    def process(self, unit: ReadUnit):
+    def _records(self, unit: ReadUnit):
         if unit.error is not None:
-            records = [Rejected(Source(unit.url, -1), [unit.error], None)]
-        else:
-            LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
-            records = read_unit(unit, self._columns, self._dialect)
-        for record in records:
-            self._counters.total.inc()
-            if isinstance(record, Rejected):
-                self._counters.rejected.inc()
-                yield beam.pvalue.TaggedOutput(REJECTED, record)
-            else:
-                self._counters.kept.inc()
-                yield record
+            yield Rejected(Source(unit.url, -1), [unit.error], None)
+            return
+        LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
+        try:
+            yield from read_unit(unit, self._columns, self._dialect)
+        except Exception as error:  # noqa: BLE001 - a reader bug rejects the rest of its unit, not the run
+            yield rejection_for(unit, internal_error(error))
+
+    def process(self, unit: ReadUnit):
+        kept, rejected = [], []
+        for record in self._records(unit):
+            (rejected if isinstance(record, Rejected) else kept).append(record)
+            if len(kept) >= self._batch_rows:
+                yield from self._flush(kept, rejected)
+                kept, rejected = [], []
+        yield from self._flush(kept, rejected)
+
+    def _flush(self, kept: list, rejected: list):
+        self._counters.total.inc(len(kept) + len(rejected))
+        self._counters.kept.inc(len(kept))
+        self._counters.rejected.inc(len(rejected))
+        if kept:
+            yield kept
+        if rejected:
+            yield beam.pvalue.TaggedOutput(REJECTED, rejected)
 
 
 class ReadShards(beam.PTransform):
-    """Read files into ``(items, rejected)``; ``columns`` limits what is read (None reads all)."""
+    """Read files into ``(batches, rejected)``, each a PCollection of lists of at most
+    ``batch_rows`` records; ``columns`` limits what is read (None reads all)."""
 
     def __init__(
         self,
@@ -352,8 +369,10 @@ class ReadShards(beam.PTransform):
         format: str | None = None,
         columns: Iterable[str] | None = None,
         csv_dialect: CsvDialect = CsvDialect(),
+        batch_rows: int = BATCH_ROWS,
     ):
         super().__init__()
+        self._batch_rows = batch_rows
         if not urls:
             raise InputError("no input files to read")
         if format is not None and format not in ("parquet", "csv", "jsonl"):
@@ -377,10 +396,13 @@ class ReadShards(beam.PTransform):
         # A file that cannot be planned travels on as a failing unit rather than as a rejection:
         # a Flatten of rejections from two stages makes the DirectRunner buffer all of them.
         failed = planned["errors"] | "UnplannableUnits" >> beam.Map(_unplannable)
-        return (
+        read = (
             (planned["units"], failed)
             | "AllUnits" >> beam.Flatten()
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> RecordStage(_ReadUnitFn(self._columns, self._dialect), partial=True)
+            | "ReadUnits" >> beam.ParDo(_ReadUnitFn(self._columns, self._dialect, self._batch_rows)).with_outputs(
+                REJECTED, main=KEPT
+            )
         )
+        return read[KEPT], read[REJECTED]

@@ -12,31 +12,45 @@ import hashlib
 from typing import Any
 
 import apache_beam as beam
-import orjson
 
 from schemas.records import SPLITS, TRAIN, VALIDATION, Item
-from transforms.dedup import normalized
+from transforms.dedup import content_key
 
 _SCALE = float(1 << 64)
 
 
-def split_key(example: dict[str, Any], seed: int) -> float:
+def split_key(example: dict[str, Any], seed: int, key: bytes | None = None) -> float:
     """A number in [0, 1) that depends only on the example's normalised content and the seed.
 
-    Normalised as exact deduplication normalises, so examples that are exact duplicates always
-    land on the same side: validation never holds a copy of a training example.
+    Normalised as exact deduplication normalises (``key`` is that digest when already known),
+    so examples that are exact duplicates always land on the same side: validation never holds
+    a copy of a training example.
     """
-    content = orjson.dumps(normalized(example), option=orjson.OPT_SORT_KEYS)
-    digest = hashlib.blake2b(content, digest_size=8, key=str(seed).encode()).digest()
+    digest = hashlib.blake2b(key or content_key(example), digest_size=8, key=str(seed).encode()).digest()
     return int.from_bytes(digest, "big") / _SCALE
 
 
-def assign_split(example: dict[str, Any], *, seed: int, validation_fraction: float) -> str:
-    return VALIDATION if split_key(example, seed) < validation_fraction else TRAIN
+def assign_split(example: dict[str, Any], *, seed: int, validation_fraction: float, key: bytes | None = None) -> str:
+    return VALIDATION if split_key(example, seed, key) < validation_fraction else TRAIN
+
+
+class _SplitFn(beam.DoFn):
+    def __init__(self, validation_fraction: float, seed: int):
+        self._fraction = validation_fraction
+        self._seed = seed
+
+    def process(self, batch: list[Item]):
+        parts: dict[str, list[Item]] = {TRAIN: [], VALIDATION: []}
+        for item in batch:
+            split = assign_split(item.example, seed=self._seed, validation_fraction=self._fraction, key=item.content_key)
+            parts[split].append(dataclasses.replace(item, split=split))
+        for split, items in parts.items():
+            if items:
+                yield beam.pvalue.TaggedOutput(split, items)
 
 
 class SplitExamples(beam.PTransform):
-    """Returns ``{"train": ..., "validation": ...}``; each item carries its split."""
+    """Batches in, ``{"train": batches, "validation": batches}`` out; each item carries its split."""
 
     def __init__(self, *, validation_fraction: float, seed: int = 0):
         super().__init__()
@@ -45,13 +59,6 @@ class SplitExamples(beam.PTransform):
         self._fraction = validation_fraction
         self._seed = seed
 
-    def expand(self, pcoll):
-        fraction, seed = self._fraction, self._seed
-
-        def tag(item: Item) -> Item:
-            split = assign_split(item.example, seed=seed, validation_fraction=fraction)
-            return dataclasses.replace(item, split=split)
-
-        tagged = pcoll | "AssignSplit" >> beam.Map(tag)
-        parts = tagged | "Partition" >> beam.Partition(lambda item, _n: SPLITS.index(item.split), len(SPLITS))
-        return dict(zip(SPLITS, parts))
+    def expand(self, batches):
+        parts = batches | "AssignSplit" >> beam.ParDo(_SplitFn(self._fraction, self._seed)).with_outputs(*SPLITS)
+        return {split: parts[split] for split in SPLITS}

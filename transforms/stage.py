@@ -1,8 +1,15 @@
-"""What every record-by-record stage shares: a rejected output, exception capture, counters."""
+"""What every record stage shares: batches, a rejected output, per-record exception capture, counters.
+
+Records travel in batches (plain lists of ``Item``): Beam's per-element cost (a DoFn call,
+exception wrapping, counters, a coder at stage boundaries) is paid once per batch, not once
+per record. A stage's logic still looks at one record at a time (``BatchDoFn.handle``).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from typing import Any, Callable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -11,8 +18,11 @@ from schemas.records import INTERNAL_ERROR, Item, Rejected, Rejection, Source
 
 REJECTED = "rejected"
 KEPT = "items"
+BATCH_ROWS = 1024
 
 LOGGER = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], None]
 
 
 class StageCounters:
@@ -35,21 +45,7 @@ def internal_error(error: BaseException) -> Rejection:
     return Rejection(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
 
 
-def _as_rejected(bad):
-    """Turn Beam's dead-letter tuple ``(element, (type, repr, traceback))`` into rejections.
-
-    The element is a record, or a batch of records for batched stages.
-    """
-    element, (exc_type, exc_repr, _traceback) = bad
-    error = Rejection(INTERNAL_ERROR, f"{getattr(exc_type, '__name__', exc_type)}: {exc_repr}")
-    for record in element if isinstance(element, list) else [element]:
-        if isinstance(record, Item):
-            yield Rejected.of(record, [error])
-        else:
-            yield Rejected(_source_of(record), [error], None)
-
-
-def _source_of(element) -> Source:
+def source_of(element) -> Source:
     """Provenance of a non-record element: a file URL, or a work unit with a ``source``."""
     if isinstance(element, str):
         return Source(element, -1)
@@ -57,35 +53,75 @@ def _source_of(element) -> Source:
     return source if isinstance(source, Source) else Source("<unknown>", -1)
 
 
-class RecordStage(beam.PTransform):
-    """Applies a record DoFn and returns ``(kept, rejected)``.
+def rejection_for(element, error: Rejection) -> Rejected:
+    if isinstance(element, Item):
+        return Rejected.of(element, [error])
+    return Rejected(source_of(element), [error], None)
 
-    The DoFn yields kept records on the main output and ``TaggedOutput(REJECTED, ...)`` for
-    expected rejections; any exception escaping it is caught per record by Beam's
-    ``with_exception_handling`` and lands in ``rejected`` as ``internal_error``.
+
+class BatchDoFn(beam.DoFn):
+    """A DoFn over batches whose subclasses implement ``handle(item, emit)`` for one record.
+
+    ``emit(KEPT, item)`` keeps a record, ``emit(REJECTED, rejected)`` rejects it (see
+    ``reject``), and any other tag goes to that tagged output. Each output leaves as one list
+    per input batch. An exception in ``handle`` rejects that record alone as ``internal_error``
+    and drops whatever it had emitted: it is caught per record, never per batch.
     """
 
-    def __init__(self, dofn: beam.DoFn, *, partial: bool = False, extra_outputs: tuple[str, ...] = ()):
+    STAGE = "Stage"
+
+    def __init__(self):
+        self._counters = StageCounters(self.STAGE)
+
+    def handle(self, item, emit: Emit) -> None:
+        raise NotImplementedError
+
+    def reject(self, item: Item, *errors: Rejection) -> Rejected:
+        for code in {e.code for e in errors}:
+            self._counters.rejected_code(code).inc()
+        return Rejected.of(item, list(errors))
+
+    def process(self, batch: list):
+        outputs: dict[str, list] = defaultdict(list)
+        pending: list[tuple[str, Any]] = []
+        emit = lambda tag, value: pending.append((tag, value))  # noqa: E731
+        for element in batch:
+            pending.clear()
+            try:
+                self.handle(element, emit)
+            except Exception as error:  # noqa: BLE001 - one record's failure is its own rejection
+                pending[:] = [(REJECTED, rejection_for(element, internal_error(error)))]
+            for tag, value in pending:
+                outputs[tag].append(value)
+        self._counters.total.inc(len(batch))
+        self._counters.kept.inc(len(outputs.get(KEPT, ())))
+        self._counters.rejected.inc(len(outputs.get(REJECTED, ())))
+        for tag, values in outputs.items():
+            yield values if tag == KEPT else beam.pvalue.TaggedOutput(tag, values)
+
+
+class BatchStage(beam.PTransform):
+    """Applies a ``BatchDoFn``; returns ``(kept, rejected, *extra_outputs)``, each a PCollection of batches."""
+
+    def __init__(self, dofn: BatchDoFn, *, extra_outputs: tuple[str, ...] = ()):
         super().__init__()
         self._dofn = dofn
-        # More tagged outputs, returned after (kept, rejected) in this order.
         self._extra_outputs = extra_outputs
-        # partial=False makes Beam hold all of one element's outputs until process() returns,
-        # so a failure emits none of them. A DoFn whose element is a whole file must stream:
-        # partial=True keeps what it emitted before failing.
-        self._partial = partial
 
-    def expand(self, pcoll):
-        results = pcoll | "Apply" >> beam.ParDo(self._dofn).with_outputs(
-            REJECTED, *self._extra_outputs, main=KEPT
-        ).with_exception_handling(main_tag=KEPT, dead_letter_tag="errors", partial=self._partial)
-        errors = results["errors"] | "ErrorsToRejected" >> beam.FlatMap(_as_rejected)
-        rejected = (results[REJECTED], errors) | "MergeRejected" >> beam.Flatten()
-        return (results[KEPT], rejected, *(results[tag] for tag in self._extra_outputs))
+    def expand(self, batches):
+        results = batches | "Apply" >> beam.ParDo(self._dofn).with_outputs(REJECTED, *self._extra_outputs, main=KEPT)
+        return (results[KEPT], results[REJECTED], *(results[tag] for tag in self._extra_outputs))
 
 
-def reject(item: Item, counters: StageCounters, *errors: Rejection) -> beam.pvalue.TaggedOutput:
-    counters.rejected.inc()
-    for code in {e.code for e in errors}:
-        counters.rejected_code(code).inc()
-    return beam.pvalue.TaggedOutput(REJECTED, Rejected.of(item, list(errors)))
+class Unbatch(beam.PTransform):
+    """One element per record, for stages that key records one by one (deduplication)."""
+
+    def expand(self, batches):
+        return batches | "Flatten" >> beam.FlatMap(lambda batch: batch)
+
+
+class Rebatch(beam.PTransform):
+    """Records back into batches after a shuffle."""
+
+    def expand(self, records):
+        return records | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=BATCH_ROWS)

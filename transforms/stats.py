@@ -12,7 +12,7 @@ import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import apache_beam as beam
 
@@ -184,6 +184,14 @@ class StatsCombineFn(beam.CombineFn):
         return acc
 
 
+def summarize(batch: list, event: Callable[[Any], tuple]) -> StatsAccumulator:
+    """One batch's partial statistics: per-record events added into one accumulator."""
+    acc = StatsAccumulator()
+    for record in batch:
+        acc.add(event(record))
+    return acc
+
+
 def read_event(record: Item | Rejected) -> tuple:
     return (READ, record.source.file)
 
@@ -208,9 +216,9 @@ def dropped_event(reason: str):
 class ComputeStats(beam.PTransform):
     """Combine the run's outputs into the single ``stats.json`` document.
 
-    Input: a dict with ``read`` and ``read_<anything>`` (everything the reader emitted, kept
-    or rejected), one PCollection per split, ``rejected``, ``dropped_<reason>``, and ``pii``
-    (``((kind, count), ...)`` per record with findings).
+    Input: a dict of PCollections of batches: ``read`` and ``read_<anything>`` (everything the
+    reader emitted, kept or rejected), one per split, ``rejected``, ``dropped_<reason>``, and
+    ``pii``/``pii_<anything>`` (``((kind, count), ...)`` per record with findings).
     """
 
     def __init__(
@@ -250,7 +258,7 @@ class ComputeStats(beam.PTransform):
             # results cross stages (a Flatten of raw events would be buffered whole by the DirectRunner).
             partials.append(
                 pcoll
-                | f"{label}Events" >> beam.Map(mapper)
+                | f"{label}Events" >> beam.Map(summarize, mapper)
                 | f"{label}Partial" >> beam.CombineGlobally(StatsCombineFn())
             )
         files, model, context = self._files, self._model, self._context

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import apache_beam as beam
 import jinja2
 import orjson
 from jinja2 import meta
@@ -19,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from schemas.formats import FORMATS, PREFERENCE, normalize_preference
 from schemas.recipe import TemplateSpec
 from schemas.records import TEMPLATE_ERROR, Item, Rejection
-from transforms.stage import RecordStage, StageCounters, reject
+from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
 
 
 class TemplateError(ValueError):
@@ -65,78 +64,87 @@ def referenced_columns(spec: TemplateSpec) -> set[str]:
     return columns
 
 
-def _render_json(template: jinja2.Template, fields: dict[str, Any], what: str) -> Any:
-    rendered = template.render(fields)
+def _parse_json(rendered: str, what: str) -> Any:
     try:
         return orjson.loads(rendered)
     except orjson.JSONDecodeError as error:
         raise TemplateError(f"{what} rendered to {rendered[:80]!r}, which is not JSON: {error}") from error
 
 
+# Between the parts of the one template that renders every string of an example at once.
+_SEPARATOR = "\x1e\x1fftprep-part\x1f\x1e"
+
+
 class ExampleTemplate:
-    """A compiled template; ``render(fields)`` returns the example or raises ``TemplateError``."""
+    """A compiled template; ``render(fields)`` returns the example or raises ``TemplateError``.
+
+    Every string of the example (system, each message's content, name, tool calls, ...) is one
+    part of a single Jinja template, rendered once per row: a render call costs more than the
+    text it produces. A row whose values contain the separator is rendered part by part.
+    """
 
     def __init__(self, spec: TemplateSpec):
         self._spec = spec
         env = build_environment()
+        parts = {"system": spec.system, "prompt": spec.prompt, "completion": spec.completion, "tools": spec.tools,
+                 "preferred": spec.preferred, "non_preferred": spec.non_preferred}
+        for index, m in enumerate(spec.messages or ()):
+            parts.update({f"{index}.content": m.content, f"{index}.name": m.name,
+                          f"{index}.tool_calls": m.tool_calls, f"{index}.tool_call_id": m.tool_call_id})
+        self._names = [name for name, source in parts.items() if source is not None]
+        sources = [parts[name] for name in self._names]
+        self._parts = [env.from_string(source) for source in sources]
+        self._whole = env.from_string(_SEPARATOR.join(sources)) if sources else None
 
-        def compile_(source: str | None):
-            return None if source is None else env.from_string(source)
+    def _render_parts(self, fields: dict[str, Any]) -> dict[str, str]:
+        if self._whole is None:
+            return {}
+        rendered = self._whole.render(fields).split(_SEPARATOR)
+        if len(rendered) != len(self._names):  # the separator was in the data
+            rendered = [part.render(fields) for part in self._parts]
+        return dict(zip(self._names, rendered))
 
-        self._system = compile_(spec.system)
-        self._prompt = compile_(spec.prompt)
-        self._completion = compile_(spec.completion)
-        self._tools = compile_(spec.tools)
-        self._preferred = compile_(spec.preferred)
-        self._non_preferred = compile_(spec.non_preferred)
-        self._messages = [
-            (m, compile_(m.content), compile_(m.name), compile_(m.tool_calls), compile_(m.tool_call_id))
-            for m in spec.messages or ()
-        ]
-
-    def _conversation(self, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    def _conversation(self, fields: dict[str, Any], parts: dict[str, str]) -> list[dict[str, Any]]:
         messages = []
-        if self._system is not None:
-            messages.append({"role": "system", "content": self._system.render(fields)})
+        if "system" in parts:
+            messages.append({"role": "system", "content": parts["system"]})
         if self._spec.messages_column is not None:
             messages.extend(conversation_from_cell(fields.get(self._spec.messages_column), self._spec.messages_column))
-        for index, (spec, content, name, tool_calls, tool_call_id) in enumerate(self._messages):
+        for index, spec in enumerate(self._spec.messages or ()):
             message: dict[str, Any] = {"role": spec.role}
-            rendered = None if content is None else content.render(fields)
-            if tool_calls is not None:
-                message["tool_calls"] = _render_json(tool_calls, fields, f"messages[{index}].tool_calls")
-                rendered = rendered or None  # an assistant that only calls tools has null content
-            message["content"] = rendered
-            if name is not None:
-                message["name"] = name.render(fields)
-            if tool_call_id is not None:
-                message["tool_call_id"] = tool_call_id.render(fields)
+            content = parts.get(f"{index}.content")
+            if f"{index}.tool_calls" in parts:
+                message["tool_calls"] = _parse_json(parts[f"{index}.tool_calls"], f"messages[{index}].tool_calls")
+                content = content or None  # an assistant that only calls tools has null content
+            message["content"] = content
+            if f"{index}.name" in parts:
+                message["name"] = parts[f"{index}.name"]
+            if f"{index}.tool_call_id" in parts:
+                message["tool_call_id"] = parts[f"{index}.tool_call_id"]
             if spec.weight is not None:
                 message["weight"] = spec.weight
             messages.append(message)
         return messages
 
-    def _with_tools(self, body: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-        if self._tools is not None:
-            body["tools"] = _render_json(self._tools, fields, "tools")
-        if self._spec.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = self._spec.parallel_tool_calls
-        return body
-
     def render(self, fields: dict[str, Any]) -> dict[str, Any]:
         try:
-            if self._spec.format == "completion":
-                return {"prompt": self._prompt.render(fields), "completion": self._completion.render(fields)}
-            body = self._with_tools({"messages": self._conversation(fields)}, fields)
-            if self._spec.format == "chat":
-                return body
-            return {
-                "input": body,
-                "preferred_output": [{"role": "assistant", "content": self._preferred.render(fields)}],
-                "non_preferred_output": [{"role": "assistant", "content": self._non_preferred.render(fields)}],
-            }
+            parts = self._render_parts(fields)
         except jinja2.TemplateError as error:
             raise TemplateError(f"{type(error).__name__}: {error}") from error
+        if self._spec.format == "completion":
+            return {"prompt": parts["prompt"], "completion": parts["completion"]}
+        body: dict[str, Any] = {"messages": self._conversation(fields, parts)}
+        if "tools" in parts:
+            body["tools"] = _parse_json(parts["tools"], "tools")
+        if self._spec.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = self._spec.parallel_tool_calls
+        if self._spec.format == "chat":
+            return body
+        return {
+            "input": body,
+            "preferred_output": [{"role": "assistant", "content": parts["preferred"]}],
+            "non_preferred_output": [{"role": "assistant", "content": parts["non_preferred"]}],
+        }
 
 
 def conversation_from_cell(cell: Any, column: str) -> list[dict[str, Any]]:
@@ -157,47 +165,47 @@ def conversation_from_cell(cell: Any, column: str) -> list[dict[str, Any]]:
     return messages
 
 
-class _RenderFn(beam.DoFn):
+class _RenderFn(BatchDoFn):
+    STAGE = "RenderTemplate"
+
     def __init__(self, spec: TemplateSpec):
+        super().__init__()
         self._spec = spec
         self._template: ExampleTemplate | None = None
-        self._counters = StageCounters("RenderTemplate")
 
     def setup(self):
         self._template = ExampleTemplate(self._spec)
 
-    def process(self, item: Item):
-        self._counters.total.inc()
+    def handle(self, item: Item, emit) -> None:
         try:
             example = self._template.render(item.fields if item.fields is not None else item.row)
         except TemplateError as error:
-            yield reject(item, self._counters, Rejection(TEMPLATE_ERROR, str(error)))
+            emit(REJECTED, self.reject(item, Rejection(TEMPLATE_ERROR, str(error))))
             return
-        self._counters.kept.inc()
-        yield dataclasses.replace(item, example=example)
+        emit(KEPT, dataclasses.replace(item, example=example))
 
 
-class RenderExamples(RecordStage):
-    """Render each record through the recipe's template; returns ``(items, rejected)``."""
+class RenderExamples(BatchStage):
+    """Render each record through the recipe's template; returns ``(batches, rejected)``."""
 
     def __init__(self, *, template: TemplateSpec):
         referenced_columns(template)  # a template that does not parse fails here, not on a worker
         super().__init__(_RenderFn(template))
 
 
-class _AsIsFn(beam.DoFn):
+class _AsIsFn(BatchDoFn):
+    STAGE = "TakeExamples"
+
     def __init__(self, fmt: str):
+        super().__init__()
         self._format = fmt
-        self._counters = StageCounters("TakeExamples")
 
-    def process(self, item: Item):
-        self._counters.total.inc()
+    def handle(self, item: Item, emit) -> None:
         example = normalize_preference(item.row) if self._format == PREFERENCE else item.row
-        self._counters.kept.inc()
-        yield dataclasses.replace(item, example=example)
+        emit(KEPT, dataclasses.replace(item, example=example))
 
 
-class TakeExamples(RecordStage):
+class TakeExamples(BatchStage):
     """Rows that already are examples (``ftprep validate``): legacy preference keys get their current names."""
 
     def __init__(self, *, format: str):

@@ -18,11 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 
-import apache_beam as beam
 
 from schemas.models import ENCODING_FILES, ModelSpec
 from schemas.records import TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount
-from transforms.stage import RecordStage, StageCounters, internal_error, reject
+from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
 
 LOGGER = logging.getLogger(__name__)
 
@@ -30,8 +29,6 @@ LOGGER = logging.getLogger(__name__)
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 TOKENS_PER_EXAMPLE = 3
-
-TOKEN_BATCH_SIZE = 256
 
 
 class EncodingError(RuntimeError):
@@ -189,8 +186,16 @@ class TokenCounter:
     def __init__(self, encoding, encoding_name: str):
         self._encode = encoding.encode_ordinary
         self._tools = TOOL_OVERHEAD.get(encoding_name, TOOL_OVERHEAD["o200k_base"])
+        # Roles and other short repeated values: encoded once per worker.
+        self._short: dict[str, int] = {}
 
     def text(self, text: str) -> int:
+        if len(text) <= 16:
+            cached = self._short.get(text)
+            if cached is None and len(self._short) < 10_000:
+                cached = self._short[text] = len(self._encode(text))
+            if cached is not None:
+                return cached
         return len(self._encode(text))
 
     def _call(self, call: dict) -> int:
@@ -308,62 +313,37 @@ def over_limit(tokens: TokenCount, model: ModelSpec) -> Rejection | None:
     )
 
 
-class _CountTokensFn(beam.DoFn):
+class _CountTokensFn(BatchDoFn):
+    STAGE = "CountTokens"
+
     def __init__(self, model: ModelSpec, fmt: str, truncate: bool, encodings_url: str | None):
+        super().__init__()
         self._model = model
         self._format = fmt
         self._truncate = truncate
         self._encodings_url = encodings_url
         self._counter: TokenCounter | None = None
-        self._counters = StageCounters("CountTokens")
 
     def setup(self):
         encoding = load_encoding(self._model.encoding, encodings_url=self._encodings_url)
         self._counter = TokenCounter(encoding, self._model.encoding)
 
-    def _one(self, item: Item):
+    def handle(self, item: Item, emit) -> None:
         tokens = self._counter.count(item.example, self._format)
         rejection = over_limit(tokens, self._model)
         if rejection and not self._truncate:
-            return reject(item, self._counters, rejection)
-        self._counters.kept.inc()
+            emit(REJECTED, self.reject(item, rejection))
+            return
         warnings = item.warnings + ((TRUNCATED_TO_LIMIT,) if rejection else ())
-        return dataclasses.replace(item, tokens=tokens, warnings=warnings)
-
-    def process(self, batch: list[Item]):
-        self._counters.total.inc(len(batch))
-        for item in batch:
-            try:
-                yield self._one(item)
-            except Exception as error:  # noqa: BLE001 - one record's failure is its own rejection
-                yield reject(item, self._counters, internal_error(error))
+        emit(KEPT, dataclasses.replace(item, tokens=tokens, warnings=warnings))
 
 
-class CountTokens(beam.PTransform):
-    """Count tokens per example in batches; reject (or, with ``truncate``, flag) those over the limit."""
+class CountTokens(BatchStage):
+    """Count tokens per example; reject (or, with ``truncate``, flag) those over the limit."""
 
-    def __init__(
-        self,
-        *,
-        model: ModelSpec,
-        format: str,
-        truncate: bool = False,
-        encodings_url: str | None = None,
-        batch_size: int = TOKEN_BATCH_SIZE,
-    ):
-        super().__init__()
+    def __init__(self, *, model: ModelSpec, format: str, truncate: bool = False, encodings_url: str | None = None):
         if model.encoding not in ENCODING_FILES:
             raise EncodingError(f"unknown encoding {model.encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
         if format not in ("chat", "completion", "preference"):
             raise ValueError(f"unknown example format {format!r}")
-        self._model = model
-        self._format = format
-        self._truncate = truncate
-        self._encodings_url = encodings_url
-        self._batch_size = batch_size
-
-    def expand(self, pcoll):
-        batches = pcoll | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self._batch_size)
-        return batches | "Count" >> RecordStage(
-            _CountTokensFn(self._model, self._format, self._truncate, self._encodings_url)
-        )
+        super().__init__(_CountTokensFn(model, format, truncate, encodings_url))

@@ -11,7 +11,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import apache_beam as beam
 import orjson
 
 from schemas.formats import (
@@ -54,7 +53,7 @@ from schemas.records import (
     Item,
     Rejection,
 )
-from transforms.stage import RecordStage, StageCounters, reject
+from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
 
 
 @dataclass
@@ -366,24 +365,26 @@ def validate_example(example: Any, fmt: str, *, reject_blank: bool = False) -> F
     return VALIDATORS[fmt](example, reject_blank=reject_blank)
 
 
-class _ValidateFn(beam.DoFn):
+class _ValidateFn(BatchDoFn):
+    STAGE = "ValidateExamples"
+
     def __init__(self, fmt: str, reject_blank: bool):
+        super().__init__()
         self._format = fmt
         self._reject_blank = reject_blank
-        self._counters = StageCounters("ValidateExamples")
 
-    def process(self, item: Item):
-        self._counters.total.inc()
+    def handle(self, item: Item, emit) -> None:
         found = validate_example(item.example, self._format, reject_blank=self._reject_blank)
         if found.errors:
-            yield reject(item, self._counters, *found.errors)
-            return
-        self._counters.kept.inc()
-        yield dataclasses.replace(item, warnings=tuple(sorted(set(item.warnings) | found.warnings)))
+            emit(REJECTED, self.reject(item, *found.errors))
+        elif found.warnings:
+            emit(KEPT, dataclasses.replace(item, warnings=tuple(sorted(set(item.warnings) | found.warnings))))
+        else:
+            emit(KEPT, item)
 
 
-class ValidateExamples(RecordStage):
-    """Check each example against the platform's format rules; returns ``(items, rejected)``.
+class ValidateExamples(BatchStage):
+    """Check each example against the platform's format rules; returns ``(batches, rejected)``.
 
     ``reject_blank`` rejects whitespace-only content instead of warning about it.
     """

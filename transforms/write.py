@@ -37,10 +37,16 @@ def stats_bytes(stats: dict[str, Any]) -> bytes:
     return json.dumps(stats, indent=2, sort_keys=False).encode() + b"\n"
 
 
-class WriteJsonl(beam.PTransform):
-    """Serialize records to JSON lines under ``directory/part-SSSSS-of-NNNNN.jsonl``.
+def batch_lines(batch: list, to_json: Callable[[Any], Any]) -> bytes:
+    """A batch as one block of JSON lines (the sink adds the last newline)."""
+    return b"\n".join(dumps_line(to_json(record)) for record in batch)
 
-    Returns the PCollection of the final file names.
+
+class WriteJsonl(beam.PTransform):
+    """Serialize batches of records to JSON lines under ``directory/part-SSSSS-of-NNNNN.jsonl``.
+
+    Each batch reaches the file sink as one block of lines: one sink call per batch rather
+    than per record. Returns the PCollection of the final file names.
     """
 
     def __init__(
@@ -61,11 +67,17 @@ class WriteJsonl(beam.PTransform):
         self._max_shard_bytes = max_shard_bytes
         self._skip_if_empty = skip_if_empty
 
+    def _serialize(self, to_json):
+        if self._max_shard_bytes is None:
+            return beam.Map(batch_lines, to_json)
+        # The sink can only start a new shard between elements: with a size limit, one per record.
+        return beam.FlatMap(lambda batch: (dumps_line(to_json(record)) for record in batch))
+
     def expand(self, pcoll):
         to_json = self._to_json
         return (
             pcoll
-            | "Serialize" >> beam.Map(lambda record: dumps_line(to_json(record)))
+            | "Serialize" >> self._serialize(to_json)
             | "WriteShards"
             >> WriteToText(
                 join(self._directory, "part"),

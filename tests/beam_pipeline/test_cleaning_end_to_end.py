@@ -7,7 +7,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_lines, read_output, run, write_recipe
+from tests.beam_pipeline.helpers import (
+    IN_MEMORY,
+    assert_counts_add_up,
+    read_lines,
+    read_output,
+    run,
+    write_recipe,
+)
 from transforms.dedup import normalize_text, shingles
 
 TEMPLATE = {

@@ -8,7 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.stats import stats_schema
-from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output, run, write_recipe
+from tests.beam_pipeline.helpers import (
+    IN_MEMORY,
+    assert_counts_add_up,
+    read_output,
+    run,
+    write_recipe,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.records import Item, Source
+from tests.batches import batched, each
 from transforms.clean import (
     STEP_ORDER,
     CleanFields,
@@ -98,8 +99,8 @@ def test_per_field_steps():
 def test_clean_fields_transform():
     item = Item(Source("f", 0), {"q": " a  b "})
     with TestPipeline() as p:
-        items, rejected = p | beam.Create([item]) | "Clean" >> CleanFields()
-        assert_that(items | beam.Map(lambda i: (i.fields, i.row)), equal_to([({"q": "a b"}, {"q": " a  b "})]), label="Items")
+        items, rejected = batched(p, [item]) | "Clean" >> CleanFields()
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.fields, i.row)), equal_to([({"q": "a b"}, {"q": " a  b "})]), label="Items")
         assert_that(rejected, equal_to([]), label="Rejected")
 
 

@@ -5,6 +5,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Item, Source
+from tests.batches import batched, each
 from transforms.dedup import (
     DropExactDuplicates,
     DropNearDuplicates,
@@ -54,9 +55,9 @@ def test_band_choice_follows_the_threshold():
 def test_exact_dedup_keeps_the_lowest_source():
     items = [item("b.parquet", 0, "Same answer"), item("a.parquet", 5, "same  ANSWER"), item("a.parquet", 7, "Other")]
     with TestPipeline() as p:
-        kept, dropped = p | beam.Create(items) | "Dedup" >> DropExactDuplicates()
-        assert_that(kept | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("a.parquet", 5), ("a.parquet", 7)]), label="Kept")
-        assert_that(dropped | beam.Map(lambda d: (d.source.file, d.reason, d.duplicate_of.file, d.duplicate_of.row)),
+        kept, dropped = batched(p, items) | "Dedup" >> DropExactDuplicates()
+        assert_that(each(kept, "EachKept") | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("a.parquet", 5), ("a.parquet", 7)]), label="Kept")
+        assert_that(each(dropped, "EachDropped") | beam.Map(lambda d: (d.source.file, d.reason, d.duplicate_of.file, d.duplicate_of.row)),
                     equal_to([("b.parquet", "duplicate_exact", "a.parquet", 5)]), label="Dropped")
 
 
@@ -72,9 +73,9 @@ def test_near_dedup_drops_close_variants_but_keeps_different_texts():
         item("s3", 1, "Our office is open from nine to five on weekdays and closed on public holidays in every country."),
     ]
     with TestPipeline() as p:
-        kept, dropped = p | beam.Create(items) | "Near" >> DropNearDuplicates(threshold=0.7, shingle=3)
-        assert_that(kept | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("s1", 3), ("s3", 1)]), label="Kept")
-        assert_that(dropped | beam.Map(lambda d: (d.source.file, d.source.row, d.duplicate_of.file, d.duplicate_of.row)),
+        kept, dropped = batched(p, items) | "Near" >> DropNearDuplicates(threshold=0.7, shingle=3)
+        assert_that(each(kept, "EachKept") | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("s1", 3), ("s3", 1)]), label="Kept")
+        assert_that(each(dropped, "EachDropped") | beam.Map(lambda d: (d.source.file, d.source.row, d.duplicate_of.file, d.duplicate_of.row)),
                     equal_to([("s2", 0, "s1", 3), ("s1", 9, "s1", 3)]), label="Dropped")
 
 

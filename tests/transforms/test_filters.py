@@ -4,7 +4,14 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Item, Source, TokenCount
-from transforms.filters import ExampleFilter, FilterExamples, FilterSpec, is_echo, repetition
+from tests.batches import batched, each
+from transforms.filters import (
+    ExampleFilter,
+    FilterExamples,
+    FilterSpec,
+    is_echo,
+    repetition,
+)
 from transforms.tokens import load_encoding
 
 
@@ -54,12 +61,12 @@ def test_filter_transform_has_one_output_per_reason():
     spec = FilterSpec(min_chars={"a": 2}, drop_echoes=True)
     with TestPipeline() as p:
         kept, rejected, short, echoes = (
-            p | beam.Create([item(), item(assistant="k"), item(user="x y", assistant="X  y")])
+            batched(p, [item(), item(assistant="k"), item(user="x y", assistant="X  y")])
             | "Filter" >> FilterExamples(spec=spec, encoding="o200k_base")
         )
-        assert_that(kept | beam.Map(lambda i: i.fields["a"]), equal_to(["Open Settings, then Security."]), label="Kept")
-        assert_that(short | beam.Map(lambda d: (d.reason, d.record["a"])), equal_to([("filter_min_chars", "k")]), label="Short")
-        assert_that(echoes | beam.Map(lambda d: d.reason), equal_to(["filter_echo"]), label="Echo")
+        assert_that(each(kept, "EachKept") | beam.Map(lambda i: i.fields["a"]), equal_to(["Open Settings, then Security."]), label="Kept")
+        assert_that(each(short, "EachShort") | beam.Map(lambda d: (d.reason, d.record["a"])), equal_to([("filter_min_chars", "k")]), label="Short")
+        assert_that(each(echoes, "EachEcho") | beam.Map(lambda d: d.reason), equal_to(["filter_echo"]), label="Echo")
         assert_that(rejected, equal_to([]), label="Rejected")
 
 

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.records import Item, Source
-from transforms.pii import PiiPolicy, PiiScanner, RedactDocuments, RedactPii, iban_valid, luhn_valid
+from tests.batches import batched, each
+from transforms.pii import (
+    PiiPolicy,
+    PiiScanner,
+    RedactDocuments,
+    RedactPii,
+    iban_valid,
+    luhn_valid,
+)
 
 SCANNER = PiiScanner()
 
@@ -102,15 +110,15 @@ def test_redact_pii_transform():
     clean = Item(Source("f", 0), {"q": "hi", "a": "mail me at a@example.com"}, fields={"q": "hi", "a": "mail me at a@example.com"})
     secret = Item(Source("f", 1), {"q": "my key sk-proj-abcdefghijklmnopqrstuvwx1234", "a": "ok"})
     with TestPipeline() as p:
-        items, rejected, found = p | beam.Create([clean, secret]) | "Pii" >> RedactPii(policy=POLICY)
-        assert_that(items | beam.Map(lambda i: (i.fields["a"], i.row["a"])), equal_to([("mail me at [EMAIL]", "mail me at [EMAIL]")]), label="Items")
-        assert_that(rejected | beam.Map(lambda r: (r.codes, r.errors[0].message, r.record["q"])),
+        items, rejected, found = batched(p, [clean, secret]) | "Pii" >> RedactPii(policy=POLICY)
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.fields["a"], i.row["a"])), equal_to([("mail me at [EMAIL]", "mail me at [EMAIL]")]), label="Items")
+        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.codes, r.errors[0].message, r.record["q"])),
                     equal_to([(("pii",), "field 'q' contains secret", "my key [SECRET]")]), label="Rejected")
-        assert_that(found, equal_to([(("email", 1),), (("secret", 1),)]), label="Found")
+        assert_that(each(found, "EachFound"), equal_to([(("email", 1),), (("secret", 1),)]), label="Found")
 
 
 def test_redact_documents_transform():
     with TestPipeline() as p:
-        docs, found = p | beam.Create([{"record": "bad,row,x@example.com"}, {"record": "[EMAIL]"}]) | RedactDocuments(policy=POLICY)
-        assert_that(docs, equal_to([{"record": "bad,row,[EMAIL]"}, {"record": "[EMAIL]"}]), label="Docs")
-        assert_that(found, equal_to([(("email", 1),)]), label="Found")
+        docs, found = batched(p, [{"record": "bad,row,x@example.com"}, {"record": "[EMAIL]"}]) | RedactDocuments(policy=POLICY)
+        assert_that(each(docs, "EachDoc"), equal_to([{"record": "bad,row,[EMAIL]"}, {"record": "[EMAIL]"}]), label="Docs")
+        assert_that(each(found, "EachFound"), equal_to([(("email", 1),)]), label="Found")

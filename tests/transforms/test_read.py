@@ -7,7 +7,15 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.records import DATA_TYPE, INVALID_JSON, MALFORMED_ROW, UNREADABLE_FILE, Item, Rejected
+from schemas.records import (
+    DATA_TYPE,
+    INVALID_JSON,
+    MALFORMED_ROW,
+    UNREADABLE_FILE,
+    Item,
+    Rejected,
+)
+from tests.batches import each
 from transforms.read import (
     CsvDialect,
     InputError,
@@ -130,11 +138,11 @@ def test_read_shards_transform(tmp_path):
     with TestPipeline() as p:
         items, rejected = p | "Read" >> ReadShards(urls=[parquet, str(jsonl)], columns=["q"])
         assert_that(
-            items | beam.Map(lambda i: (i.source.file.rsplit("/", 1)[-1], i.source.row, i.row["q"])),
+            each(items, "EachItem") | beam.Map(lambda i: (i.source.file.rsplit("/", 1)[-1], i.source.row, i.row["q"])),
             equal_to([("x.parquet", i, str(i)) for i in range(5)] + [("y.jsonl", 0, "j")]),
             label="Items",
         )
-        assert_that(rejected | beam.Map(lambda r: (r.source.row, r.codes)), equal_to([(1, (INVALID_JSON,))]), label="Rejected")
+        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.row, r.codes)), equal_to([(1, (INVALID_JSON,))]), label="Rejected")
 
 
 def test_read_shards_checks_arguments_before_the_pipeline():
@@ -206,7 +214,7 @@ def test_an_unexpected_reader_failure_is_a_rejection_not_a_crash(tmp_path, monke
         items, rejected = p | "Read" >> ReadShards(urls=[str(tmp_path / "x.jsonl")])
         assert_that(items, equal_to([]), label="Items")
         assert_that(
-            rejected | beam.Map(lambda r: (r.source.file.endswith("x.jsonl"), r.source.row, r.codes, "reader bug" in r.errors[0].message)),
+            each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.file.endswith("x.jsonl"), r.source.row, r.codes, "reader bug" in r.errors[0].message)),
             equal_to([(True, 0, ("internal_error",), True)]),
             label="Rejected",
         )
@@ -217,6 +225,6 @@ def test_a_file_that_cannot_be_planned_is_one_rejection(tmp_path):
     good = write_parquet(tmp_path / "good.parquet", [{"q": "x"}])
     with TestPipeline() as p:
         items, rejected = p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good])
-        assert_that(items | beam.Map(lambda i: i.row), equal_to([{"q": "x"}]), label="Items")
-        assert_that(rejected | beam.Map(lambda r: (r.source.file.endswith("bad.parquet"), r.source.row, r.codes)),
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: i.row), equal_to([{"q": "x"}]), label="Items")
+        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.file.endswith("bad.parquet"), r.source.row, r.codes)),
                     equal_to([(True, -1, (UNREADABLE_FILE,))]), label="Rejected")

@@ -4,6 +4,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Item, Source
+from tests.batches import batched, each
 from transforms.split import SplitExamples, assign_split, split_key
 
 
@@ -33,9 +34,9 @@ def test_split_examples_transform_partitions_and_tags():
     expected = {s: sorted(i for i in range(50) if assign_split(example(i), seed=1, validation_fraction=0.3) == s)
                 for s in ("train", "validation")}
     with TestPipeline() as p:
-        parts = p | beam.Create(items) | "Split" >> SplitExamples(validation_fraction=0.3, seed=1)
+        parts = batched(p, items) | "Split" >> SplitExamples(validation_fraction=0.3, seed=1)
         for name in ("train", "validation"):
-            assert_that(parts[name] | f"{name}Rows" >> beam.Map(lambda i: (i.split, i.source.row)),
+            assert_that(each(parts[name], f"Each{name}") | f"{name}Rows" >> beam.Map(lambda i: (i.split, i.source.row)),
                         equal_to([(name, r) for r in expected[name]]), label=f"Check{name}")
 
 

@@ -7,7 +7,14 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.models import ModelSpec
 from schemas.records import Item, Rejected, Rejection, Source, TokenCount
 from schemas.stats import stats_schema
-from transforms.stats import ComputeStats, StatsAccumulator, build_stats, per_example_summary, percentile
+from tests.batches import batched
+from transforms.stats import (
+    ComputeStats,
+    StatsAccumulator,
+    build_stats,
+    per_example_summary,
+    percentile,
+)
 
 MODEL = ModelSpec("m", "o200k_base", 100)
 CONTEXT = {"format": "chat", "split": {"validation_fraction": 0.1, "seed": 0}}
@@ -68,12 +75,12 @@ def test_build_stats_document_fits_the_schema_and_adds_up():
 def test_compute_stats_transform():
     src = Source("f", 0)
     with TestPipeline() as p:
-        read = p | "Read" >> beam.Create([Item(src, {}), Item(src, {}), Rejected(src, [], None)])
+        read = batched(p, [Item(src, {}), Item(src, {}), Rejected(src, [], None)], "Read")
         example = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-        train = p | "Train" >> beam.Create([Item(src, {}, example=example, tokens=tokens(12, 5, assistant=5, user=7), split="train")])
+        train = batched(p, [Item(src, {}, example=example, tokens=tokens(12, 5, assistant=5, user=7), split="train")], "Train")
         validation = p | "Validation" >> beam.Create([], reshuffle=False)
-        rejected = p | "Rej" >> beam.Create([Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)])
-        dropped = p | "Dup" >> beam.Create([Item(src, {})])
+        rejected = batched(p, [Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)], "Rej")
+        dropped = batched(p, [Item(src, {})], "Dup")
         stats = {"read": read, "train": train, "validation": validation, "rejected": rejected, "dropped_duplicate": dropped} | ComputeStats(
             files=["f"], model=MODEL, format="chat", context={"split": CONTEXT["split"]}
         )
@@ -86,4 +93,4 @@ def test_compute_stats_transform():
 def test_compute_stats_refuses_unknown_outputs():
     with pytest.raises(ValueError, match="does not know output 'surprise'"):
         with TestPipeline() as p:
-            {"surprise": p | beam.Create([1])} | ComputeStats(files=[], model=MODEL, format="chat")
+            {"surprise": batched(p, [1])} | ComputeStats(files=[], model=MODEL, format="chat")

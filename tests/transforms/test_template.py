@@ -7,6 +7,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.recipe import TemplateSpec
 from schemas.records import TEMPLATE_ERROR, Item, Source
+from tests.batches import batched, each
 from transforms.template import (
     ExampleTemplate,
     RenderExamples,
@@ -100,9 +101,9 @@ def test_render_examples_transform_rejects_with_template_error():
     good = Item(Source("f", 0), {"instruction": "q", "output": "a", "input": None, "product": "p"})
     bad = Item(Source("f", 1), {"instruction": "q"})
     with TestPipeline() as p:
-        items, rejected = p | beam.Create([good, bad]) | "Render" >> RenderExamples(template=CHAT)
-        assert_that(items | beam.Map(lambda i: len(i.example["messages"])), equal_to([3]), label="Items")
-        assert_that(rejected | beam.Map(lambda r: (r.source.row, r.codes, r.record)),
+        items, rejected = batched(p, [good, bad]) | "Render" >> RenderExamples(template=CHAT)
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: len(i.example["messages"])), equal_to([3]), label="Items")
+        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.row, r.codes, r.record)),
                     equal_to([(1, (TEMPLATE_ERROR,), {"instruction": "q"})]), label="Rejected")
 
 
@@ -153,8 +154,8 @@ def test_preference_template():
 def test_take_examples_renames_legacy_preference_keys():
     legacy = {"input": {"messages": []}, "preferred_completion": [1], "non_preferred_completion": [2]}
     with TestPipeline() as p:
-        items, _ = p | beam.Create([Item(Source("f", 0), legacy)]) | "Take" >> TakeExamples(format="preference")
-        assert_that(items | beam.Map(lambda i: sorted(i.example)), equal_to([["input", "non_preferred_output", "preferred_output"]]))
+        items, _ = batched(p, [Item(Source("f", 0), legacy)]) | "Take" >> TakeExamples(format="preference")
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: sorted(i.example)), equal_to([["input", "non_preferred_output", "preferred_output"]]))
 
 
 def test_tojson_renders_structured_cells_as_json():

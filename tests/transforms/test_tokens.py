@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.models import ENCODING_FILES, ModelSpec
 from schemas.records import Item, Source
+from tests.batches import batched, each
 from transforms import tokens
 from transforms.tokens import (
     CountTokens,
@@ -196,14 +197,14 @@ def test_count_tokens_transform_rejects_or_truncates_over_the_limit():
     long = Item(Source("f", 1), {}, example={"messages": [*EXAMPLE["messages"], {"role": "user", "content": "word " * 50}]})
     broken = Item(Source("f", 2), {}, example={"messages": "not a list"})
     with TestPipeline() as p:
-        items, rejected = p | beam.Create([short, long, broken]) | "Count" >> CountTokens(model=model, format="chat")
-        assert_that(items | beam.Map(lambda i: (i.source.row, i.tokens.total)), equal_to([(0, 28)]), label="Items")
+        items, rejected = batched(p, [short, long, broken]) | "Count" >> CountTokens(model=model, format="chat")
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.source.row, i.tokens.total)), equal_to([(0, 28)]), label="Items")
         assert_that(
-            rejected | beam.Map(lambda r: (r.source.row, r.codes)),
+            each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.row, r.codes)),
             equal_to([(1, ("too_many_tokens",)), (2, ("internal_error",))]),
             label="Rejected",
         )
     with TestPipeline() as p:
-        items, rejected = p | beam.Create([long]) | "Count" >> CountTokens(model=model, format="chat", truncate=True)
-        assert_that(items | beam.Map(lambda i: i.warnings), equal_to([("truncated_to_limit",)]), label="Kept")
+        items, rejected = batched(p, [long]) | "Count" >> CountTokens(model=model, format="chat", truncate=True)
+        assert_that(each(items, "EachKept") | beam.Map(lambda i: i.warnings), equal_to([("truncated_to_limit",)]), label="Kept")
         assert_that(rejected, equal_to([]), label="None")

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.records import Item, Source
+from tests.batches import batched, each
 from transforms.validate import (
     ValidateExamples,
     validate_chat,
@@ -208,9 +209,9 @@ def test_validate_examples_transform_keeps_warnings():
     good = Item(Source("f", 0), {}, example=chat(USER, ASSISTANT))
     bad = Item(Source("f", 1), {}, example=chat(USER))
     with TestPipeline() as p:
-        items, rejected = p | beam.Create([good, bad]) | "Validate" >> ValidateExamples(format="chat")
-        assert_that(items | beam.Map(lambda i: (i.source.row, i.warnings)), equal_to([(0, ("missing_system_message",))]), label="Items")
-        assert_that(rejected | beam.Map(lambda r: (r.source.row, r.codes)),
+        items, rejected = batched(p, [good, bad]) | "Validate" >> ValidateExamples(format="chat")
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.source.row, i.warnings)), equal_to([(0, ("missing_system_message",))]), label="Items")
+        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.row, r.codes)),
                     equal_to([(1, ("example_missing_assistant_message",))]), label="Rejected")
 
 

@@ -9,7 +9,7 @@ from transforms.write import SUCCESS_FILE, WriteJsonl, WriteStatsAndMarker
 def test_write_jsonl_shards_with_stable_names(tmp_path):
     records = [{"i": i, "text": "é"} for i in range(10)]
     with TestPipeline() as p:
-        p | beam.Create(records) | WriteJsonl(directory=str(tmp_path / "train"), to_json=lambda r: r, num_shards=3)
+        p | beam.Create([records[:4], records[4:]]) | WriteJsonl(directory=str(tmp_path / "train"), to_json=lambda r: r, num_shards=3)
     names = sorted(f.name for f in (tmp_path / "train").iterdir())
     assert names == [f"part-0000{i}-of-00003.jsonl" for i in range(3)]
     lines = [json.loads(line) for name in names for line in (tmp_path / "train" / name).read_text(encoding="utf-8").splitlines()]
@@ -22,7 +22,7 @@ def test_stats_job_spec_then_success_after_writes(tmp_path):
            "hyperparameters": {"n_epochs": "auto", "batch_size": 8, "learning_rate_multiplier": "auto"}}
     with TestPipeline() as p:
         def write(name):
-            return p | f"{name}Rows" >> beam.Create(["a"]) | f"Write{name}" >> WriteJsonl(
+            return p | f"{name}Rows" >> beam.Create([["a"]]) | f"Write{name}" >> WriteJsonl(
                 directory=str(tmp_path / name), to_json=lambda r: r, num_shards=1)
 
         written = {name: write(name) for name in ("train", "validation", "rejected")}
