@@ -43,6 +43,8 @@ FORMAT_BY_SUFFIX = {
     ".json": "jsonl",
 }
 PARQUET_BATCH_ROWS = 1024
+# Rows per Parquet read unit; a multiple of PARQUET_BATCH_ROWS so that slices start on a batch.
+UNIT_ROWS = 4 * PARQUET_BATCH_ROWS
 
 
 class InputError(ValueError):
@@ -64,6 +66,9 @@ class ReadUnit:
     format: str
     row_group: int | None = None
     first_row: int = 0
+    # A slice of the row group: ``batches_to_skip`` batches of PARQUET_BATCH_ROWS, then ``rows``.
+    batches_to_skip: int = 0
+    rows: int | None = None
     # Set when the file could not even be planned: the reader turns it into a rejection, so
     # that every rejection leaves from the read stage (see ReadShards.expand).
     error: Rejection | None = None
@@ -189,8 +194,16 @@ def plan_units(url: str, fmt: str) -> list[ReadUnit]:
         metadata = pq.ParquetFile(f).metadata
     units, first_row = [], 0
     for index in range(metadata.num_row_groups):
-        units.append(ReadUnit(url, fmt, row_group=index, first_row=first_row))
-        first_row += metadata.row_group(index).num_rows
+        rows = metadata.row_group(index).num_rows
+        # Large row groups are cut into slices so that work spreads evenly over the workers
+        # (runners hand out units by count, not by size). A slice decodes and skips the
+        # batches before it: cheap next to tokenising them.
+        for start in range(0, max(rows, 1), UNIT_ROWS):
+            units.append(
+                ReadUnit(url, fmt, row_group=index, first_row=first_row + start,
+                         batches_to_skip=start // PARQUET_BATCH_ROWS, rows=min(UNIT_ROWS, rows - start))
+            )
+        first_row += rows
     return units
 
 
@@ -207,11 +220,14 @@ def read_parquet_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterato
         parquet = pq.ParquetFile(f)
         present = parquet.schema_arrow.names
         wanted = present if columns is None else [c for c in present if c in columns]
-        row = unit.first_row
-        for batch in parquet.iter_batches(
-            batch_size=PARQUET_BATCH_ROWS, row_groups=[unit.row_group], columns=wanted
-        ):
+        row, end = unit.first_row, None if unit.rows is None else unit.first_row + unit.rows
+        batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[unit.row_group], columns=wanted)
+        for index, batch in enumerate(batches):
+            if index < unit.batches_to_skip:
+                continue
             for values in batch.to_pylist():
+                if end is not None and row >= end:
+                    return
                 yield Item(Source(unit.url, row), values)
                 row += 1
 

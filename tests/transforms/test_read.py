@@ -228,3 +228,15 @@ def test_a_file_that_cannot_be_planned_is_one_rejection(tmp_path):
         assert_that(each(items, "EachItem") | beam.Map(lambda i: i.row), equal_to([{"q": "x"}]), label="Items")
         assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.file.endswith("bad.parquet"), r.source.row, r.codes)),
                     equal_to([(True, -1, (UNREADABLE_FILE,))]), label="Rejected")
+
+
+def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, monkeypatch):
+    from transforms import read
+
+    monkeypatch.setattr(read, "UNIT_ROWS", 2048)
+    url = write_parquet(tmp_path / "big.parquet", [{"q": str(i)} for i in range(5000)], 4500)
+    units = plan_units(url, "parquet")
+    assert [(u.row_group, u.first_row, u.rows) for u in units] == [(0, 0, 2048), (0, 2048, 2048), (0, 4096, 404), (1, 4500, 500)]
+    rows = [record for unit in units for record in read_unit(unit, None)]
+    assert [r.source.row for r in rows] == list(range(5000))
+    assert [r.row["q"] for r in rows] == [str(i) for i in range(5000)]
