@@ -17,5 +17,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The throughput benchmark (about 15 minutes on 2 cores); writes benchmarks/results.md.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.run --rows 200000 --repeats 3
+
 clean:
 	rm -rf $(VENV) out

@@ -86,6 +86,12 @@ def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
         f"ftprep, {os.cpu_count()} workers": [*ftprep, "--output", str(out / "ftprep-n"),
                                               f"--direct_num_workers={os.cpu_count()}",
                                               "--direct_running_mode=multi_processing"],
+        # The same without exact dedup: the one stage that needs a shuffle, which the
+        # DirectRunner holds in memory.
+        f"ftprep without dedup, {os.cpu_count()} workers": [*ftprep, "--output", str(out / "ftprep-nd"),
+                                                            "--set", "dedup.exact=false",
+                                                            f"--direct_num_workers={os.cpu_count()}",
+                                                            "--direct_running_mode=multi_processing"],
     }
 
 

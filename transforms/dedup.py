@@ -20,14 +20,14 @@ import hashlib
 import unicodedata
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 import orjson
 
 from schemas.formats import example_texts
-from schemas.records import Dropped, Item, Source
+from schemas.records import Dropped, Item, Source, decode_item, encode_item
 from transforms.stage import Rebatch
 
 DUPLICATE_EXACT = "duplicate_exact"
@@ -78,13 +78,13 @@ def exact_key(item: Item, fields: Sequence[str] | None = None) -> bytes:
     return item.content_key or content_key(item.example)
 
 
-def _keyed(item: Item, fields: tuple[str, ...] | None) -> tuple[bytes, Item]:
+def _keyed(item: Item, fields: tuple[str, ...] | None) -> tuple[bytes, bytes]:
     key = exact_key(item, fields)
-    if fields:  # near dedup may compare the same fields next
-        return key, item
-    # The split hashes the same digest, so it travels along; the cleaned fields are not needed
-    # past this point and would only make the shuffle a third larger.
-    return key, dataclasses.replace(item, fields=None, content_key=key)
+    if not fields:
+        # The split hashes the same digest, so it travels along; the cleaned fields are not
+        # needed past this point (near dedup would compare them only when fields are set).
+        item = dataclasses.replace(item, fields=None, content_key=key)
+    return key, encode_item(item)
 
 
 def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
@@ -177,10 +177,10 @@ def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
 # --- Beam stages ---------------------------------------------------------------------------
 
 
-def _keep_lowest(group: tuple[bytes, Iterable[Item]]):
-    """The lowest-source item survives; the others leave as duplicates of it. Two passes over the
-    group's (re-iterable) values keep memory to one item beyond what the runner holds."""
-    _, items = group
+def _keep_lowest(group: tuple[bytes, Iterable[bytes]]):
+    """The lowest-source item survives; the others leave as duplicates of it."""
+    _, encoded = group
+    items = [decode_item(data) for data in encoded]  # one duplicate set: small
     survivor = min(items, key=lambda item: source_key(item.source))
     yield survivor
     for item in items:
@@ -202,7 +202,8 @@ class DropExactDuplicates(beam.PTransform):
         fields = self._fields
         results = (
             batches
-            | "KeyByContent" >> beam.FlatMap(lambda batch: (_keyed(item, fields) for item in batch))
+            | "KeyByContent"
+            >> beam.FlatMap(lambda batch: (_keyed(item, fields) for item in batch)).with_output_types(Tuple[bytes, bytes])
             | "GroupByContent" >> beam.GroupByKey()
             | "KeepLowest" >> beam.FlatMap(_keep_lowest).with_outputs(DUPLICATE_EXACT, main="items")
         )
@@ -242,7 +243,7 @@ def _duplicates_in_band(group: tuple[bytes, Iterable[tuple[str, int]]]):
 def _split_near(joined):
     _, grouped = joined
     duplicate_of = list(grouped["duplicate_of"])
-    for item in grouped["items"]:
+    for item in map(decode_item, grouped["items"]):
         if duplicate_of:
             original = Source(*duplicate_of[0])
             yield beam.pvalue.TaggedOutput(DUPLICATE_NEAR, Dropped(item.source, DUPLICATE_NEAR, item.row, duplicate_of=original))
@@ -272,7 +273,9 @@ class DropNearDuplicates(beam.PTransform):
             # A record in several candidate groups is a duplicate of the lowest of their survivors.
             | "LowestOriginal" >> beam.CombinePerKey(min)
         )
-        keyed = batches | "KeyBySource" >> beam.FlatMap(lambda batch: ((source_key(item.source), item) for item in batch))
+        keyed = batches | "KeyBySource" >> beam.FlatMap(
+            lambda batch: ((source_key(item.source), encode_item(item)) for item in batch)
+        )
         results = (
             {"items": keyed, "duplicate_of": duplicate_of}
             | "JoinVerdicts" >> beam.CoGroupByKey()
