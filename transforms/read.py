@@ -28,7 +28,7 @@ from schemas.records import (
     Rejection,
     Source,
 )
-from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, internal_error, rejection_for
+from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, batches, internal_error, rejection_for
 
 LOGGER = logging.getLogger(__name__)
 
@@ -421,4 +421,4 @@ class ReadShards(beam.PTransform):
                 REJECTED, main=KEPT
             )
         )
-        return read[KEPT], read[REJECTED]
+        return batches(read[KEPT]), batches(read[REJECTED])

@@ -15,6 +15,7 @@ import apache_beam as beam
 
 from schemas.records import SPLITS, TRAIN, VALIDATION, Item
 from transforms.dedup import content_key
+from transforms.stage import batches
 
 _SCALE = float(1 << 64)
 
@@ -59,6 +60,6 @@ class SplitExamples(beam.PTransform):
         self._fraction = validation_fraction
         self._seed = seed
 
-    def expand(self, batches):
-        parts = batches | "AssignSplit" >> beam.ParDo(_SplitFn(self._fraction, self._seed)).with_outputs(*SPLITS)
-        return {split: parts[split] for split in SPLITS}
+    def expand(self, records):
+        parts = records | "AssignSplit" >> beam.ParDo(_SplitFn(self._fraction, self._seed)).with_outputs(*SPLITS)
+        return {split: batches(parts[split]) for split in SPLITS}

@@ -8,6 +8,7 @@ per record. A stage's logic still looks at one record at a time (``BatchDoFn.han
 from __future__ import annotations
 
 import logging
+import pickle
 from collections import defaultdict
 from typing import Any, Callable
 
@@ -23,6 +24,42 @@ BATCH_ROWS = 1024
 LOGGER = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], None]
+
+
+class RecordBatch(list):
+    """The element type of PCollections of batches (the values themselves are plain lists)."""
+
+
+class RecordBatchCoder(beam.coders.Coder):
+    """Pickles a whole batch in one call. Beam's default coder encodes a list element by element
+    and, to sample PCollection sizes for its metrics, encodes sampled batches record by record;
+    here the size estimate is a constant per record."""
+
+    ESTIMATED_RECORD_BYTES = 2048
+
+    def encode(self, value) -> bytes:
+        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes):
+        return pickle.loads(encoded)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def estimate_size(self, value) -> int:
+        return self.ESTIMATED_RECORD_BYTES * len(value)
+
+    def to_type_hint(self):
+        return RecordBatch
+
+
+beam.coders.registry.register_coder(RecordBatch, RecordBatchCoder)
+
+
+def batches(pcoll):
+    """Declare ``pcoll`` a PCollection of record batches, so that it gets ``RecordBatchCoder``."""
+    pcoll.element_type = RecordBatch
+    return pcoll
 
 
 class StageCounters:
@@ -108,20 +145,20 @@ class BatchStage(beam.PTransform):
         self._dofn = dofn
         self._extra_outputs = extra_outputs
 
-    def expand(self, batches):
-        results = batches | "Apply" >> beam.ParDo(self._dofn).with_outputs(REJECTED, *self._extra_outputs, main=KEPT)
-        return (results[KEPT], results[REJECTED], *(results[tag] for tag in self._extra_outputs))
+    def expand(self, records):
+        results = records | "Apply" >> beam.ParDo(self._dofn).with_outputs(REJECTED, *self._extra_outputs, main=KEPT)
+        return tuple(batches(results[tag]) for tag in (KEPT, REJECTED, *self._extra_outputs))
 
 
 class Unbatch(beam.PTransform):
     """One element per record, for stages that key records one by one (deduplication)."""
 
-    def expand(self, batches):
-        return batches | "Flatten" >> beam.FlatMap(lambda batch: batch)
+    def expand(self, pcoll):
+        return pcoll | "Flatten" >> beam.FlatMap(lambda batch: batch)
 
 
 class Rebatch(beam.PTransform):
     """Records back into batches after a shuffle."""
 
     def expand(self, records):
-        return records | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=BATCH_ROWS)
+        return batches(records | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=BATCH_ROWS))
