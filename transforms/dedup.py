@@ -81,10 +81,16 @@ def exact_key(item: Item, fields: Sequence[str] | None = None) -> bytes:
 def _keyed(item: Item, fields: tuple[str, ...] | None) -> tuple[bytes, bytes]:
     key = exact_key(item, fields)
     if not fields:
-        # The split hashes the same digest, so it travels along; the cleaned fields are not
-        # needed past this point (near dedup would compare them only when fields are set).
-        item = dataclasses.replace(item, fields=None, content_key=key)
+        # Only what later stages need crosses the shuffle: the example (a duplicate's record in
+        # dropped/ is its example; its source points at the row) and the digest, which the
+        # split hashes again. The row and cleaned fields would double the shuffled bytes.
+        item = dataclasses.replace(item, row=None, fields=None, content_key=key)
     return key, encode_item(item)
+
+
+def _record(item: Item) -> Any:
+    """What dropped/ shows of a duplicate: its row, or its example once the row was shed."""
+    return item.row if item.row is not None else item.example
 
 
 def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
@@ -186,7 +192,7 @@ def _keep_lowest(group: tuple[bytes, Iterable[bytes]]):
     for item in items:
         if item.source != survivor.source:
             yield beam.pvalue.TaggedOutput(
-                DUPLICATE_EXACT, Dropped(item.source, DUPLICATE_EXACT, item.row, duplicate_of=survivor.source)
+                DUPLICATE_EXACT, Dropped(item.source, DUPLICATE_EXACT, _record(item), duplicate_of=survivor.source)
             )
 
 
@@ -246,7 +252,9 @@ def _split_near(joined):
     for item in map(decode_item, grouped["items"]):
         if duplicate_of:
             original = Source(*duplicate_of[0])
-            yield beam.pvalue.TaggedOutput(DUPLICATE_NEAR, Dropped(item.source, DUPLICATE_NEAR, item.row, duplicate_of=original))
+            yield beam.pvalue.TaggedOutput(
+                DUPLICATE_NEAR, Dropped(item.source, DUPLICATE_NEAR, _record(item), duplicate_of=original)
+            )
         else:
             yield item
 
