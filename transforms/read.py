@@ -45,6 +45,8 @@ FORMAT_BY_SUFFIX = {
 PARQUET_BATCH_ROWS = 1024
 # Rows per Parquet read unit; a multiple of PARQUET_BATCH_ROWS so that slices start on a batch.
 UNIT_ROWS = 4 * PARQUET_BATCH_ROWS
+# Bytes per JSONL read unit: one large file is read by every worker.
+JSONL_RANGE_BYTES = 32 << 20
 
 
 class InputError(ValueError):
@@ -60,7 +62,8 @@ class CsvDialect:
 
 @dataclass(frozen=True)
 class ReadUnit:
-    """A piece of one file that one worker reads: a Parquet row group, or a whole text file."""
+    """A piece of one file that one worker reads: a slice of a Parquet row group, a byte range of
+    an uncompressed JSONL file, or a whole text file."""
 
     url: str
     format: str
@@ -69,6 +72,9 @@ class ReadUnit:
     # A slice of the row group: ``batches_to_skip`` batches of PARQUET_BATCH_ROWS, then ``rows``.
     batches_to_skip: int = 0
     rows: int | None = None
+    # A byte range of an uncompressed JSONL file, starting at a line start ([start, end)).
+    byte_start: int = 0
+    byte_end: int | None = None
     # Set when the file could not even be planned: the reader turns it into a rejection, so
     # that every rejection leaves from the read stage (see ReadShards.expand).
     error: Rejection | None = None
@@ -185,7 +191,41 @@ def _strip_bom_bytes(line: bytes) -> bytes:
     return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
 
 
+def _is_compressed(url: str) -> bool:
+    return url.lower().endswith(COMPRESSION_SUFFIXES)
+
+
+def plan_jsonl_ranges(url: str, range_bytes: int) -> list[ReadUnit]:
+    """Cut an uncompressed JSONL file into byte ranges of about ``range_bytes`` that start at line
+    starts, each with the index of its first line (one scan counting newlines: cheap next to parsing)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    size = fs.size(path)
+    if size <= range_bytes:
+        return [ReadUnit(url, "jsonl")]
+    starts, rows_before = [0], [0]
+    lines, position, target = 0, 0, range_bytes
+    with fs.open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            while target < position + len(chunk):
+                newline = chunk.find(b"\n", max(0, target - position))
+                if newline < 0:
+                    break
+                starts.append(position + newline + 1)
+                rows_before.append(lines + chunk.count(b"\n", 0, newline + 1))
+                target = starts[-1] + range_bytes
+            lines += chunk.count(b"\n")
+            position += len(chunk)
+    ends = starts[1:] + [None]
+    return [
+        ReadUnit(url, "jsonl", first_row=first, byte_start=start, byte_end=end)
+        for start, end, first in zip(starts, ends, rows_before)
+        if end is None or start < end
+    ]
+
+
 def plan_units(url: str, fmt: str) -> list[ReadUnit]:
+    if fmt == "jsonl" and not _is_compressed(url):
+        return plan_jsonl_ranges(url, JSONL_RANGE_BYTES)
     if fmt != "parquet":
         return [ReadUnit(url, fmt)]
     import pyarrow.parquet as pq
@@ -273,9 +313,21 @@ def iter_lines(f, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         yield pending
 
 
+def _range_lines(f, start: int, end: int | None) -> Iterator[bytes]:
+    f.seek(start)
+    remaining = None if end is None else end - start
+    for line in iter_lines(f):
+        if remaining is not None:
+            if remaining <= 0:
+                return
+            remaining -= len(line)
+        yield line
+
+
 def read_jsonl_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterator[Item | Rejected]:
     with fsspec.open(unit.url, "rb", compression="infer") as f:
-        for row, line in enumerate(iter_lines(f)):
+        lines = _range_lines(f, unit.byte_start, unit.byte_end) if unit.byte_start or unit.byte_end else iter_lines(f)
+        for row, line in enumerate(lines, start=unit.first_row):
             if row == 0:
                 line = _strip_bom_bytes(line)
             if not line.strip():

@@ -240,3 +240,21 @@ def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, mon
     rows = [record for unit in units for record in read_unit(unit, None)]
     assert [r.source.row for r in rows] == list(range(5000))
     assert [r.row["q"] for r in rows] == [str(i) for i in range(5000)]
+
+
+@pytest.mark.parametrize("range_bytes", [1, 7, 40, 10_000])
+def test_jsonl_byte_ranges_cover_every_line_once_with_its_index(tmp_path, range_bytes):
+    from transforms.read import plan_jsonl_ranges
+
+    lines = [b'\xef\xbb\xbf{"q": 0}'] + [f'{{"q": {i}, "pad": "{"x" * (i % 7)}"}}'.encode() for i in range(1, 40)]
+    lines[13] = b"not json"
+    lines[20] = b""
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    units = plan_jsonl_ranges(str(path), range_bytes)
+    if range_bytes < 100:
+        assert len(units) > 1
+    records = [r for unit in units for r in read_unit(unit, None)]
+    assert [r.source.row for r in records] == [i for i in range(40) if i != 20]
+    assert [r.row["q"] for r in records if isinstance(r, Item)] == [i for i in range(40) if i not in (13, 20)]
+    assert [r.codes for r in records if isinstance(r, Rejected)] == [(INVALID_JSON,)]
