@@ -150,13 +150,6 @@ class BatchStage(beam.PTransform):
         return tuple(batches(results[tag]) for tag in (KEPT, REJECTED, *self._extra_outputs))
 
 
-class Unbatch(beam.PTransform):
-    """One element per record, for stages that key records one by one (deduplication)."""
-
-    def expand(self, pcoll):
-        return pcoll | "Flatten" >> beam.FlatMap(lambda batch: batch)
-
-
 class Rebatch(beam.PTransform):
     """Records back into batches after a shuffle."""
 
