@@ -7,7 +7,6 @@ per record. A stage's logic still looks at one record at a time (``BatchDoFn.han
 
 from __future__ import annotations
 
-import logging
 import pickle
 from collections import defaultdict
 from typing import Any, Callable
@@ -20,8 +19,6 @@ from schemas.records import INTERNAL_ERROR, Item, Rejected, Rejection, Source
 REJECTED = "rejected"
 KEPT = "items"
 BATCH_ROWS = 1024
-
-LOGGER = logging.getLogger(__name__)
 
 Emit = Callable[[str, Any], None]
 

@@ -94,13 +94,14 @@ class ExampleTemplate:
         self._names = [name for name, source in parts.items() if source is not None]
         sources = [parts[name] for name in self._names]
         self._parts = [env.from_string(source) for source in sources]
-        self._whole = env.from_string(_SEPARATOR.join(sources)) if sources else None
+        try:
+            self._whole = env.from_string(_SEPARATOR.join(sources)) if len(sources) > 1 else None
+        except jinja2.TemplateSyntaxError:  # parts that parse alone but not joined: render them apart
+            self._whole = None
 
     def _render_parts(self, fields: dict[str, Any]) -> dict[str, str]:
-        if self._whole is None:
-            return {}
-        rendered = self._whole.render(fields).split(_SEPARATOR)
-        if len(rendered) != len(self._names):  # the separator was in the data
+        rendered = self._whole.render(fields).split(_SEPARATOR) if self._whole is not None else None
+        if rendered is None or len(rendered) != len(self._names):  # no joined template, or separator in the data
             rendered = [part.render(fields) for part in self._parts]
         return dict(zip(self._names, rendered))
 

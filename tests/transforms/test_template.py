@@ -162,3 +162,11 @@ def test_tojson_renders_structured_cells_as_json():
     spec = TemplateSpec(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": "{{ calls | tojson }}"}])
     calls = [{"id": "c<1>", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
     assert ExampleTemplate(spec).render({"calls": calls})["messages"][1]["tool_calls"] == calls
+
+
+def test_a_value_holding_the_separator_falls_back_to_rendering_part_by_part():
+    from transforms.template import _SEPARATOR
+
+    spec = TemplateSpec(messages=[{"role": "user", "content": "{{ q }}"}, {"role": "assistant", "content": "{{ a }}"}])
+    example = ExampleTemplate(spec).render({"q": f"x{_SEPARATOR}y", "a": "z"})
+    assert example["messages"][0]["content"] == f"x{_SEPARATOR}y"
