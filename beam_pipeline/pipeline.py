@@ -132,6 +132,11 @@ def recipe_columns(recipe: Recipe) -> set[str]:
 def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
     try:
         files = expand_paths([_absolute(p) for p in recipe.input.paths])
+    except InputError as error:
+        raise JobError(str(error)) from None
+    except (OSError, ValueError, ImportError) as error:  # no access, unknown protocol, gcsfs/s3fs missing
+        raise JobError(f"cannot list the inputs: {type(error).__name__}: {error}") from None
+    try:
         formats = {url: recipe.input.format or infer_format(url) for url in files}
         needed = recipe_columns(recipe) if recipe.template is not None else set()
     except (InputError, TemplateError) as error:

@@ -76,6 +76,8 @@ def load_recipe(
         raise RecipeError(f"recipe {url!r} does not exist") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"recipe {url!r} is not valid YAML: {error}") from None
+    except (OSError, ValueError, ImportError) as error:  # no access, unknown protocol, backend not installed
+        raise RecipeError(f"cannot read recipe {url!r}: {type(error).__name__}: {error}") from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -106,3 +106,11 @@ def test_unknown_runner_fails_before_overwrite_deletes_anything(data, capsys):
     assert run(write_recipe(data, recipe_doc(data)), "--overwrite", "--runner=NoSuchRunner") == 2
     assert "Unexpected pipeline runner: NoSuchRunner" in error_line(capsys)
     assert keep.exists()
+
+
+def test_storage_without_its_fsspec_backend_is_a_usage_error(data, capsys):
+    # An unknown protocol stands in for gs:// or s3:// without gcsfs/s3fs installed.
+    assert run(write_recipe(data, recipe_doc(data, input={"paths": ["nosuchfs://bucket/*.parquet"]})), IN_MEMORY) == 2
+    assert "nosuchfs" in error_line(capsys)
+    assert run("nosuchfs://bucket/recipe.yaml") == 2
+    assert "cannot read recipe" in error_line(capsys)
