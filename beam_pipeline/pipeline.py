@@ -81,7 +81,10 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
 
 
 def check_output(output: str, *, overwrite: bool) -> None:
-    existing = [m.path for m in FileSystems.match([join(output, "**")])[0].metadata_list]
+    try:
+        existing = [m.path for m in FileSystems.match([join(output, "**")])[0].metadata_list]
+    except (ValueError, OSError) as error:  # a scheme Beam's filesystems do not know (memory://), no access
+        raise JobError(f"cannot write to output path {output}: {error}") from None
     if not existing:
         return
     if not overwrite:

@@ -114,3 +114,8 @@ def test_storage_without_its_fsspec_backend_is_a_usage_error(data, capsys):
     assert "nosuchfs" in error_line(capsys)
     assert run("nosuchfs://bucket/recipe.yaml") == 2
     assert "cannot read recipe" in error_line(capsys)
+
+
+def test_output_scheme_beam_cannot_write_is_a_usage_error(data, capsys):
+    assert run(write_recipe(data, recipe_doc(data, output={"path": "memory://out"})), IN_MEMORY) == 2
+    assert "cannot write to output path memory://out" in error_line(capsys)
