@@ -238,7 +238,7 @@ class _RedactFn(BatchDoFn):
 
     def handle(self, item: Item, emit) -> None:
         fields = dict(item.fields if item.fields is not None else item.row)
-        row = dict(item.row)
+        row = dict(item.row)  # copies: the input record is not ours to change
         found: Counter = Counter()
         rejected_by = []
         for name in self._policy.fields or [k for k, v in fields.items() if isinstance(v, str)]:
@@ -252,8 +252,10 @@ class _RedactFn(BatchDoFn):
             fields[name] = redacted
             row[name] = redacted  # rejected and dropped output show the row without the values
             rejected_by.extend(f"field {name!r} contains {kind}" for kind in sorted(counts) if self._actions[kind] == "reject")
-        if found:
-            emit(PII_OUTPUT, tuple(sorted(found.items())))
+        if not found:  # the common case: the record passes unchanged
+            emit(KEPT, item)
+            return
+        emit(PII_OUTPUT, tuple(sorted(found.items())))
         item = dataclasses.replace(item, row=row, fields=fields)
         if rejected_by:
             emit(REJECTED, self.reject(item, *(Rejection(PII_FOUND, message) for message in rejected_by)))
