@@ -49,3 +49,16 @@ def test_benchmark_runs_end_to_end(tmp_path):
     main(["--rows", "400", "--repeats", "1", "--work", str(tmp_path), "--table", str(tmp_path / "results.md")])
     table = (tmp_path / "results.md").read_text()
     assert "plain script" in table and "ftprep, 1 worker" in table
+
+
+def test_profile_groups_samples_by_the_first_matching_stage():
+    from benchmarks.profile import REST, shares
+
+    raw = "\n".join([
+        "main (cli.py:1);_CountTokensFn.handle (/x/transforms/tokens.py:331);Encoding.encode_ordinary (/v/tiktoken/core.py:66) 3",
+        "main (cli.py:1);_CountTokensFn.handle (/x/transforms/tokens.py:331) 1",
+        "main (cli.py:1);process_encoded (/v/apache_beam/runners/worker/bundle_processor.py:247) 4",
+        "main (cli.py:1);add (/x/transforms/stats.py:51) 2",
+    ])
+    assert shares(raw) == {REST: 0.4, "tokenisation (tiktoken `encode_ordinary`)": 0.3, "stats": 0.2,
+                           "token accounting around it": 0.1}
