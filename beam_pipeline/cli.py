@@ -28,6 +28,8 @@ def _common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--encodings-url", metavar="URL",
                          help="directory holding <encoding>.tiktoken files, for workers without network")
     command.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
+    command.add_argument("--no-wait", action="store_true",
+                         help="return once a remote runner (Dataflow, Flink) has accepted the job")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,7 +122,16 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
     LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
     build_pipeline(pipeline, plan)
     try:
-        state = pipeline.run().wait_until_finish()
+        result = pipeline.run()
+        not_run = _not_run_here(options)
+        if not_run:
+            LOGGER.info("%s", not_run)
+            return 0, None, plan.output
+        if args.no_wait:
+            LOGGER.info("job submitted (%s); it writes %s and then its _SUCCESS marker",
+                        _job_id(result) or "no job id reported", plan.output)
+            return 0, None, plan.output
+        state = result.wait_until_finish()
     except Exception:  # noqa: BLE001 - the runner's failure, reported with its traceback
         LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
         return EXIT_FAILED, None, plan.output
@@ -129,6 +140,27 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
         return EXIT_FAILED, None, plan.output
     with FileSystems.open(join(plan.output, STATS_FILE)) as f:
         return 0, json.load(f), plan.output
+
+
+def _not_run_here(options) -> str | None:
+    """Why a job that ``run()`` accepted has no outputs to read: a Dataflow dry run or template."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, TestOptions
+
+    if options.view_as(TestOptions).dry_run:
+        return "dry run: the job description was built and checked; nothing ran"
+    template = options.view_as(GoogleCloudOptions).template_location
+    if template:
+        # A Flex Template launcher sets this too: it submits the job it finds there.
+        return f"job description written to {template}; it runs when the template is launched"
+    return None
+
+
+def _job_id(result) -> str | None:
+    job_id = getattr(result, "job_id", None)
+    try:
+        return job_id() if callable(job_id) else job_id
+    except Exception:  # noqa: BLE001 - an id is only for the log line
+        return None
 
 
 def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:

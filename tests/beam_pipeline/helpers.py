@@ -41,3 +41,18 @@ def assert_counts_add_up(out: dict) -> None:
     assert records["train"] == len(out["train"])
     assert records["validation"] == len(out["validation"])
     assert records["rejected"] == len(out["rejected"])
+
+
+def snapshot(output: Path) -> dict:
+    """What two equivalent runs must agree on: the sorted lines of every output directory (train,
+    validation, rejected, each dropped reason), ``stats.json`` and ``finetune_job.json``; shard
+    boundaries and line order may differ."""
+    parts: dict[str, list[str]] = {}
+    for f in sorted(output.rglob("part-*.jsonl")):
+        parts.setdefault(str(f.parent.relative_to(output)), []).extend(f.read_text(encoding="utf-8").splitlines())
+    return {
+        "lines": {directory: sorted(lines) for directory, lines in parts.items()},
+        "stats": json.loads((output / "stats.json").read_text()),
+        "job": json.loads((output / "finetune_job.json").read_text()),
+        "success": (output / "_SUCCESS").exists(),
+    }
