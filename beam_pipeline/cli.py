@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
 
 # Beam warnings that are false alarms for ftprep: with_outputs() after with_exception_handling()
 # reports our tags as undeclared although they are routed correctly, and importing Beam's I/O
-# without the gcp extra reports that the BigQuery client is missing, which ftprep never uses.
-BEAM_FALSE_ALARMS = ("requested in with_outputs() but not declared", "apitools not found")
+# without the gcp extra reports that the BigQuery client is missing, which ftprep never uses;
+# finalizing a dropped/<reason> writer that had nothing to write (skip_if_empty) is reported too.
+BEAM_FALSE_ALARMS = ("requested in with_outputs() but not declared", "apitools not found",
+                     "No shards found to finalize")
 
 
 def _not_a_false_alarm(record: logging.LogRecord) -> bool:

@@ -10,7 +10,8 @@ flags the same way; neither can pass a positional recipe or a repeated ``--set``
 ``--input`` may repeat or hold several URLs separated by commas; ``--overrides`` is a YAML
 mapping of dotted recipe keys (what ``--set`` takes one at a time); ``--set`` may repeat;
 ``--overwrite`` and ``--no_wait`` accept ``true``/``false``. Every other flag is a Beam
-pipeline option. Exit codes are ``ftprep run``'s.
+pipeline option; a flag with a blank value (``--job_endpoint=``) counts as not given. Exit codes
+are ``ftprep run``'s.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def run_arguments(argv: Sequence[str]) -> list[str]:
         command += ["--encodings-url", args.encodings_url]
     if args.verbose:
         command.append("--verbose")
-    return command + beam_args
+    # Launchers pass every parameter they know of, blank when unused (a DAG's optional
+    # --job_endpoint=, say): blank means not given, not "set to the empty string".
+    return command + [arg for arg in beam_args if not (arg.startswith("--") and arg.endswith("="))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, WorkerOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
 from beam_pipeline.errors import UsageError
 
@@ -42,6 +48,10 @@ def pipeline_options(beam_args: Sequence[str], *, verbose: bool = False) -> Pipe
     if stray:
         raise OptionsError(f"unexpected argument(s) {' '.join(stray)}; options are --name=value")
     options = PipelineOptions(list(beam_args))
+    if not (_given(flags, "--save_main_session") or _given(flags, "--no_save_main_session")):
+        # Every function the workers run lives in an importable module; pickling the launcher's
+        # __main__ (which Beam does by default on Dataflow) would only ship the CLI's globals.
+        options.view_as(SetupOptions).save_main_session = False
     runner = options.view_as(StandardOptions).runner
     if runner is None or runner in LOCAL_RUNNERS:
         options.view_as(StandardOptions).runner = runner or "DirectRunner"

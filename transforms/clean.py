@@ -15,7 +15,6 @@ import re
 import unicodedata
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-
 from schemas.recipe import DEFAULT_CLEAN_STEPS
 from schemas.records import Item
 from transforms.stage import KEPT, BatchDoFn, BatchStage

@@ -456,7 +456,10 @@ class ReadShards(beam.PTransform):
     def expand(self, pbegin):
         planned = (
             pbegin
-            | "ListFiles" >> beam.Create(self._urls)
+            # Create reshuffles only when it holds more than one element, which would make the step
+            # names depend on the number of inputs; an explicit Reshuffle keeps them stable.
+            | "ListFiles" >> beam.Create(self._urls, reshuffle=False)
+            | "SpreadFiles" >> beam.Reshuffle()
             | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format)).with_exception_handling(
                 main_tag="units", dead_letter_tag="errors"
             )

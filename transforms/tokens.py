@@ -18,7 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 
-
 from schemas.models import ENCODING_FILES, ModelSpec
 from schemas.records import TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount
 from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage

@@ -11,7 +11,7 @@ def test_launcher_flags_become_the_run_command_line():
         "--recipe=gs://b/r.yaml", "--input=gs://b/a/*.parquet,gs://b/c.csv", "--input=gs://b/d.csv",
         "--output=gs://b/out", "--overrides={split.seed: 3, dedup.exact: false, model: gpt-4o}",
         "--set=split.validation_fraction=0.1", "--overwrite=true", "--no_wait=false", "--runner=DataflowRunner",
-        "--project=p",
+        "--project=p", "--job_endpoint=", "--input=", "--encodings_url=",
     ])
     assert command == [
         "run", "gs://b/r.yaml", "--input", "gs://b/a/*.parquet", "--input", "gs://b/c.csv", "--input", "gs://b/d.csv",

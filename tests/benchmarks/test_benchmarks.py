@@ -4,10 +4,9 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 from benchmarks.generate import generate, rows
 

@@ -1,0 +1,111 @@
+"""The DAG in deploy/airflow, in a real Airflow installed in its own virtual environment
+(``pip install -e '.[airflow]'``; ``make test`` builds it and points FTPREP_AIRFLOW_PYTHON at it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.extras import missing
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "deploy" / "airflow" / "dags"
+HEAVY = ["apache_beam", "pyarrow", "tiktoken", "beam_pipeline", "transforms", "schemas", "pandas", "numpy"]
+
+PARSE_CHECK = f"""
+import importlib.util, json, sys, time
+from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator  # the baseline
+from airflow.sdk import DAG
+before = set(sys.modules)
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("ftprep_dag", {str(DAGS / "ftprep_dag.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+seconds = time.perf_counter() - started
+added = sorted(set(sys.modules) - before)
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(DAGS)!r})
+print(json.dumps({{"added": added, "seconds": seconds, "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+                  "dags": sorted(bag.dag_ids), "tasks": sorted(t.task_id for t in module.dag.tasks)}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def airflow_python() -> Path:
+    configured = os.environ.get("FTPREP_AIRFLOW_PYTHON")
+    python = Path(configured) if configured else REPO / ".venv-airflow" / "bin" / "python"
+    if not python.exists():
+        missing(f"no Airflow environment at {python} (make test builds it)")
+    return python
+
+
+@pytest.fixture(scope="module")
+def airflow_env(airflow_python, tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PATH": f"{airflow_python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env.pop("FTPREP_PYTHON", None)  # the DAG's default: the interpreter running Airflow
+    result = subprocess.run([str(airflow_python.parent / "airflow"), "db", "migrate"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return env
+
+
+def test_dag_parses_cleanly_and_imports_nothing_heavy(airflow_python, airflow_env):
+    result = subprocess.run([str(airflow_python), "-c", PARSE_CHECK], env=airflow_env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["errors"] == {}
+    assert report["dags"] == ["ftprep"] and report["tasks"] == ["check", "prepare"]
+    heavy = [m for m in report["added"] if m.split(".")[0] in HEAVY]
+    assert heavy == [], f"the DAG file imports {heavy} when it is parsed"
+    assert report["seconds"] < 2.0
+
+
+def dags_test(airflow_env, tmp_path, **params) -> subprocess.CompletedProcess:
+    conf = {"recipe": str(REPO / "examples/recipes/csv_chat.yaml"), "input": str(REPO / "examples/data/{ds}.csv"),
+            "output_root": str(tmp_path / "out"), **params}
+    return subprocess.run(
+        [str(Path(airflow_env["PATH"].split(os.pathsep)[0]) / "airflow"), "dags", "test", "ftprep", "2026-11-26",
+         "--conf", json.dumps(conf)],
+        env=airflow_env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+
+
+@pytest.fixture
+def day_input(tmp_path):
+    """The day's export: the input param names it with {ds}."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "2026-11-26.csv").write_bytes((REPO / "examples/data/tickets.csv").read_bytes())
+    return str(data / "{ds}.csv")
+
+
+def test_dag_runs_end_to_end_on_the_direct_runner(airflow_env, tmp_path, day_input):
+    result = dags_test(airflow_env, tmp_path, input=day_input, max_rejected_share=0.5)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    day = tmp_path / "out" / "2026-11-26"
+    assert (day / "_SUCCESS").exists()
+    stats = json.loads((day / "stats.json").read_text())
+    assert stats["files"] == [{"path": str(tmp_path / "data" / "2026-11-26.csv"), "rows": 27}]
+    assert "state=success" in log and "'rejected_share': 0.111111" in log
+
+
+def test_dag_run_fails_when_too_much_was_rejected(airflow_env, tmp_path, day_input):
+    result = dags_test(airflow_env, tmp_path, input=day_input, max_rejected_share=0.01)
+    log = result.stdout + result.stderr
+    assert (tmp_path / "out" / "2026-11-26" / "_SUCCESS").exists(), log[-4000:]
+    assert "3 of 27 records rejected (11.1%), more than max_rejected_share 1.0%" in log
+    assert "state=failed" in log
