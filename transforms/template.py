@@ -30,34 +30,74 @@ def _none_as_empty(value):
     return "" if value is None else value
 
 
+# Jinja's default globals that are gadgets, not features, for a data template: their
+# ``__init__.__globals__`` lead to modules (the classic way out of a template).
+_REMOVED_GLOBALS = ("lipsum", "cycler", "joiner")
+
+
 def build_environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
         finalize=_none_as_empty,
         keep_trailing_newline=True,
         autoescape=False,
+        # No loader: {% include %}, {% import %} and {% extends %} cannot reach any file.
+        loader=None,
     )
+    for name in _REMOVED_GLOBALS:
+        env.globals.pop(name, None)
+    return env
 
 
-def _template_sources(spec: TemplateSpec) -> list[str]:
-    sources = [spec.system, spec.prompt, spec.completion, spec.tools, spec.preferred, spec.non_preferred]
-    for message in spec.messages or ():
-        sources.extend([message.content, message.name, message.tool_calls, message.tool_call_id])
-    return [s for s in sources if s is not None]
+def template_sources(spec: TemplateSpec) -> list[tuple[str, str]]:
+    """``(recipe key, source)`` of every template string of ``spec``."""
+    named = [("template.system", spec.system), ("template.prompt", spec.prompt),
+             ("template.completion", spec.completion), ("template.tools", spec.tools),
+             ("template.preferred", spec.preferred), ("template.non_preferred", spec.non_preferred)]
+    for index, message in enumerate(spec.messages or ()):
+        named += [(f"template.messages[{index}].{key}", getattr(message, key))
+                  for key in ("content", "name", "tool_calls", "tool_call_id")]
+    return [(name, source) for name, source in named if source is not None]
+
+
+def unsafe_constructs(ast: jinja2.nodes.Template) -> list[str]:
+    """What in a parsed template reaches beyond the row's values: private or dunder attributes
+    (``__class__``, ``__globals__``, ``__subclasses__``, also via ``|attr`` or ``["..."]``) and
+    other templates (``import``, ``include``, ``extends``). The sandbox would refuse most of these
+    when a row is rendered; refusing them when the recipe is loaded names the template instead."""
+    found = []
+    for node in ast.find_all((jinja2.nodes.Import, jinja2.nodes.FromImport, jinja2.nodes.Include, jinja2.nodes.Extends)):
+        found.append(f"{{% {type(node).__name__.lower()} %}} (templates cannot load other templates or files)")
+    for node in ast.find_all(jinja2.nodes.Getattr):
+        if node.attr.startswith("_"):
+            found.append(f"attribute {node.attr!r}")
+    for node in ast.find_all(jinja2.nodes.Getitem):
+        if isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
+            found.append(f"item {node.arg.value!r}")
+    for node in ast.find_all(jinja2.nodes.Filter):
+        if node.name == "attr" and any(isinstance(a, jinja2.nodes.Const) and str(a.value).startswith("_") for a in node.args):
+            found.append(f"|attr({node.args[0].value!r})")
+    return found
 
 
 def referenced_columns(spec: TemplateSpec) -> set[str]:
     """Columns the template reads: its free variables plus ``messages_column``.
 
-    Raises ``TemplateError`` when a template does not parse.
+    Raises ``TemplateError`` (its message starts with ``template_error`` and names the recipe
+    key) when a template does not parse or reaches beyond the row's values.
     """
     env = build_environment()
     columns: set[str] = set()
-    for source in _template_sources(spec):
+    for name, source in template_sources(spec):
         try:
-            columns |= meta.find_undeclared_variables(env.parse(source))
+            ast = env.parse(source)
         except jinja2.TemplateSyntaxError as error:
-            raise TemplateError(f"template {source!r} does not parse: {error.message} (line {error.lineno})") from error
+            raise TemplateError(f"{TEMPLATE_ERROR}: {name} does not parse: {error.message} (line {error.lineno})") from error
+        unsafe = unsafe_constructs(ast)
+        if unsafe:
+            raise TemplateError(f"{TEMPLATE_ERROR}: {name} is refused: it uses {', '.join(unsafe)}; "
+                                "templates may only read the row's columns")
+        columns |= meta.find_undeclared_variables(ast)
     columns -= set(env.globals)
     if spec.messages_column:
         columns.add(spec.messages_column)
@@ -130,7 +170,8 @@ class ExampleTemplate:
     def render(self, fields: dict[str, Any]) -> dict[str, Any]:
         try:
             parts = self._render_parts(fields)
-        except jinja2.TemplateError as error:
+        except Exception as error:  # noqa: BLE001 - whatever the user's template raises (SecurityError,
+            # a filter's TypeError, the sandbox's OverflowError for a huge range) is this row's template error
             raise TemplateError(f"{type(error).__name__}: {error}") from error
         if self._spec.format == "completion":
             return {"prompt": parts["prompt"], "completion": parts["completion"]}
