@@ -44,7 +44,7 @@ def error_line(capsys):
         ({"output": {}}, "output.path: required key is missing"),
         ({"template": {"messages": [{"role": "user", "content": "{{ question }}"},
                                     {"role": "assistant", "content": "{{ answer.__class__.__mro__ }}"}]}},
-         r"template_error: template.messages\[1\].content is refused: it uses attribute '__class__'"),
+         r"template_error: template.messages\[1\].content is refused: it uses attribute '__mro__', attribute '__class__'"),
     ],
 )
 def test_bad_recipes_exit_2_with_one_line(data, capsys, changes, message):
