@@ -28,6 +28,9 @@ def _common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--encodings-url", metavar="URL",
                          help="directory holding <encoding>.tiktoken files, for workers without network")
     command.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
+    command.add_argument("--on-bad-file", choices=["fail", "skip"],
+                         help="a file that cannot be read: fail the run (default) or skip it and list it in "
+                              "stats.json under files.failed; replaces input.on_bad_file")
     command.add_argument("--no-wait", action="store_true",
                          help="return once a remote runner (Dataflow, Flink) has accepted the job")
 
@@ -114,6 +117,8 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
 
     if args.encodings_url:
         recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
+    if args.on_bad_file:
+        recipe = recipe.model_copy(update={"input": recipe.input.model_copy(update={"on_bad_file": args.on_bad_file})})
     options = pipeline_options(beam_args, verbose=args.verbose)
     try:
         # Before plan_job, which may delete the output under --overwrite: a bad runner name fails first.
@@ -134,14 +139,36 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
                         _job_id(result) or "no job id reported", plan.output)
             return 0, None, plan.output
         state = result.wait_until_finish()
-    except Exception:  # noqa: BLE001 - the runner's failure, reported with its traceback
-        LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
+    except Exception as error:  # noqa: BLE001 - the runner's failure, reported with its traceback
+        bad_file = _bad_input_file(error)
+        if bad_file and not args.verbose:
+            # The cause is the data, not ftprep: one line, as for usage errors (-v shows the traceback).
+            print(f"ftprep: error: {bad_file} (--on-bad-file=skip reads the other files and lists it "
+                  f"in stats.json); {plan.output} has no _SUCCESS marker", file=sys.stderr)
+        else:
+            LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
         return EXIT_FAILED, None, plan.output
     if state != "DONE":
         LOGGER.error("pipeline ended in state %s", state)
         return EXIT_FAILED, None, plan.output
     with FileSystems.open(join(plan.output, STATS_FILE)) as f:
         return 0, json.load(f), plan.output
+
+
+def _bad_input_file(error: BaseException) -> str | None:
+    """The message of a ``BadInputFile`` raised on a worker, however the runner wrapped it."""
+    import re
+
+    from transforms.read import BadInputFile
+
+    while error is not None:
+        text = str(error) if isinstance(error, BadInputFile) else None
+        match = text is None and re.search(r"BadInputFile: (cannot read [^\n]*)", str(error))
+        if text or match:
+            # Beam appends where it ran: " [while running 'ReadShards/...']".
+            return re.sub(r"\s*\[while running [^\]]*\]\W*$", "", text or match[1]).strip()
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _not_run_here(options) -> str | None:

@@ -219,14 +219,16 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
     recipe = plan.recipe
     fmt = plan.example_format
     policy = pii_policy(recipe) if recipe.template is not None else None
-    items, read_rejected = p | "ReadShards" >> ReadShards(
+    items, read_rejected, failed_files = p | "ReadShards" >> ReadShards(
         urls=plan.files,
         format=recipe.input.format,
         columns=plan.columns,
         csv_dialect=CsvDialect(**recipe.input.csv.model_dump()),
+        max_field_chars=recipe.limits.max_field_chars,
+        on_bad_file=recipe.input.on_bad_file,
     )
     stage_rejected = [read_rejected]
-    outcomes = {"read": items, "read_rejected": read_rejected}
+    outcomes = {"read": items, "read_rejected": read_rejected, "failed_files": failed_files}
     if recipe.template is not None:
         cleaned, rejected = items | "CleanFields" >> CleanFields(
             steps=recipe.clean.steps, fields=recipe.clean.fields, per_field=recipe.clean.per_field

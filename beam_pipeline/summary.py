@@ -17,8 +17,10 @@ def run_summary(stats: dict, output: str) -> list[str]:
     """The few lines ``ftprep run`` prints to stderr when it is done."""
     records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
     per_example = tokens["per_example"]
+    failed = stats["files"]["failed"]
     return [
-        f"read        {records['read']:>10,} rows from {len(stats['files'])} file(s)",
+        f"read        {records['read']:>10,} rows from {len(stats['files']['read'])} file(s)"
+        + (f"; {len(failed)} could not be read (skipped: {', '.join(f['path'] for f in failed)})" if failed else ""),
         f"train       {records['train']:>10,} examples  {tokens['train']:>12,} tokens",
         f"validation  {records['validation']:>10,} examples  {tokens['validation']:>12,} tokens",
         f"rejected    {records['rejected']:>10,} ({_codes(stats['rejections'])})",
@@ -38,9 +40,11 @@ def validate_summary(stats: dict, output: str) -> list[str]:
     limit = stats["model"]["max_tokens_per_example"]
     kept = records["train"] + records["validation"]
     lines = [
-        f"Examples: {records['read']:,} read from {len(stats['files'])} file(s) as {stats['format']}; "
+        f"Examples: {records['read']:,} read from {len(stats['files']['read'])} file(s) as {stats['format']}; "
         f"{kept:,} valid, {records['rejected']:,} rejected",
     ]
+    for failed in stats["files"]["failed"]:
+        lines.append(f"Skipped a file that could not be read: {failed['path']}: {failed['error']}")
     if stats["rejections"]:
         lines.append("Errors found (see rejected/ for each line, its file, row and message):")
         lines.extend(f"  {code}: {n:,}" for code, n in stats["rejections"].items())

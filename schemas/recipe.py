@@ -37,6 +37,9 @@ class InputSpec(_Strict):
     csv: CsvOptions = CsvOptions()
     # The rows already are fine-tuning examples in this format (no template): ftprep validate.
     examples: ExampleFormat | Literal["auto"] | None = None
+    # A file that cannot be read (corrupt, truncated, missing a column the recipe uses): fail the
+    # run naming it, or skip it and list it in stats.json under files.failed.
+    on_bad_file: Literal["fail", "skip"] = "fail"
 
     @field_validator("paths", mode="before")
     @classmethod
@@ -227,6 +230,17 @@ class FinetuneSpec(_Strict):
     price_per_million_tokens: float | None = Field(None, ge=0)
 
 
+class LimitsSpec(_Strict):
+    """Size limits that keep one giant row from exhausting a worker (each rejects with its code)."""
+
+    # field_too_large: a cell, or a JSONL line, longer than this many characters.
+    max_field_chars: int = Field(default=1_000_000, gt=0)
+    # example_too_large: a rendered example longer than this (a template loop can multiply text).
+    max_example_chars: int = Field(default=4_000_000, gt=0)
+    # too_many_messages
+    max_messages: int = Field(default=1_000, gt=0)
+
+
 class Recipe(_Strict):
     input: InputSpec
     template: TemplateSpec | None = None
@@ -239,6 +253,7 @@ class Recipe(_Strict):
     output: OutputSpec
     tokens: TokensSpec = TokensSpec()
     finetune: FinetuneSpec = FinetuneSpec()
+    limits: LimitsSpec = LimitsSpec()
 
     @model_validator(mode="after")
     def _template_or_examples(self):

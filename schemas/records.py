@@ -20,6 +20,18 @@ INVALID_JSON = "invalid_json"
 DATA_TYPE = "data_type"
 UNREADABLE_FILE = "unreadable_file"
 MALFORMED_ROW = "malformed_row"
+# Bytes that are not text in the file's encoding (the row is kept in rejected/ with U+FFFD).
+DECODE_ERROR = "decode_error"
+# A value longer than limits.max_field_chars (a JSONL line counts as one value).
+FIELD_TOO_LARGE = "field_too_large"
+# A column the template renders as text holds a list, a mapping or bytes.
+WRONG_TYPE = "wrong_type"
+# A part of the example renders empty because a column it uses is null (or absent).
+NULL_FIELD = "null_field"
+# The rendered example is longer than limits.max_example_chars.
+EXAMPLE_TOO_LARGE = "example_too_large"
+# More messages than limits.max_messages.
+TOO_MANY_MESSAGES = "too_many_messages"
 TEMPLATE_ERROR = "template_error"
 MISSING_MESSAGES_LIST = "missing_messages_list"
 MESSAGE_MISSING_KEY = "message_missing_key"
@@ -165,6 +177,18 @@ class Rejected:
         if self.example is not None and self.example is not self.record:  # validate: the row is the example
             doc["example"] = self.example
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class FailedFile:
+    """A file (or a part of it) that could not be read: corrupt, truncated, or without a column
+    the recipe uses. Not a row: under ``input.on_bad_file: skip`` it is listed in stats.json."""
+
+    path: str
+    error: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "error": self.error}
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -19,16 +20,17 @@ import orjson
 
 from schemas.records import (
     DATA_TYPE,
-    INTERNAL_ERROR,
+    DECODE_ERROR,
+    FIELD_TOO_LARGE,
     INVALID_JSON,
     MALFORMED_ROW,
-    UNREADABLE_FILE,
+    FailedFile,
     Item,
     Rejected,
     Rejection,
     Source,
 )
-from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, batches, internal_error, rejection_for
+from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, batches
 
 LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +49,16 @@ PARQUET_BATCH_ROWS = 1024
 UNIT_ROWS = 4 * PARQUET_BATCH_ROWS
 # Bytes per JSONL read unit: one large file is read by every worker.
 JSONL_RANGE_BYTES = 32 << 20
+# The recipe's limits.max_field_chars when none is given.
+MAX_FIELD_CHARS = 1_000_000
+# Rejected rows keep this much of a value over the limit (rejected/ must not hold 50 MB cells).
+PREVIEW_CHARS = 200
+FAILED = "failed_files"
+
+# csv refuses fields over 128 KiB by default; ftprep applies its own limit (field_too_large).
+csv.field_size_limit(max(csv.field_size_limit(), (1 << 31) - 1))
+# Undecodable bytes survive decoding as lone surrogates (errors="surrogateescape").
+_SURROGATES = re.compile("[\udc80-\udcff]")
 
 
 class InputError(ValueError):
@@ -75,9 +87,9 @@ class ReadUnit:
     # A byte range of an uncompressed JSONL file, starting at a line start ([start, end)).
     byte_start: int = 0
     byte_end: int | None = None
-    # Set when the file could not even be planned: the reader turns it into a rejection, so
-    # that every rejection leaves from the read stage (see ReadShards.expand).
-    error: Rejection | None = None
+    # Set when the file could not even be planned: the reader reports it as a failed file, so
+    # that every failure leaves from the read stage (see ReadShards.expand).
+    error: str | None = None
 
     @property
     def source(self) -> Source:
@@ -122,7 +134,7 @@ def expand_paths(patterns: Iterable[str]) -> list[str]:
 
 
 def _open_text(url: str, dialect: CsvDialect):
-    return fsspec.open(url, "rt", encoding=dialect.encoding, newline="", compression="infer")
+    return fsspec.open(url, "rt", encoding=dialect.encoding, errors="surrogateescape", newline="", compression="infer")
 
 
 def peek_columns(url: str, fmt: str, dialect: CsvDialect = CsvDialect()) -> list[str]:
@@ -223,15 +235,35 @@ def plan_jsonl_ranges(url: str, range_bytes: int) -> list[ReadUnit]:
     ]
 
 
-def plan_units(url: str, fmt: str) -> list[ReadUnit]:
+class MissingColumns(ValueError):
+    pass
+
+
+def _check_columns(url: str, present: list[str], required: frozenset[str] | None) -> None:
+    missing = sorted((required or frozenset()) - set(present))
+    if missing:
+        raise MissingColumns(f"it has no column(s) {', '.join(missing)} (its columns: {', '.join(present)})")
+
+
+def plan_units(
+    url: str, fmt: str, required: frozenset[str] | None = None, dialect: CsvDialect = CsvDialect()
+) -> list[ReadUnit]:
+    """Read units of one file. ``required``: columns the recipe uses; a Parquet or CSV file
+    without one of them cannot be read as asked (JSONL rows are checked one by one)."""
     if fmt == "jsonl" and not _is_compressed(url):
         return plan_jsonl_ranges(url, JSONL_RANGE_BYTES)
+    if fmt == "csv":
+        if required:
+            _check_columns(url, peek_columns(url, fmt, dialect), required)
+        return [ReadUnit(url, fmt)]
     if fmt != "parquet":
         return [ReadUnit(url, fmt)]
     import pyarrow.parquet as pq
 
     with fsspec.open(url, "rb") as f:
-        metadata = pq.ParquetFile(f).metadata
+        parquet = pq.ParquetFile(f)
+        metadata = parquet.metadata
+        _check_columns(url, parquet.schema_arrow.names, required)
     units, first_row = [], 0
     for index in range(metadata.num_row_groups):
         rows = metadata.row_group(index).num_rows
@@ -253,6 +285,22 @@ def _project(row: dict, columns: frozenset[str] | None) -> dict:
     return {k: v for k, v in row.items() if k in columns}
 
 
+def _preview(value):
+    if isinstance(value, (str, bytes)) and len(value) > PREVIEW_CHARS:
+        return f"{value[:PREVIEW_CHARS]!s}… [{len(value):,} characters]"
+    return value
+
+
+def oversized(source: Source, row: dict, limit: int) -> Rejected | None:
+    """A ``field_too_large`` rejection if a value of ``row`` is longer than ``limit``."""
+    big = [name for name, value in row.items() if isinstance(value, (str, bytes)) and len(value) > limit]
+    if not big:
+        return None
+    sizes = ", ".join(f"{name} has {len(row[name]):,}" for name in big)
+    return Rejected(source, [Rejection(FIELD_TOO_LARGE, f"{sizes} characters; limits.max_field_chars is {limit:,}")],
+                    {name: _preview(value) for name, value in row.items()})
+
+
 def read_parquet_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterator[Item]:
     import pyarrow.parquet as pq
 
@@ -272,6 +320,22 @@ def read_parquet_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterato
                 row += 1
 
 
+def _csv_rows(reader) -> Iterator[list[str] | csv.Error]:
+    """The reader's rows; a row the csv module refuses (an unterminated quote, say) comes out as
+    its error, and reading goes on after it."""
+    stuck_at = None
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            if reader.line_num == stuck_at:  # no progress: the rest of the file is unreadable
+                raise
+            stuck_at = reader.line_num
+            yield error
+
+
 def read_csv_unit(
     unit: ReadUnit, columns: frozenset[str] | None, dialect: CsvDialect
 ) -> Iterator[Item | Rejected]:
@@ -280,13 +344,24 @@ def read_csv_unit(
         header = next(reader, None)
         if header is None:
             return
-        header = [_strip_bom(header[0]), *header[1:]]
+        header = [_SURROGATES.sub("\ufffd", _strip_bom(header[0])), *(_SURROGATES.sub("\ufffd", h) for h in header[1:])]
         row = 0
-        for fields in reader:
+        for fields in _csv_rows(reader):
             if not fields:  # a blank line is not a row
                 continue
             source = Source(unit.url, row)
             row += 1
+            if isinstance(fields, csv.Error):
+                yield Rejected(source, [Rejection(MALFORMED_ROW, f"line {reader.line_num}: {fields}")], None)
+                continue
+            if _SURROGATES.search("".join(fields)):
+                yield Rejected(
+                    source,
+                    [Rejection(DECODE_ERROR, f"line {reader.line_num}: bytes that are not {dialect.encoding} "
+                                             "(shown as \ufffd); set input.csv.encoding if the file has another")],
+                    [_SURROGATES.sub("\ufffd", value) for value in fields],
+                )
+                continue
             if len(fields) != len(header):
                 yield Rejected(
                     source,
@@ -324,7 +399,9 @@ def _range_lines(f, start: int, end: int | None) -> Iterator[bytes]:
         yield line
 
 
-def read_jsonl_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterator[Item | Rejected]:
+def read_jsonl_unit(
+    unit: ReadUnit, columns: frozenset[str] | None, max_field_chars: int = MAX_FIELD_CHARS
+) -> Iterator[Item | Rejected]:
     with fsspec.open(unit.url, "rb", compression="infer") as f:
         lines = _range_lines(f, unit.byte_start, unit.byte_end) if unit.byte_start or unit.byte_end else iter_lines(f)
         for row, line in enumerate(lines, start=unit.first_row):
@@ -333,83 +410,104 @@ def read_jsonl_unit(unit: ReadUnit, columns: frozenset[str] | None) -> Iterator[
             if not line.strip():
                 continue
             source = Source(unit.url, row)
+            if len(line) > max_field_chars:  # not parsed: a 50 MB line would cost more than it is worth
+                text = line[:PREVIEW_CHARS].decode("utf-8", errors="replace")
+                message = f"line {row + 1} has {len(line):,} bytes; limits.max_field_chars is {max_field_chars:,}"
+                yield Rejected(source, [Rejection(FIELD_TOO_LARGE, message)], f"{text}… [{len(line):,} bytes]")
+                continue
             try:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError as error:
                 text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    yield Rejected(source, [Rejection(DECODE_ERROR, f"line {row + 1}: not UTF-8: {bad}")], text)
+                    continue
                 yield Rejected(source, [Rejection(INVALID_JSON, f"line {row + 1}: {error}")], text)
                 continue
             if not isinstance(value, dict):
                 message = f"line {row + 1}: expected a JSON object, got {type(value).__name__}"
                 yield Rejected(source, [Rejection(DATA_TYPE, message)], value)
                 continue
-            yield Item(source, _project(value, columns))
+            # A key a row leaves out is null for the template, as in Parquet and CSV.
+            yield Item(source, value if columns is None else {name: value.get(name) for name in columns})
 
 
 def read_unit(
-    unit: ReadUnit, columns: frozenset[str] | None, dialect: CsvDialect = CsvDialect()
-) -> Iterator[Item | Rejected]:
-    """Yield the unit's rows; a file that breaks off mid-read ends in one ``unreadable_file`` rejection."""
-    if unit.format == "parquet":
-        rows = read_parquet_unit(unit, columns)
-    elif unit.format == "csv":
-        rows = read_csv_unit(unit, columns, dialect)
-    else:
-        rows = read_jsonl_unit(unit, columns)
+    unit: ReadUnit, columns: frozenset[str] | None, dialect: CsvDialect = CsvDialect(),
+    max_field_chars: int = MAX_FIELD_CHARS,
+) -> Iterator[Item | Rejected | FailedFile]:
+    """Yield the unit's rows (kept or rejected one by one); a file that breaks off mid-read ends
+    in a ``FailedFile`` after the rows read before the break."""
+    if unit.error is not None:
+        yield FailedFile(unit.url, unit.error)
+        return
     last_row = unit.first_row - 1
     try:
+        if unit.format == "parquet":
+            rows = read_parquet_unit(unit, columns)
+        elif unit.format == "csv":
+            rows = read_csv_unit(unit, columns, dialect)
+        else:
+            rows = read_jsonl_unit(unit, columns, max_field_chars)
         for record in rows:
             last_row = record.source.row
+            if isinstance(record, Item):
+                record = oversized(record.source, record.row, max_field_chars) or record
             yield record
-    except (OSError, ValueError, csv.Error, UnicodeDecodeError) as error:
-        # pyarrow raises ArrowInvalid (a ValueError) on truncated files; csv.Error on bad quoting.
-        where = Source(unit.url, last_row + 1)
-        message = f"{type(error).__name__}: {error} (rows before {where.row} were read)"
-        if unit.row_group is not None:
-            message += f"; row group {unit.row_group}"
-        yield Rejected(where, [Rejection(UNREADABLE_FILE, message)], None)
+    except Exception as error:  # noqa: BLE001 - whatever breaks a read (ArrowInvalid on a truncated
+        # file, EOFError from a cut gzip, a zstd error) is this file's failure, not the run's crash
+        message = f"{type(error).__name__}: {error} (after row {last_row}"
+        message += f", in row group {unit.row_group})" if unit.row_group is not None else ")"
+        yield FailedFile(unit.url, message)
+
+
+class BadInputFile(RuntimeError):
+    """Raised on a worker under ``on_bad_file: fail``; the CLI shows its message as the run's error."""
 
 
 class _PlanUnitsFn(beam.DoFn):
-    def __init__(self, fmt: str | None):
+    def __init__(self, fmt: str | None, required: frozenset[str] | None, dialect: CsvDialect):
         self._format = fmt
+        self._required = required
+        self._dialect = dialect
 
     def process(self, url: str):
         fmt = self._format or infer_format(url)
         try:
-            yield from plan_units(url, fmt)
-        except (OSError, ValueError) as error:
-            yield ReadUnit(url, fmt, error=Rejection(UNREADABLE_FILE, f"{type(error).__name__}: {error}"))
-
-
-def _unplannable(bad) -> ReadUnit:
-    """Beam's dead letter ``(url, (type, repr, traceback))`` from planning, as a unit that fails."""
-    url, (exc_type, exc_repr, _traceback) = bad
-    return ReadUnit(url, "unknown", error=Rejection(INTERNAL_ERROR, f"{getattr(exc_type, '__name__', exc_type)}: {exc_repr}"))
+            yield from plan_units(url, fmt, self._required, self._dialect)
+        except Exception as error:  # noqa: BLE001 - an unplannable file is a failed file (see read_unit)
+            cause = str(error) if isinstance(error, MissingColumns) else f"{type(error).__name__}: {error}"
+            yield ReadUnit(url, fmt, error=cause)
 
 
 class _ReadUnitFn(beam.DoFn):
-    """Reads one unit into batches of records (kept) and of rejections, as it goes."""
+    """Reads one unit into batches of records (kept) and of rejections, as it goes; a file that
+    cannot be read fails the run (``on_bad_file="fail"``) or leaves on the ``failed_files`` output."""
 
-    def __init__(self, columns: frozenset[str] | None, dialect: CsvDialect, batch_rows: int):
+    def __init__(self, columns: frozenset[str] | None, dialect: CsvDialect, batch_rows: int,
+                 max_field_chars: int, on_bad_file: str):
         self._columns = columns
         self._dialect = dialect
         self._batch_rows = batch_rows
+        self._max_field_chars = max_field_chars
+        self._on_bad_file = on_bad_file
         self._counters = StageCounters("ReadShards")
 
-    def _records(self, unit: ReadUnit):
-        if unit.error is not None:
-            yield Rejected(Source(unit.url, -1), [unit.error], None)
-            return
-        LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
-        try:
-            yield from read_unit(unit, self._columns, self._dialect)
-        except Exception as error:  # noqa: BLE001 - a reader bug rejects the rest of its unit, not the run
-            yield rejection_for(unit, internal_error(error))
-
     def process(self, unit: ReadUnit):
+        if unit.error is None:
+            LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
         kept, rejected = [], []
-        for record in self._records(unit):
+        for record in read_unit(unit, self._columns, self._dialect, self._max_field_chars):
+            if isinstance(record, FailedFile):
+                yield from self._flush(kept, rejected)
+                kept, rejected = [], []
+                if self._on_bad_file == "fail":
+                    raise BadInputFile(f"cannot read {record.path}: {record.error}")
+                LOGGER.warning("skipping the rest of %s: %s", record.path, record.error)
+                yield beam.pvalue.TaggedOutput(FAILED, [record])
+                continue
             (rejected if isinstance(record, Rejected) else kept).append(record)
             if len(kept) >= self._batch_rows:
                 yield from self._flush(kept, rejected)
@@ -427,8 +525,10 @@ class _ReadUnitFn(beam.DoFn):
 
 
 class ReadShards(beam.PTransform):
-    """Read files into ``(batches, rejected)``, each a PCollection of lists of at most
-    ``batch_rows`` records; ``columns`` limits what is read (None reads all)."""
+    """Read files into ``(batches, rejected, failed_files)``: PCollections of lists of at most
+    ``batch_rows`` records, and of ``FailedFile`` lists (only with ``on_bad_file="skip"``; with
+    "fail" a bad file fails the run). ``columns`` limits what is read (None reads all) and is
+    required of every Parquet and CSV file."""
 
     def __init__(
         self,
@@ -438,6 +538,8 @@ class ReadShards(beam.PTransform):
         columns: Iterable[str] | None = None,
         csv_dialect: CsvDialect = CsvDialect(),
         batch_rows: int = BATCH_ROWS,
+        max_field_chars: int = MAX_FIELD_CHARS,
+        on_bad_file: str = "fail",
     ):
         super().__init__()
         self._batch_rows = batch_rows
@@ -445,6 +547,8 @@ class ReadShards(beam.PTransform):
             raise InputError("no input files to read")
         if format is not None and format not in ("parquet", "csv", "jsonl"):
             raise InputError(f"unknown input format {format!r}; use parquet, csv or jsonl")
+        if on_bad_file not in ("fail", "skip"):
+            raise InputError(f"on_bad_file must be fail or skip, got {on_bad_file!r}")
         if format is None:
             for url in urls:
                 infer_format(url)  # fail now, not on a worker
@@ -452,28 +556,23 @@ class ReadShards(beam.PTransform):
         self._format = format
         self._columns = None if columns is None else frozenset(columns)
         self._dialect = csv_dialect
+        self._max_field_chars = max_field_chars
+        self._on_bad_file = on_bad_file
 
     def expand(self, pbegin):
-        planned = (
+        read = (
             pbegin
             # Create reshuffles only when it holds more than one element, which would make the step
             # names depend on the number of inputs; an explicit Reshuffle keeps them stable.
             | "ListFiles" >> beam.Create(self._urls, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format)).with_exception_handling(
-                main_tag="units", dead_letter_tag="errors"
-            )
-        )
-        # A file that cannot be planned travels on as a failing unit rather than as a rejection:
-        # a Flatten of rejections from two stages makes the DirectRunner buffer all of them.
-        failed = planned["errors"] | "UnplannableUnits" >> beam.Map(_unplannable)
-        read = (
-            (planned["units"], failed)
-            | "AllUnits" >> beam.Flatten()
+            # A file that cannot be planned becomes a unit that fails when read: every failure
+            # leaves from one stage (a Flatten across stages is buffered whole by the DirectRunner).
+            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format, self._columns, self._dialect))
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> beam.ParDo(_ReadUnitFn(self._columns, self._dialect, self._batch_rows)).with_outputs(
-                REJECTED, main=KEPT
-            )
+            | "ReadUnits" >> beam.ParDo(
+                _ReadUnitFn(self._columns, self._dialect, self._batch_rows, self._max_field_chars, self._on_bad_file)
+            ).with_outputs(REJECTED, FAILED, main=KEPT)
         )
-        return batches(read[KEPT]), batches(read[REJECTED])
+        return batches(read[KEPT]), batches(read[REJECTED]), read[FAILED]

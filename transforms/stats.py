@@ -26,6 +26,7 @@ KEPT = "kept"
 REJECTED = "rejected"
 DROPPED = "dropped"
 PII = "pii"
+FAILED = "failed_files"
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -44,6 +45,12 @@ class StatsAccumulator:
     rejection_codes: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     pii: Counter = field(default_factory=Counter)
+    # path -> the first error (in sort order: the same whatever order the parts arrive in)
+    failed_files: dict = field(default_factory=dict)
+
+    def _fail(self, path: str, error: str) -> None:
+        if path not in self.failed_files or error < self.failed_files[path]:
+            self.failed_files[path] = error
 
     def _observe(self, name: str, value: int) -> None:
         self.histograms.setdefault(name, Counter())[value] += 1
@@ -75,6 +82,8 @@ class StatsAccumulator:
             self.dropped[event[1]] += 1
         elif kind == PII:
             self.pii.update(dict(event[1]))
+        elif kind == FAILED:
+            self._fail(event[1], event[2])
         else:
             raise ValueError(f"unknown stats event {event!r}")
         return self
@@ -84,6 +93,8 @@ class StatsAccumulator:
             getattr(self, name).update(getattr(other, name))
         for name, histogram in other.histograms.items():
             self.histograms.setdefault(name, Counter()).update(histogram)
+        for path, error in other.failed_files.items():
+            self._fail(path, error)
         self.billed_train_tokens += other.billed_train_tokens
         self.estimated += other.estimated
         self.rejected += other.rejected
@@ -160,7 +171,10 @@ def build_stats(
             price_per_million_tokens=price_per_million_tokens,
         ),
         "model": {"name": model.name, "max_tokens_per_example": model.max_tokens_per_example},
-        "files": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
+        "files": {
+            "read": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
+            "failed": [{"path": path, "error": error} for path, error in sorted(acc.failed_files.items())],
+        },
         **context,
     }
 
@@ -209,6 +223,10 @@ def pii_event(found: tuple) -> tuple:
     return (PII, found)
 
 
+def failed_event(failed) -> tuple:
+    return (FAILED, failed.path, failed.error)
+
+
 def dropped_event(reason: str):
     return lambda _record: (DROPPED, reason)
 
@@ -218,7 +236,8 @@ class ComputeStats(beam.PTransform):
 
     Input: a dict of PCollections of batches: ``read`` and ``read_<anything>`` (everything the
     reader emitted, kept or rejected), one per split, ``rejected``, ``dropped_<reason>``, and
-    ``pii``/``pii_<anything>`` (``((kind, count), ...)`` per record with findings).
+    ``pii``/``pii_<anything>`` (``((kind, count), ...)`` per record with findings), and
+    ``failed_files`` (``FailedFile`` lists from the reader).
     """
 
     def __init__(
@@ -251,6 +270,8 @@ class ComputeStats(beam.PTransform):
                 mapper = dropped_event(name[len(DROPPED) + 1 :])
             elif name == PII or name.startswith(f"{PII}_"):
                 mapper = pii_event
+            elif name == FAILED:
+                mapper = failed_event
             else:
                 raise ValueError(f"ComputeStats does not know output {name!r}")
             label = name.title().replace("_", "")

@@ -71,7 +71,7 @@ def test_parquet_to_chat(tmp_path):
     assert by_row[("a.parquet", 5)]["record"]["output"] == ""
     assert "unused" not in by_row[("a.parquet", 5)]["record"]  # only the columns the recipe uses are read
     assert out["stats"]["rejections"] == {"missing_content": 2}
-    assert out["stats"]["files"] == [{"path": str(tmp_path / "a.parquet"), "rows": 20}, {"path": str(tmp_path / "b.parquet"), "rows": 20}]
+    assert out["stats"]["files"]["read"] == [{"path": str(tmp_path / "a.parquet"), "rows": 20}, {"path": str(tmp_path / "b.parquet"), "rows": 20}]
     assert out["stats"]["tokens"]["per_example"]["count"] == 38
 
 
@@ -185,14 +185,23 @@ def test_shard_count_and_size(tmp_path):
     assert_counts_add_up(read_output(tmp_path / "small"))
 
 
-def test_a_file_without_a_used_column_rejects_its_rows(tmp_path):
+def test_a_file_without_a_used_column_fails_the_run_or_is_skipped(tmp_path, capsys):
     pq.write_table(pa.Table.from_pylist(qa_rows(3)), tmp_path / "a.parquet")
     pq.write_table(pa.table({"instruction": ["q"], "product": ["p"]}), tmp_path / "b.parquet")  # no output column
-    assert run(recipe(tmp_path, [str(tmp_path / "*.parquet")]), IN_MEMORY) == 0
+    path = recipe(tmp_path, [str(tmp_path / "*.parquet")])
+    assert run(path, IN_MEMORY) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"ftprep: error: cannot read {tmp_path / 'b.parquet'}: it has no column(s) input, output "
+                            "(its columns: instruction, product) (--on-bad-file=skip")
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+    assert run(path, IN_MEMORY, "--on-bad-file=skip", "--overwrite") == 0
     out = read_output(tmp_path / "out")
-    (bad,) = out["rejected"]
-    assert bad["source"]["file"].endswith("b.parquet") and bad["errors"][0]["code"] == "template_error"
-    assert "is undefined" in bad["errors"][0]["message"]
+    assert out["stats"]["files"]["failed"] == [
+        {"path": str(tmp_path / "b.parquet"), "error": "it has no column(s) input, output (its columns: instruction, product)"}]
+    assert {"path": str(tmp_path / "b.parquet"), "rows": 0} in out["stats"]["files"]["read"]
+    assert_counts_add_up(out)
+    assert out["stats"]["records"]["read"] == 3
 
 
 def test_mixed_formats_and_memory_filesystem(tmp_path):
@@ -205,7 +214,7 @@ def test_mixed_formats_and_memory_filesystem(tmp_path):
     out = read_output(tmp_path / "out")
     assert_counts_add_up(out)
     assert out["stats"]["records"]["read"] == 2 and out["stats"]["records"]["rejected"] == 0
-    assert [f["path"] for f in out["stats"]["files"]] == ["memory:///e2e/a.jsonl", "memory:///e2e/b.csv"]
+    assert [f["path"] for f in out["stats"]["files"]["read"]] == ["memory:///e2e/a.jsonl", "memory:///e2e/b.csv"]
 
 
 def test_header_only_input_still_writes_every_output(tmp_path):

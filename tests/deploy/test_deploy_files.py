@@ -7,9 +7,9 @@ import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from apache_beam.options.pipeline_options import FlinkRunnerOptions
 

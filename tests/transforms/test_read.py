@@ -9,9 +9,11 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import (
     DATA_TYPE,
+    DECODE_ERROR,
+    FIELD_TOO_LARGE,
     INVALID_JSON,
     MALFORMED_ROW,
-    UNREADABLE_FILE,
+    FailedFile,
     Item,
     Rejected,
 )
@@ -107,20 +109,66 @@ def test_jsonl_rejects_broken_lines_and_non_objects(tmp_path):
     assert out[2].codes == (DATA_TYPE,) and out[3].codes == (DATA_TYPE,)
 
 
-def test_truncated_parquet_becomes_one_unreadable_rejection(tmp_path):
+def test_truncated_parquet_is_a_failed_file(tmp_path):
     url = write_parquet(tmp_path / "x.parquet", [{"q": "a" * 100}] * 100)
     data = (tmp_path / "x.parquet").read_bytes()
     (tmp_path / "x.parquet").write_bytes(data[: len(data) // 2])
     out = list(read_unit(ReadUnit(url, "parquet", row_group=0), None))
-    assert len(out) == 1 and out[0].codes == (UNREADABLE_FILE,)
+    assert len(out) == 1 and isinstance(out[0], FailedFile) and out[0].path == url
+    assert "row group 0" in out[0].error
 
 
-def test_invalid_utf8_in_csv_is_reported_not_raised(tmp_path):
+def test_invalid_utf8_in_csv_rejects_the_row_and_reads_on(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_bytes(b"q,a\nfine,row\n\xff\xfe,oops\n")
+    path.write_bytes(b"q,a\nfine,row\n\xff\xfe,oops\nafter,it\n")
     out = records(str(path), "csv")
-    assert out[-1].codes == (UNREADABLE_FILE,)
-    assert "UnicodeDecodeError" in out[-1].errors[0].message
+    assert [type(r).__name__ for r in out] == ["Item", "Rejected", "Item"]
+    assert out[1].codes == (DECODE_ERROR,) and out[1].source.row == 1
+    assert out[1].record == ["\ufffd\ufffd", "oops"]
+    assert out[2].row == {"q": "after", "a": "it"}
+
+
+def test_invalid_utf8_in_jsonl_is_a_decode_error(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"q": "\xff"}\n{"q": "ok"}\n')
+    out = records(str(path), "jsonl")
+    assert out[0].codes == (DECODE_ERROR,) and out[1].row == {"q": "ok"}
+
+
+def test_unterminated_quote_is_a_malformed_row(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'q,a\nfine,row\n"never closed,x\nmore,lines\n')
+    out = records(str(path), "csv")
+    assert [type(r).__name__ for r in out] == ["Item", "Rejected"]
+    assert out[1].codes == (MALFORMED_ROW,) and "unexpected end of data" in out[1].errors[0].message
+
+
+def test_fields_over_the_limit_are_rejected_with_a_preview(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("q,a\nsmall,row\n" + "x" * 5000 + ",y\n")
+    out = [r for unit in plan_units(str(path), "csv") for r in read_unit(unit, None, max_field_chars=1000)]
+    assert out[1].codes == (FIELD_TOO_LARGE,)
+    assert "q has 5,000 characters; limits.max_field_chars is 1,000" in out[1].errors[0].message
+    assert out[1].record["q"].endswith("… [5,000 characters]") and len(out[1].record["q"]) < 300
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_text('{"q": "' + "x" * 5000 + '"}\n{"q": "ok"}\n')
+    out = [r for unit in plan_units(str(jsonl), "jsonl") for r in read_unit(unit, None, max_field_chars=1000)]
+    assert out[0].codes == (FIELD_TOO_LARGE,) and out[1].row == {"q": "ok"}
+
+
+def test_jsonl_keys_a_row_leaves_out_are_null(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"q": "a", "extra": 1}\n')
+    assert records(str(path), "jsonl", columns=frozenset({"q", "input"}))[0].row == {"q": "a", "input": None}
+
+
+def test_files_without_a_required_column_cannot_be_planned(tmp_path):
+    url = write_parquet(tmp_path / "x.parquet", [{"q": "a"}])
+    with pytest.raises(ValueError, match=r"no column\(s\) a \(its columns: q\)"):
+        plan_units(url, "parquet", frozenset({"q", "a"}))
+    (tmp_path / "x.csv").write_text("q\nx\n")
+    with pytest.raises(ValueError, match=r"no column\(s\) a"):
+        plan_units(str(tmp_path / "x.csv"), "csv", frozenset({"q", "a"}))
 
 
 def test_peek_columns(tmp_path):
@@ -136,7 +184,7 @@ def test_read_shards_transform(tmp_path):
     jsonl = tmp_path / "y.jsonl"
     jsonl.write_text('{"q": "j"}\nnot json\n')
     with TestPipeline() as p:
-        items, rejected = p | "Read" >> ReadShards(urls=[parquet, str(jsonl)], columns=["q"])
+        items, rejected, _ = p | "Read" >> ReadShards(urls=[parquet, str(jsonl)], columns=["q"])
         assert_that(
             each(items, "EachItem") | beam.Map(lambda i: (i.source.file.rsplit("/", 1)[-1], i.source.row, i.row["q"])),
             equal_to([("x.parquet", i, str(i)) for i in range(5)] + [("y.jsonl", 0, "j")]),
@@ -202,32 +250,34 @@ def test_iter_lines_keeps_every_byte(chunk_size):
     assert list(iter_lines(io.BytesIO(data), chunk_size)) == [b"a\n", b"\n", b"bc\r\n", b"last"]
 
 
-def test_an_unexpected_reader_failure_is_a_rejection_not_a_crash(tmp_path, monkeypatch):
+def test_an_unexpected_reader_failure_is_a_failed_file_under_skip(tmp_path, monkeypatch):
     from transforms import read
 
-    def explode(unit, columns, dialect):
+    def explode(path, *args, **kwargs):
         raise RuntimeError("reader bug")
 
-    monkeypatch.setattr(read, "read_unit", explode)
+    monkeypatch.setattr(read, "read_jsonl_unit", explode)
     (tmp_path / "x.jsonl").write_text('{"q": 1}\n')
     with TestPipeline() as p:
-        items, rejected = p | "Read" >> ReadShards(urls=[str(tmp_path / "x.jsonl")])
+        items, rejected, failed = p | "Read" >> ReadShards(urls=[str(tmp_path / "x.jsonl")], on_bad_file="skip")
         assert_that(items, equal_to([]), label="Items")
-        assert_that(
-            each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.file.endswith("x.jsonl"), r.source.row, r.codes, "reader bug" in r.errors[0].message)),
-            equal_to([(True, 0, ("internal_error",), True)]),
-            label="Rejected",
-        )
+        assert_that(rejected, equal_to([]), label="Rejected")
+        assert_that(failed | beam.FlatMap(lambda batch: [(f.path.endswith("x.jsonl"), f.error) for f in batch]),
+                    equal_to([(True, "RuntimeError: reader bug (after row -1)")]), label="Failed")
 
 
-def test_a_file_that_cannot_be_planned_is_one_rejection(tmp_path):
+def test_a_file_that_cannot_be_planned_is_skipped_or_fails_the_run(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"this is not parquet at all")
     good = write_parquet(tmp_path / "good.parquet", [{"q": "x"}])
     with TestPipeline() as p:
-        items, rejected = p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good])
+        items, rejected, failed = p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good], on_bad_file="skip")
         assert_that(each(items, "EachItem") | beam.Map(lambda i: i.row), equal_to([{"q": "x"}]), label="Items")
-        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.file.endswith("bad.parquet"), r.source.row, r.codes)),
-                    equal_to([(True, -1, (UNREADABLE_FILE,))]), label="Rejected")
+        assert_that(rejected, equal_to([]), label="Rejected")
+        assert_that(failed | beam.FlatMap(lambda batch: [(f.path.endswith("bad.parquet"), "Parquet" in f.error) for f in batch]),
+                    equal_to([(True, True)]), label="Failed")
+    with pytest.raises(Exception, match=r"cannot read .*bad.parquet"):
+        with TestPipeline() as p:
+            p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good])
 
 
 def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, monkeypatch):

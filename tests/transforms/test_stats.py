@@ -60,7 +60,7 @@ def test_build_stats_document_fits_the_schema_and_adds_up():
     jsonschema.validate(doc, stats_schema())
     r = doc["records"]
     assert r["read"] == r["train"] + r["validation"] + r["rejected"] + sum(r["dropped"].values()) == 5
-    assert doc["files"] == [{"path": "a", "rows": 5}, {"path": "empty", "rows": 0}]
+    assert doc["files"] == {"read": [{"path": "a", "rows": 5}, {"path": "empty", "rows": 0}], "failed": []}
     assert doc["tokens"]["total"] == 164 and doc["tokens"]["trained"] == 5 + 75 + 2
     assert doc["tokens"]["by_role"] == {"assistant": 82, "user": 82}
     assert doc["tokens"]["by_role_per_example"]["user"]["max"] == 75
