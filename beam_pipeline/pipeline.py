@@ -237,13 +237,15 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         if policy is not None:
             cleaned, rejected, outcomes["pii"] = cleaned | "RedactPii" >> RedactPii(policy=policy)
             stage_rejected.append(rejected)
-        rendered, rejected = cleaned | "RenderTemplate" >> RenderExamples(template=recipe.template)
+        rendered, rejected = cleaned | "RenderTemplate" >> RenderExamples(
+            template=recipe.template, max_example_chars=recipe.limits.max_example_chars
+        )
     else:
         # The rows already are examples: checked as they are, never rewritten.
         rendered, rejected = items | "TakeExamples" >> TakeExamples(format=fmt)
     stage_rejected.append(rejected)
     valid, rejected = rendered | "ValidateExamples" >> ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None
+        format=fmt, reject_blank=recipe.template is not None, max_messages=recipe.limits.max_messages
     )
     stage_rejected.append(rejected)
     kept, rejected = valid | "CountTokens" >> CountTokens(

@@ -17,17 +17,39 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.formats import FORMATS, PREFERENCE, normalize_preference
 from schemas.recipe import TemplateSpec
-from schemas.records import TEMPLATE_ERROR, Item, Rejection
+from schemas.records import EXAMPLE_TOO_LARGE, NULL_FIELD, TEMPLATE_ERROR, WRONG_TYPE, Item, Rejection
 from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
 
 
 class TemplateError(ValueError):
-    pass
+    """A row the template cannot turn into an example; ``code`` is its rejection code."""
+
+    def __init__(self, message: str, code: str = TEMPLATE_ERROR):
+        super().__init__(message)
+        self.code = code
 
 
-def _none_as_empty(value):
-    # A null cell renders as "" rather than "None"; validation then reports the empty content.
-    return "" if value is None else value
+class WrongType(TemplateError):
+    def __init__(self, message: str):
+        super().__init__(message, WRONG_TYPE)
+
+
+# Default for limits.max_example_chars.
+MAX_EXAMPLE_CHARS = 4_000_000
+
+
+def _text_value(value):
+    """What ``{{ expression }}`` prints: "" for null; a list, mapping or bytes is refused, since
+    its Python repr (``['a', 'b']``, ``b'...'``) in a training example is garbage, not text.
+    ``{{ tags | join(", ") }}`` or ``{{ meta | tojson }}`` say how to print one."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict, set, bytes, bytearray)):
+        preview = repr(value)
+        preview = preview if len(preview) <= 80 else preview[:77] + "..."
+        raise WrongType(f"a {type(value).__name__} where text is expected: {preview} "
+                        "(print it with a filter, e.g. | join(', ') or | tojson)")
+    return value
 
 
 # Jinja's default globals that are gadgets, not features, for a data template: their
@@ -38,7 +60,7 @@ _REMOVED_GLOBALS = ("lipsum", "cycler", "joiner")
 def build_environment() -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         undefined=jinja2.StrictUndefined,
-        finalize=_none_as_empty,
+        finalize=_text_value,
         keep_trailing_newline=True,
         autoescape=False,
         # No loader: {% include %}, {% import %} and {% extends %} cannot reach any file.
@@ -123,8 +145,9 @@ class ExampleTemplate:
     text it produces. A row whose values contain the separator is rendered part by part.
     """
 
-    def __init__(self, spec: TemplateSpec):
+    def __init__(self, spec: TemplateSpec, *, max_chars: int = MAX_EXAMPLE_CHARS):
         self._spec = spec
+        self._max_chars = max_chars
         env = build_environment()
         parts = {"system": spec.system, "prompt": spec.prompt, "completion": spec.completion, "tools": spec.tools,
                  "preferred": spec.preferred, "non_preferred": spec.non_preferred}
@@ -134,16 +157,41 @@ class ExampleTemplate:
         self._names = [name for name, source in parts.items() if source is not None]
         sources = [parts[name] for name in self._names]
         self._parts = [env.from_string(source) for source in sources]
+        # The columns each text part prints: a part that renders empty because one of them is
+        # null is reported as null_field, naming the column.
+        self._part_columns = {name: sorted(meta.find_undeclared_variables(env.parse(source)))
+                              for name, source in zip(self._names, sources) if not name.endswith(("tools", "tool_calls"))}
         try:
             self._whole = env.from_string(_SEPARATOR.join(sources)) if len(sources) > 1 else None
         except jinja2.TemplateSyntaxError:  # parts that parse alone but not joined: render them apart
             self._whole = None
 
+    def _bounded(self, template: jinja2.Template, fields: dict[str, Any]) -> str:
+        """Render, stopping once the output passes max_chars: a loop in a template can multiply a
+        large value many times over, and the example must not take the worker's memory with it."""
+        chunks, size = [], 0
+        for chunk in template.generate(fields):
+            size += len(chunk)
+            if size > self._max_chars:
+                raise TemplateError(f"the example renders to more than {self._max_chars:,} characters "
+                                    "(limits.max_example_chars)", EXAMPLE_TOO_LARGE)
+            chunks.append(chunk)
+        return "".join(chunks)
+
     def _render_parts(self, fields: dict[str, Any]) -> dict[str, str]:
-        rendered = self._whole.render(fields).split(_SEPARATOR) if self._whole is not None else None
+        rendered = self._bounded(self._whole, fields).split(_SEPARATOR) if self._whole is not None else None
         if rendered is None or len(rendered) != len(self._names):  # no joined template, or separator in the data
-            rendered = [part.render(fields) for part in self._parts]
+            rendered = [self._bounded(part, fields) for part in self._parts]
         return dict(zip(self._names, rendered))
+
+    def _check_nulls(self, fields: dict[str, Any], parts: dict[str, str]) -> None:
+        for name, text in parts.items():
+            if not text.strip():
+                nulls = [column for column in self._part_columns.get(name, ()) if fields.get(column) is None]
+                if nulls:
+                    index, _, key = name.partition(".")
+                    where = f"messages[{index}].{key}" if index.isdigit() else name
+                    raise TemplateError(f"{where} renders empty: column(s) {', '.join(nulls)} null in this row", NULL_FIELD)
 
     def _conversation(self, fields: dict[str, Any], parts: dict[str, str]) -> list[dict[str, Any]]:
         messages = []
@@ -170,9 +218,12 @@ class ExampleTemplate:
     def render(self, fields: dict[str, Any]) -> dict[str, Any]:
         try:
             parts = self._render_parts(fields)
+        except TemplateError:
+            raise
         except Exception as error:  # noqa: BLE001 - whatever the user's template raises (SecurityError,
             # a filter's TypeError, the sandbox's OverflowError for a huge range) is this row's template error
             raise TemplateError(f"{type(error).__name__}: {error}") from error
+        self._check_nulls(fields, parts)
         if self._spec.format == "completion":
             return {"prompt": parts["prompt"], "completion": parts["completion"]}
         body: dict[str, Any] = {"messages": self._conversation(fields, parts)}
@@ -210,19 +261,20 @@ def conversation_from_cell(cell: Any, column: str) -> list[dict[str, Any]]:
 class _RenderFn(BatchDoFn):
     STAGE = "RenderTemplate"
 
-    def __init__(self, spec: TemplateSpec):
+    def __init__(self, spec: TemplateSpec, max_chars: int):
         super().__init__()
         self._spec = spec
+        self._max_chars = max_chars
         self._template: ExampleTemplate | None = None
 
     def setup(self):
-        self._template = ExampleTemplate(self._spec)
+        self._template = ExampleTemplate(self._spec, max_chars=self._max_chars)
 
     def handle(self, item: Item, emit) -> None:
         try:
             example = self._template.render(item.fields if item.fields is not None else item.row)
         except TemplateError as error:
-            emit(REJECTED, self.reject(item, Rejection(TEMPLATE_ERROR, str(error))))
+            emit(REJECTED, self.reject(item, Rejection(error.code, str(error))))
             return
         emit(KEPT, dataclasses.replace(item, example=example))
 
@@ -230,9 +282,9 @@ class _RenderFn(BatchDoFn):
 class RenderExamples(BatchStage):
     """Render each record through the recipe's template; returns ``(batches, rejected)``."""
 
-    def __init__(self, *, template: TemplateSpec):
+    def __init__(self, *, template: TemplateSpec, max_example_chars: int = MAX_EXAMPLE_CHARS):
         referenced_columns(template)  # a template that does not parse fails here, not on a worker
-        super().__init__(_RenderFn(template))
+        super().__init__(_RenderFn(template, max_example_chars))
 
 
 class _AsIsFn(BatchDoFn):

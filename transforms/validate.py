@@ -47,6 +47,7 @@ from schemas.records import (
     MISSING_SYSTEM_MESSAGE,
     MISSING_USER_MESSAGE,
     NO_TRAINED_MESSAGE,
+    TOO_MANY_MESSAGES,
     TRAILING_UNTRAINED_MESSAGES,
     UNRECOGNIZED_EXAMPLE_KEY,
     UNRECOGNIZED_ROLE,
@@ -365,15 +366,34 @@ def validate_example(example: Any, fmt: str, *, reject_blank: bool = False) -> F
     return VALIDATORS[fmt](example, reject_blank=reject_blank)
 
 
+# Default for limits.max_messages.
+MAX_MESSAGES = 1_000
+
+
+def _message_list_length(example: Any, fmt: str) -> int:
+    """Length of the example's message list, 0 where there is none (validation reports that)."""
+    if not isinstance(example, dict):
+        return 0
+    holder = example.get("input") if fmt == "preference" else example
+    messages = holder.get("messages") if isinstance(holder, dict) else None
+    return len(messages) if isinstance(messages, list) else 0
+
+
 class _ValidateFn(BatchDoFn):
     STAGE = "ValidateExamples"
 
-    def __init__(self, fmt: str, reject_blank: bool):
+    def __init__(self, fmt: str, reject_blank: bool, max_messages: int):
         super().__init__()
         self._format = fmt
         self._reject_blank = reject_blank
+        self._max_messages = max_messages
 
     def handle(self, item: Item, emit) -> None:
+        count = _message_list_length(item.example, self._format)
+        if count > self._max_messages:  # before the checks, whose cost grows with every message
+            message = f"example has {count:,} messages; limits.max_messages is {self._max_messages:,}"
+            emit(REJECTED, self.reject(item, Rejection(TOO_MANY_MESSAGES, message)))
+            return
         found = validate_example(item.example, self._format, reject_blank=self._reject_blank)
         if found.errors:
             emit(REJECTED, self.reject(item, *found.errors))
@@ -389,7 +409,7 @@ class ValidateExamples(BatchStage):
     ``reject_blank`` rejects whitespace-only content instead of warning about it.
     """
 
-    def __init__(self, *, format: str, reject_blank: bool = False):
+    def __init__(self, *, format: str, reject_blank: bool = False, max_messages: int = MAX_MESSAGES):
         if format not in VALIDATORS:
             raise ValueError(f"unknown example format {format!r}; known: {', '.join(VALIDATORS)}")
-        super().__init__(_ValidateFn(format, reject_blank))
+        super().__init__(_ValidateFn(format, reject_blank, max_messages))

@@ -105,7 +105,7 @@ def test_pii_is_redacted_everywhere_and_counted(tmp_path):
         {"question": "Is my card 4111 1111 1111 1111 safe?", "answer": "Yes, we never store it."},
         {"question": "Here is my key sk-proj-abcdefghijklmnopqrstuvwx1234", "answer": "Please rotate it now."},
         {"question": "Version 2.10.4 released on 2024-01-15, order 123456789?", "answer": "Yes."},
-        {"question": "Write to bob@example.org", "answer": None},  # rejected later: the answer is empty
+        {"question": "Write to bob@example.org", "answer": None},  # rejected later: null_field
     ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "t.parquet")
     (tmp_path / "t.csv").write_text("question,answer\nragged row with carol@example.net,x,extra\n")
@@ -115,7 +115,7 @@ def test_pii_is_redacted_everywhere_and_counted(tmp_path):
     out = read_output(tmp_path / "out")
     assert_counts_add_up(out)
     assert out["stats"]["pii"] == {"card": 1, "email": 3, "phone": 1, "secret": 1}
-    assert out["stats"]["rejections"] == {"malformed_row": 1, "missing_content": 1, "pii": 1}
+    assert out["stats"]["rejections"] == {"malformed_row": 1, "null_field": 1, "pii": 1}
 
     everything = json.dumps(out)
     for value in ("ada@example.com", "7946 0958", "4111 1111", "sk-proj-", "bob@example.org", "carol@example.net"):

@@ -51,7 +51,7 @@ def recipe(tmp_path, paths, **changes):
 def test_parquet_to_chat(tmp_path):
     rows = qa_rows(40)
     rows[5]["output"] = ""  # missing_content
-    rows[7]["instruction"] = None  # with no input either, the user content renders empty
+    rows[7]["instruction"] = None  # with no input either, the user content renders empty: null_field
     pq.write_table(pa.Table.from_pylist(rows[:20]), tmp_path / "a.parquet", row_group_size=7)
     pq.write_table(pa.Table.from_pylist(rows[20:]), tmp_path / "b.parquet", row_group_size=7)
 
@@ -70,7 +70,9 @@ def test_parquet_to_chat(tmp_path):
     assert by_row[("a.parquet", 5)]["errors"][0] == {"code": "missing_content", "message": "messages[2].content is empty"}
     assert by_row[("a.parquet", 5)]["record"]["output"] == ""
     assert "unused" not in by_row[("a.parquet", 5)]["record"]  # only the columns the recipe uses are read
-    assert out["stats"]["rejections"] == {"missing_content": 2}
+    assert out["stats"]["rejections"] == {"missing_content": 1, "null_field": 1}
+    assert by_row[("a.parquet", 7)]["errors"][0] == {
+        "code": "null_field", "message": "messages[0].content renders empty: column(s) input, instruction null in this row"}
     assert out["stats"]["files"]["read"] == [{"path": str(tmp_path / "a.parquet"), "rows": 20}, {"path": str(tmp_path / "b.parquet"), "rows": 20}]
     assert out["stats"]["tokens"]["per_example"]["count"] == 38
 

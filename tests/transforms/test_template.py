@@ -41,8 +41,35 @@ def test_render_chat_with_system_and_optional_input():
 
 
 def test_null_renders_as_empty_not_none():
-    example = ExampleTemplate(CHAT).render({"product": None, "instruction": "q", "input": None, "output": None})
-    assert example["messages"][2]["content"] == ""
+    example = ExampleTemplate(CHAT).render({"product": "p", "instruction": "q", "input": None, "output": "a"})
+    assert example["messages"][1]["content"] == "q"
+
+
+def test_a_part_left_empty_by_a_null_is_a_null_field():
+    with pytest.raises(TemplateError, match=r"messages\[1\].content renders empty: column\(s\) output null") as error:
+        ExampleTemplate(CHAT).render({"product": "p", "instruction": "q", "input": None, "output": None})
+    assert error.value.code == "null_field"
+    # A null that leaves text around it is no null_field: {% if input %} is how optional columns work.
+    assert ExampleTemplate(CHAT).render({"product": None, "instruction": "q", "input": None, "output": "a"})
+
+
+@pytest.mark.parametrize("value, kind", [(["a", "b"], "list"), ({"k": 1}, "dict"), (b"raw", "bytes")])
+def test_structured_values_printed_as_text_are_wrong_type(value, kind):
+    with pytest.raises(TemplateError, match=f"a {kind} where text is expected") as error:
+        ExampleTemplate(CHAT).render({"product": "p", "instruction": value, "input": None, "output": "a"})
+    assert error.value.code == "wrong_type"
+    joined = TemplateSpec(messages=[{"role": "user", "content": "{{ tags | join(', ') }} {{ meta | tojson }}"},
+                                    {"role": "assistant", "content": "{{ n }}"}])
+    example = ExampleTemplate(joined).render({"tags": ["a", "b"], "meta": {"k": 1}, "n": 42})
+    assert [m["content"] for m in example["messages"]] == ['a, b {"k": 1}', "42"]
+
+
+def test_a_loop_that_renders_past_the_limit_is_example_too_large():
+    looping = TemplateSpec(messages=[{"role": "user", "content": "{% for i in range(1000) %}{{ q }}{% endfor %}"},
+                                     {"role": "assistant", "content": "a"}])
+    with pytest.raises(TemplateError, match="more than 10,000 characters") as error:
+        ExampleTemplate(looping, max_chars=10_000).render({"q": "x" * 100})
+    assert error.value.code == "example_too_large"
 
 
 def test_missing_column_is_a_template_error():

@@ -52,10 +52,10 @@ def test_escapes_only_visible_at_render_time_reject_the_row(content):
 
 def test_values_are_never_evaluated_and_the_environment_is_out_of_reach(monkeypatch):
     monkeypatch.setenv("FTPREP_TEST_SECRET", "s3cr3t")
-    template = ExampleTemplate(chat("{{ q }} {{ range(3) | list }}"))
+    template = ExampleTemplate(chat("{{ q }} {{ range(3) | join(', ') }}"))
     example = template.render({"q": "{{ 7 * 7 }} {{ lipsum.__globals__ }} ${FTPREP_TEST_SECRET}"})
     content = example["messages"][1]["content"]
-    assert content == "{{ 7 * 7 }} {{ lipsum.__globals__ }} ${FTPREP_TEST_SECRET} [0, 1, 2]"
+    assert content == "{{ 7 * 7 }} {{ lipsum.__globals__ }} ${FTPREP_TEST_SECRET} 0, 1, 2"
     assert os.environ["FTPREP_TEST_SECRET"] not in str(example)
 
 

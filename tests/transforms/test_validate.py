@@ -224,3 +224,21 @@ def test_blank_content_is_rejected_when_asked():
     found = validate_chat(chat(SYSTEM, USER, {**ASSISTANT, "content": " \n"}), reject_blank=True)
     assert [(e.code, e.message) for e in found.errors] == [("missing_content", "messages[2].content is only whitespace")]
     assert validate_completion({"prompt": "p", "completion": " "}, reject_blank=True).codes == ["invalid_completion"]
+
+
+def test_too_many_messages_is_rejected_before_the_checks():
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from schemas.records import Item, Source
+    from tests.batches import batched, each
+    from transforms.validate import ValidateExamples
+
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    items = [Item(Source("f", 0), {}, example={"messages": turns * 3}), Item(Source("f", 1), {}, example={"messages": turns})]
+    with TestPipeline() as p:
+        kept, rejected = batched(p, items) | ValidateExamples(format="chat", max_messages=4)
+        assert_that(each(kept, "K") | beam.Map(lambda i: i.source.row), equal_to([1]), label="Kept")
+        assert_that(each(rejected, "R") | beam.Map(lambda r: (r.codes, r.errors[0].message)),
+                    equal_to([(("too_many_messages",), "example has 6 messages; limits.max_messages is 4")]), label="Rej")
