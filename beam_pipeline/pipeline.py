@@ -166,6 +166,10 @@ def to_json(record):
     return record.to_json()
 
 
+def source_to_json(item: Item):
+    return item.source.to_json()
+
+
 def example_to_json(item: Item):
     return item.example
 
@@ -209,6 +213,9 @@ def filter_spec(recipe: Recipe) -> FilterSpec:
         max_tokens=dict(f.max_tokens), max_repetition=f.max_repetition, blocklist=tuple(f.blocklist),
         drop_echoes=f.drop_echoes,
     )
+
+
+PROVENANCE_DIR = "provenance"
 
 
 def _camel(name: str) -> str:
@@ -282,6 +289,11 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         | f"Write{split.title()}" >> WriteJsonl(directory=join(plan.output, split), to_json=example_to_json, **shards)
         for split in SPLITS
     }
+    if recipe.output.provenance:
+        for split in SPLITS:
+            written[f"provenance_{split}"] = splits[split] | f"WriteProvenance{split.title()}" >> WriteJsonl(
+                directory=join(plan.output, PROVENANCE_DIR, split), to_json=source_to_json, **shards
+            )
     rejected_docs = rejected | "RejectedToJson" >> beam.Map(lambda batch: [record.to_json() for record in batch])
     if policy is not None:
         # Rows rejected before the PII stage (a ragged CSV row, a broken line) still hold their values.

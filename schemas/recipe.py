@@ -156,6 +156,9 @@ class OutputSpec(_Strict):
     path: str
     num_shards: int | None = Field(None, ge=1)
     max_shard_bytes: int | None = Field(None, ge=1024)
+    # Also write provenance/<split>/: the source file and row of every kept example (lineage:
+    # which rows made the training set, e.g. to honour a deletion request).
+    provenance: bool = False
 
 
 PiiKind = Literal["email", "phone", "ip", "card", "iban", "secret"]

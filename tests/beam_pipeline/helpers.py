@@ -27,12 +27,16 @@ def read_lines(directory: Path) -> list[dict]:
 
 
 def read_output(output: Path) -> dict:
-    return {
+    out = {
         "train": read_lines(output / "train"),
         "validation": read_lines(output / "validation"),
         "rejected": read_lines(output / "rejected"),
         "stats": json.loads((output / "stats.json").read_text()),
+        "dropped": {d.name: read_lines(d) for d in sorted((output / "dropped").glob("*")) if d.is_dir()},
     }
+    if (output / "provenance").is_dir():
+        out["provenance"] = {split: read_lines(output / "provenance" / split) for split in ("train", "validation")}
+    return out
 
 
 def assert_counts_add_up(out: dict) -> None:
@@ -41,6 +45,40 @@ def assert_counts_add_up(out: dict) -> None:
     assert records["train"] == len(out["train"])
     assert records["validation"] == len(out["validation"])
     assert records["rejected"] == len(out["rejected"])
+    assert {reason: len(lines) for reason, lines in out["dropped"].items() if lines} == {
+        reason: n for reason, n in records["dropped"].items() if n}
+
+
+def outcome_by_source(out: dict) -> dict[tuple[str, int], str]:
+    """Where each input row went: "train", "validation", "rejected:<codes>" or "dropped:<reason>".
+    Needs a run with output.provenance; a row that shows up twice fails the test."""
+    outcomes: dict[tuple[str, int], str] = {}
+
+    def note(source: dict, outcome: str) -> None:
+        key = (source["file"], source["row"])
+        assert key not in outcomes, f"row {key} is both {outcomes[key]} and {outcome}"
+        outcomes[key] = outcome
+
+    for split, sources in out["provenance"].items():
+        for source in sources:
+            note(source, split)
+    for record in out["rejected"]:
+        note(record["source"], "rejected:" + ",".join(sorted({e["code"] for e in record["errors"]})))
+    for reason, records in out["dropped"].items():
+        for record in records:
+            note(record["source"], f"dropped:{reason}")
+    return outcomes
+
+
+def assert_conserved(out: dict, expected_rows: set[tuple[str, int]] | None = None) -> dict[tuple[str, int], str]:
+    """The conservation check: read == train + validation + rejected + dropped, every row exactly
+    once (by provenance), and, given ``expected_rows``, exactly the rows the inputs hold."""
+    assert_counts_add_up(out)
+    outcomes = outcome_by_source(out)
+    assert len(outcomes) == out["stats"]["records"]["read"]
+    if expected_rows is not None:
+        assert set(outcomes) == set(expected_rows)
+    return outcomes
 
 
 def snapshot(output: Path) -> dict:
