@@ -64,20 +64,27 @@ def _absolute(path: str) -> str:
 
 
 def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
-    first = files[0]
+    """The recipe's columns against the first readable file: a misspelt column fails here, not
+    on every row. A file that cannot be read fails the run now (on_bad_file: fail) or is left
+    to the pipeline, which lists it as failed (skip)."""
     dialect = CsvDialect(**recipe.input.csv.model_dump())
-    try:
-        present = peek_columns(first, recipe.input.format or infer_format(first), dialect)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        raise JobError(f"cannot read the columns of {first}: {type(error).__name__}: {error}") from None
-    if not present:  # a JSONL file whose first line is not an object: rows will be rejected one by one
+    for url in files:
+        try:
+            present = peek_columns(url, recipe.input.format or infer_format(url), dialect)
+        except Exception as error:  # noqa: BLE001 - a corrupt or cut file: whatever its reader raises
+            if recipe.input.on_bad_file == "fail":
+                raise JobError(f"cannot read {url}: {type(error).__name__}: {error} "
+                               "(--on-bad-file=skip reads the other files and lists it in stats.json)") from None
+            continue
+        if not present:  # an empty file, or JSONL whose first line is not an object: look further
+            continue
+        missing = sorted(needed - set(present))
+        if missing:
+            raise JobError(
+                f"the recipe uses column(s) {', '.join(missing)} that {url} does not have; "
+                f"its columns are: {', '.join(present)}"
+            )
         return
-    missing = sorted(needed - set(present))
-    if missing:
-        raise JobError(
-            f"the recipe uses column(s) {', '.join(missing)} that {first} does not have; "
-            f"its columns are: {', '.join(present)}"
-        )
 
 
 def check_output(output: str, *, overwrite: bool) -> None:

@@ -253,8 +253,9 @@ def plan_units(
     if fmt == "jsonl" and not _is_compressed(url):
         return plan_jsonl_ranges(url, JSONL_RANGE_BYTES)
     if fmt == "csv":
-        if required:
-            _check_columns(url, peek_columns(url, fmt, dialect), required)
+        header = peek_columns(url, fmt, dialect) if required else []
+        if header:  # an empty file has no header and no rows: nothing is missing from it
+            _check_columns(url, header, required)
         return [ReadUnit(url, fmt)]
     if fmt != "parquet":
         return [ReadUnit(url, fmt)]
@@ -283,6 +284,15 @@ def _project(row: dict, columns: frozenset[str] | None) -> dict:
     if columns is None:
         return row
     return {k: v for k, v in row.items() if k in columns}
+
+
+def _with_nulls(row: dict, columns: frozenset[str]) -> dict:
+    """``row`` limited to ``columns``, a key it leaves out null (as in Parquet and CSV). Keys keep
+    the row's order, absent ones follow sorted: never a set's order, which differs by process."""
+    projected = {k: v for k, v in row.items() if k in columns}
+    for name in sorted(columns - projected.keys()):
+        projected[name] = None
+    return projected
 
 
 def _preview(value):
@@ -430,8 +440,7 @@ def read_jsonl_unit(
                 message = f"line {row + 1}: expected a JSON object, got {type(value).__name__}"
                 yield Rejected(source, [Rejection(DATA_TYPE, message)], value)
                 continue
-            # A key a row leaves out is null for the template, as in Parquet and CSV.
-            yield Item(source, value if columns is None else {name: value.get(name) for name in columns})
+            yield Item(source, value if columns is None else _with_nulls(value, columns))
 
 
 def read_unit(

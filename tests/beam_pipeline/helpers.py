@@ -91,6 +91,8 @@ def snapshot(output: Path) -> dict:
     return {
         "lines": {directory: sorted(lines) for directory, lines in parts.items()},
         "stats": json.loads((output / "stats.json").read_text()),
-        "job": json.loads((output / "finetune_job.json").read_text()),
+        # Which shard files a split has depends on the runner; everything else must agree.
+        "job": {k: v for k, v in json.loads((output / "finetune_job.json").read_text()).items()
+                if k not in ("training_file", "validation_file")},
         "success": (output / "_SUCCESS").exists(),
     }

@@ -61,3 +61,15 @@ def test_no_wait_returns_once_the_job_is_submitted(endpoints, direct, tmp_path):
     while not (tmp_path / "out" / "_SUCCESS").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert snapshot(tmp_path / "out") == snapshot(direct / "csv_chat.yaml")
+
+
+def test_the_bad_input_corpus_gives_the_same_answer_on_the_portable_runner(endpoints, tmp_path):
+    from tests.beam_pipeline.test_bad_input import corpus_recipe, write_bad_files, write_corpus
+
+    write_corpus(tmp_path)
+    write_bad_files(tmp_path)
+    recipe = corpus_recipe(tmp_path)
+    ftprep(recipe, "--on-bad-file=skip", "--output", str(tmp_path / "direct"), IN_MEMORY)
+    ftprep(recipe, "--on-bad-file=skip", "--output", str(tmp_path / "portable"), "--runner=PortableRunner",
+           f"--job_endpoint={endpoints['job']}", "--environment_type=LOOPBACK")
+    assert snapshot(tmp_path / "portable") == snapshot(tmp_path / "direct")
