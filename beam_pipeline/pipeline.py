@@ -279,15 +279,19 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         stage_rejected.append(rejected)
         dropped.update(zip(filters.reasons(), filtered))
     if recipe.dedup.exact:
-        kept, dropped[DUPLICATE_EXACT] = kept | "DropExactDuplicates" >> DropExactDuplicates(fields=recipe.dedup.fields)
+        kept, dropped[DUPLICATE_EXACT], rejected = kept | "DropExactDuplicates" >> DropExactDuplicates(
+            fields=recipe.dedup.fields
+        )
+        stage_rejected.append(rejected)
     if recipe.dedup.near is not None:
         near = recipe.dedup.near
         kept, dropped[DUPLICATE_NEAR] = kept | "DropNearDuplicates" >> DropNearDuplicates(
             threshold=near.threshold, shingle=near.shingle, num_perm=near.num_perm, fields=recipe.dedup.fields
         )
-    splits = kept | "SplitTrainValidation" >> SplitExamples(
+    splits, rejected = kept | "SplitTrainValidation" >> SplitExamples(
         validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed
     )
+    stage_rejected.append(rejected)
     rejected = stage_rejected | "CollectRejected" >> beam.Flatten()
 
     shards = dict(num_shards=recipe.output.num_shards, max_shard_bytes=recipe.output.max_shard_bytes)

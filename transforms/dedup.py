@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import unicodedata
 import zlib
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ import orjson
 
 from schemas.formats import example_texts
 from schemas.records import Dropped, Item, Source, decode_item, encode_item
-from transforms.stage import Rebatch
+from transforms.stage import KEPT, BatchDoFn, BatchStage, Rebatch
+
+LOGGER = logging.getLogger(__name__)
 
 DUPLICATE_EXACT = "duplicate_exact"
 DUPLICATE_NEAR = "duplicate_near"
@@ -196,26 +199,37 @@ def _keep_lowest(group: tuple[bytes, Iterable[bytes]]):
             )
 
 
+class _KeyByContentFn(BatchDoFn):
+    STAGE = "DropExactDuplicates"
+
+    def __init__(self, fields: tuple[str, ...] | None):
+        super().__init__()
+        self._fields = fields
+
+    def handle(self, item: Item, emit) -> None:
+        emit(KEPT, _keyed(item, self._fields))
+
+
 class DropExactDuplicates(beam.PTransform):
-    """Batches in; returns ``(survivors, duplicates)`` as batches. ``fields`` compares those fields
-    instead of the example."""
+    """Batches in; returns ``(survivors, duplicates, rejected)`` as batches. ``fields`` compares
+    those fields instead of the example."""
 
     def __init__(self, *, fields: Sequence[str] | None = None):
         super().__init__()
         self._fields = tuple(fields) if fields else None
 
     def expand(self, batches):
-        fields = self._fields
+        keyed, rejected = batches | "KeyByContent" >> BatchStage(_KeyByContentFn(self._fields))
         results = (
-            batches
-            | "KeyByContent"
-            >> beam.FlatMap(lambda batch: (_keyed(item, fields) for item in batch)).with_output_types(Tuple[bytes, bytes])
+            keyed
+            | "KeyedPairs" >> beam.FlatMap(iter).with_output_types(Tuple[bytes, bytes])
             | "GroupByContent" >> beam.GroupByKey()
             | "KeepLowest" >> beam.FlatMap(_keep_lowest).with_outputs(DUPLICATE_EXACT, main="items")
         )
         return (
             results["items"] | "RebatchKept" >> Rebatch(),
             results[DUPLICATE_EXACT] | "RebatchDuplicates" >> Rebatch(),
+            rejected,
         )
 
 
@@ -226,13 +240,19 @@ class _BandKeysFn(beam.DoFn):
         self._rows = rows
         self._fields = fields
         self._permutations = None
+        self._unchecked = beam.metrics.Metrics.counter("DropNearDuplicates", "unchecked")
 
     def setup(self):
         self._permutations = self._hasher._permutations()
 
     def process(self, batch: list[Item]):
         for item in batch:
-            signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
+            try:
+                signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
+            except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
+                LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)
+                self._unchecked.inc()
+                continue
             for key in band_keys(signature, self._bands, self._rows):
                 yield key, source_key(item.source)
 

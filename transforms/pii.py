@@ -287,7 +287,12 @@ class _RedactDocumentsFn(beam.DoFn):
         redacted, found = [], []
         for doc in docs:
             counts: Counter = Counter()
-            redacted.append(self._scanner.redact_value(doc, counts))
+            try:
+                redacted.append(self._scanner.redact_value(doc, counts))
+            except Exception as error:  # noqa: BLE001 - never write what could not be redacted
+                redacted.append({**doc, "record": f"<withheld: redaction failed: {type(error).__name__}: {error}>",
+                                 **({"example": "<withheld>"} if "example" in doc else {})})
+                counts.clear()
             if counts:
                 found.append(tuple(sorted(counts.items())))
         yield redacted

@@ -15,7 +15,7 @@ import apache_beam as beam
 
 from schemas.records import SPLITS, TRAIN, VALIDATION, Item
 from transforms.dedup import content_key
-from transforms.stage import batches
+from transforms.stage import BatchDoFn, BatchStage
 
 _SCALE = float(1 << 64)
 
@@ -35,23 +35,22 @@ def assign_split(example: dict[str, Any], *, seed: int, validation_fraction: flo
     return VALIDATION if split_key(example, seed, key) < validation_fraction else TRAIN
 
 
-class _SplitFn(beam.DoFn):
+class _SplitFn(BatchDoFn):
+    STAGE = "SplitTrainValidation"
+
     def __init__(self, validation_fraction: float, seed: int):
+        super().__init__()
         self._fraction = validation_fraction
         self._seed = seed
 
-    def process(self, batch: list[Item]):
-        parts: dict[str, list[Item]] = {TRAIN: [], VALIDATION: []}
-        for item in batch:
-            split = assign_split(item.example, seed=self._seed, validation_fraction=self._fraction, key=item.content_key)
-            parts[split].append(dataclasses.replace(item, split=split))
-        for split, items in parts.items():
-            if items:
-                yield beam.pvalue.TaggedOutput(split, items)
+    def handle(self, item: Item, emit) -> None:
+        split = assign_split(item.example, seed=self._seed, validation_fraction=self._fraction, key=item.content_key)
+        emit(split, dataclasses.replace(item, split=split))
 
 
 class SplitExamples(beam.PTransform):
-    """Batches in, ``{"train": batches, "validation": batches}`` out; each item carries its split."""
+    """Batches in; ``({"train": batches, "validation": batches}, rejected)`` out, each item
+    carrying its split (a record the split fails on is rejected as ``internal_error``)."""
 
     def __init__(self, *, validation_fraction: float, seed: int = 0):
         super().__init__()
@@ -61,5 +60,7 @@ class SplitExamples(beam.PTransform):
         self._seed = seed
 
     def expand(self, records):
-        parts = records | "AssignSplit" >> beam.ParDo(_SplitFn(self._fraction, self._seed)).with_outputs(*SPLITS)
-        return {split: batches(parts[split]) for split in SPLITS}
+        _, rejected, *parts = records | "AssignSplit" >> BatchStage(
+            _SplitFn(self._fraction, self._seed), extra_outputs=SPLITS
+        )
+        return dict(zip(SPLITS, parts)), rejected

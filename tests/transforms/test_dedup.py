@@ -55,7 +55,7 @@ def test_band_choice_follows_the_threshold():
 def test_exact_dedup_keeps_the_lowest_source():
     items = [item("b.parquet", 0, "Same answer"), item("a.parquet", 5, "same  ANSWER"), item("a.parquet", 7, "Other")]
     with TestPipeline() as p:
-        kept, dropped = batched(p, items) | "Dedup" >> DropExactDuplicates()
+        kept, dropped, _ = batched(p, items) | "Dedup" >> DropExactDuplicates()
         assert_that(each(kept, "EachKept") | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("a.parquet", 5), ("a.parquet", 7)]), label="Kept")
         assert_that(each(dropped, "EachDropped") | beam.Map(lambda d: (d.source.file, d.reason, d.duplicate_of.file, d.duplicate_of.row)),
                     equal_to([("b.parquet", "duplicate_exact", "a.parquet", 5)]), label="Dropped")

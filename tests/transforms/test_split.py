@@ -34,7 +34,7 @@ def test_split_examples_transform_partitions_and_tags():
     expected = {s: sorted(i for i in range(50) if assign_split(example(i), seed=1, validation_fraction=0.3) == s)
                 for s in ("train", "validation")}
     with TestPipeline() as p:
-        parts = batched(p, items) | "Split" >> SplitExamples(validation_fraction=0.3, seed=1)
+        parts, _ = batched(p, items) | "Split" >> SplitExamples(validation_fraction=0.3, seed=1)
         for name in ("train", "validation"):
             assert_that(each(parts[name], f"Each{name}") | f"{name}Rows" >> beam.Map(lambda i: (i.split, i.source.row)),
                         equal_to([(name, r) for r in expected[name]]), label=f"Check{name}")
