@@ -19,7 +19,9 @@ def write_recipe(tmp_path: Path, doc: dict, name: str = "recipe.yaml") -> str:
 
 
 def run(*argv: str) -> int:
-    return main(["run", *argv])
+    # Every end-to-end run writes provenance/, so that assert_counts_add_up can check that each
+    # input row is accounted for exactly once, not only that the counts add up.
+    return main(["run", *argv, "--set", "output.provenance=true"])
 
 
 def read_lines(directory: Path) -> list[dict]:
@@ -47,6 +49,8 @@ def assert_counts_add_up(out: dict) -> None:
     assert records["rejected"] == len(out["rejected"])
     assert {reason: len(lines) for reason, lines in out["dropped"].items() if lines} == {
         reason: n for reason, n in records["dropped"].items() if n}
+    if "provenance" in out:
+        assert len(outcome_by_source(out)) == records["read"]
 
 
 def outcome_by_source(out: dict) -> dict[tuple[str, int], str]:

@@ -89,6 +89,7 @@ def test_no_validation_example_has_a_duplicate_in_train(tmp_path):
     planted_shards(tmp_path)
     assert run(recipe(tmp_path), IN_MEMORY) == 0
     out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
 
     def text(example):
         return normalize_text(" ".join(m["content"] for m in example["messages"]))
