@@ -34,6 +34,7 @@ from transforms.read import (
     peek_columns,
 )
 from transforms.split import SplitExamples
+from transforms.stage import BatchStage
 from transforms.stats import ComputeStats
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
@@ -229,6 +230,34 @@ def _camel(name: str) -> str:
     return "".join(part.title() for part in name.split("_"))
 
 
+def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
+    """The per-record stages between reading and dedup, in order, with their step labels: each
+    takes batches and returns ``(kept, rejected, *extra)``. ``ftprep preview`` runs the same."""
+    recipe, fmt = plan.recipe, plan.example_format
+    stages: list[tuple[str, BatchStage]] = []
+    if recipe.template is not None:
+        stages.append(("CleanFields", CleanFields(
+            steps=recipe.clean.steps, fields=recipe.clean.fields, per_field=recipe.clean.per_field)))
+        policy = pii_policy(recipe)
+        if policy is not None:
+            stages.append(("RedactPii", RedactPii(policy=policy)))
+        stages.append(("RenderTemplate", RenderExamples(
+            template=recipe.template, max_example_chars=recipe.limits.max_example_chars)))
+    else:
+        # The rows already are examples: checked as they are, never rewritten.
+        stages.append(("TakeExamples", TakeExamples(format=fmt)))
+    stages.append(("ValidateExamples", ValidateExamples(
+        format=fmt, reject_blank=recipe.template is not None, max_messages=recipe.limits.max_messages)))
+    stages.append(("CountTokens", CountTokens(
+        model=plan.model, format=fmt, truncate=recipe.tokens.over_limit == "truncate",
+        encodings_url=recipe.tokens.encodings_url)))
+    filters = filter_spec(recipe)
+    if filters.reasons():
+        stages.append(("FilterExamples", FilterExamples(
+            spec=filters, encoding=plan.model.encoding, encodings_url=recipe.tokens.encodings_url)))
+    return stages
+
+
 def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
     recipe = plan.recipe
     fmt = plan.example_format
@@ -243,41 +272,15 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
     )
     stage_rejected = [read_rejected]
     outcomes = {"read": items, "read_rejected": read_rejected, "failed_files": failed_files}
-    if recipe.template is not None:
-        cleaned, rejected = items | "CleanFields" >> CleanFields(
-            steps=recipe.clean.steps, fields=recipe.clean.fields, per_field=recipe.clean.per_field
-        )
-        stage_rejected.append(rejected)
-        if policy is not None:
-            cleaned, rejected, outcomes["pii"] = cleaned | "RedactPii" >> RedactPii(policy=policy)
-            stage_rejected.append(rejected)
-        rendered, rejected = cleaned | "RenderTemplate" >> RenderExamples(
-            template=recipe.template, max_example_chars=recipe.limits.max_example_chars
-        )
-    else:
-        # The rows already are examples: checked as they are, never rewritten.
-        rendered, rejected = items | "TakeExamples" >> TakeExamples(format=fmt)
-    stage_rejected.append(rejected)
-    valid, rejected = rendered | "ValidateExamples" >> ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None, max_messages=recipe.limits.max_messages
-    )
-    stage_rejected.append(rejected)
-    kept, rejected = valid | "CountTokens" >> CountTokens(
-        model=plan.model,
-        format=fmt,
-        truncate=recipe.tokens.over_limit == "truncate",
-        encodings_url=recipe.tokens.encodings_url,
-    )
-    stage_rejected.append(rejected)
-
     dropped = {}
-    filters = filter_spec(recipe)
-    if filters.reasons():
-        kept, rejected, *filtered = kept | "FilterExamples" >> FilterExamples(
-            spec=filters, encoding=plan.model.encoding, encodings_url=recipe.tokens.encodings_url
-        )
+    kept = items
+    for label, stage in record_stages(plan):
+        kept, rejected, *extra = kept | label >> stage
         stage_rejected.append(rejected)
-        dropped.update(zip(filters.reasons(), filtered))
+        if label == "RedactPii":
+            (outcomes["pii"],) = extra
+        elif label == "FilterExamples":
+            dropped.update(zip(filter_spec(recipe).reasons(), extra))
     if recipe.dedup.exact:
         kept, dropped[DUPLICATE_EXACT], rejected = kept | "DropExactDuplicates" >> DropExactDuplicates(
             fields=recipe.dedup.fields

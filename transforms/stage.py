@@ -142,6 +142,11 @@ class BatchStage(beam.PTransform):
         self._dofn = dofn
         self._extra_outputs = extra_outputs
 
+    @property
+    def dofn(self) -> BatchDoFn:
+        """The per-record logic, for running it outside a pipeline (``ftprep preview``)."""
+        return self._dofn
+
     def expand(self, records):
         results = records | "Apply" >> beam.ParDo(self._dofn).with_outputs(REJECTED, *self._extra_outputs, main=KEPT)
         return tuple(batches(results[tag]) for tag in (KEPT, REJECTED, *self._extra_outputs))
