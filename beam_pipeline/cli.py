@@ -55,6 +55,34 @@ def _parser() -> argparse.ArgumentParser:
                      help="override a recipe key, e.g. --set split.validation_fraction=0.05; repeatable")
     _common(run)
 
+    preview = commands.add_parser(
+        "preview",
+        help="render the first rows of a recipe's input, without a pipeline",
+        description=("Read the first rows of the recipe's input and run cleaning, PII, the template, validation, "
+                     "token counting and filters on them in this process (no pipeline, nothing written); print "
+                     "each example with its tokens, warnings and rejection codes."),
+        allow_abbrev=False,
+    )
+    preview.add_argument("recipe", help="recipe YAML (path or fsspec URL)")
+    preview.add_argument("--rows", type=int, default=5, metavar="N", help="rows to preview (default 5)")
+    preview.add_argument("--input", action="append", metavar="URL", help="input path or glob; replaces input.paths")
+    preview.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                         help="override a recipe key; repeatable")
+    preview.add_argument("--encodings-url", metavar="URL", help="directory holding <encoding>.tiktoken files")
+    preview.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="show the columns, types, row counts and sample values of input files",
+        description="Print each input file's schema, row count and sample values, and the column names a template can use.",
+        allow_abbrev=False,
+    )
+    inspect.add_argument("paths", nargs="+", metavar="PATH", help="files, globs or directories (fsspec URLs)")
+    inspect.add_argument("--format", choices=["parquet", "csv", "jsonl"], help="default: from each file's name")
+    inspect.add_argument("--rows", type=int, default=3, metavar="N", help="sample values per column (default 3)")
+    inspect.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    inspect.add_argument("-v", "--verbose", action="store_true", help="log more")
+
     validate = commands.add_parser(
         "validate",
         help="check JSONL that already is in a fine-tuning format",
@@ -227,10 +255,41 @@ def validate_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     return code
 
 
+def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from beam_pipeline.pipeline import plan_job
+    from beam_pipeline.preview import preview, report_lines
+    from beam_pipeline.recipe import load_recipe
+
+    if beam_args:
+        raise UsageError(f"unknown argument(s) for preview: {' '.join(beam_args)}")
+    if args.rows < 1:
+        raise UsageError("--rows must be at least 1")
+    recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input)
+    if args.encodings_url:
+        recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
+    plan = plan_job(recipe, writes=False)
+    for line in report_lines(preview(plan, args.rows), plan.example_format):
+        print(line)
+    return 0
+
+
+def inspect_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from beam_pipeline.inspection import inspect_lines
+
+    if beam_args:
+        raise UsageError(f"unknown argument(s) for inspect: {' '.join(beam_args)}")
+    for line in inspect_lines(args.paths, fmt=args.format, rows=args.rows, delimiter=args.delimiter):
+        print(line)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, beam_args = _parser().parse_known_args(argv)
     configure_logging(args.verbose)
-    command = {"run": run_command, "validate": validate_command}[args.command]
+    if args.command in ("preview", "inspect") and not args.verbose:
+        logging.getLogger("transforms").setLevel(logging.WARNING)  # no "reading <file>" lines in the answer
+    command = {"run": run_command, "validate": validate_command, "preview": preview_command,
+               "inspect": inspect_command}[args.command]
     try:
         return command(args, beam_args)
     except UsageError as error:

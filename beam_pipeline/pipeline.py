@@ -140,7 +140,9 @@ def recipe_columns(recipe: Recipe) -> set[str]:
     return referenced_columns(recipe.template) | {name for name in named if name != EXAMPLE}
 
 
-def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
+def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) -> JobPlan:
+    """Check the recipe against its inputs and output before anything runs. ``writes=False``
+    (``ftprep preview``) leaves the output alone."""
     try:
         files = expand_paths([_absolute(p) for p in recipe.input.paths])
     except InputError as error:
@@ -163,7 +165,8 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False) -> JobPlan:
     except EncodingError as error:
         raise JobError(str(error)) from None
     output = _absolute(recipe.output.path)
-    check_output(output, overwrite=overwrite)
+    if writes:
+        check_output(output, overwrite=overwrite)
     columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format
