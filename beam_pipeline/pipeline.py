@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 import apache_beam as beam
+import yaml
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
@@ -39,7 +40,7 @@ from transforms.stats import ComputeStats
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
 from transforms.validate import ValidateExamples
-from transforms.write import WriteJsonl, WriteStatsAndMarker, join
+from transforms.write import SampleRejected, WriteJsonl, WriteStatsAndMarker, join
 
 LOGGER = logging.getLogger(__name__)
 
@@ -183,6 +184,11 @@ def source_to_json(item: Item):
 
 def example_to_json(item: Item):
     return item.example
+
+
+def recipe_text(recipe: Recipe) -> str:
+    """The recipe as given (with its overrides), for the report."""
+    return yaml.safe_dump(recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, allow_unicode=True)
 
 
 def job_config(plan: JobPlan) -> dict:
@@ -334,4 +340,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         n_epochs=None if n_epochs == "auto" else n_epochs,
         price_per_million_tokens=recipe.finetune.price_per_million_tokens,
     )
-    stats | "WriteStats" >> WriteStatsAndMarker(output=plan.output, written=written, job=job_config(plan))
+    samples = rejected_docs | "SampleRejected" >> SampleRejected()
+    stats | "WriteStats" >> WriteStatsAndMarker(
+        output=plan.output, written=written, job=job_config(plan), samples=samples,
+        report={"title": plan.output, "recipe": recipe_text(recipe)},
+    )

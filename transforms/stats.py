@@ -129,6 +129,28 @@ def per_example_summary(histogram: dict[int, int]) -> dict[str, Any]:
     }
 
 
+def _nice(width: int) -> int:
+    """``width`` rounded up to 1, 2 or 5 times a power of ten: bin edges a reader can add up."""
+    scale = 1
+    while True:
+        for step in (1, 2, 5):
+            if step * scale >= width:
+                return step * scale
+        scale *= 10
+
+
+def token_histogram(histogram: dict[int, int], bins: int = 30) -> dict[str, Any]:
+    """Tokens per example in about ``bins`` equal bins from 0: ``counts[i]`` examples have
+    ``i * bin_width`` to ``(i + 1) * bin_width - 1`` tokens."""
+    if not histogram:
+        return {"bin_width": 0, "counts": []}
+    width = _nice(max(1, math.ceil((max(histogram) + 1) / bins)))
+    counts = [0] * (max(histogram) // width + 1)
+    for value, n in histogram.items():
+        counts[value // width] += n
+    return {"bin_width": width, "counts": counts}
+
+
 def build_stats(
     acc: StatsAccumulator,
     *,
@@ -160,6 +182,7 @@ def build_stats(
             "by_role": {role: acc.tokens[f"role:{role}"] for role in roles},
             "estimated_examples": acc.estimated,
             "per_example": per_example_summary(acc.histograms.get("total", {})),
+            "histogram": token_histogram(acc.histograms.get("total", {})),
             "trained_per_example": per_example_summary(acc.histograms.get("trained", {})),
             "by_role_per_example": {role: per_example_summary(acc.histograms[f"role:{role}"]) for role in roles},
         },

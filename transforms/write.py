@@ -18,9 +18,11 @@ from apache_beam.io.textio import WriteToText
 
 from schemas.records import dumps_line
 from transforms.finetune import JOB_FILE, job_spec
+from transforms.report import RECORD_PREVIEW_CHARS, SAMPLES_PER_CODE, render_report
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 STATS_FILE = "stats.json"
+REPORT_FILE = "report.html"
 SUCCESS_FILE = "_SUCCESS"
 
 
@@ -94,13 +96,47 @@ def _relative(output: str, path: str) -> str:
     return path[len(output):].lstrip("/") if path.startswith(output) else path
 
 
+def _small(doc: dict) -> dict:
+    """A rejected document cut to what the report shows (rows can be large)."""
+    record = {k: v for k, v in doc.items() if k not in ("source", "errors")}
+    text = json.dumps(record, ensure_ascii=False, default=str)
+    if len(text) > RECORD_PREVIEW_CHARS:
+        record = {"record": text[:RECORD_PREVIEW_CHARS] + f"… [{len(text):,} characters]"}
+    return {"source": doc["source"], "errors": doc["errors"], **record}
+
+
+def _by_code(docs: list) -> list:
+    return [(code, doc) for doc in docs for code in sorted({e["code"] for e in doc["errors"]})]
+
+
+def _source_order(doc: dict):
+    return (doc["source"]["file"], doc["source"]["row"])
+
+
+class SampleRejected(beam.PTransform):
+    """Batches of rejected documents in; ``(code, [the first SAMPLES_PER_CODE by file and row])``
+    out: the same sample every run, whatever the order records arrive in."""
+
+    def expand(self, docs):
+        return (
+            docs
+            | "ByCode" >> beam.FlatMap(_by_code)
+            | "Shrink" >> beam.MapTuple(lambda code, doc: (code, _small(doc)))
+            | "FirstPerCode" >> beam.combiners.Top.PerKey(SAMPLES_PER_CODE, key=_source_order, reverse=True)
+        )
+
+
 class _FinalizeFn(beam.DoFn):
-    def __init__(self, output: str, job: dict | None):
+    def __init__(self, output: str, job: dict | None, report: dict | None):
         self._output = output
         self._job = job
+        self._report = report
 
-    def process(self, stats: dict, train: list, validation: list, rejected: list, **other_outputs):
+    def process(self, stats: dict, train: list, validation: list, rejected: list, report_samples=None, **other_outputs):
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
+        if self._report is not None:
+            page = render_report(stats, samples=dict(report_samples or {}), **self._report)
+            write_bytes(join(self._output, REPORT_FILE), page.encode())
         if self._job is not None:
             spec = job_spec(
                 **self._job,
@@ -114,14 +150,15 @@ class _FinalizeFn(beam.DoFn):
 
 
 class WriteStatsAndMarker(beam.PTransform):
-    """Write ``stats.json``, ``finetune_job.json`` (given ``job``) and then ``_SUCCESS``.
+    """Write ``stats.json``, ``finetune_job.json`` (given ``job``), ``report.html`` (given
+    ``report``: its title and recipe text; ``samples``: SampleRejected's output) and then ``_SUCCESS``.
 
     ``written`` maps ``train``, ``validation``, ``rejected`` and any other output to the
     PCollections of their final file names: as side inputs they make this step wait for every
     write to finalize.
     """
 
-    def __init__(self, *, output: str, written: dict, job: dict | None = None):
+    def __init__(self, *, output: str, written: dict, job: dict | None = None, samples=None, report: dict | None = None):
         super().__init__()
         missing = {"train", "validation", "rejected"} - set(written)
         if missing:
@@ -129,7 +166,11 @@ class WriteStatsAndMarker(beam.PTransform):
         self._output = output
         self._written = written
         self._job = job
+        self._samples = samples
+        self._report = report
 
     def expand(self, stats):
         sides = {name: beam.pvalue.AsList(files) for name, files in self._written.items()}
-        return stats | "WriteStatsThenSuccess" >> beam.ParDo(_FinalizeFn(self._output, self._job), **sides)
+        if self._samples is not None:
+            sides["report_samples"] = beam.pvalue.AsDict(self._samples)
+        return stats | "WriteStatsThenSuccess" >> beam.ParDo(_FinalizeFn(self._output, self._job, self._report), **sides)

@@ -1,0 +1,88 @@
+"""report.html: every figure equals stats.json, nothing is fetched, and it renders in a browser."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.beam_pipeline.helpers import IN_MEMORY, read_output, run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def figures(page: str) -> dict[str, str]:
+    return {key: value.strip() for key, value in re.findall(r'data-key="([^"]+)"[^>]*>([^<]*)<', page)}
+
+
+def lookup(stats: dict, dotted: str):
+    node = stats
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "out"
+    assert run(str(REPO / "examples/recipes/csv_chat.yaml"), "--output", str(out), IN_MEMORY) == 0
+    return out
+
+
+def test_every_figure_on_the_page_is_the_stats_figure(example_run):
+    page = (example_run / "report.html").read_text()
+    stats = read_output(example_run)["stats"]
+    shown = figures(page)
+    assert {"records.read", "records.train", "records.validation", "records.rejected", "tokens.total",
+            "tokens.per_example.p95", "estimate.billed_tokens", "tokens.trained"} <= set(shown)
+    for key, text in shown.items():
+        if key == "records.dropped":
+            expected = sum(stats["records"]["dropped"].values())
+        else:
+            expected = lookup(stats, key)
+        assert text.replace(",", "") == str(expected), key
+    # bars: every rejection code and drop reason with its count
+    for code, n in stats["rejections"].items():
+        assert shown[f"rejections.{code}"] == f"{n:,}"
+    for reason, n in stats["records"]["dropped"].items():
+        if n:
+            assert shown[f"records.dropped.{reason}"] == f"{n:,}"
+
+
+def test_the_page_is_self_contained_and_shows_samples_and_the_recipe(example_run):
+    page = (example_run / "report.html").read_text()
+    assert not re.search(r'<script|<link|@import|url\(|src="http|href="http', page)
+    assert "<svg" in page and "Tokens per example" in page
+    rejected = read_output(example_run)["rejected"]
+    first = min(rejected, key=lambda r: (r["source"]["file"], r["source"]["row"]))
+    assert f"row {first['source']['row']}:" in page and first["errors"][0]["message"].replace('"', "&#34;") in page
+    assert "template:" in page and "{{ subject }}" in page  # the recipe, escaped where it needs to be
+    assert "sk-" not in page, "rejected samples are the redacted ones"
+
+
+def test_validate_writes_a_report_too(tmp_path):
+    from beam_pipeline.cli import main
+
+    lines = tmp_path / "x.jsonl"
+    lines.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+                     '{"messages": []}\n')
+    assert main(["validate", str(lines), "--model", "gpt-4o-mini-2024-07-18", "--output", str(tmp_path / "out"),
+                 "--allow-rejected", IN_MEMORY]) == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert figures(page)["records.rejected"] == "1" and "missing_messages_list" in page
+
+
+def test_the_page_renders_in_headless_chromium(example_run, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here (apt install chromium)")
+    png = tmp_path / "report.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={png}", (example_run / "report.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

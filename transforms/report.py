@@ -1,0 +1,206 @@
+"""``report.html``: the run's ``stats.json`` for a person, in one self-contained page.
+
+Every number comes from the stats document (the page is rendered from it, in the same step that
+writes it); charts are inline SVG; no scripts, fonts or images are fetched. Each figure carries
+``data-key="<dotted stats path>"`` so that a test can hold the page to ``stats.json``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+import jinja2
+
+SAMPLES_PER_CODE = 5
+RECORD_PREVIEW_CHARS = 400
+
+# Our own template, trusted; every value is escaped (autoescape).
+_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENV.filters["n"] = lambda value: "—" if value is None else f"{value:,}" if isinstance(value, int) else value
+
+PAGE = _ENV.from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ftprep report — {{ title }}</title>
+<style>
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330; margin: 0; background: #f6f7f9; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 22px; margin: 0 0 2px; } h2 { font-size: 17px; margin: 30px 0 10px; }
+.sub { color: #5b6473; margin: 0 0 18px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+.card { background: #fff; border: 1px solid #e1e4ea; border-radius: 8px; padding: 10px 12px; }
+.card .v { font-size: 21px; font-weight: 600; } .card .k { color: #5b6473; font-size: 13px; }
+.card.bad .v { color: #b42318; } .card.good .v { color: #067647; }
+.panel { background: #fff; border: 1px solid #e1e4ea; border-radius: 8px; padding: 14px 16px; }
+.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; }
+@media (max-width: 800px) { .grid2 { grid-template-columns: 1fr; } }
+table { border-collapse: collapse; width: 100%; font-size: 14px; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eef0f3; vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, pre { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
+pre { background: #f3f4f6; padding: 10px; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; word-break: break-word; margin: 6px 0; }
+details { margin: 6px 0; } summary { cursor: pointer; }
+.muted { color: #5b6473; } svg text { font: 11px system-ui, sans-serif; fill: #39414f; }
+.note { color: #5b6473; font-size: 13px; margin-top: 6px; }
+</style></head>
+<body><main>
+<h1>ftprep report</h1>
+<p class="sub">{{ title }} · {{ stats.format }} examples for <b>{{ stats.model.name }}</b> ({{ stats.tokens.encoding }},
+limit {{ stats.model.max_tokens_per_example | n }} tokens per example)</p>
+
+<div class="cards">
+{% for card in cards %}
+<div class="card {{ card.tone }}"><div class="v" data-key="{{ card.key }}">{{ card.value | n }}</div><div class="k">{{ card.label }}</div></div>
+{% endfor %}
+</div>
+
+<h2>Tokens per example</h2>
+<div class="panel">{{ histogram | safe }}
+<p class="note">p50 <span data-key="tokens.per_example.p50">{{ per_example.p50 | n }}</span> ·
+p95 <span data-key="tokens.per_example.p95">{{ per_example.p95 | n }}</span> ·
+max <span data-key="tokens.per_example.max">{{ per_example.max | n }}</span> ·
+mean {{ per_example.mean | n }} over {{ per_example.count | n }} kept examples. {{ limit_note }}</p></div>
+
+<div class="grid2">
+<div><h2>Tokens by role</h2><div class="panel">{{ roles | safe }}
+<p class="note">Trained (billed and learned from): <b data-key="tokens.trained">{{ stats.tokens.trained | n }}</b> tokens;
+{{ stats.tokens.estimated_examples | n }} example(s) with estimated parts.</p></div></div>
+<div><h2>Training estimate</h2><div class="panel"><table>
+{% for key, label in estimate_rows %}
+<tr><th>{{ label }}</th><td class="num" data-key="estimate.{{ key }}">{{ stats.estimate[key] | n }}</td></tr>
+{% endfor %}
+</table></div></div>
+</div>
+
+<div class="grid2">
+<div><h2>Rejections by code</h2><div class="panel">{{ rejections | safe }}</div></div>
+<div><h2>Drops by reason</h2><div class="panel">{{ drops | safe }}</div></div>
+</div>
+
+{% if samples %}
+<h2>Rejected records, a sample per code</h2>
+<div class="panel">
+{% for code, docs in samples %}
+<details{% if loop.first %} open{% endif %}><summary><b>{{ code }}</b> — {{ stats.rejections.get(code, 0) | n }} record(s); the first {{ docs | length }} by file and row</summary>
+{% for doc in docs %}
+<p><code>{{ doc.source.file }}</code> row {{ doc.source.row }}:
+{% for e in doc.errors %}<br><b>{{ e.code }}</b>: {{ e.message }}{% endfor %}</p>
+<pre>{{ doc.preview }}</pre>
+{% endfor %}
+</details>
+{% endfor %}
+</div>
+{% endif %}
+
+<div class="grid2">
+<div><h2>Personal data and secrets redacted</h2><div class="panel">{{ pii | safe }}</div></div>
+<div><h2>Warnings (examples kept)</h2><div class="panel">{{ warnings | safe }}</div></div>
+</div>
+
+<h2>Files</h2>
+<div class="panel"><table><tr><th>file</th><th class="num">rows read</th></tr>
+{% for f in stats.files.read %}<tr><td><code>{{ f.path }}</code></td><td class="num">{{ f.rows | n }}</td></tr>{% endfor %}
+</table>
+{% if stats.files.failed %}<p><b>Could not be read (skipped):</b></p><table>
+{% for f in stats.files.failed %}<tr><td><code>{{ f.path }}</code></td><td>{{ f.error }}</td></tr>{% endfor %}</table>{% endif %}
+</div>
+
+{% if recipe %}<h2>Recipe</h2><div class="panel"><pre>{{ recipe }}</pre></div>{% endif %}
+<p class="note">Split: validation fraction {{ stats.split.validation_fraction }}, seed {{ stats.split.seed }}. Generated by ftprep from stats.json.</p>
+</main></body></html>
+""")
+
+
+def _bars(items: list[tuple[str, int]], key_prefix: str, color: str, empty: str) -> str:
+    """Horizontal bars, largest first, with labels and counts."""
+    items = sorted(((k, v) for k, v in items if v), key=lambda kv: (-kv[1], kv[0]))
+    if not items:
+        return f'<p class="muted">{html.escape(empty)}</p>'
+    top, row, label_width, width = max(v for _, v in items), 22, 190, 520
+    height = row * len(items) + 4
+    parts = [f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{html.escape(key_prefix)}">']
+    for i, (name, value) in enumerate(items):
+        y = i * row + 2
+        bar = max(2.0, (width - label_width - 70) * value / top)
+        parts.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{html.escape(name[:28])}</text>'
+                     f'<rect x="{label_width}" y="{y + 3}" width="{bar:.1f}" height="{row - 7}" rx="2" fill="{color}"/>'
+                     f'<text x="{label_width + bar + 5:.1f}" y="{y + 14}" data-key="{html.escape(key_prefix)}.{html.escape(name)}">'
+                     f'{value:,}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _histogram(hist: dict, limit: int) -> tuple[str, str]:
+    counts, width = hist.get("counts") or [], hist.get("bin_width") or 0
+    if not counts:
+        return '<p class="muted">No kept examples.</p>', ""
+    w, h, left, bottom = 1000, 240, 50, 28
+    plot_w, plot_h = w - left - 10, h - bottom - 10
+    span = len(counts) * width
+    show_limit = limit <= span * 1.15
+    x_max = max(span, limit) if show_limit else span
+    top = max(counts)
+    parts = [f'<svg viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="tokens per example">']
+    parts.append(f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#9aa3b2"/>')
+    for i, n in enumerate(counts):
+        if not n:
+            continue
+        x = left + plot_w * (i * width) / x_max
+        bw = max(1.0, plot_w * width / x_max - 1)
+        bh = plot_h * n / top
+        parts.append(f'<rect x="{x:.1f}" y="{h - bottom - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="#4f6bed">'
+                     f'<title>{i * width:,}–{(i + 1) * width - 1:,} tokens: {n:,} examples</title></rect>')
+    for tick in range(0, 6):
+        value = round(x_max * tick / 5)
+        x = left + plot_w * value / x_max
+        parts.append(f'<text x="{x:.1f}" y="{h - 10}" text-anchor="middle">{value:,}</text>')
+    parts.append(f'<text x="{left - 6}" y="{18}" text-anchor="end">{top:,}</text>')
+    if show_limit:
+        x = left + plot_w * limit / x_max
+        parts.append(f'<line x1="{x:.1f}" y1="8" x2="{x:.1f}" y2="{h - bottom}" stroke="#b42318" stroke-dasharray="5 4"/>'
+                     f'<text x="{x - 4:.1f}" y="20" text-anchor="end" fill="#b42318">limit {limit:,}</text>')
+        note = ""
+    else:
+        note = f"The model's limit, {limit:,} tokens, is {limit / max(span, 1):,.0f}× the chart's width, off to the right."
+    parts.append("</svg>")
+    return "".join(parts), note
+
+
+def _preview(doc: dict) -> str:
+    shown = {k: v for k, v in doc.items() if k not in ("source", "errors")}
+    text = json.dumps(shown, ensure_ascii=False, indent=1)
+    return text if len(text) <= RECORD_PREVIEW_CHARS else text[:RECORD_PREVIEW_CHARS] + f"… [{len(text):,} characters]"
+
+
+def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, recipe: str | None = None,
+                  title: str = "") -> str:
+    """The page for ``stats`` (a ``stats.json`` document); ``samples``: code -> rejected documents."""
+    records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
+    dropped = sum(records["dropped"].values())
+    cards = [
+        {"key": "records.read", "label": "records read", "value": records["read"], "tone": ""},
+        {"key": "records.train", "label": "train examples", "value": records["train"], "tone": "good"},
+        {"key": "records.validation", "label": "validation examples", "value": records["validation"], "tone": "good"},
+        {"key": "records.rejected", "label": "rejected", "value": records["rejected"], "tone": "bad" if records["rejected"] else ""},
+        {"key": "records.dropped", "label": "dropped (filters, duplicates)", "value": dropped, "tone": ""},
+        {"key": "tokens.total", "label": "tokens kept", "value": tokens["total"], "tone": ""},
+        {"key": "estimate.n_epochs", "label": "epochs (estimate)", "value": estimate.get("n_epochs"), "tone": ""},
+        {"key": "estimate.billed_tokens", "label": "billed training tokens", "value": estimate.get("billed_tokens"), "tone": ""},
+    ]
+    histogram, limit_note = _histogram(tokens.get("histogram") or {}, stats["model"]["max_tokens_per_example"])
+    estimate_rows = [(k, label) for k, label in (
+        ("train_examples", "train examples"), ("n_epochs", "epochs"), ("billed_tokens_per_epoch", "billed tokens per epoch"),
+        ("billed_tokens", "billed tokens"), ("cost", "cost (USD)")) if k in estimate]
+    samples = samples or {}
+    sample_rows = [(code, [{**doc, "preview": _preview(doc)} for doc in docs]) for code, docs in sorted(samples.items())]
+    return PAGE.render(
+        title=title, stats=stats, cards=cards, histogram=histogram, limit_note=limit_note,
+        per_example=tokens["per_example"], estimate_rows=estimate_rows,
+        roles=_bars(list(tokens["by_role"].items()), "tokens.by_role", "#7a5af8", "No tokens."),
+        rejections=_bars(list(stats["rejections"].items()), "rejections", "#d92d20", "Nothing was rejected."),
+        drops=_bars(list(records["dropped"].items()), "records.dropped", "#f79009", "Nothing was dropped."),
+        pii=_bars(list(stats["pii"].items()), "pii", "#0e9384", "No personal data found (or no PII step)."),
+        warnings=_bars(list(stats["warnings"].items()), "warnings", "#667085", "No warnings."),
+        samples=sample_rows, recipe=recipe,
+    )
