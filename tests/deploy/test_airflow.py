@@ -99,8 +99,8 @@ def test_dag_runs_end_to_end_on_the_direct_runner(airflow_env, tmp_path, day_inp
     day = tmp_path / "out" / "2026-11-26"
     assert (day / "_SUCCESS").exists()
     stats = json.loads((day / "stats.json").read_text())
-    assert stats["files"] == [{"path": str(tmp_path / "data" / "2026-11-26.csv"), "rows": 27}]
-    assert "state=success" in log and "'rejected_share': 0.111111" in log
+    assert stats["files"]["read"] == [{"path": str(tmp_path / "data" / "2026-11-26.csv"), "rows": 27}]
+    assert "state=success" in log and "'rejected_share': 0.111111, 'files_skipped': []" in log
 
 
 def test_dag_run_fails_when_too_much_was_rejected(airflow_env, tmp_path, day_input):

@@ -97,11 +97,13 @@ with DAG(
         if not fs.exists(f"{root}/_SUCCESS"):
             raise AirflowFailException(f"{output} has no _SUCCESS marker: the pipeline did not finish")
         with fs.open(f"{root}/stats.json", "rt") as f:
-            records = json.load(f)["records"]
+            stats = json.load(f)
+        records = stats["records"]
         limit = float(max_rejected_share)  # rendered from a template: a string
         share = records["rejected"] / records["read"] if records["read"] else 0.0
         summary = {key: records[key] for key in ("read", "train", "validation", "rejected")}
         summary["rejected_share"] = round(share, 6)
+        summary["files_skipped"] = [f["path"] for f in stats["files"]["failed"]]  # only under on_bad_file: skip
         if share > limit:
             raise AirflowFailException(
                 f"{records['rejected']} of {records['read']} records rejected ({share:.1%}), "
