@@ -31,6 +31,7 @@ def _common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--on-bad-file", choices=["fail", "skip"],
                          help="a file that cannot be read: fail the run (default) or skip it and list it in "
                               "stats.json under files.failed; replaces input.on_bad_file")
+    command.add_argument("--no-progress", action="store_true", help="no progress lines on stderr during a local run")
     command.add_argument("--no-wait", action="store_true",
                          help="return once a remote runner (Dataflow, Flink) has accepted the job")
 
@@ -139,7 +140,7 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
-    from beam_pipeline.options import OptionsError, pipeline_options
+    from beam_pipeline.options import OptionsError, is_local, pipeline_options
     from beam_pipeline.pipeline import build_pipeline, plan_job
     from transforms.write import STATS_FILE, join
 
@@ -155,9 +156,21 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
         raise OptionsError(str(error)) from None
     plan = plan_job(recipe, overwrite=args.overwrite)
     LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
-    build_pipeline(pipeline, plan)
+    reporter = None
+    if is_local(options) and not args.no_progress:
+        from beam_pipeline.progress import ProgressReporter
+
+        reporter = ProgressReporter(len(plan.files))
+    build_pipeline(pipeline, plan, progress_dir=reporter.directory if reporter else None)
     try:
-        result = pipeline.run()
+        if reporter is not None:
+            reporter.start()
+        try:
+            result = pipeline.run()
+        finally:
+            if reporter is not None:
+                reporter.stop()
+                args.elapsed = reporter.elapsed()
         not_run = _not_run_here(options)
         if not_run:
             LOGGER.info("%s", not_run)
@@ -227,7 +240,7 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input, output=args.output)
     code, stats, output = execute(recipe, args, beam_args)
     if stats is not None:
-        for line in run_summary(stats, output):
+        for line in run_summary(stats, output, elapsed=getattr(args, "elapsed", None)):
             print(line, file=sys.stderr)
     return code
 

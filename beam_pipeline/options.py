@@ -15,9 +15,9 @@ from apache_beam.options.pipeline_options import (
 
 from beam_pipeline.errors import UsageError
 
-# Local worker processes log at INFO by default, which buries ftprep's per-file lines under
-# Beam's harness chatter; keep ftprep's own loggers at INFO and the rest at WARNING.
-QUIET_LOCAL_WORKERS = {"transforms": "INFO", "beam_pipeline": "INFO", "__main__": "ERROR",
+# Local worker processes log at INFO by default: Beam's harness chatter and a line per file read.
+# Progress comes from the progress lines (beam_pipeline/progress.py); workers log warnings only.
+QUIET_LOCAL_WORKERS = {"transforms": "WARNING", "beam_pipeline": "INFO", "__main__": "ERROR",
                        "apache_beam.options.pipeline_options": "ERROR"}
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -39,6 +39,11 @@ def _positionals(beam_args: Sequence[str]):
         if not arg.startswith("-") and not takes_value:
             yield arg
         previous = None if takes_value and not arg.startswith("-") else arg
+
+
+def is_local(options: PipelineOptions) -> bool:
+    """The run happens on this machine (DirectRunner in any mode): local progress can be shown."""
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
 
 
 def pipeline_options(beam_args: Sequence[str], *, verbose: bool = False) -> PipelineOptions:

@@ -267,7 +267,8 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     return stages
 
 
-def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
+def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None = None) -> None:
+    """Wire the job into ``p``. ``progress_dir``: where local workers report what they have read."""
     recipe = plan.recipe
     fmt = plan.example_format
     policy = pii_policy(recipe) if recipe.template is not None else None
@@ -278,6 +279,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan) -> None:
         csv_dialect=CsvDialect(**recipe.input.csv.model_dump()),
         max_field_chars=recipe.limits.max_field_chars,
         on_bad_file=recipe.input.on_bad_file,
+        progress_dir=progress_dir,
     )
     stage_rejected = [read_rejected]
     outcomes = {"read": items, "read_rejected": read_rejected, "failed_files": failed_files}

@@ -13,7 +13,7 @@ def _codes(counts: dict) -> str:
     return ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "none"
 
 
-def run_summary(stats: dict, output: str) -> list[str]:
+def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> list[str]:
     """The few lines ``ftprep run`` prints to stderr when it is done."""
     records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
     per_example = tokens["per_example"]
@@ -30,8 +30,8 @@ def run_summary(stats: dict, output: str) -> list[str]:
         f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
         f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
         + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""),
-        f"output      {output}",
-    ]
+        f"output      {output} (report.html to read in a browser)",
+    ] + ([f"time        {elapsed:,.1f} s, {records['read'] / elapsed:,.0f} rows/s"] if elapsed else [])
 
 
 def validate_summary(stats: dict, output: str) -> list[str]:

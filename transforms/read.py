@@ -30,6 +30,7 @@ from schemas.records import (
     Rejection,
     Source,
 )
+from transforms.progress import ProgressWriter
 from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, batches
 
 LOGGER = logging.getLogger(__name__)
@@ -477,18 +478,27 @@ class BadInputFile(RuntimeError):
 
 
 class _PlanUnitsFn(beam.DoFn):
-    def __init__(self, fmt: str | None, required: frozenset[str] | None, dialect: CsvDialect):
+    def __init__(self, fmt: str | None, required: frozenset[str] | None, dialect: CsvDialect, progress_dir: str | None):
         self._format = fmt
         self._required = required
         self._dialect = dialect
+        self._progress_dir = progress_dir
+        self._progress: ProgressWriter | None = None
+
+    def setup(self):
+        if self._progress_dir:
+            self._progress = ProgressWriter(self._progress_dir)
 
     def process(self, url: str):
         fmt = self._format or infer_format(url)
         try:
-            yield from plan_units(url, fmt, self._required, self._dialect)
+            units = plan_units(url, fmt, self._required, self._dialect)
         except Exception as error:  # noqa: BLE001 - an unplannable file is a failed file (see read_unit)
             cause = str(error) if isinstance(error, MissingColumns) else f"{type(error).__name__}: {error}"
-            yield ReadUnit(url, fmt, error=cause)
+            units = [ReadUnit(url, fmt, error=cause)]
+        if self._progress is not None:
+            self._progress.planned(url, len(units))
+        yield from units
 
 
 class _ReadUnitFn(beam.DoFn):
@@ -496,18 +506,24 @@ class _ReadUnitFn(beam.DoFn):
     cannot be read fails the run (``on_bad_file="fail"``) or leaves on the ``failed_files`` output."""
 
     def __init__(self, columns: frozenset[str] | None, dialect: CsvDialect, batch_rows: int,
-                 max_field_chars: int, on_bad_file: str):
+                 max_field_chars: int, on_bad_file: str, progress_dir: str | None = None):
         self._columns = columns
         self._dialect = dialect
         self._batch_rows = batch_rows
         self._max_field_chars = max_field_chars
         self._on_bad_file = on_bad_file
+        self._progress_dir = progress_dir
+        self._progress: ProgressWriter | None = None
         self._counters = StageCounters("ReadShards")
+
+    def setup(self):
+        if self._progress_dir:
+            self._progress = ProgressWriter(self._progress_dir)
 
     def process(self, unit: ReadUnit):
         if unit.error is None:
             LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
-        kept, rejected = [], []
+        kept, rejected, rows = [], [], 0
         for record in read_unit(unit, self._columns, self._dialect, self._max_field_chars):
             if isinstance(record, FailedFile):
                 yield from self._flush(kept, rejected)
@@ -517,11 +533,14 @@ class _ReadUnitFn(beam.DoFn):
                 LOGGER.warning("skipping the rest of %s: %s", record.path, record.error)
                 yield beam.pvalue.TaggedOutput(FAILED, [record])
                 continue
+            rows += 1
             (rejected if isinstance(record, Rejected) else kept).append(record)
             if len(kept) >= self._batch_rows:
                 yield from self._flush(kept, rejected)
                 kept, rejected = [], []
         yield from self._flush(kept, rejected)
+        if self._progress is not None:
+            self._progress.done(unit.url, rows)
 
     def _flush(self, kept: list, rejected: list):
         self._counters.total.inc(len(kept) + len(rejected))
@@ -549,8 +568,10 @@ class ReadShards(beam.PTransform):
         batch_rows: int = BATCH_ROWS,
         max_field_chars: int = MAX_FIELD_CHARS,
         on_bad_file: str = "fail",
+        progress_dir: str | None = None,
     ):
         super().__init__()
+        self._progress_dir = progress_dir
         self._batch_rows = batch_rows
         if not urls:
             raise InputError("no input files to read")
@@ -577,11 +598,12 @@ class ReadShards(beam.PTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             # A file that cannot be planned becomes a unit that fails when read: every failure
             # leaves from one stage (a Flatten across stages is buffered whole by the DirectRunner).
-            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format, self._columns, self._dialect))
+            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format, self._columns, self._dialect, self._progress_dir))
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
             | "ReadUnits" >> beam.ParDo(
-                _ReadUnitFn(self._columns, self._dialect, self._batch_rows, self._max_field_chars, self._on_bad_file)
+                _ReadUnitFn(self._columns, self._dialect, self._batch_rows, self._max_field_chars, self._on_bad_file,
+                            self._progress_dir)
             ).with_outputs(REJECTED, FAILED, main=KEPT)
         )
         return batches(read[KEPT]), batches(read[REJECTED]), read[FAILED]

@@ -130,12 +130,13 @@ def per_example_summary(histogram: dict[int, int]) -> dict[str, Any]:
 
 
 def _nice(width: int) -> int:
-    """``width`` rounded up to 1, 2 or 5 times a power of ten: bin edges a reader can add up."""
+    """``width`` rounded up to 1, 2, 2.5 or 5 times a power of ten (an integer): bin edges a
+    reader can add up."""
     scale = 1
     while True:
-        for step in (1, 2, 5):
-            if step * scale >= width:
-                return step * scale
+        for step in (10, 20, 25, 50):
+            if step * scale % 10 == 0 and step * scale // 10 >= width:
+                return step * scale // 10
         scale *= 10
 
 
