@@ -18,7 +18,6 @@ import orjson
 # Rejection codes. Kept in one place: stats, tests and docs refer to these names.
 INVALID_JSON = "invalid_json"
 DATA_TYPE = "data_type"
-UNREADABLE_FILE = "unreadable_file"
 MALFORMED_ROW = "malformed_row"
 # Bytes that are not text in the file's encoding (the row is kept in rejected/ with U+FFFD).
 DECODE_ERROR = "decode_error"
