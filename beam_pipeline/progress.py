@@ -13,14 +13,20 @@ from typing import TextIO
 from transforms.progress import Progress, read_progress
 
 
-def progress_line(progress: Progress, files_total: int, elapsed: float) -> str:
-    rate = progress.rows / elapsed if elapsed > 0 else 0.0
+def progress_line(progress: Progress, files_total: int, elapsed: float, read_for: float | None = None) -> str:
+    """``read_for``: seconds the reading took, once it is over (the rate then stays the reading rate)."""
+    seconds = read_for if read_for is not None else elapsed
+    rate = progress.rows / seconds if seconds > 0 else 0.0
     units = f"{progress.units_done}/{progress.units}" if len(progress.planned) == files_total else f"{progress.units_done}/?"
     line = (f"read {units} units, {progress.files_done()}/{files_total} files, {progress.rows:,} rows, "
             f"{rate:,.0f} rows/s, {elapsed:,.0f} s")
-    if len(progress.planned) == files_total and progress.units and progress.units_done >= progress.units:
+    if all_read(progress, files_total):
         line += " — all read; finishing (dedup, split, writing)"
     return line
+
+
+def all_read(progress: Progress, files_total: int) -> bool:
+    return len(progress.planned) == files_total and progress.units > 0 and progress.units_done >= progress.units
 
 
 class ProgressReporter:
@@ -36,6 +42,7 @@ class ProgressReporter:
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._last = ""
+        self._read_for: float | None = None
         self._thread = threading.Thread(target=self._run, name="ftprep-progress", daemon=True)
 
     def start(self) -> "ProgressReporter":
@@ -46,7 +53,10 @@ class ProgressReporter:
         return time.monotonic() - self._started
 
     def _report(self) -> None:
-        line = progress_line(read_progress(self.directory), self._files_total, self.elapsed())
+        progress, elapsed = read_progress(self.directory), self.elapsed()
+        if self._read_for is None and all_read(progress, self._files_total):
+            self._read_for = elapsed
+        line = progress_line(progress, self._files_total, elapsed, self._read_for)
         if self._tty:
             self._stream.write("\r" + line[: shutil.get_terminal_size().columns - 1].ljust(len(self._last)))
         elif line.split(", ")[:3] != self._last.split(", ")[:3]:  # only when something moved

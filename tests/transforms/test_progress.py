@@ -27,6 +27,7 @@ def test_progress_line_says_when_reading_is_over():
     assert progress_line(p, 3, 2.0).startswith("read 2/? units")
     p.done["b"] = 1
     assert progress_line(p, 2, 4.0).endswith("— all read; finishing (dedup, split, writing)")
+    assert progress_line(p, 2, 9.0, read_for=4.0).startswith("read 3/3 units, 2/2 files, 4,000 rows, 1,000 rows/s, 9 s")
 
 
 def test_reporter_writes_plain_lines_to_a_log_only_when_something_moved():
