@@ -18,12 +18,12 @@ import orjson
 from transforms.read import (
     CsvDialect,
     InputError,
-    _open_text,
-    _strip_bom,
-    _strip_bom_bytes,
     expand_paths,
     infer_format,
     iter_lines,
+    open_text,
+    strip_bom,
+    strip_bom_bytes,
 )
 
 # CSV and JSONL rows are counted by reading the file; past this size the count is skipped.
@@ -69,10 +69,10 @@ def inspect_parquet(url: str, rows: int) -> dict:
 
 
 def inspect_csv(url: str, rows: int, dialect: CsvDialect) -> dict:
-    with _open_text(url, dialect) as f:
+    with open_text(url, dialect) as f:
         reader = csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         header = next(reader, None) or []
-        header = [_strip_bom(header[0]), *header[1:]] if header else []
+        header = [strip_bom(header[0]), *header[1:]] if header else []
         records = [dict(zip(header, fields)) for fields in itertools.islice(reader, SAMPLE_ROWS)]
         count = None
         size = _size(url)
@@ -93,7 +93,7 @@ def inspect_jsonl(url: str, rows: int) -> dict:
             count += 1
             if len(records) < SAMPLE_ROWS:
                 try:
-                    value = orjson.loads(_strip_bom_bytes(line) if index == 0 else line)
+                    value = orjson.loads(strip_bom_bytes(line) if index == 0 else line)
                 except orjson.JSONDecodeError:
                     broken += 1
                     continue

@@ -134,7 +134,7 @@ def expand_paths(patterns: Iterable[str]) -> list[str]:
     return sorted(urls)
 
 
-def _open_text(url: str, dialect: CsvDialect):
+def open_text(url: str, dialect: CsvDialect):
     return fsspec.open(url, "rt", encoding=dialect.encoding, errors="surrogateescape", newline="", compression="infer")
 
 
@@ -146,14 +146,14 @@ def peek_columns(url: str, fmt: str, dialect: CsvDialect = CsvDialect()) -> list
         with fsspec.open(url, "rb") as f:
             return list(pq.ParquetFile(f).schema_arrow.names)
     if fmt == "csv":
-        with _open_text(url, dialect) as f:
+        with open_text(url, dialect) as f:
             header = next(csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar), [])
-            return [_strip_bom(name) for name in header[:1]] + header[1:]
+            return [strip_bom(name) for name in header[:1]] + header[1:]
     with fsspec.open(url, "rb", compression="infer") as f:
         for line in iter_lines(f):
             if line.strip():
                 try:
-                    first = orjson.loads(_strip_bom_bytes(line))
+                    first = orjson.loads(strip_bom_bytes(line))
                 except orjson.JSONDecodeError:
                     return []
                 return list(first) if isinstance(first, dict) else []
@@ -172,7 +172,7 @@ def not_jsonl_reason(url: str, head_bytes: int = 4096) -> str | None:
     for magic, what in _MAGIC.items():
         if head.startswith(magic):
             return f"it starts like {what}"
-    text = _strip_bom_bytes(head).lstrip()
+    text = strip_bom_bytes(head).lstrip()
     if not text:
         return None
     first_line = text.splitlines()[0].strip()
@@ -190,17 +190,17 @@ def first_json_object(url: str, max_lines: int = 100):
             if index >= max_lines:
                 break
             try:
-                return orjson.loads(_strip_bom_bytes(line) if index == 0 else line)
+                return orjson.loads(strip_bom_bytes(line) if index == 0 else line)
             except orjson.JSONDecodeError:
                 continue
     return None
 
 
-def _strip_bom(text: str) -> str:
+def strip_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _strip_bom_bytes(line: bytes) -> bytes:
+def strip_bom_bytes(line: bytes) -> bytes:
     return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
 
 
@@ -350,12 +350,12 @@ def _csv_rows(reader) -> Iterator[list[str] | csv.Error]:
 def read_csv_unit(
     unit: ReadUnit, columns: frozenset[str] | None, dialect: CsvDialect
 ) -> Iterator[Item | Rejected]:
-    with _open_text(unit.url, dialect) as f:
+    with open_text(unit.url, dialect) as f:
         reader = csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True)
         header = next(reader, None)
         if header is None:
             return
-        header = [_SURROGATES.sub("\ufffd", _strip_bom(header[0])), *(_SURROGATES.sub("\ufffd", h) for h in header[1:])]
+        header = [_SURROGATES.sub("\ufffd", strip_bom(header[0])), *(_SURROGATES.sub("\ufffd", h) for h in header[1:])]
         row = 0
         for fields in _csv_rows(reader):
             if not fields:  # a blank line is not a row
@@ -417,7 +417,7 @@ def read_jsonl_unit(
         lines = _range_lines(f, unit.byte_start, unit.byte_end) if unit.byte_start or unit.byte_end else iter_lines(f)
         for row, line in enumerate(lines, start=unit.first_row):
             if row == 0:
-                line = _strip_bom_bytes(line)
+                line = strip_bom_bytes(line)
             if not line.strip():
                 continue
             source = Source(unit.url, row)
