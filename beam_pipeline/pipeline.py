@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 import yaml
@@ -58,6 +58,9 @@ class JobPlan:
     model: ModelSpec
     output: str
     example_format: str
+    # Files found unreadable before the run (on_bad_file: skip): url -> cause. They are read as
+    # failed files, so that stats.json lists them with the others.
+    bad_files: dict[str, str] = field(default_factory=dict)
 
 
 def _absolute(path: str) -> str:
@@ -102,15 +105,25 @@ def check_output(output: str, *, overwrite: bool) -> None:
     FileSystems.delete(existing)
 
 
-def check_jsonl_heads(files: list[str], limit: int = 100) -> None:
-    """Catch files that are not JSONL at all (Parquet, CSV, a binary) before reading them line by line."""
+def check_jsonl_heads(files: list[str], *, on_bad_file: str = "fail", limit: int = 100) -> dict[str, str]:
+    """Catch files that are not JSONL at all (Parquet, CSV, a binary) before reading them line by
+    line: under on_bad_file "fail" the run stops here; under "skip" they are returned (url -> cause)."""
+    bad = {}
     for url in files[:limit]:
         try:
             problem = not_jsonl_reason(url)
-        except (OSError, ValueError) as error:
-            raise JobError(f"cannot read {url}: {type(error).__name__}: {error}") from None
+        except Exception as error:  # noqa: BLE001 - a cut or corrupt file: whatever its reader raises
+            problem = f"{type(error).__name__}: {error}"
+            if on_bad_file == "fail":
+                raise JobError(f"cannot read {url}: {problem}") from None
+        else:
+            if problem:
+                problem = f"not JSONL: {problem}"
+                if on_bad_file == "fail":
+                    raise JobError(f"{url} is {problem}")
         if problem:
-            raise JobError(f"{url} is not JSONL: {problem}")
+            bad[url] = problem
+    return bad
 
 
 def resolve_example_format(recipe: Recipe, files: list[str]) -> str:
@@ -156,10 +169,11 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
     except (InputError, TemplateError) as error:
         raise JobError(str(error)) from None
     jsonl = [url for url in files if formats[url] == "jsonl"]
-    check_jsonl_heads(jsonl)
+    bad_files = check_jsonl_heads(jsonl, on_bad_file=recipe.input.on_bad_file)
+    readable = [url for url in files if url not in bad_files]
     if recipe.template is not None:
-        check_columns(files, recipe, needed)
-    example_format = resolve_example_format(recipe, jsonl or files)
+        check_columns(readable, recipe, needed)
+    example_format = resolve_example_format(recipe, [url for url in jsonl if url not in bad_files] or readable)
     model = recipe.model_spec()
     try:
         resolve_encoding_bytes(model.encoding, encodings_url=recipe.tokens.encodings_url)
@@ -170,7 +184,8 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
         check_output(output, overwrite=overwrite)
     columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
-        recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format
+        recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
+        bad_files=bad_files,
     )
 
 
@@ -280,6 +295,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
         max_field_chars=recipe.limits.max_field_chars,
         on_bad_file=recipe.input.on_bad_file,
         progress_dir=progress_dir,
+        bad_files=plan.bad_files,
     )
     stage_rejected = [read_rejected]
     outcomes = {"read": items, "read_rejected": read_rejected, "failed_files": failed_files}

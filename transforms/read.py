@@ -478,11 +478,13 @@ class BadInputFile(RuntimeError):
 
 
 class _PlanUnitsFn(beam.DoFn):
-    def __init__(self, fmt: str | None, required: frozenset[str] | None, dialect: CsvDialect, progress_dir: str | None):
+    def __init__(self, fmt: str | None, required: frozenset[str] | None, dialect: CsvDialect, progress_dir: str | None,
+                 bad_files: dict[str, str]):
         self._format = fmt
         self._required = required
         self._dialect = dialect
         self._progress_dir = progress_dir
+        self._bad_files = bad_files  # found before the run; read as failed files
         self._progress: ProgressWriter | None = None
 
     def setup(self):
@@ -491,11 +493,14 @@ class _PlanUnitsFn(beam.DoFn):
 
     def process(self, url: str):
         fmt = self._format or infer_format(url)
-        try:
-            units = plan_units(url, fmt, self._required, self._dialect)
-        except Exception as error:  # noqa: BLE001 - an unplannable file is a failed file (see read_unit)
-            cause = str(error) if isinstance(error, MissingColumns) else f"{type(error).__name__}: {error}"
-            units = [ReadUnit(url, fmt, error=cause)]
+        if url in self._bad_files:
+            units = [ReadUnit(url, fmt, error=self._bad_files[url])]
+        else:
+            try:
+                units = plan_units(url, fmt, self._required, self._dialect)
+            except Exception as error:  # noqa: BLE001 - an unplannable file is a failed file (see read_unit)
+                cause = str(error) if isinstance(error, MissingColumns) else f"{type(error).__name__}: {error}"
+                units = [ReadUnit(url, fmt, error=cause)]
         if self._progress is not None:
             self._progress.planned(url, len(units))
         yield from units
@@ -569,9 +574,11 @@ class ReadShards(beam.PTransform):
         max_field_chars: int = MAX_FIELD_CHARS,
         on_bad_file: str = "fail",
         progress_dir: str | None = None,
+        bad_files: dict[str, str] | None = None,
     ):
         super().__init__()
         self._progress_dir = progress_dir
+        self._bad_files = dict(bad_files or {})
         self._batch_rows = batch_rows
         if not urls:
             raise InputError("no input files to read")
@@ -598,7 +605,7 @@ class ReadShards(beam.PTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             # A file that cannot be planned becomes a unit that fails when read: every failure
             # leaves from one stage (a Flatten across stages is buffered whole by the DirectRunner).
-            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format, self._columns, self._dialect, self._progress_dir))
+            | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format, self._columns, self._dialect, self._progress_dir, self._bad_files))
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
             | "ReadUnits" >> beam.ParDo(

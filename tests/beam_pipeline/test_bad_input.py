@@ -206,3 +206,17 @@ def test_the_corpus_gives_the_same_answer_every_time(corpus, tmp_path):
     assert run(path, "--on-bad-file=skip", "--direct_num_workers=2", "--direct_running_mode=multi_processing",
                "--output", str(tmp_path / "two")) == 0
     assert snapshot(tmp_path / "two") == expected
+
+
+def test_a_file_that_is_not_jsonl_is_a_usage_error_or_skipped(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.jsonl").write_text('{"q": "x", "a": "y"}\n')
+    pq.write_table(pa.table({"q": ["p"]}), tmp_path / "in" / "parquet_in_disguise.jsonl")
+    path = corpus_recipe(tmp_path)
+    assert run(path, IN_MEMORY) == 2
+    assert "parquet_in_disguise.jsonl is not JSONL: it starts like a Parquet file" in capsys.readouterr().err
+    assert run(path, IN_MEMORY, "--on-bad-file=skip") == 0
+    out = read_output(tmp_path / "out")
+    assert out["stats"]["files"]["failed"] == [{"path": str(tmp_path / "in" / "parquet_in_disguise.jsonl"),
+                                                "error": "not JSONL: it starts like a Parquet file"}]
+    assert assert_conserved(out) == {(str(tmp_path / "in" / "good.jsonl"), 0): "train"}
