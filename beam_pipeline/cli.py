@@ -134,8 +134,11 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
 
-def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int, dict | None, str | None]:
-    """Plan, build and run the pipeline for ``recipe``; return (exit code, stats, output path)."""
+def execute(
+    recipe, args: argparse.Namespace, beam_args: list[str]
+) -> tuple[int, dict | None, str | None, float | None]:
+    """Plan, build and run the pipeline for ``recipe``; return (exit code, stats, output path,
+    seconds the local run took or None)."""
     # Imported here, after logging is configured: importing Beam logs at import time.
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
@@ -156,7 +159,7 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
         raise OptionsError(str(error)) from None
     plan = plan_job(recipe, overwrite=args.overwrite)
     LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
-    reporter = None
+    reporter, elapsed = None, None
     if is_local(options) and not args.no_progress:
         from beam_pipeline.progress import ProgressReporter
 
@@ -170,15 +173,15 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
         finally:
             if reporter is not None:
                 reporter.stop()
-                args.elapsed = reporter.elapsed()
+                elapsed = reporter.elapsed()
         not_run = _not_run_here(options)
         if not_run:
             LOGGER.info("%s", not_run)
-            return 0, None, plan.output
+            return 0, None, plan.output, None
         if args.no_wait:
             LOGGER.info("job submitted (%s); it writes %s and then its _SUCCESS marker",
                         _job_id(result) or "no job id reported", plan.output)
-            return 0, None, plan.output
+            return 0, None, plan.output, None
         state = result.wait_until_finish()
     except Exception as error:  # noqa: BLE001 - the runner's failure, reported with its traceback
         bad_file = _bad_input_file(error)
@@ -188,12 +191,12 @@ def execute(recipe, args: argparse.Namespace, beam_args: list[str]) -> tuple[int
                   f"in stats.json); {plan.output} has no _SUCCESS marker", file=sys.stderr)
         else:
             LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
-        return EXIT_FAILED, None, plan.output
+        return EXIT_FAILED, None, plan.output, elapsed
     if state != "DONE":
         LOGGER.error("pipeline ended in state %s", state)
-        return EXIT_FAILED, None, plan.output
+        return EXIT_FAILED, None, plan.output, elapsed
     with FileSystems.open(join(plan.output, STATS_FILE)) as f:
-        return 0, json.load(f), plan.output
+        return 0, json.load(f), plan.output, elapsed
 
 
 def _bad_input_file(error: BaseException) -> str | None:
@@ -238,9 +241,9 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.summary import run_summary
 
     recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input, output=args.output)
-    code, stats, output = execute(recipe, args, beam_args)
+    code, stats, output, elapsed = execute(recipe, args, beam_args)
     if stats is not None:
-        for line in run_summary(stats, output, elapsed=getattr(args, "elapsed", None)):
+        for line in run_summary(stats, output, elapsed=elapsed):
             print(line, file=sys.stderr)
     return code
 
@@ -258,7 +261,7 @@ def validate_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         "tokens": {"over_limit": args.over_limit},
         "finetune": {"price_per_million_tokens": args.price_per_million_tokens},
     }
-    code, stats, output = execute(recipe_from_document(doc, origin="ftprep validate"), args, beam_args)
+    code, stats, output, _ = execute(recipe_from_document(doc, origin="ftprep validate"), args, beam_args)
     if stats is None:
         return code
     for line in validate_summary(stats, output):

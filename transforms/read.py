@@ -92,10 +92,6 @@ class ReadUnit:
     # that every failure leaves from the read stage (see ReadShards.expand).
     error: str | None = None
 
-    @property
-    def source(self) -> Source:
-        return Source(self.url, self.first_row)
-
 
 def infer_format(url: str) -> str:
     name = url.lower()
@@ -240,7 +236,7 @@ class MissingColumns(ValueError):
     pass
 
 
-def _check_columns(url: str, present: list[str], required: frozenset[str] | None) -> None:
+def _check_columns(present: list[str], required: frozenset[str] | None) -> None:
     missing = sorted((required or frozenset()) - set(present))
     if missing:
         raise MissingColumns(f"it has no column(s) {', '.join(missing)} (its columns: {', '.join(present)})")
@@ -256,7 +252,7 @@ def plan_units(
     if fmt == "csv":
         header = peek_columns(url, fmt, dialect) if required else []
         if header:  # an empty file has no header and no rows: nothing is missing from it
-            _check_columns(url, header, required)
+            _check_columns(header, required)
         return [ReadUnit(url, fmt)]
     if fmt != "parquet":
         return [ReadUnit(url, fmt)]
@@ -265,7 +261,7 @@ def plan_units(
     with fsspec.open(url, "rb") as f:
         parquet = pq.ParquetFile(f)
         metadata = parquet.metadata
-        _check_columns(url, parquet.schema_arrow.names, required)
+        _check_columns(parquet.schema_arrow.names, required)
     units, first_row = [], 0
     for index in range(metadata.num_row_groups):
         rows = metadata.row_group(index).num_rows
@@ -355,7 +351,7 @@ def read_csv_unit(
         header = next(reader, None)
         if header is None:
             return
-        header = [_SURROGATES.sub("\ufffd", strip_bom(header[0])), *(_SURROGATES.sub("\ufffd", h) for h in header[1:])]
+        header = [_SURROGATES.sub("\ufffd", name) for name in (strip_bom(header[0]), *header[1:])]
         row = 0
         for fields in _csv_rows(reader):
             if not fields:  # a blank line is not a row

@@ -79,18 +79,11 @@ def internal_error(error: BaseException) -> Rejection:
     return Rejection(INTERNAL_ERROR, f"{type(error).__name__}: {error}")
 
 
-def source_of(element) -> Source:
-    """Provenance of a non-record element: a file URL, or a work unit with a ``source``."""
-    if isinstance(element, str):
-        return Source(element, -1)
-    source = getattr(element, "source", None)
-    return source if isinstance(source, Source) else Source("<unknown>", -1)
-
-
 def rejection_for(element, error: Rejection) -> Rejected:
     if isinstance(element, Item):
         return Rejected.of(element, [error])
-    return Rejected(source_of(element), [error], None)
+    # Every batch stage takes Items; anything else is itself the bug, reported without a source.
+    return Rejected(Source("<unknown>", -1), [error], None)
 
 
 class BatchDoFn(beam.DoFn):
