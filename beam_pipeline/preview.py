@@ -10,7 +10,7 @@ from typing import Iterator
 
 from beam_pipeline.pipeline import JobPlan, record_stages
 from schemas.records import Dropped, FailedFile, Item, Rejected, Rejection, TokenCount
-from transforms.read import CsvDialect, infer_format, plan_units, read_unit
+from transforms.read import CsvDialect, infer_format, plan_file, read_unit
 from transforms.stage import KEPT, REJECTED
 
 
@@ -33,11 +33,7 @@ def first_records(plan: JobPlan, n: int) -> Iterator[Item | Rejected | FailedFil
     dialect = CsvDialect(**recipe.input.csv.model_dump())
     count = 0
     for url in plan.files:
-        try:
-            units = plan_units(url, recipe.input.format or infer_format(url), plan.columns, dialect)
-        except Exception as error:  # noqa: BLE001 - the file's failure, shown as the pipeline reports it
-            yield FailedFile(url, f"{type(error).__name__}: {error}")
-            continue
+        units = plan_file(url, recipe.input.format or infer_format(url), plan.columns, dialect, plan.bad_files)
         for unit in units:
             for record in read_unit(unit, plan.columns, dialect, recipe.limits.max_field_chars):
                 yield record

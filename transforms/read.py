@@ -469,6 +469,20 @@ def read_unit(
         yield FailedFile(unit.url, message)
 
 
+def plan_file(url: str, fmt: str, required: frozenset[str] | None, dialect: CsvDialect,
+              known_bad: dict[str, str] | None = None) -> list[ReadUnit]:
+    """``plan_units``, with a file that cannot be planned (or that the launcher already found bad:
+    ``known_bad``, url -> cause) as one unit carrying the cause: reading it yields the
+    ``FailedFile`` (see ``read_unit``)."""
+    if known_bad and url in known_bad:
+        return [ReadUnit(url, fmt, error=known_bad[url])]
+    try:
+        return plan_units(url, fmt, required, dialect)
+    except Exception as error:  # noqa: BLE001 - whatever a corrupt or cut file raises
+        cause = str(error) if isinstance(error, MissingColumns) else f"{type(error).__name__}: {error}"
+        return [ReadUnit(url, fmt, error=cause)]
+
+
 class BadInputFile(RuntimeError):
     """Raised on a worker under ``on_bad_file: fail``; the CLI shows its message as the run's error."""
 
@@ -489,14 +503,7 @@ class _PlanUnitsFn(beam.DoFn):
 
     def process(self, url: str):
         fmt = self._format or infer_format(url)
-        if url in self._bad_files:
-            units = [ReadUnit(url, fmt, error=self._bad_files[url])]
-        else:
-            try:
-                units = plan_units(url, fmt, self._required, self._dialect)
-            except Exception as error:  # noqa: BLE001 - an unplannable file is a failed file (see read_unit)
-                cause = str(error) if isinstance(error, MissingColumns) else f"{type(error).__name__}: {error}"
-                units = [ReadUnit(url, fmt, error=cause)]
+        units = plan_file(url, fmt, self._required, self._dialect, self._bad_files)
         if self._progress is not None:
             self._progress.planned(url, len(units))
         yield from units
