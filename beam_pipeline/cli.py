@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 # Beam warnings that are false alarms for ftprep: with_outputs() after with_exception_handling()
 # reports our tags as undeclared although they are routed correctly, and importing Beam's I/O
 # without the gcp extra reports that the BigQuery client is missing, which ftprep never uses;
-# finalizing a dropped/<reason> writer that had nothing to write (skip_if_empty) is reported too.
+# finalizing a writer that had nothing to write is reported too (its directory is simply absent).
 BEAM_FALSE_ALARMS = ("requested in with_outputs() but not declared", "apitools not found",
                      "No shards found to finalize")
 
@@ -144,6 +144,7 @@ def execute(
     from apache_beam.io.filesystems import FileSystems
 
     from beam_pipeline.options import OptionsError, is_local, pipeline_options
+    from beam_pipeline.output import write_manifest
     from beam_pipeline.pipeline import build_pipeline, plan_job
     from transforms.write import STATS_FILE, join
 
@@ -165,6 +166,8 @@ def execute(
 
         reporter = ProgressReporter(len(plan.files))
     build_pipeline(pipeline, plan, progress_dir=reporter.directory if reporter else None)
+    if not _not_run_here(options):
+        write_manifest(plan.output, inputs=plan.files)
     try:
         if reporter is not None:
             reporter.start()
@@ -299,14 +302,24 @@ def inspect_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def _flags_of(parser: argparse.ArgumentParser, command: str) -> list[str]:
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [flag for flag in subparsers.choices[command]._option_string_actions if flag.startswith("--")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args, beam_args = _parser().parse_known_args(argv)
+    parser = _parser()
+    args, beam_args = parser.parse_known_args(argv)
     configure_logging(args.verbose)
     if args.command in ("preview", "inspect") and not args.verbose:
         logging.getLogger("transforms").setLevel(logging.WARNING)  # no "reading <file>" lines in the answer
     command = {"run": run_command, "validate": validate_command, "preview": preview_command,
                "inspect": inspect_command}[args.command]
     try:
+        if args.command in ("run", "validate"):
+            from beam_pipeline.options import check_flags
+
+            check_flags(beam_args, _flags_of(parser, args.command))
         return command(args, beam_args)
     except UsageError as error:
         print(f"ftprep: error: {error}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import os
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from apache_beam.options.pipeline_options import (
     DirectOptions,
@@ -39,6 +41,31 @@ def _positionals(beam_args: Sequence[str]):
         if not arg.startswith("-") and not takes_value:
             yield arg
         previous = None if takes_value and not arg.startswith("-") else arg
+
+
+def _beam_parser() -> argparse.ArgumentParser:
+    """The parser Beam itself builds from every pipeline options class (all of them live in
+    ``apache_beam.options.pipeline_options``), captured through its public hook."""
+    captured = []
+    PipelineOptions([]).get_all_options(add_extra_args_fn=captured.append)
+    return captured[0]
+
+
+def check_flags(beam_args: Sequence[str], ftprep_flags: Iterable[str] = ()) -> None:
+    """Refuse a flag that neither ftprep nor any Beam pipeline options class defines. Beam only
+    warns about one and goes on, so a misspelt ``--outptu`` would run with the recipe's output."""
+    parser = _beam_parser()
+    _, unknown = parser.parse_known_args(list(beam_args))
+    flags = [arg.split("=", 1)[0] for arg in unknown if arg.startswith("-")]
+    if not flags:
+        return
+    known = sorted({*ftprep_flags, *(f for f in parser._option_string_actions if f.startswith("--"))})
+    problems = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+        problems.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    raise OptionsError(f"unknown option(s) {', '.join(problems)}: neither ftprep nor Beam defines "
+                       "them (ftprep run --help lists ftprep's; Beam's are its pipeline options)")
 
 
 def is_local(options: PipelineOptions) -> bool:
