@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 import yaml
-from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
+from beam_pipeline.output import check_output_location, input_directories, prepare_output
 from schemas.formats import detect_format
 from schemas.models import ModelSpec
 from schemas.recipe import Recipe
@@ -40,7 +40,7 @@ from transforms.stats import ComputeStats
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
 from transforms.validate import ValidateExamples
-from transforms.write import SampleRejected, WriteJsonl, WriteStatsAndMarker, join
+from transforms.write import PROVENANCE_DIR, SampleRejected, WriteJsonl, WriteStatsAndMarker, join
 
 LOGGER = logging.getLogger(__name__)
 
@@ -90,19 +90,6 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
                 f"its columns are: {', '.join(present)}"
             )
         return
-
-
-def check_output(output: str, *, overwrite: bool) -> None:
-    try:
-        existing = [m.path for m in FileSystems.match([join(output, "**")])[0].metadata_list]
-    except (ValueError, OSError) as error:  # a scheme Beam's filesystems do not know (memory://), no access
-        raise JobError(f"cannot write to output path {output}: {error}") from None
-    if not existing:
-        return
-    if not overwrite:
-        raise JobError(f"output path {output} is not empty; pass --overwrite to replace it")
-    LOGGER.info("--overwrite: deleting %d files under %s", len(existing), output)
-    FileSystems.delete(existing)
 
 
 def check_jsonl_heads(files: list[str], *, on_bad_file: str = "fail", limit: int = 100) -> dict[str, str]:
@@ -181,7 +168,9 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
         raise JobError(str(error)) from None
     output = _absolute(recipe.output.path)
     if writes:
-        check_output(output, overwrite=overwrite)
+        inputs = [_absolute(p) for p in recipe.input.paths]
+        check_output_location(output, input_files=files, input_dirs=input_directories(inputs))
+        prepare_output(output, overwrite=overwrite)
     columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
@@ -245,9 +234,6 @@ def filter_spec(recipe: Recipe) -> FilterSpec:
         max_tokens=dict(f.max_tokens), max_repetition=f.max_repetition, blocklist=tuple(f.blocklist),
         drop_echoes=f.drop_echoes,
     )
-
-
-PROVENANCE_DIR = "provenance"
 
 
 def _camel(name: str) -> str:
@@ -346,7 +332,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
         # One writer per reason: the drops come from different stages, and a Flatten of them would
         # be buffered whole by the DirectRunner.
         written[f"dropped_{reason}"] = records | f"WriteDropped{_camel(reason)}" >> WriteJsonl(
-            directory=join(plan.output, DROPPED_DIR, reason), to_json=to_json, skip_if_empty=True, **shards
+            directory=join(plan.output, DROPPED_DIR, reason), to_json=to_json, **shards
         )
         outcomes[f"dropped_{reason}"] = records
     n_epochs = recipe.finetune.n_epochs

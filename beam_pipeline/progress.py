@@ -32,11 +32,11 @@ def all_read(progress: Progress, files_total: int) -> bool:
 class ProgressReporter:
     """Owns the progress directory and a thread that reports from it until ``stop()``."""
 
-    def __init__(self, files_total: int, *, stream: TextIO = sys.stderr, interval: float | None = None):
+    def __init__(self, files_total: int, *, stream: TextIO | None = None, interval: float | None = None):
         self.directory = tempfile.mkdtemp(prefix="ftprep-progress-")
         self._files_total = files_total
-        self._stream = stream
-        self._tty = stream.isatty()
+        self._stream = stream or sys.stderr  # looked up now: sys.stderr may have been replaced since import
+        self._tty = self._stream.isatty()
         # Calm: a terminal line changes twice a second; a log gets a line every 10 s at most.
         self._interval = interval if interval is not None else (0.5 if self._tty else 10.0)
         self._started = time.monotonic()

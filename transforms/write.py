@@ -8,13 +8,17 @@ final: schedulers key on ``_SUCCESS``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import posixpath
 from typing import Any, Callable
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
+from apache_beam.io.filebasedsink import FileBasedSink, FileBasedSinkWriter
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.textio import WriteToText
 
 from schemas.records import dumps_line
 from transforms.finetune import JOB_FILE, job_spec
@@ -24,6 +28,9 @@ SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 STATS_FILE = "stats.json"
 REPORT_FILE = "report.html"
 SUCCESS_FILE = "_SUCCESS"
+# Written before any worker starts: marks the directory as an ftprep output (see beam_pipeline/output.py).
+MANIFEST_FILE = "_FTPREP"
+PROVENANCE_DIR = "provenance"
 
 
 def join(base: str, *parts: str) -> str:
@@ -44,6 +51,72 @@ def batch_lines(batch: list, to_json: Callable[[Any], Any]) -> bytes:
     return b"\n".join(dumps_line(to_json(record)) for record in batch)
 
 
+# What an empty writer's close() returns instead of a path: no file stands behind it.
+_NOTHING_WRITTEN = ".ftprep-nothing-written"
+
+
+class _OnFirstWriteWriter(FileBasedSinkWriter):
+    """Opens its temporary file at the first record, so a writer that gets none creates nothing.
+    Beam's sink opens one per missing shard (``num_shards`` above the records there are, or an
+    empty split): on object stores a zero-byte upload fails (S3 refuses a multipart upload with
+    no parts) and locally it leaves an empty shard."""
+
+    def __init__(self, sink, temp_shard_path):  # noqa: D107 - the parent opens the file; this one waits
+        self.sink = sink
+        self.temp_shard_path = temp_shard_path
+        self.temp_handle = None
+        self.num_records_written = 0
+
+    def write(self, value):
+        if self.temp_handle is None:
+            self.temp_handle = self.sink.open(self.temp_shard_path)
+        super().write(value)
+
+    def at_capacity(self):
+        return self.temp_handle is not None and super().at_capacity()
+
+    def close(self):
+        if self.temp_handle is None:
+            return self.temp_shard_path + _NOTHING_WRITTEN
+        return super().close()
+
+
+class JsonlSink(FileBasedSink):
+    """Blocks of JSON lines (bytes) into ``prefix-SSSSS-of-NNNNN.jsonl`` shards; never an empty
+    file: shards no record reached are not written, and the others are numbered among themselves."""
+
+    def __init__(self, prefix: str, *, num_shards: int = 0, max_bytes_per_shard: int | None = None):
+        super().__init__(
+            prefix, coder=BytesCoder(), file_name_suffix=".jsonl", num_shards=num_shards,
+            shard_name_template=SHARD_TEMPLATE, mime_type="application/jsonl",
+            compression_type=CompressionTypes.UNCOMPRESSED, max_bytes_per_shard=max_bytes_per_shard,
+        )
+
+    def write_encoded_record(self, file_handle, encoded_value: bytes):
+        file_handle.write(encoded_value)
+        file_handle.write(b"\n")
+
+    def open_writer(self, init_result, uid):
+        # The temporary path as the parent names it (its writer would open the file at once).
+        prefix = self.file_path_prefix.get()
+        suffix = "." + posixpath.basename(prefix) + self.file_name_suffix.get()
+        return _OnFirstWriteWriter(self, FileSystems.join(init_result, uid) + suffix)
+
+    def _written(self, writer_results):
+        return [path for path in writer_results if not path.endswith(_NOTHING_WRITTEN)]
+
+    def pre_finalize(self, init_result, writer_results):
+        return super().pre_finalize(init_result, self._written(writer_results))
+
+    def finalize_windowed_write(self, init_result, writer_results, pre_finalize_results, w=None):
+        return super().finalize_windowed_write(init_result, self._written(writer_results), pre_finalize_results, w)
+
+
+def _split(batch: list, parts: int) -> list[list]:
+    size = -(-len(batch) // parts)
+    return [batch[i : i + size] for i in range(0, len(batch), size)]
+
+
 class WriteJsonl(beam.PTransform):
     """Serialize batches of records to JSON lines under ``directory/part-SSSSS-of-NNNNN.jsonl``.
 
@@ -58,7 +131,6 @@ class WriteJsonl(beam.PTransform):
         to_json: Callable[[Any], Any],
         num_shards: int | None = None,
         max_shard_bytes: int | None = None,
-        skip_if_empty: bool = False,
     ):
         super().__init__()
         if num_shards is not None and num_shards < 1:
@@ -67,28 +139,25 @@ class WriteJsonl(beam.PTransform):
         self._to_json = to_json
         self._num_shards = num_shards or 0  # 0: the runner decides
         self._max_shard_bytes = max_shard_bytes
-        self._skip_if_empty = skip_if_empty
 
     def _serialize(self, to_json):
-        if self._max_shard_bytes is None:
-            return beam.Map(batch_lines, to_json)
-        # The sink can only start a new shard between elements: with a size limit, one per record.
-        return beam.FlatMap(lambda batch: (dumps_line(to_json(record)) for record in batch))
+        if self._max_shard_bytes is not None:
+            # The sink can only start a new shard between elements: with a size limit, one per record.
+            return beam.FlatMap(lambda batch: (dumps_line(to_json(record)) for record in batch))
+        if self._num_shards:
+            # The sink deals elements out to the shards in turn: a batch in num_shards blocks lets
+            # every shard get records even when there are fewer batches than shards.
+            shards = self._num_shards
+            return beam.FlatMap(lambda batch: (batch_lines(part, to_json) for part in _split(batch, shards) if part))
+        return beam.Map(batch_lines, to_json)
 
     def expand(self, pcoll):
         to_json = self._to_json
         return (
             pcoll
             | "Serialize" >> self._serialize(to_json)
-            | "WriteShards"
-            >> WriteToText(
-                join(self._directory, "part"),
-                file_name_suffix=".jsonl",
-                num_shards=self._num_shards,
-                shard_name_template=SHARD_TEMPLATE,
-                max_bytes_per_shard=self._max_shard_bytes,
-                skip_if_empty=self._skip_if_empty,
-            )
+            | "WriteShards" >> beam.io.Write(JsonlSink(
+                join(self._directory, "part"), num_shards=self._num_shards, max_bytes_per_shard=self._max_shard_bytes))
         )
 
 
@@ -126,6 +195,17 @@ class SampleRejected(beam.PTransform):
         )
 
 
+def _prune_empty_directories(output: str) -> None:
+    """Remove the directories of outputs that got no records (locally, the file sink's temporary
+    directory leaves its parent behind; object stores have no directories)."""
+    if "://" in output:
+        return
+    for root, _, _ in sorted(os.walk(output), key=lambda entry: entry[0].count(os.sep), reverse=True):
+        if root != output:
+            with contextlib.suppress(OSError):  # not empty: it holds shards
+                os.rmdir(root)
+
+
 class _FinalizeFn(beam.DoFn):
     def __init__(self, output: str, job: dict | None, report: dict | None):
         self._output = output
@@ -133,10 +213,12 @@ class _FinalizeFn(beam.DoFn):
         self._report = report
 
     def process(self, stats: dict, train: list, validation: list, rejected: list, report_samples=None, **other_outputs):
+        written = [STATS_FILE]
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
         if self._report is not None:
             page = render_report(stats, samples=dict(report_samples or {}), **self._report)
             write_bytes(join(self._output, REPORT_FILE), page.encode())
+            written.append(REPORT_FILE)
         if self._job is not None:
             spec = job_spec(
                 **self._job,
@@ -145,7 +227,13 @@ class _FinalizeFn(beam.DoFn):
                 n_epochs=stats["estimate"]["n_epochs"],
             )
             write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
-        write_bytes(join(self._output, SUCCESS_FILE), b"")
+            written.append(JOB_FILE)
+        shards = [f for files in (train, validation, rejected, *other_outputs.values()) for f in files]
+        # Never an empty object (object stores refuse some zero-byte uploads): the marker carries
+        # the run's counts and every file it wrote.
+        marker = {"records": stats["records"], "files": sorted([*written, *(_relative(self._output, f) for f in shards)])}
+        _prune_empty_directories(self._output)
+        write_bytes(join(self._output, SUCCESS_FILE), stats_bytes(marker))
         yield join(self._output, SUCCESS_FILE)
 
 
