@@ -122,3 +122,27 @@ def test_storage_without_its_fsspec_backend_is_a_usage_error(data, capsys):
 def test_output_scheme_beam_cannot_write_is_a_usage_error(data, capsys):
     assert run(write_recipe(data, recipe_doc(data, output={"path": "memory://out"})), IN_MEMORY) == 2
     assert "cannot write to output path memory://out" in error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["--outptu", "elsewhere"], "--output"),
+    (["--runer=DirectRunner"], "--runner"),
+    (["--direct_num_worker=2"], "--direct_num_workers"),
+    (["--overwrit"], "--overwrite"),
+    (["--s3_endpoint=http://127.0.0.1:9"], "--s3_endpoint_url"),
+])
+def test_unknown_flags_exit_2_naming_the_closest_known_flag(data, capsys, argv, suggestion):
+    """Beam only warns about a flag it does not define and runs on; ftprep refuses it before
+    anything runs or is written."""
+    assert run(write_recipe(data, recipe_doc(data)), *argv, IN_MEMORY) == 2
+    line = error_line(capsys)
+    assert f"{argv[0].split('=')[0]} (did you mean {suggestion}?)" in line
+    assert not (data / "out").exists()
+
+
+def test_validate_refuses_unknown_flags_too(data, capsys):
+    (data / "x.jsonl").write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n')
+    code = main(["validate", str(data / "x.jsonl"), "--model", "gpt-4o-mini", "--output", str(data / "v"),
+                 "--validation-fractoin=0.1"])
+    assert code == 2
+    assert "did you mean --validation-fraction?" in error_line(capsys)
