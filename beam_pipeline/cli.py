@@ -10,12 +10,14 @@ options need fixing (one line says what), 3 ``validate`` rejected lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from typing import Sequence
 
 from beam_pipeline.errors import UsageError
+from beam_pipeline.logs import LOG_ONLY, configure_logging, new_log_path
 
 LOGGER = logging.getLogger("ftprep")
 EXIT_FAILED = 1
@@ -111,29 +113,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Beam warnings that are false alarms for ftprep: with_outputs() after with_exception_handling()
-# reports our tags as undeclared although they are routed correctly, and importing Beam's I/O
-# without the gcp extra reports that the BigQuery client is missing, which ftprep never uses;
-# finalizing a writer that had nothing to write is reported too (its directory is simply absent).
-BEAM_FALSE_ALARMS = ("requested in with_outputs() but not declared", "apitools not found",
-                     "No shards found to finalize")
-
-
-def _not_a_false_alarm(record: logging.LogRecord) -> bool:
-    message = record.getMessage()
-    return not any(alarm in message for alarm in BEAM_FALSE_ALARMS)
-
-
-def configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_not_a_false_alarm)
-    if not verbose:
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)
-
-
 def execute(
     recipe, args: argparse.Namespace, beam_args: list[str]
 ) -> tuple[int, dict | None, str | None, float | None]:
@@ -143,6 +122,7 @@ def execute(
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
 
+    from beam_pipeline.logs import failure_line, worker_output_to
     from beam_pipeline.options import OptionsError, is_local, pipeline_options
     from beam_pipeline.output import write_manifest
     from beam_pipeline.pipeline import build_pipeline, plan_job
@@ -166,56 +146,42 @@ def execute(
 
         reporter = ProgressReporter(len(plan.files))
     build_pipeline(pipeline, plan, progress_dir=reporter.directory if reporter else None)
-    if not _not_run_here(options):
-        write_manifest(plan.output, inputs=plan.files)
-    try:
-        if reporter is not None:
-            reporter.start()
+    not_run = _not_run_here(options)
+    if not not_run:
         try:
-            result = pipeline.run()
-        finally:
+            write_manifest(plan.output, inputs=plan.files)
+        except OSError as error:
+            raise UsageError(f"cannot write to output path {plan.output}: {error}") from None
+    # Worker processes write to file descriptor 2: into the log unless -v.
+    quiet = contextlib.nullcontext() if args.verbose or not args.log_path else worker_output_to(args.log_path)
+    try:
+        with quiet:
             if reporter is not None:
-                reporter.stop()
-                elapsed = reporter.elapsed()
-        not_run = _not_run_here(options)
-        if not_run:
-            LOGGER.info("%s", not_run)
-            return 0, None, plan.output, None
-        if args.no_wait:
-            LOGGER.info("job submitted (%s); it writes %s and then its _SUCCESS marker",
-                        _job_id(result) or "no job id reported", plan.output)
-            return 0, None, plan.output, None
-        state = result.wait_until_finish()
-    except Exception as error:  # noqa: BLE001 - the runner's failure, reported with its traceback
-        bad_file = _bad_input_file(error)
-        if bad_file and not args.verbose:
-            # The cause is the data, not ftprep: one line, as for usage errors (-v shows the traceback).
-            print(f"ftprep: error: {bad_file} (--on-bad-file=skip reads the other files and lists it "
-                  f"in stats.json); {plan.output} has no _SUCCESS marker", file=sys.stderr)
-        else:
-            LOGGER.exception("the pipeline failed; %s has no _SUCCESS marker", plan.output)
+                reporter.start()
+            try:
+                result = pipeline.run()
+            finally:
+                if reporter is not None:
+                    reporter.stop()
+                    elapsed = reporter.elapsed()
+            if not_run:
+                LOGGER.info("%s", not_run)
+                return 0, None, plan.output, None
+            if args.no_wait:
+                LOGGER.info("job submitted (%s); it writes %s and then its _SUCCESS marker",
+                            _job_id(result) or "no job id reported", plan.output)
+                return 0, None, plan.output, None
+            state = result.wait_until_finish()
+    except Exception as error:  # noqa: BLE001 - the runner's failure: one line, the traceback in the log
+        LOGGER.error("the pipeline failed", exc_info=True, extra=LOG_ONLY)
+        print(f"ftprep: error: {failure_line(error, output=plan.output, log_path=args.log_path)}", file=sys.stderr)
         return EXIT_FAILED, None, plan.output, elapsed
     if state != "DONE":
-        LOGGER.error("pipeline ended in state %s", state)
+        print(f"ftprep: error: the pipeline ended in state {state}; {plan.output} has no _SUCCESS marker"
+              + (f" (Beam's full output: {args.log_path})" if args.log_path else ""), file=sys.stderr)
         return EXIT_FAILED, None, plan.output, elapsed
     with FileSystems.open(join(plan.output, STATS_FILE)) as f:
         return 0, json.load(f), plan.output, elapsed
-
-
-def _bad_input_file(error: BaseException) -> str | None:
-    """The message of a ``BadInputFile`` raised on a worker, however the runner wrapped it."""
-    import re
-
-    from transforms.read import BadInputFile
-
-    while error is not None:
-        text = str(error) if isinstance(error, BadInputFile) else None
-        match = text is None and re.search(r"BadInputFile: (cannot read [^\n]*)", str(error))
-        if text or match:
-            # Beam appends where it ran: " [while running 'ReadShards/...']".
-            return re.sub(r"\s*\[while running [^\]]*\]\W*$", "", text or match[1]).strip()
-        error = error.__cause__ or error.__context__
-    return None
 
 
 def _not_run_here(options) -> str | None:
@@ -310,7 +276,9 @@ def _flags_of(parser: argparse.ArgumentParser, command: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, beam_args = parser.parse_known_args(argv)
-    configure_logging(args.verbose)
+    # run and validate keep Beam's whole output in a log file; a failure names it.
+    args.log_path = new_log_path() if args.command in ("run", "validate") else None
+    configure_logging(args.verbose, args.log_path)
     if args.command in ("preview", "inspect") and not args.verbose:
         logging.getLogger("transforms").setLevel(logging.WARNING)  # no "reading <file>" lines in the answer
     command = {"run": run_command, "validate": validate_command, "preview": preview_command,
@@ -324,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"ftprep: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - a failure nobody foresaw still ends in one line
+        LOGGER.error("unexpected failure", exc_info=True, extra=LOG_ONLY)
+        where = f" (the traceback is in {args.log_path})" if args.log_path else " (-v shows the traceback)"
+        print(f"ftprep: error: {type(error).__name__}: {error}{where}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

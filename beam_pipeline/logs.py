@@ -1,0 +1,171 @@
+"""Where a run's messages go: ftprep's own lines to stderr, everything (Beam's included) to a log file.
+
+A failed run ends with one ``ftprep: error:`` line naming the step, the cause and the log file;
+Beam's tracebacks and its workers' output go to the log (and to stderr only with ``-v``). Local
+worker processes write to file descriptor 2 directly, so during the run that descriptor points
+at the log while Python's ``sys.stderr`` keeps writing to the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from typing import Iterator
+
+# Loggers whose INFO lines a user sees; transforms/ (the workers' code) only from WARNING up.
+USER_LOGGERS = ("ftprep", "beam_pipeline")
+WORKER_CODE = "transforms"
+LOGS_KEPT = 50
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# ``extra=LOG_ONLY``: the record (a traceback, say) goes to the log file, and to stderr only with -v.
+LOG_ONLY = {"log_only": True}
+
+# Beam warnings that are false alarms for ftprep: with_outputs() after with_exception_handling()
+# reports our tags as undeclared although they are routed correctly, and importing Beam's I/O
+# without the gcp extra reports that the BigQuery client is missing, which ftprep never uses;
+# finalizing a writer that had nothing to write is reported too (its directory is simply absent).
+BEAM_FALSE_ALARMS = ("requested in with_outputs() but not declared", "apitools not found",
+                     "No shards found to finalize")
+
+
+def _not_a_false_alarm(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(alarm in message for alarm in BEAM_FALSE_ALARMS)
+
+
+def _for_the_user(record: logging.LogRecord) -> bool:
+    if getattr(record, "log_only", False):
+        return False
+    top = record.name.split(".", 1)[0]
+    if top in USER_LOGGERS:
+        return True
+    return top == WORKER_CODE and record.levelno >= logging.WARNING
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (it is swapped during a run)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
+def new_log_path() -> str:
+    """A fresh log file under the temporary directory; the oldest beyond ``LOGS_KEPT`` are removed."""
+    directory = os.path.join(tempfile.gettempdir(), "ftprep-logs")
+    os.makedirs(directory, exist_ok=True)
+    logs = sorted((entry.stat().st_mtime, entry.path) for entry in os.scandir(directory) if entry.name.endswith(".log"))
+    for _, path in logs[: max(0, len(logs) - LOGS_KEPT + 1)]:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return os.path.join(directory, time.strftime("ftprep-%Y%m%d-%H%M%S") + f"-{os.getpid()}.log")
+
+
+def configure_logging(verbose: bool, log_path: str | None = None) -> None:
+    """stderr gets ftprep's own lines (everything with ``verbose``); ``log_path`` gets everything."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(logging.INFO)
+    formatter = logging.Formatter(LOG_FORMAT)
+    terminal = _CurrentStderr()
+    terminal.setFormatter(formatter)
+    terminal.addFilter(_not_a_false_alarm)
+    if not verbose:
+        terminal.addFilter(_for_the_user)
+    root.addHandler(terminal)
+    if log_path is not None:
+        log = logging.FileHandler(log_path, encoding="utf-8", delay=True)
+        log.setFormatter(formatter)
+        root.addHandler(log)
+    elif not verbose:
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        return
+    logging.getLogger("apache_beam").setLevel(logging.INFO)
+
+
+def _writes_to_fd2(stream) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a capture object (pytest) or a closed stream
+        return False
+
+
+@contextlib.contextmanager
+def worker_output_to(log_path: str) -> Iterator[None]:
+    """Point file descriptor 2 — what worker processes and native code write to — at the log;
+    ``sys.stderr`` keeps writing where it wrote before."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    original = sys.stderr
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    if _writes_to_fd2(original):
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=original.encoding, errors="backslashreplace")
+    try:
+        yield
+    finally:
+        if sys.stderr is not original:
+            sys.stderr.close()
+            sys.stderr = original
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_STEP = re.compile(r"while running '([^']+)'")
+_OS_ERROR = re.compile(r"\b(\w*Error): (\[Errno \d+\] [^\n\[\]]*?)(?:\s*\[while running|\\n|\n|'?\)?$)")
+_LAST_ERROR_LINE = re.compile(r"^(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", re.MULTILINE)
+
+
+def _chain(error: BaseException | None):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _cause(text: str) -> str:
+    os_error = _OS_ERROR.search(text)
+    if os_error:
+        return f"{os_error[1]}: {os_error[2].strip()}"
+    lines = _LAST_ERROR_LINE.findall(text)
+    if lines:
+        name, message = lines[-1]
+        return f"{name}: {_STEP.sub('', message).rstrip(' []')}"
+    first = text.strip().splitlines()[0] if text.strip() else "no message"
+    return first
+
+
+def failure_line(error: BaseException, *, output: str, log_path: str | None) -> str:
+    """One line for a run that failed: the step, the cause (an OS error such as "No space left on
+    device" named as such), that the output has no marker, and where Beam's full output is."""
+    from transforms.read import BadInputFile
+
+    texts = [f"{type(e).__name__}: {e}" for e in _chain(error)]
+    text = "\n".join(texts)
+    where = f"; {output} has no _SUCCESS marker" + (f" (Beam's full output: {log_path})" if log_path else "")
+    bad_file = next((str(e) for e in _chain(error) if isinstance(e, BadInputFile)), None)
+    match = bad_file is None and re.search(r"BadInputFile: (cannot read [^\n]*)", text)
+    if bad_file or match:
+        # The cause is the data, not ftprep: say which file and how to go on without it.
+        message = _STEP.sub("", bad_file or match[1]).rstrip(" []")
+        return f"{message} (--on-bad-file=skip reads the other files and lists it in stats.json){where}"
+    step = _STEP.search(text)
+    cause = _cause(text)
+    if len(cause) > 300:
+        cause = cause[:297] + "..."
+    if step is None:
+        return f"the pipeline failed: {cause}{where}"
+    writing = f" writing {output}" if step[1].startswith("Write") else ""
+    return f"the pipeline failed in step {step[1]}{writing}: {cause}{where}"
