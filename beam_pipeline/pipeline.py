@@ -254,7 +254,11 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
         stages.append(("RenderTemplate", RenderExamples(
             template=recipe.template, max_example_chars=recipe.limits.max_example_chars)))
     else:
-        # The rows already are examples: checked as they are, never rewritten.
+        # The rows already are examples: checked as they are, never rewritten, except that PII
+        # (when the recipe asks) is redacted in every string of them.
+        policy = pii_policy(recipe)
+        if policy is not None:
+            stages.append(("RedactPii", RedactPii(policy=policy)))
         stages.append(("TakeExamples", TakeExamples(format=fmt)))
     stages.append(("ValidateExamples", ValidateExamples(
         format=fmt, reject_blank=recipe.template is not None, max_messages=recipe.limits.max_messages)))
@@ -272,7 +276,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
     """Wire the job into ``p``. ``progress_dir``: where local workers report what they have read."""
     recipe = plan.recipe
     fmt = plan.example_format
-    policy = pii_policy(recipe) if recipe.template is not None else None
+    policy = pii_policy(recipe)
     items, read_rejected, failed_files = p | "ReadShards" >> ReadShards(
         urls=plan.files,
         format=recipe.input.format,

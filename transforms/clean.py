@@ -170,8 +170,8 @@ def clean_fields(
     fields: Iterable[str] | None = None,
     per_field: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """A copy of ``row`` with the named string fields cleaned (every string field when None);
-    fields in ``per_field`` get their own steps."""
+    """A copy of ``row`` with the named fields cleaned (every field when None), the strings inside
+    lists and structs included; fields in ``per_field`` get their own steps."""
     per_field = per_field or {}
     names = set(row.keys() if fields is None else fields) | set(per_field)
     cleaned = dict(row)
@@ -179,7 +179,23 @@ def clean_fields(
         value = row.get(name)
         if isinstance(value, str):
             cleaned[name] = clean_text(value, per_field.get(name, steps))
+        elif isinstance(value, (list, tuple, dict)):
+            cleaned[name] = clean_value(value, per_field.get(name, steps))
     return cleaned
+
+
+def clean_value(value: Any, steps: Sequence[str]) -> Any:
+    """Every string inside ``value`` cleaned, at any depth (lists, tuples, mapping values): the
+    structs, lists, maps and conversations a column can hold. Keys and non-strings stay."""
+    if isinstance(value, str):
+        return clean_text(value, steps)
+    if isinstance(value, list):
+        return [clean_value(item, steps) for item in value]
+    if isinstance(value, tuple):
+        return tuple(clean_value(item, steps) for item in value)
+    if isinstance(value, dict):
+        return {key: clean_value(item, steps) for key, item in value.items()}
+    return value
 
 
 class _CleanFn(BatchDoFn):

@@ -49,6 +49,7 @@ _IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 # "v1.2.3.4", "version 10.0.0.1": a version string, not an address.
 _VERSION_BEFORE = re.compile(r"(?:\bv|version\s*|build\s*)$", re.IGNORECASE)
+_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w=.-]+)*;base64,")
 _PHONE_CANDIDATE = re.compile(r"\d(?:[\s().-]*\d){6,}")
 _GROUPED = re.compile(r"\d[\s().-]+\d|^\(")
 
@@ -197,18 +198,38 @@ class PiiScanner:
         parts.append(text[position:])
         return "".join(parts), Counter(f.kind for f in findings)
 
+    def redact_nested(self, value: Any, where: str, findings: list[tuple[str, str]]) -> Any:
+        """``value`` with every string inside it redacted, at any depth: lists, tuples (Arrow maps
+        arrive as lists of pairs), mappings (keys too), as Parquet structs, JSON columns,
+        conversations and examples hold them. Appends ``(path, kind)`` per finding to ``findings``;
+        a path names where in the value it was (``conversation[2].content``), never what."""
+        if isinstance(value, str):
+            if _DATA_URL.match(value):  # an inlined image is base64, not text: a match there is noise
+                return value
+            text, counts = self.redact(value)
+            findings.extend((where, kind) for kind, n in sorted(counts.items()) for _ in range(n))
+            return text
+        if isinstance(value, (list, tuple)):
+            items = [self.redact_nested(item, f"{where}[{index}]", findings) for index, item in enumerate(value)]
+            return items if isinstance(value, list) else tuple(items)
+        if isinstance(value, dict):
+            redacted = {}
+            for key, item in value.items():
+                if isinstance(key, str):
+                    key = self.redact_nested(key, f"{where} (a key)", findings)
+                    while key in redacted:  # two keys redacted alike stay two keys
+                        key += "#"
+                redacted[key] = self.redact_nested(item, f"{where}.{key}" if where else str(key), findings)
+            return redacted
+        return value
+
     def redact_value(self, value: Any, found: Counter | None = None) -> Any:
         """Redact every string inside a JSON-like value (for rejected output); count into ``found``."""
-        if isinstance(value, str):
-            text, counts = self.redact(value)
-            if found is not None:
-                found.update(counts)
-            return text
-        if isinstance(value, list):
-            return [self.redact_value(v, found) for v in value]
-        if isinstance(value, dict):
-            return {k: self.redact_value(v, found) for k, v in value.items()}
-        return value
+        findings: list[tuple[str, str]] = []
+        redacted = self.redact_nested(value, "", findings)
+        if found is not None:
+            found.update(kind for _, kind in findings)
+        return redacted
 
 
 @dataclass(frozen=True)
@@ -239,26 +260,31 @@ class _RedactFn(BatchDoFn):
     def handle(self, item: Item, emit) -> None:
         fields = dict(item.fields if item.fields is not None else item.row)
         row = dict(item.row)  # copies: the input record is not ours to change
-        found: Counter = Counter()
-        rejected_by = []
-        for name in self._policy.fields or [k for k, v in fields.items() if isinstance(v, str)]:
+        findings: list[tuple[str, str]] = []
+        for name in self._policy.fields or list(fields):
             value = fields.get(name)
-            if not isinstance(value, str):
+            if value is None:
                 continue
-            redacted, counts = self._scanner.redact(value)
-            if not counts:
-                continue
-            found.update(counts)
-            fields[name] = redacted
-            row[name] = redacted  # rejected and dropped output show the row without the values
-            rejected_by.extend(f"field {name!r} contains {kind}" for kind in sorted(counts) if self._actions[kind] == "reject")
-        if not found:  # the common case: the record passes unchanged
+            before = len(findings)
+            redacted = self._scanner.redact_nested(value, name, findings)
+            if len(findings) > before:
+                fields[name] = redacted
+                row[name] = redacted  # rejected and dropped output show the row without the values
+            elif row.get(name) is not None and row[name] is not value and row[name] != value:
+                # Cleaning changed the value: what it removed (an HTML attribute, a URL) may hold
+                # something the row in rejected/ and dropped/ must not show.
+                raw = self._scanner.redact_nested(row[name], name, findings)
+                if len(findings) > before:
+                    row[name] = raw
+        if not findings:  # the common case: the record passes unchanged
             emit(KEPT, item)
             return
+        found = Counter(kind for _, kind in findings)
         emit(PII_OUTPUT, tuple(sorted(found.items())))
         item = dataclasses.replace(item, row=row, fields=fields)
+        rejected_by = sorted({f"{where!r} contains {kind}" for where, kind in findings if self._actions[kind] == "reject"})
         if rejected_by:
-            emit(REJECTED, self.reject(item, *(Rejection(PII_FOUND, message) for message in rejected_by)))
+            emit(REJECTED, self.reject(item, *(Rejection(PII_FOUND, f"field {message}") for message in rejected_by)))
         else:
             emit(KEPT, item)
 

@@ -112,3 +112,31 @@ def test_unknown_step_fails_at_construction():
 def test_the_two_whitespace_modes_exclude_each_other():
     with pytest.raises(ValueError, match="choose one of collapse_whitespace"):
         ordered_steps(["collapse_whitespace", "collapse_all_whitespace"])
+
+
+def test_nested_values_are_cleaned_at_any_depth():
+    from transforms.clean import clean_fields
+
+    row = {
+        "meta": {"answer": "  spaced   out\u200b  ", "n": 1},
+        "tags": [" a ", ("  b", None)],
+        "conversation": [{"role": "user", "content": "Hi\r\nthere  "}],
+        "raw": b"  bytes stay  ",
+    }
+    assert clean_fields(row, ("strip_control", "collapse_whitespace", "trim")) == {
+        "meta": {"answer": "spaced out", "n": 1},
+        "tags": ["a", ("b", None)],
+        "conversation": [{"role": "user", "content": "Hi\nthere"}],
+        "raw": b"  bytes stay  ",
+    }
+
+
+@given(st.recursive(st.text(max_size=20) | st.none() | st.integers(),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                    max_leaves=10))
+def test_cleaning_nested_values_is_idempotent(value):
+    from transforms.clean import clean_value
+
+    steps = ("html", "strip_control", "nfkc", "collapse_whitespace", "trim")
+    once = clean_value(value, steps)
+    assert clean_value(once, steps) == once

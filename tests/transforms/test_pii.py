@@ -122,3 +122,61 @@ def test_redact_documents_transform():
         docs, found = batched(p, [{"record": "bad,row,x@example.com"}, {"record": "[EMAIL]"}]) | RedactDocuments(policy=POLICY)
         assert_that(each(docs, "EachDoc"), equal_to([{"record": "bad,row,[EMAIL]"}, {"record": "[EMAIL]"}]), label="Docs")
         assert_that(each(found, "EachFound"), equal_to([(("email", 1),)]), label="Found")
+
+
+def test_redact_nested_reaches_every_string_and_says_where():
+    value = {
+        "answer": "write to ada@example.com",
+        "tags": ["ok", "call +44 20 7946 0958"],
+        "pairs": [("bob@example.org", "key sk-proj-abcdefghijklmnopqrstuvwx1234")],  # an Arrow map: (key, value) pairs
+        "deep": {"deeper": [{"text": "ip 10.0.0.1"}]},
+        "n": 3,
+        "none": None,
+    }
+    findings = []
+    redacted = SCANNER.redact_nested(value, "meta", findings)
+    assert redacted == {
+        "answer": "write to [EMAIL]",
+        "tags": ["ok", "call [PHONE]"],
+        "pairs": [("[EMAIL]", "key [SECRET]")],
+        "deep": {"deeper": [{"text": "ip [IP]"}]},
+        "n": 3,
+        "none": None,
+    }
+    assert sorted(findings) == [("meta.answer", "email"), ("meta.deep.deeper[0].text", "ip"),
+                                ("meta.pairs[0][0]", "email"), ("meta.pairs[0][1]", "secret"), ("meta.tags[1]", "phone")]
+
+
+def test_keys_are_redacted_and_never_collide():
+    findings = []
+    assert SCANNER.redact_nested({"ada@example.com": 1, "bob@example.org": 2}, "m", findings) == {"[EMAIL]": 1, "[EMAIL]#": 2}
+    assert [kind for _, kind in findings] == ["email", "email"]
+    assert all("example" not in where for where, _ in findings)
+
+
+def test_inlined_images_are_not_scanned():
+    image = "data:image/png;base64," + "4111111111111111" * 4 + "QUJD"
+    assert SCANNER.redact_nested({"url": image}, "", []) == {"url": image}
+
+
+def test_nested_fields_are_redacted_in_the_stage_and_the_row():
+    row = {"q": "hi", "a": {"answer": "mail a@example.com", "list": ["sk-proj-abcdefghijklmnopqrstuvwx1234"]}}
+    item = Item(Source("f", 0), row)
+    with TestPipeline() as p:
+        items, rejected, found = batched(p, [item]) | "Pii" >> RedactPii(policy=POLICY)
+        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.errors[0].message, r.record)),
+                    equal_to([("field 'a.list[0]' contains secret",
+                               {"q": "hi", "a": {"answer": "mail [EMAIL]", "list": ["[SECRET]"]}})]), label="Rejected")
+        assert_that(each(found, "EachFound"), equal_to([(("email", 1), ("secret", 1))]), label="Found")
+
+
+def test_what_cleaning_removed_is_redacted_in_the_row_too():
+    """The row shown in rejected/ and dropped/ is the raw one: an address inside an HTML attribute
+    that cleaning stripped must not show there."""
+    row = {"q": 'see <a href="mailto:ada@example.com">us</a>', "a": "ok"}
+    item = Item(Source("f", 0), row, fields={"q": "see us", "a": "ok"})
+    with TestPipeline() as p:
+        items, _, found = batched(p, [item]) | "Pii" >> RedactPii(policy=POLICY)
+        assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.fields["q"], i.row["q"])),
+                    equal_to([("see us", 'see <a href="mailto:[EMAIL]">us</a>')]), label="Items")
+        assert_that(each(found, "EachFound"), equal_to([(("email", 1),)]), label="Found")
