@@ -252,7 +252,7 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
         if policy is not None:
             stages.append(("RedactPii", RedactPii(policy=policy)))
         stages.append(("RenderTemplate", RenderExamples(
-            template=recipe.template, max_example_chars=recipe.limits.max_example_chars)))
+            template=recipe.template, limits=recipe.limits)))
     else:
         # The rows already are examples: checked as they are, never rewritten, except that PII
         # (when the recipe asks) is redacted in every string of them.

@@ -47,6 +47,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise RecipeError(f"--set {text!r}: expected dotted.key=value")
     try:
         value = yaml.safe_load(raw) if raw.strip() else raw
+        _check_size(value, f"--set {key.strip()}")
+    except RecursionError:
+        raise RecipeError(f"--set {key}: value is nested too deeply") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"--set {key}: value does not parse as YAML: {error}") from error
     return key.strip(), value
@@ -61,6 +64,28 @@ def recipe_from_document(doc: Any, *, origin: str = "recipe") -> Recipe:
         raise RecipeError(f"{origin}: {_describe(error)}") from None
 
 
+# A recipe is a few kilobytes; these bounds keep a hostile one (a huge file, YAML aliases that
+# expand to billions of nodes) from exhausting the launcher before any check runs.
+MAX_RECIPE_BYTES = 10 << 20
+MAX_RECIPE_NODES = 100_000
+
+
+def _check_size(doc: Any, origin: str) -> None:
+    """Count the document's nodes as YAML aliases expand them, stopping at the bound."""
+    stack, seen = [doc], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_RECIPE_NODES:
+            raise RecipeError(f"{origin} expands to more than {MAX_RECIPE_NODES:,} values (YAML aliases?); "
+                              "a recipe this large is refused")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 def load_recipe(
     url: str,
     *,
@@ -70,10 +95,17 @@ def load_recipe(
 ) -> Recipe:
     """Read the recipe at ``url`` and apply ``--set``, ``--input`` and ``--output`` on top of it."""
     try:
-        with fsspec.open(url, "rt", encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+        with fsspec.open(url, "rb") as f:
+            data = f.read(MAX_RECIPE_BYTES + 1)
+        if len(data) > MAX_RECIPE_BYTES:
+            raise RecipeError(f"recipe {url!r} is larger than {MAX_RECIPE_BYTES >> 20} MB")
+        doc = yaml.safe_load(data.decode("utf-8"))
     except FileNotFoundError:
         raise RecipeError(f"recipe {url!r} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"recipe {url!r} is not UTF-8 text: {error}") from None
+    except RecursionError:
+        raise RecipeError(f"recipe {url!r} is nested too deeply") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"recipe {url!r} is not valid YAML: {error}") from None
     except (OSError, ValueError, ImportError) as error:  # no access, unknown protocol, backend not installed
@@ -82,6 +114,7 @@ def load_recipe(
         doc = {}
     if not isinstance(doc, dict):
         raise RecipeError(f"recipe {url!r}: expected a mapping at the top level, got {type(doc).__name__}")
+    _check_size(doc, f"recipe {url!r}")
     for text in overrides:
         set_dotted(doc, *parse_override(text))
     if inputs:

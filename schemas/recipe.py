@@ -238,10 +238,13 @@ class LimitsSpec(_Strict):
 
     # field_too_large: a cell, or a JSONL line, longer than this many characters.
     max_field_chars: int = Field(default=1_000_000, gt=0)
-    # example_too_large: a rendered example longer than this (a template loop can multiply text).
+    # example_too_large: a rendered example longer than this (a template loop can multiply text);
+    # template_error: a value the template builds (a string times a number, a padding filter) over it.
     max_example_chars: int = Field(default=4_000_000, gt=0)
     # too_many_messages
     max_messages: int = Field(default=1_000, gt=0)
+    # template_error: CPU seconds one row's template may take to render (a loop, a recursive macro).
+    max_render_seconds: float = Field(default=2.0, gt=0, le=600)
 
 
 class Recipe(_Strict):

@@ -1,8 +1,8 @@
 """Rendering a cleaned row into a fine-tuning example through Jinja2 templates.
 
-Templates come from recipes and DAG parameters, so they run in Jinja's
-``SandboxedEnvironment``; ``StrictUndefined`` turns a misspelt column into an error
-instead of an empty string.
+Templates come from recipes and DAG parameters, so they run in a bounded, immutable Jinja
+sandbox (``transforms/sandbox.py``); ``StrictUndefined`` turns a misspelt column into an
+error instead of an empty string.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 import jinja2
 import orjson
 from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.formats import FORMATS, PREFERENCE, normalize_preference
-from schemas.recipe import TemplateSpec
+from schemas.recipe import LimitsSpec, TemplateSpec
 from schemas.records import EXAMPLE_TOO_LARGE, NULL_FIELD, TEMPLATE_ERROR, WRONG_TYPE, Item, Rejection
+from transforms.sandbox import BoundedEnvironment, BudgetExceeded, RenderBudget
 from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
 
 
@@ -34,10 +34,6 @@ class WrongType(TemplateError):
         super().__init__(message, WRONG_TYPE)
 
 
-# Default for limits.max_example_chars.
-MAX_EXAMPLE_CHARS = 4_000_000
-
-
 def _text_value(value):
     """What ``{{ expression }}`` prints: "" for null; a list, mapping or bytes is refused, since
     its Python repr (``['a', 'b']``, ``b'...'``) in a training example is garbage, not text.
@@ -52,13 +48,10 @@ def _text_value(value):
     return value
 
 
-# Jinja's default globals that are gadgets, not features, for a data template: their
-# ``__init__.__globals__`` lead to modules (the classic way out of a template).
-_REMOVED_GLOBALS = ("lipsum", "cycler", "joiner")
-
-
-def build_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+def build_environment(limits: LimitsSpec = LimitsSpec()) -> BoundedEnvironment:
+    """The environment every recipe template compiles and renders in (see transforms/sandbox.py)."""
+    return BoundedEnvironment(
+        budget=RenderBudget(limits),
         undefined=jinja2.StrictUndefined,
         finalize=_text_value,
         keep_trailing_newline=True,
@@ -66,9 +59,6 @@ def build_environment() -> SandboxedEnvironment:
         # No loader: {% include %}, {% import %} and {% extends %} cannot reach any file.
         loader=None,
     )
-    for name in _REMOVED_GLOBALS:
-        env.globals.pop(name, None)
-    return env
 
 
 def template_sources(spec: TemplateSpec) -> list[tuple[str, str]]:
@@ -115,6 +105,8 @@ def referenced_columns(spec: TemplateSpec) -> set[str]:
             ast = env.parse(source)
         except jinja2.TemplateSyntaxError as error:
             raise TemplateError(f"{TEMPLATE_ERROR}: {name} does not parse: {error.message} (line {error.lineno})") from error
+        except RecursionError:
+            raise TemplateError(f"{TEMPLATE_ERROR}: {name} is nested too deeply to parse") from None
         unsafe = unsafe_constructs(ast)
         if unsafe:
             raise TemplateError(f"{TEMPLATE_ERROR}: {name} is refused: it uses {', '.join(unsafe)}; "
@@ -145,10 +137,10 @@ class ExampleTemplate:
     text it produces. A row whose values contain the separator is rendered part by part.
     """
 
-    def __init__(self, spec: TemplateSpec, *, max_chars: int = MAX_EXAMPLE_CHARS):
+    def __init__(self, spec: TemplateSpec, *, limits: LimitsSpec = LimitsSpec()):
         self._spec = spec
-        self._max_chars = max_chars
-        env = build_environment()
+        self._max_chars = limits.max_example_chars
+        self._env = env = build_environment(limits)
         parts = {"system": spec.system, "prompt": spec.prompt, "completion": spec.completion, "tools": spec.tools,
                  "preferred": spec.preferred, "non_preferred": spec.non_preferred}
         for index, m in enumerate(spec.messages or ()):
@@ -166,20 +158,22 @@ class ExampleTemplate:
         except jinja2.TemplateSyntaxError:  # parts that parse alone but not joined: render them apart
             self._whole = None
 
-    def _bounded(self, template: jinja2.Template, fields: dict[str, Any]) -> str:
+    def _bounded(self, template: jinja2.Template, fields: dict[str, Any], separators: int = 0) -> str:
         """Render, stopping once the output passes max_chars: a loop in a template can multiply a
         large value many times over, and the example must not take the worker's memory with it."""
-        chunks, size = [], 0
+        chunks, size, limit = [], 0, self._max_chars + separators * len(_SEPARATOR)
         for chunk in template.generate(fields):
             size += len(chunk)
-            if size > self._max_chars:
+            if size > limit:
                 raise TemplateError(f"the example renders to more than {self._max_chars:,} characters "
                                     "(limits.max_example_chars)", EXAMPLE_TOO_LARGE)
             chunks.append(chunk)
         return "".join(chunks)
 
     def _render_parts(self, fields: dict[str, Any]) -> dict[str, str]:
-        rendered = self._bounded(self._whole, fields).split(_SEPARATOR) if self._whole is not None else None
+        rendered = None
+        if self._whole is not None:
+            rendered = self._bounded(self._whole, fields, separators=len(self._names) - 1).split(_SEPARATOR)
         if rendered is None or len(rendered) != len(self._names):  # no joined template, or separator in the data
             rendered = [self._bounded(part, fields) for part in self._parts]
         return dict(zip(self._names, rendered))
@@ -216,13 +210,19 @@ class ExampleTemplate:
         return messages
 
     def render(self, fields: dict[str, Any]) -> dict[str, Any]:
+        budget = self._env.budget
+        budget.start()
         try:
             parts = self._render_parts(fields)
         except TemplateError:
             raise
+        except BudgetExceeded as error:
+            raise TemplateError(str(error), error.code) from None
         except Exception as error:  # noqa: BLE001 - whatever the user's template raises (SecurityError,
             # a filter's TypeError, the sandbox's OverflowError for a huge range) is this row's template error
             raise TemplateError(f"{type(error).__name__}: {error}") from error
+        finally:
+            budget.stop()
         self._check_nulls(fields, parts)
         if self._spec.format == "completion":
             return {"prompt": parts["prompt"], "completion": parts["completion"]}
@@ -261,14 +261,14 @@ def conversation_from_cell(cell: Any, column: str) -> list[dict[str, Any]]:
 class _RenderFn(BatchDoFn):
     STAGE = "RenderTemplate"
 
-    def __init__(self, spec: TemplateSpec, max_chars: int):
+    def __init__(self, spec: TemplateSpec, limits: LimitsSpec):
         super().__init__()
         self._spec = spec
-        self._max_chars = max_chars
+        self._limits = limits
         self._template: ExampleTemplate | None = None
 
     def setup(self):
-        self._template = ExampleTemplate(self._spec, max_chars=self._max_chars)
+        self._template = ExampleTemplate(self._spec, limits=self._limits)
 
     def handle(self, item: Item, emit) -> None:
         try:
@@ -282,9 +282,9 @@ class _RenderFn(BatchDoFn):
 class RenderExamples(BatchStage):
     """Render each record through the recipe's template; returns ``(batches, rejected)``."""
 
-    def __init__(self, *, template: TemplateSpec, max_example_chars: int = MAX_EXAMPLE_CHARS):
+    def __init__(self, *, template: TemplateSpec, limits: LimitsSpec = LimitsSpec()):
         referenced_columns(template)  # a template that does not parse fails here, not on a worker
-        super().__init__(_RenderFn(template, max_example_chars))
+        super().__init__(_RenderFn(template, limits))
 
 
 class _AsIsFn(BatchDoFn):

@@ -226,3 +226,31 @@ def test_header_only_input_still_writes_every_output(tmp_path):
     assert out["stats"]["tokens"]["per_example"]["p50"] is None
     assert (tmp_path / "out" / "_SUCCESS").exists()
     jsonschema.validate(out["stats"], stats_schema())
+
+
+def test_a_row_over_the_template_budget_is_rejected_and_the_run_goes_on(tmp_path):
+    """Per-row budgets: a row whose values make the template loop for ever or build a huge value
+    is a template_error naming the budget; the other rows are rendered by the same worker."""
+    rows = [{"q": f"question {i}", "times": 1, "loops": 1} for i in range(6)]
+    rows[1]["times"] = 10**8  # {{ q * times }}: 1 GB if it were built
+    rows[4]["loops"] = 99_999  # three nested loops of 99,999: hours of CPU
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    path = write_recipe(tmp_path, {
+        "input": {"paths": [str(tmp_path / "a.parquet")]},
+        "template": {"messages": [
+            {"role": "user", "content": "{{ q * times }}"},
+            {"role": "assistant", "content": "{% for i in range(loops) %}{% for j in range(loops) %}"
+                                             "{% for k in range(loops) %}{% endfor %}{% endfor %}{% endfor %}ok"},
+        ]},
+        "model": "gpt-4o-mini-2024-07-18",
+        "limits": {"max_render_seconds": 0.5},
+        "split": {"validation_fraction": 0},
+        "output": {"path": str(tmp_path / "out")},
+    })
+    assert run(path, IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert len(out["train"]) == 4
+    messages = {r["source"]["row"]: r["errors"][0]["message"] for r in out["rejected"]}
+    assert {r["errors"][0]["code"] for r in out["rejected"]} == {"template_error"}
+    assert "limits.max_example_chars" in messages[1] and "limits.max_render_seconds" in messages[4]

@@ -34,3 +34,27 @@ def test_invalid_yaml(tmp_path):
     (tmp_path / "r.yaml").write_text("input: [unclosed\n")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(str(tmp_path / "r.yaml"))
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A YAML mapping whose aliases expand to 10**levels values (a few hundred bytes of text)."""
+    entries = ["k0: &k0 [x, x, x, x, x, x, x, x, x, x]"]
+    entries += [f"k{i}: &k{i} [{', '.join([f'*k{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "{" + ", ".join(entries) + "}"
+
+
+def test_yaml_aliases_that_expand_to_billions_of_values_are_refused(tmp_path):
+    (tmp_path / "bomb.yaml").write_text(_alias_bomb() + "\n")
+    with pytest.raises(RecipeError, match="expands to more than 100,000 values"):
+        load_recipe(str(tmp_path / "bomb.yaml"))
+    with pytest.raises(RecipeError, match="--set template.system expands to more than 100,000 values"):
+        parse_override("template.system=" + _alias_bomb())
+
+
+def test_a_recipe_nested_too_deeply_or_too_large_is_refused(tmp_path):
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(RecipeError, match="nested too deeply"):
+        load_recipe(str(tmp_path / "deep.yaml"))
+    (tmp_path / "big.yaml").write_text("# " + "x" * (11 << 20) + "\n")
+    with pytest.raises(RecipeError, match="larger than 10 MB"):
+        load_recipe(str(tmp_path / "big.yaml"))

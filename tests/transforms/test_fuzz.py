@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from schemas.recipe import TemplateSpec
+from schemas.recipe import LimitsSpec, TemplateSpec
 from schemas.records import EXAMPLE_TOO_LARGE, NULL_FIELD, TEMPLATE_ERROR, WRONG_TYPE
 from transforms.clean import clean_fields
 from transforms.template import ExampleTemplate, TemplateError
@@ -40,7 +40,7 @@ def counter():
 def test_rendering_any_row_raises_only_template_errors(row, which):
     spec = TEMPLATES[which]
     try:
-        example = ExampleTemplate(spec, max_chars=10_000).render(clean_fields(row, ("trim",), None, {}))
+        example = ExampleTemplate(spec, limits=LimitsSpec(max_example_chars=10_000)).render(clean_fields(row, ("trim",), None, {}))
     except TemplateError as error:
         assert error.code in {TEMPLATE_ERROR, WRONG_TYPE, NULL_FIELD, EXAMPLE_TOO_LARGE}
         return

@@ -5,7 +5,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.recipe import TemplateSpec
+from schemas.recipe import LimitsSpec, TemplateSpec
 from schemas.records import TEMPLATE_ERROR, Item, Source
 from tests.batches import batched, each
 from transforms.template import (
@@ -68,7 +68,7 @@ def test_a_loop_that_renders_past_the_limit_is_example_too_large():
     looping = TemplateSpec(messages=[{"role": "user", "content": "{% for i in range(1000) %}{{ q }}{% endfor %}"},
                                      {"role": "assistant", "content": "a"}])
     with pytest.raises(TemplateError, match="more than 10,000 characters") as error:
-        ExampleTemplate(looping, max_chars=10_000).render({"q": "x" * 100})
+        ExampleTemplate(looping, limits=LimitsSpec(max_example_chars=10_000)).render({"q": "x" * 100})
     assert error.value.code == "example_too_large"
 
 
