@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The tests also build the Dataflow job description offline: Beam's GCP client (the dataflow extra).
+# The tests also build the Dataflow job description offline (Beam's GCP client: the dataflow extra)
+# and write to S3 and read GCS on loopback servers (the s3 extra; gcsfs comes with dataflow).
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,dataflow]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dataflow,s3]'
 	touch $(TEST_STAMP)
 
 $(AIRFLOW_STAMP): pyproject.toml

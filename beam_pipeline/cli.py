@@ -123,7 +123,7 @@ def execute(
     from apache_beam.io.filesystems import FileSystems
 
     from beam_pipeline.logs import failure_line, worker_output_to
-    from beam_pipeline.options import OptionsError, is_local, pipeline_options
+    from beam_pipeline.options import OptionsError, is_local, local_runner, pipeline_options
     from beam_pipeline.output import write_manifest
     from beam_pipeline.pipeline import build_pipeline, plan_job
     from transforms.write import STATS_FILE, join
@@ -135,7 +135,7 @@ def execute(
     options = pipeline_options(beam_args, verbose=args.verbose)
     try:
         # Before plan_job, which may delete the output under --overwrite: a bad runner name fails first.
-        pipeline = beam.Pipeline(options=options)
+        pipeline = beam.Pipeline(runner=local_runner(options) if is_local(options) else None, options=options)
     except ValueError as error:
         raise OptionsError(str(error)) from None
     plan = plan_job(recipe, overwrite=args.overwrite)

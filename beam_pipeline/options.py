@@ -22,7 +22,7 @@ from beam_pipeline.errors import UsageError
 QUIET_LOCAL_WORKERS = {"transforms": "WARNING", "beam_pipeline": "INFO", "__main__": "ERROR",
                        "apache_beam.options.pipeline_options": "ERROR"}
 
-LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+LOCAL_RUNNERS = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner", "FnApiRunner")
 
 
 class OptionsError(UsageError):
@@ -71,6 +71,20 @@ def check_flags(beam_args: Sequence[str], ftprep_flags: Iterable[str] = ()) -> N
 def is_local(options: PipelineOptions) -> bool:
     """The run happens on this machine (DirectRunner in any mode): local progress can be shown."""
     return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
+def local_runner(options: PipelineOptions):
+    """The runner for a local run: Beam's FnApiRunner, as the DirectRunner picks it for ftprep's
+    graph, with the pipeline options its worker processes get. The DirectRunner would first try
+    Prism, downloading its binary from GitHub on every run where that is possible (and running the
+    job on a runner ftprep is not tested on); without network it wastes a second failing."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision)
 
 
 def pipeline_options(beam_args: Sequence[str], *, verbose: bool = False) -> PipelineOptions:

@@ -27,7 +27,7 @@ def ftprep(*argv: str) -> None:
 @pytest.fixture(scope="module")
 def endpoints(tmp_path_factory):
     logs = tmp_path_factory.mktemp("services")
-    with job_service(logs / "job_service.log") as jobs, worker_pool(logs / "worker_pool.log") as pool:
+    with job_service(logs / "job_service.log") as jobs, worker_pool(logs / "worker_pool.log", booted=True) as pool:
         yield {"job": jobs, "pool": pool}
 
 

