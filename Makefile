@@ -7,36 +7,48 @@ TEST_STAMP := $(VENV)/.installed-test
 # Airflow lives in its own environment (its pins are not ftprep's); the DAG test drives it.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# uv installs what pyproject.toml asks for in seconds where pip takes minutes; it lives in its own
+# small environment so that nothing else is needed on the machine but Python.
+TOOLS_VENV ?= .venv-tools
+UV := $(TOOLS_VENV)/bin/uv
 
 .PHONY: run test bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet 'uv>=0.5,<1'
+
+# --seed: pip in the environment too (Beam's Dataflow staging builds the package with it).
+$(STAMP): pyproject.toml $(UV)
+	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 # The tests also build the Dataflow job description offline (Beam's GCP client: the dataflow extra)
 # and write to S3 and read GCS on loopback servers (the s3 extra; gcsfs comes with dataflow).
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,dataflow,s3]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,dataflow,s3]'
 	touch $(TEST_STAMP)
 
-$(AIRFLOW_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install --quiet -e '.[airflow]'
+$(AIRFLOW_STAMP): pyproject.toml $(UV)
+	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
+	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip install --quiet -e '.[airflow]'
 	touch $(AIRFLOW_STAMP)
 
 run: $(STAMP)
 	$(BIN)/ftprep run examples/recipes/parquet_chat.yaml --overwrite
 
 # FTPREP_REQUIRE_DEPLOY=1: the deployment tests fail, not skip, when their environment is missing.
+# -n auto: one test process per core; --dist loadfile keeps a module (and the services its
+# fixtures start) in one process.
 test: $(TEST_STAMP) $(AIRFLOW_STAMP)
-	FTPREP_REQUIRE_DEPLOY=1 FTPREP_AIRFLOW_PYTHON=$(abspath $(AIRFLOW_VENV))/bin/python $(BIN)/python -m pytest -q
+	FTPREP_REQUIRE_DEPLOY=1 FTPREP_AIRFLOW_PYTHON=$(abspath $(AIRFLOW_VENV))/bin/python \
+		$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The throughput benchmark (about 15 minutes on 2 cores); writes benchmarks/results.md.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.run --rows 200000 --repeats 3
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) out
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(TOOLS_VENV) out
