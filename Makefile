@@ -8,7 +8,8 @@ TEST_STAMP := $(VENV)/.installed-test
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 # uv installs what pyproject.toml asks for in seconds where pip takes minutes; it lives in its own
-# small environment so that nothing else is needed on the machine but Python.
+# small environment so that nothing else is needed on the machine but Python. --compile-bytecode,
+# as pip does: without .pyc files every worker process would compile Beam anew.
 TOOLS_VENV ?= .venv-tools
 UV := $(TOOLS_VENV)/bin/uv
 
@@ -21,18 +22,18 @@ $(UV):
 # --seed: pip in the environment too (Beam's Dataflow staging builds the package with it).
 $(STAMP): pyproject.toml $(UV)
 	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -e '.[test]'
 	touch $(STAMP)
 
 # The tests also build the Dataflow job description offline (Beam's GCP client: the dataflow extra)
 # and write to S3 and read GCS on loopback servers (the s3 extra; gcsfs comes with dataflow).
 $(TEST_STAMP): $(STAMP)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,dataflow,s3]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -e '.[test,dataflow,s3]'
 	touch $(TEST_STAMP)
 
 $(AIRFLOW_STAMP): pyproject.toml $(UV)
 	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
-	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip install --quiet -e '.[airflow]'
+	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip install --quiet --compile-bytecode -e '.[airflow]'
 	touch $(AIRFLOW_STAMP)
 
 run: $(STAMP)
@@ -47,7 +48,7 @@ test: $(TEST_STAMP) $(AIRFLOW_STAMP)
 
 # The throughput benchmark (about 15 minutes on 2 cores); writes benchmarks/results.md.
 bench: $(STAMP)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,bench]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.run --rows 200000 --repeats 3
 
 clean:
