@@ -8,10 +8,13 @@ TEST_STAMP := $(VENV)/.installed-test
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 # uv installs what pyproject.toml asks for in seconds where pip takes minutes; it lives in its own
-# small environment so that nothing else is needed on the machine but Python. --compile-bytecode,
-# as pip does: without .pyc files every worker process would compile Beam anew.
+# small environment so that nothing else is needed on the machine but Python.
 TOOLS_VENV ?= .venv-tools
 UV := $(TOOLS_VENV)/bin/uv
+
+# uv does not compile bytecode at install (pip does): let Python cache each module the first time
+# it is imported, even where the machine says not to, or every worker process compiles Beam anew.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test bench clean
 
@@ -22,18 +25,18 @@ $(UV):
 # --seed: pip in the environment too (Beam's Dataflow staging builds the package with it).
 $(STAMP): pyproject.toml $(UV)
 	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -e '.[test]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 # The tests also build the Dataflow job description offline (Beam's GCP client: the dataflow extra)
 # and write to S3 and read GCS on loopback servers (the s3 extra; gcsfs comes with dataflow).
 $(TEST_STAMP): $(STAMP)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -e '.[test,dataflow,s3]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,dataflow,s3]'
 	touch $(TEST_STAMP)
 
 $(AIRFLOW_STAMP): pyproject.toml $(UV)
 	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
-	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip install --quiet --compile-bytecode -e '.[airflow]'
+	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip install --quiet -e '.[airflow]'
 	touch $(AIRFLOW_STAMP)
 
 run: $(STAMP)
@@ -48,7 +51,7 @@ test: $(TEST_STAMP) $(AIRFLOW_STAMP)
 
 # The throughput benchmark (about 15 minutes on 2 cores); writes benchmarks/results.md.
 bench: $(STAMP)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --compile-bytecode -e '.[test,bench]'
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m benchmarks.run --rows 200000 --repeats 3
 
 clean:
