@@ -7,19 +7,16 @@ import pytest
 
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_conserved, read_output, run, write_recipe
 
-POISON = "poison row"
-
-
-def poisoned(function):
-    """``function``, raising for the one record whose text holds POISON."""
+def poisoned(function, poison: str):
+    """``function``, raising for the one record whose text holds ``poison``."""
     def wrapper(*args, **kwargs):
-        if POISON in repr(args) + repr(kwargs):
-            raise RuntimeError("boom on the poison row")
+        if poison in repr(args) + repr(kwargs):
+            raise RuntimeError(f"boom on {poison}")
         return function(*args, **kwargs)
     return wrapper
 
 
-# (module, attribute) of a per-record step; each is patched in turn.
+# (module, attribute) of a per-record step; each is patched to fail on a row of its own.
 STEPS = [
     ("transforms.clean", "clean_fields"),
     ("transforms.pii.PiiScanner", "redact"),
@@ -32,21 +29,30 @@ STEPS = [
 ]
 
 
-@pytest.mark.parametrize("target, name", STEPS, ids=[name for _, name in STEPS])
-def test_an_exception_in_a_step_rejects_only_its_record(tmp_path, monkeypatch, target, name):
+def _owner(target: str):
     import importlib
 
-    module_name, _, class_name = target.partition(".") if target.count(".") == 1 else target.rpartition(".")
+    module_name, _, class_name = target.rpartition(".")
     try:
-        owner = importlib.import_module(target)
+        return importlib.import_module(target)
     except ModuleNotFoundError:
-        owner = getattr(importlib.import_module(module_name), class_name)
-    if not hasattr(owner, name):
-        pytest.fail(f"{target}.{name} is gone: update STEPS")
-    monkeypatch.setattr(owner, name, poisoned(getattr(owner, name)))
+        return getattr(importlib.import_module(module_name), class_name)
 
-    rows = [{"q": f"question {i}?", "a": f"answer {i}."} for i in range(6)]
-    rows[3]["q"] = f"the {POISON}?"
+
+def test_an_exception_in_any_step_rejects_only_its_record(tmp_path, monkeypatch):
+    """One run, one poisoned row per step: row i makes step i raise, and only row i leaves, as
+    internal_error with the exception's text; the clean rows go through every step."""
+    poisons = {}
+    for index, (target, name) in enumerate(STEPS):
+        owner = _owner(target)
+        if not hasattr(owner, name):
+            pytest.fail(f"{target}.{name} is gone: update STEPS")
+        poisons[index] = f"poison-{name}"
+        monkeypatch.setattr(owner, name, poisoned(getattr(owner, name), poisons[index]))
+
+    rows = [{"q": f"question {i}?", "a": f"answer {i}."} for i in range(len(STEPS) + 4)]
+    for index, poison in poisons.items():
+        rows[index]["q"] = f"the {poison} row?"
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
     path = write_recipe(tmp_path, {
         "input": {"paths": [str(tmp_path / "rows.parquet")]},
@@ -57,8 +63,11 @@ def test_an_exception_in_a_step_rejects_only_its_record(tmp_path, monkeypatch, t
     })
     assert run(path, IN_MEMORY) == 0
     out = read_output(tmp_path / "out")
-    outcomes = assert_conserved(out, {(str(tmp_path / "rows.parquet"), i) for i in range(6)})
-    assert outcomes.pop((str(tmp_path / "rows.parquet"), 3)) == "rejected:internal_error"
+    source = str(tmp_path / "rows.parquet")
+    outcomes = assert_conserved(out, {(source, i) for i in range(len(rows))})
+    for index in poisons:
+        assert outcomes.pop((source, index)) == "rejected:internal_error", STEPS[index]
     assert set(outcomes.values()) <= {"train", "validation"}
-    (rejected,) = out["rejected"]
-    assert rejected["errors"] == [{"code": "internal_error", "message": "RuntimeError: boom on the poison row"}]
+    messages = {r["source"]["row"]: r["errors"] for r in out["rejected"]}
+    assert messages == {index: [{"code": "internal_error", "message": f"RuntimeError: boom on {poison}"}]
+                        for index, poison in poisons.items()}

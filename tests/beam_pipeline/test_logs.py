@@ -100,8 +100,7 @@ def test_a_full_disk_for_real(tmp_path):
         pytest.skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN); test_no_space_left_on_device_is_named covers it")
     try:
         pq.write_table(rows(200, width=2000), tmp_path / "a.parquet")
-        result = ftprep("run", recipe(tmp_path, str(tmp_path / "a.parquet"), disk / "out"), "--direct_num_workers=2",
-                        "--no-progress")
+        result = ftprep("run", recipe(tmp_path, str(tmp_path / "a.parquet"), disk / "out"), IN_MEMORY, "--no-progress")
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert len(lines) <= 3, result.stderr

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from beam_pipeline.output import written_by_ftprep
+from beam_pipeline.output import prepare_output, written_by_ftprep
 from tests.beam_pipeline.helpers import IN_MEMORY, read_output, run, assert_conserved, write_recipe
 
 TEMP_DIR = "beam-temp-part-" + "0123456789abcdef" * 2
@@ -100,9 +100,24 @@ def test_overwrite_refuses_a_folder_ftprep_did_not_write(victim, capsys):
     assert tree(victim) == before
 
 
+def earlier_output(out: Path, *, manifest: bool = True, finished: bool = True) -> None:
+    """What an earlier run leaves: the files ftprep names as it names them (a killed run has no
+    stats and no marker, and Beam's temporary directories)."""
+    files = {"train/part-00000-of-00002.jsonl": '{"messages": []}\n', "train/part-00001-of-00002.jsonl": "{}\n",
+             "dropped/duplicate_exact/part-00000-of-00001.jsonl": "{}\n",
+             f"rejected/{TEMP_DIR}/5b3a.part.jsonl": '{"half": '}
+    if manifest:
+        files["_FTPREP"] = "{}\n"
+    if finished:
+        files.update({"stats.json": "{}\n", "report.html": "<html>", "finetune_job.json": "{}\n", "_SUCCESS": "{}\n"})
+    for name, text in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+
+
 def test_overwrite_refuses_an_ftprep_output_holding_other_files(victim, capsys):
     out = victim.parent / "out"
-    assert run(recipe(victim), "--output", str(out), IN_MEMORY) == 0
+    earlier_output(out)
     (out / "mine.txt").write_text("keep me")
     (out / "train" / "notes.md").write_text("keep me too")
     before = tree(out)
@@ -111,32 +126,17 @@ def test_overwrite_refuses_an_ftprep_output_holding_other_files(victim, capsys):
     assert tree(out) == before
 
 
-def test_overwrite_replaces_a_run_that_died_before_its_marker(victim, capsys):
-    """A killed run leaves the manifest, shards and Beam's temporary directories but no _SUCCESS:
-    --overwrite recognises it and removes all of it, the temporary directories included."""
+@pytest.mark.parametrize("manifest, finished", [(True, False), (False, True)], ids=["killed_run", "before_manifests"])
+def test_overwrite_replaces_an_earlier_output_wholly(victim, manifest, finished):
+    """A killed run (the manifest, shards and Beam's temporary directories, no _SUCCESS) and an
+    output written before ftprep wrote manifests (no _FTPREP) are replaced, nothing of them left."""
     out = victim.parent / "out"
-    assert run(recipe(victim), "--output", str(out), IN_MEMORY) == 0
-    (out / "_SUCCESS").unlink()
-    (out / "stats.json").unlink()
-    leftover = out / "rejected" / TEMP_DIR
-    leftover.mkdir(parents=True)
-    (leftover / "5b3a.part.jsonl").write_text('{"half": ')
-    (out / "dropped" / "duplicate_exact").mkdir(parents=True)
-    (out / "dropped" / "duplicate_exact" / "part-00003-of-00009.jsonl").write_text('{"stale": true}\n')
+    earlier_output(out, manifest=manifest, finished=finished)
     assert run(recipe(victim), "--output", str(out), "--overwrite", IN_MEMORY) == 0
-    files = sorted(tree(out))
-    assert files == ["_FTPREP", "_SUCCESS", "finetune_job.json", "provenance/train/part-00000-of-00001.jsonl",
-                     "report.html", "stats.json", "train/part-00000-of-00001.jsonl"]
+    assert sorted(tree(out)) == ["_FTPREP", "_SUCCESS", "finetune_job.json", "provenance/train/part-00000-of-00001.jsonl",
+                                 "report.html", "stats.json", "train/part-00000-of-00001.jsonl"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["provenance", "train"]
     assert_conserved(read_output(out))
-
-
-def test_overwrite_recognises_an_output_written_before_the_manifest(victim):
-    out = victim.parent / "out"
-    assert run(recipe(victim), "--output", str(out), IN_MEMORY) == 0
-    (out / "_FTPREP").unlink()
-    assert run(recipe(victim), "--output", str(out), "--overwrite", IN_MEMORY) == 0
-    assert (out / "_FTPREP").exists()
 
 
 def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
@@ -147,11 +147,11 @@ def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
         raise RuntimeError("the runner died")
 
     out = victim.parent / "out"
-    with monkeypatch.context() as patch:
-        patch.setattr(beam.Pipeline, "run", runner_dies)
-        assert run(recipe(victim), "--output", str(out), IN_MEMORY) == 1
+    monkeypatch.setattr(beam.Pipeline, "run", runner_dies)
+    assert run(recipe(victim), "--output", str(out), IN_MEMORY) == 1
     assert sorted(os.listdir(out)) == ["_FTPREP"]
-    assert run(recipe(victim), "--output", str(out), "--overwrite", IN_MEMORY) == 0
+    prepare_output(str(out), overwrite=True)
+    assert os.listdir(out) == []
 
 
 @pytest.mark.parametrize("relative, expected", [
