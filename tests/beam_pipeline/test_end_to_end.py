@@ -149,18 +149,6 @@ def test_runners_agree_and_reruns_are_identical(tmp_path):
     assert snapshot(tmp_path / "mp") == snapshot(tmp_path / "mem") == snapshot(tmp_path / "again")
 
 
-def test_overwrite_replaces_the_output_wholly(tmp_path):
-    pq.write_table(pa.Table.from_pylist(qa_rows(5)), tmp_path / "a.parquet")
-    path = recipe(tmp_path, [str(tmp_path / "a.parquet")])
-    assert run(path, IN_MEMORY) == 0
-    stale = tmp_path / "out" / "train" / "part-00007-of-00009.jsonl"
-    stale.write_text('{"stale": true}\n')
-    assert run(path, IN_MEMORY) == 2
-    assert run(path, IN_MEMORY, "--overwrite") == 0
-    assert not stale.exists()
-    assert_counts_add_up(read_output(tmp_path / "out"))
-
-
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "examples" / "recipes").glob("*.yaml")))
 def test_example_recipes(name, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)

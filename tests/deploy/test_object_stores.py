@@ -26,8 +26,10 @@ from tests.deploy.portable import job_service, s3_server, worker_pool
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "ftprep-test"
-RECIPE = "examples/recipes/csv_chat.yaml"
-INPUT = REPO / "examples" / "data" / "tickets.csv"
+# The CSV recipe writes the most kinds of output (dropped/ too); the Parquet one reads ranges of a
+# Parquet file through s3fs. Both inputs go to the bucket.
+CSV_RECIPE, CSV_INPUT = "examples/recipes/csv_chat.yaml", REPO / "examples" / "data" / "tickets.csv"
+PARQUET_RECIPE, PARQUET_INPUT = "examples/recipes/parquet_multiturn.yaml", REPO / "examples" / "data" / "conversations.parquet"
 # Three shards for a few dozen records: the sink is asked for shards that no record reaches.
 # (No provenance/: each file costs Beam's S3 filesystem several requests and a new client each.)
 SETTINGS = ["--set", "output.num_shards=3", "--no-progress"]
@@ -46,7 +48,8 @@ def s3(tmp_path_factory):
         endpoint = f"http://{address}"
         fs = s3fs.S3FileSystem(key="testing", secret="testing", endpoint_url=endpoint)
         fs.mkdir(BUCKET)
-        fs.put(str(INPUT), f"{BUCKET}/in/{INPUT.name}")
+        for path in (CSV_INPUT, PARQUET_INPUT):
+            fs.put(str(path), f"{BUCKET}/in/{path.name}")
         yield {
             "fs": fs,
             # Reading: fsspec's configuration by environment, for s3fs only.
@@ -60,13 +63,16 @@ def s3(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    """The reference: the same recipe on a local copy of the input."""
+    """The references: each recipe on a local copy of its input."""
     root = tmp_path_factory.mktemp("local")
     (root / "in").mkdir()
-    shutil.copy(INPUT, root / "in" / INPUT.name)
-    assert main(["run", str(REPO / RECIPE), "--input", str(root / "in" / INPUT.name), "--output", str(root / "out"),
-                 *SETTINGS, IN_MEMORY]) == 0
-    return {"out": root / "out", "input_dir": str(root / "in")}
+    outputs = {}
+    for recipe, path in ((CSV_RECIPE, CSV_INPUT), (PARQUET_RECIPE, PARQUET_INPUT)):
+        shutil.copy(path, root / "in" / path.name)
+        outputs[recipe] = root / path.stem
+        assert main(["run", str(REPO / recipe), "--input", str(root / "in" / path.name), "--output",
+                     str(outputs[recipe]), *SETTINGS, IN_MEMORY]) == 0
+    return {"out": outputs, "input_dir": str(root / "in")}
 
 
 def ftprep(*argv: str, env: dict) -> None:
@@ -105,14 +111,14 @@ def test_s3_in_and_out_on_the_direct_runner(s3, local, tmp_path):
              "train/beam-temp-part-" + "ab" * 16 + "/x.part.jsonl": '{"half'}
     for name, text in stale.items():
         fs.pipe(f"{BUCKET}/out/direct/{name}", text.encode())
-    ftprep(RECIPE, "--input", f"s3://{BUCKET}/in/{INPUT.name}", "--output", f"s3://{BUCKET}/out/direct", "--overwrite",
+    ftprep(CSV_RECIPE, "--input", f"s3://{BUCKET}/in/{CSV_INPUT.name}", "--output", f"s3://{BUCKET}/out/direct", "--overwrite",
            *SETTINGS, "--direct_num_workers=2", *s3["flags"], env=s3["env"])
     out = downloaded(s3, "out/direct", tmp_path / "direct", local["input_dir"], f"s3://{BUCKET}/in")
     assert not (out / "train" / "part-00005-of-00009.jsonl").exists()
     assert_marker_lists_every_object(out)
     result = snapshot(out)
     assert result["success"] and result["lines"]["train"] and result["lines"]["rejected"]
-    assert result == snapshot(local["out"])
+    assert result == snapshot(local["out"][CSV_RECIPE])
 
 
 def test_s3_in_and_out_on_the_portable_runner_with_booted_workers(s3, local, tmp_path):
@@ -122,12 +128,14 @@ def test_s3_in_and_out_on_the_portable_runner_with_booted_workers(s3, local, tmp
     logs.mkdir()
     with job_service(logs / "job_service.log") as jobs, \
             worker_pool(logs / "worker_pool.log", booted=True, env=s3["env"]) as pool:
-        ftprep(RECIPE, "--input", f"s3://{BUCKET}/in/{INPUT.name}", "--output", f"s3://{BUCKET}/out/portable",
+        ftprep(PARQUET_RECIPE, "--input", f"s3://{BUCKET}/in/{PARQUET_INPUT.name}", "--output", f"s3://{BUCKET}/out/portable",
                *SETTINGS, "--runner=PortableRunner", f"--job_endpoint={jobs}", "--environment_type=EXTERNAL",
                f"--environment_config={pool}", *s3["flags"], env=s3["env"])
     out = downloaded(s3, "out/portable", tmp_path / "portable", local["input_dir"], f"s3://{BUCKET}/in")
     assert_marker_lists_every_object(out)
-    assert snapshot(out) == snapshot(local["out"])
+    result = snapshot(out)
+    assert result["lines"]["train"] and result["lines"]["rejected"]
+    assert result == snapshot(local["out"][PARQUET_RECIPE])
 
 
 def test_gs_input_through_gcsfs(local, tmp_path):
@@ -140,10 +148,10 @@ def test_gs_input_through_gcsfs(local, tmp_path):
 
         fs = GCSFileSystem(token="anon", endpoint_url=f"http://127.0.0.1:{server.port}")
         fs.mkdir(BUCKET)
-        fs.put(str(INPUT), f"{BUCKET}/in/{INPUT.name}")
-        ftprep(RECIPE, "--input", f"gs://{BUCKET}/in/{INPUT.name}", "--output", str(tmp_path / "out"), *SETTINGS,
+        fs.put(str(CSV_INPUT), f"{BUCKET}/in/{CSV_INPUT.name}")
+        ftprep(CSV_RECIPE, "--input", f"gs://{BUCKET}/in/{CSV_INPUT.name}", "--output", str(tmp_path / "out"), *SETTINGS,
                IN_MEMORY, env={**env, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{server.port}"})
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file() and path.suffix in (".jsonl", ".json"):
             path.write_text(path.read_text(encoding="utf-8").replace(f"gs://{BUCKET}/in", local["input_dir"]))
-    assert snapshot(tmp_path / "out") == snapshot(local["out"])
+    assert snapshot(tmp_path / "out") == snapshot(local["out"][CSV_RECIPE])
