@@ -337,10 +337,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         budget = self.budget
         budget.step()
         _check_method(obj, args, kwargs, budget)
-        if getattr(getattr(obj, "__wrapped__", obj), "__name__", None) == "join" and args:
+        if isinstance(getattr(obj, "__self__", None), str) and getattr(obj, "__name__", None) == "join" and args:
             # str.join draws its iterable: count it as it goes, then refuse a join that is too long.
             items = _materialise(args[0], budget, "str.join()")
-            _check_joined(items, str(getattr(obj, "__self__", "")), budget, "str.join()")
+            _check_joined(items, obj.__self__, budget, "str.join()")
             args = (items, *args[1:])
         return budget.check(super().call(context, obj, *args, **kwargs), f"calling {getattr(obj, '__name__', 'a function')}")
 
