@@ -165,3 +165,22 @@ def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
 ])
 def test_what_ftprep_writes_is_recognised_by_name(relative, expected):
     assert written_by_ftprep(relative) is expected
+
+
+@pytest.mark.parametrize("output, inputs, dirs, refused", [
+    ("s3://b/data", ["s3://b/data/in/a.parquet"], [], "holds the input file"),
+    ("s3://b/data/", ["s3://b/data/a.parquet"], [], "holds the input file"),
+    ("s3://b/data/in/out", [], ["s3://b/data/in/"], "lies inside the input directory"),
+    ("s3://b/data/a.parquet/x", ["s3://b/data/a.parquet"], [], "lies inside the input file"),
+    ("s3://b/out", ["s3://b/data/a.parquet"], ["s3://b/data"], None),
+    ("s3://b/data-out", ["s3://b/data/a.parquet"], ["s3://b/data"], None),  # a sibling, not inside
+    ("gs://b/data", ["s3://b/data/a.parquet"], [], None),  # another store
+])
+def test_object_store_outputs_are_checked_against_the_inputs_too(output, inputs, dirs, refused):
+    from beam_pipeline.output import OutputPathError, check_output_location
+
+    if refused is None:
+        check_output_location(output, input_files=inputs, input_dirs=dirs)
+    else:
+        with pytest.raises(OutputPathError, match=refused):
+            check_output_location(output, input_files=inputs, input_dirs=dirs)
