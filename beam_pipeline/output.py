@@ -24,15 +24,27 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipeline.errors import UsageError
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS
 from transforms.finetune import JOB_FILE
-from transforms.write import MANIFEST_FILE, PROVENANCE_DIR, REPORT_FILE, STATS_FILE, SUCCESS_FILE, join, write_bytes
+from transforms.write import (
+    MANIFEST_FILE,
+    PROVENANCE_DIR,
+    REPORT_FILE,
+    STATS_FILE,
+    SUCCESS_FILE,
+    TEMP_DIR,
+    UNITS_DIR,
+    join,
+    write_bytes,
+)
 
 LOGGER = logging.getLogger(__name__)
 
 _TOP_FILES = (MANIFEST_FILE, SUCCESS_FILE, STATS_FILE, REPORT_FILE, JOB_FILE)
 _SHARDED = "|".join([*SPLITS, REJECTED_DIR, rf"{DROPPED_DIR}/[a-z0-9_]+", *(f"{PROVENANCE_DIR}/{s}" for s in SPLITS)])
 # A shard, or Beam's file sink's temporary directory (beam-temp-part-<uuid1 hex>) and what is in it.
-_SHARD_FILE = re.compile(rf"(?:{_SHARDED})/(?:part-\d{{5,}}-of-\d{{5,}}\.jsonl|beam-temp-part-[0-9a-f]{{32}}(?:/[^/]+)?)")
-_DIRECTORY = re.compile(rf"(?:{_SHARDED}|{DROPPED_DIR}|{PROVENANCE_DIR})(?:/beam-temp-part-[0-9a-f]{{32}})?")
+_SHARD_FILE = re.compile(rf"(?:{_SHARDED})/(?:part-\d{{5,}}-of-\d{{5,}}\.jsonl|beam-temp-part-[0-9a-f]{{32}}(?:/[^/]+)?)"
+                         rf"|{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit")
+_DIRECTORY = re.compile(rf"(?:{_SHARDED}|{DROPPED_DIR}|{PROVENANCE_DIR})(?:/beam-temp-part-[0-9a-f]{{32}})?"
+                        rf"|{TEMP_DIR}(?:/{UNITS_DIR})?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 

@@ -19,28 +19,29 @@ from beam_pipeline.output import check_output_location, input_directories, prepa
 from schemas.formats import detect_format
 from schemas.models import ModelSpec
 from schemas.recipe import Recipe
-from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, Item
 from transforms.clean import CleanFields
-from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, DropExactDuplicates, DropNearDuplicates
+from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, DecideDuplicates, DedupKeys
 from transforms.filters import EXAMPLE, FilterExamples, FilterSpec
-from transforms.pii import PiiPolicy, RedactDocuments, RedactPii
+from transforms.pii import PiiPolicy, RedactPii
 from transforms.read import (
     CsvDialect,
     InputError,
-    ReadShards,
+    PlanUnits,
     expand_paths,
     first_json_object,
     infer_format,
     not_jsonl_reason,
     peek_columns,
 )
-from transforms.split import SplitExamples
+from transforms.shards import ShardContext, WriteShards, plan_shards
+from transforms.split import AssignSplit
 from transforms.stage import BatchStage
 from transforms.stats import ComputeStats
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
 from transforms.validate import ValidateExamples
-from transforms.write import PROVENANCE_DIR, SampleRejected, WriteJsonl, WriteStatsAndMarker, join
+from transforms.units import ProcessUnits, UnitSettings
+from transforms.write import TEMP_DIR, UNITS_DIR, WriteStatsAndMarker, join
 
 LOGGER = logging.getLogger(__name__)
 
@@ -178,18 +179,6 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
     )
 
 
-def to_json(record):
-    return record.to_json()
-
-
-def source_to_json(item: Item):
-    return item.source.to_json()
-
-
-def example_to_json(item: Item):
-    return item.example
-
-
 def recipe_text(recipe: Recipe) -> str:
     """The recipe as given (with its overrides), for the report."""
     return yaml.safe_dump(recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, allow_unicode=True)
@@ -236,10 +225,6 @@ def filter_spec(recipe: Recipe) -> FilterSpec:
     )
 
 
-def _camel(name: str) -> str:
-    return "".join(part.title() for part in name.split("_"))
-
-
 def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     """The per-record stages between reading and dedup, in order, with their step labels: each
     takes batches and returns ``(kept, rejected, *extra)``. ``ftprep preview`` runs the same."""
@@ -272,84 +257,84 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     return stages
 
 
-def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None = None) -> None:
-    """Wire the job into ``p``. ``progress_dir``: where local workers report what they have read."""
+def unit_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
+    """The per-record chain pass 1 runs on every batch: ``record_stages``, then the dedup keys
+    (when the recipe deduplicates) and the split."""
     recipe = plan.recipe
-    fmt = plan.example_format
-    policy = pii_policy(recipe)
-    items, read_rejected, failed_files = p | "ReadShards" >> ReadShards(
-        urls=plan.files,
-        format=recipe.input.format,
-        columns=plan.columns,
-        csv_dialect=CsvDialect(**recipe.input.csv.model_dump()),
-        max_field_chars=recipe.limits.max_field_chars,
-        on_bad_file=recipe.input.on_bad_file,
-        progress_dir=progress_dir,
-        bad_files=plan.bad_files,
-    )
-    stage_rejected = [read_rejected]
-    outcomes = {"read": items, "read_rejected": read_rejected, "failed_files": failed_files}
-    dropped = {}
-    kept = items
-    for label, stage in record_stages(plan):
-        kept, rejected, *extra = kept | label >> stage
-        stage_rejected.append(rejected)
-        if label == "RedactPii":
-            (outcomes["pii"],) = extra
-        elif label == "FilterExamples":
-            dropped.update(zip(filter_spec(recipe).reasons(), extra))
-    if recipe.dedup.exact:
-        kept, dropped[DUPLICATE_EXACT], rejected = kept | "DropExactDuplicates" >> DropExactDuplicates(
-            fields=recipe.dedup.fields
-        )
-        stage_rejected.append(rejected)
-    if recipe.dedup.near is not None:
-        near = recipe.dedup.near
-        kept, dropped[DUPLICATE_NEAR] = kept | "DropNearDuplicates" >> DropNearDuplicates(
-            threshold=near.threshold, shingle=near.shingle, num_perm=near.num_perm, fields=recipe.dedup.fields
-        )
-    splits, rejected = kept | "SplitTrainValidation" >> SplitExamples(
-        validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed
-    )
-    stage_rejected.append(rejected)
-    rejected = stage_rejected | "CollectRejected" >> beam.Flatten()
+    stages = record_stages(plan)
+    if recipe.dedup.exact or recipe.dedup.near is not None:
+        stages.append(("DedupKeys", DedupKeys(spec=recipe.dedup)))
+    stages.append(("AssignSplit", AssignSplit(
+        validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed)))
+    return stages
 
-    shards = dict(num_shards=recipe.output.num_shards, max_shard_bytes=recipe.output.max_shard_bytes)
-    written = {
-        split: splits[split]
-        | f"Write{split.title()}" >> WriteJsonl(directory=join(plan.output, split), to_json=example_to_json, **shards)
-        for split in SPLITS
-    }
-    if recipe.output.provenance:
-        for split in SPLITS:
-            written[f"provenance_{split}"] = splits[split] | f"WriteProvenance{split.title()}" >> WriteJsonl(
-                directory=join(plan.output, PROVENANCE_DIR, split), to_json=source_to_json, **shards
-            )
-    rejected_docs = rejected | "RejectedToJson" >> beam.Map(lambda batch: [record.to_json() for record in batch])
-    if policy is not None:
-        # Rows rejected before the PII stage (a ragged CSV row, a broken line) still hold their values.
-        rejected_docs, outcomes["pii_rejected"] = rejected_docs | "RedactRejected" >> RedactDocuments(policy=policy)
-    written["rejected"] = rejected_docs | "WriteRejected" >> WriteJsonl(
-        directory=join(plan.output, REJECTED_DIR), to_json=lambda doc: doc, **shards
+
+def dropped_reasons(recipe: Recipe) -> list[str]:
+    """Every reason the recipe can drop a record for (stats.json lists each, 0 included)."""
+    reasons = list(filter_spec(recipe).reasons())
+    if recipe.dedup.exact:
+        reasons.append(DUPLICATE_EXACT)
+    if recipe.dedup.near is not None:
+        reasons.append(DUPLICATE_NEAR)
+    return reasons
+
+
+def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None = None) -> None:
+    """Wire the job into ``p``. ``progress_dir``: where local workers report what they have read.
+
+    Pass 1 (``ProcessUnits``) reads, processes and writes each read unit to a temporary file in
+    one step; dedup decides from the keys written there; pass 2 (``WriteShards``) cuts the final
+    files from the temporary ones in (file, row) order, leaving the duplicates out. Only small
+    results (unit summaries, keys, decisions, statistics) cross the pipeline between them.
+    """
+    recipe = plan.recipe
+    dialect = CsvDialect(**recipe.input.csv.model_dump())
+    units = p | "PlanUnits" >> PlanUnits(
+        urls=plan.files, format=recipe.input.format, columns=plan.columns, csv_dialect=dialect,
+        progress_dir=progress_dir, bad_files=plan.bad_files,
     )
-    for reason, records in dropped.items():
-        # One writer per reason: the drops come from different stages, and a Flatten of them would
-        # be buffered whole by the DirectRunner.
-        written[f"dropped_{reason}"] = records | f"WriteDropped{_camel(reason)}" >> WriteJsonl(
-            directory=join(plan.output, DROPPED_DIR, reason), to_json=to_json, **shards
-        )
-        outcomes[f"dropped_{reason}"] = records
+    settings = UnitSettings(
+        columns=plan.columns, dialect=dialect, max_field_chars=recipe.limits.max_field_chars,
+        on_bad_file=recipe.input.on_bad_file, format=plan.example_format,
+        temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
+        exact=recipe.dedup.exact, near=recipe.dedup.near is not None,
+        # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
+        keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
+    )
+    results = units | "ProcessUnits" >> ProcessUnits(
+        settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii_policy=pii_policy(recipe),
+        progress_dir=progress_dir,
+    )
+    if recipe.dedup.exact or recipe.dedup.near is not None:
+        decisions = results | "DecideDuplicates" >> DecideDuplicates(
+            exact=recipe.dedup.exact, near=recipe.dedup.near is not None)
+    else:
+        decisions = p | "NoDuplicates" >> beam.Create([])
+    output = recipe.output
+    specs = (
+        p
+        | "StartPlan" >> beam.Create([None])
+        | "PlanShards" >> beam.FlatMap(
+            lambda _, units, decisions: plan_shards(units, decisions, num_shards=output.num_shards,
+                                                    max_shard_bytes=output.max_shard_bytes, provenance=output.provenance),
+            beam.pvalue.AsList(results), beam.pvalue.AsList(decisions))
+    )
+    files, kept = specs | "WriteShards" >> WriteShards(
+        context=ShardContext(output_dir=plan.output, files=tuple(plan.files),
+                             max_tokens=plan.model.max_tokens_per_example),
+        decisions=decisions,
+    )
     n_epochs = recipe.finetune.n_epochs
-    stats = {**outcomes, "rejected": rejected, **splits} | "ComputeStats" >> ComputeStats(
+    stats = {"units": results, "kept": kept, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files,
         model=plan.model,
-        format=fmt,
+        format=plan.example_format,
         context={"split": {"validation_fraction": recipe.split.validation_fraction, "seed": recipe.split.seed}},
         n_epochs=None if n_epochs == "auto" else n_epochs,
         price_per_million_tokens=recipe.finetune.price_per_million_tokens,
+        dropped_reasons=dropped_reasons(recipe),
     )
-    samples = rejected_docs | "SampleRejected" >> SampleRejected()
     stats | "WriteStats" >> WriteStatsAndMarker(
-        output=plan.output, written=written, job=job_config(plan), samples=samples,
+        output=plan.output, files=files, units=results, job=job_config(plan),
         report={"title": plan.output, "recipe": recipe_text(recipe)},
     )

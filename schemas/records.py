@@ -126,30 +126,9 @@ class Item:
     warnings: tuple[str, ...] = ()
     # Digest of the normalised example, once something computed it (exact dedup, the split).
     content_key: bytes | None = None
-
-
-def encode_item(item: Item) -> bytes:
-    """A compact byte form of a record for shuffles (dedup): orjson, several times cheaper than
-    pickling the dataclass, and a bytes value the runner moves without a coder of its own."""
-    tokens = item.tokens
-    return orjson.dumps(
-        [
-            item.source.file, item.source.row, item.row, item.fields, item.example,
-            None if tokens is None else [tokens.total, tokens.context, tokens.trained, tokens.by_role, tokens.estimated],
-            item.split, item.warnings, None if item.content_key is None else item.content_key.hex(),
-        ],
-        default=_json_default,
-        option=orjson.OPT_NON_STR_KEYS,
-    )
-
-
-def decode_item(data: bytes) -> Item:
-    file, row, values, fields, example, tokens, split, warnings, key = orjson.loads(data)
-    if tokens is not None:
-        total, context, trained, by_role, estimated = tokens
-        tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), estimated)
-    return Item(Source(file, row), values, fields, example, tokens, split, tuple(warnings),
-                None if key is None else bytes.fromhex(key))
+    # What deduplication compares (see transforms/dedup.py): the exact digest, the band hashes.
+    dedup_key: bytes | None = None
+    bands: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)

@@ -1,10 +1,11 @@
-"""Exact and near-duplicate removal as Beam stages.
+"""Exact and near-duplicate removal.
 
 Both keep one survivor per duplicate set, chosen deterministically: the record with the lowest
 (source file, row). Every run and every runner, with any number of workers, keeps the same
-records. Memory is bounded per key: exact duplicates are grouped by content digest; near
-duplicates shuffle only (band key, source) pairs, then join the verdict back to the records by
-source.
+records. Records never move for it: pass 1 writes each kept record's digest and band hashes
+into its read unit's temporary file (``DedupKeys`` computes them in the per-record chain);
+``DecideDuplicates`` reads them partition by partition, sorts them, and names the duplicates
+and their survivors; the step that writes the final files leaves the duplicates out.
 
 Near duplicates: MinHash signatures over word shingles of the normalised text, split into LSH
 bands (``optimal_bands`` picks bands x rows for the threshold). Records that share a band are
@@ -21,15 +22,16 @@ import logging
 import unicodedata
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence, Tuple
+from typing import Any, Sequence
 
 import apache_beam as beam
 import numpy as np
 import orjson
 
 from schemas.formats import example_texts
-from schemas.records import Dropped, Item, Source, decode_item, encode_item
-from transforms.stage import KEPT, BatchDoFn, BatchStage, Rebatch
+from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
+from schemas.records import TRAIN, VALIDATION, Item, Source
+from transforms.stage import KEPT, BatchDoFn, BatchStage
 
 LOGGER = logging.getLogger(__name__)
 
@@ -79,21 +81,6 @@ def exact_key(item: Item, fields: Sequence[str] | None = None) -> bytes:
     if fields:
         return digest(normalized(_dedup_value(item, fields)))
     return item.content_key or content_key(item.example)
-
-
-def _keyed(item: Item, fields: tuple[str, ...] | None) -> tuple[bytes, bytes]:
-    key = exact_key(item, fields)
-    if not fields:
-        # Only what later stages need crosses the shuffle: the example (a duplicate's record in
-        # dropped/ is its example; its source points at the row) and the digest, which the
-        # split hashes again. The row and cleaned fields would double the shuffled bytes.
-        item = dataclasses.replace(item, row=None, fields=None, content_key=key)
-    return key, encode_item(item)
-
-
-def _record(item: Item) -> Any:
-    """What dropped/ shows of a duplicate: its row, or its example once the row was shed."""
-    return item.row if item.row is not None else item.example
 
 
 def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
@@ -176,140 +163,231 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     return best
 
 
-def band_keys(signature: np.ndarray, bands: int, rows: int) -> list[bytes]:
+def band_hashes(signature: np.ndarray, bands: int, rows: int) -> list[int]:
+    """One 64-bit hash per band of the signature, the band's index mixed in (equal only for the
+    same band of two signatures)."""
     return [
-        band.to_bytes(2, "big") + hashlib.blake2b(signature[band * rows : (band + 1) * rows].tobytes(), digest_size=8).digest()
+        int.from_bytes(hashlib.blake2b(signature[band * rows : (band + 1) * rows].tobytes(), digest_size=8,
+                                       salt=band.to_bytes(2, "big")).digest(), "little")
         for band in range(bands)
     ]
 
 
-# --- Beam stages ---------------------------------------------------------------------------
+# --- Keys in pass 1, decisions from sorted arrays ------------------------------------------
+#
+# Pass 1 (transforms/units.py) writes, for every kept record, fixed-width key records into its
+# read unit's temporary file, one section per partition. Deciding reads one partition of every
+# unit, sorts it with numpy and names the duplicates: only digests and (file, row) pairs move,
+# never records, and nothing is held by a shuffle. The decisions (a few dozen bytes per
+# duplicate) go to the step that writes the final files, which leaves the duplicates out.
+
+PARTITIONS = 8
+EXACT_RECORD = np.dtype([("k0", "<u8"), ("k1", "<u8"), ("file", "<u4"), ("row", "<u8"), ("split", "u1")])
+NEAR_RECORD = np.dtype([("band", "<u8"), ("file", "<u4"), ("row", "<u8"), ("split", "u1")])
+SPLIT_CODES = {TRAIN: 0, VALIDATION: 1}
+SPLIT_NAMES = {code: name for name, code in SPLIT_CODES.items()}
+_ROW_BITS = 40  # (file, row) as one integer: 2**24 files of 2**40 rows
 
 
-def _keep_lowest(group: tuple[bytes, Iterable[bytes]]):
-    """The lowest-source item survives; the others leave as duplicates of it."""
-    _, encoded = group
-    items = [decode_item(data) for data in encoded]  # one duplicate set: small
-    survivor = min(items, key=lambda item: source_key(item.source))
-    yield survivor
-    for item in items:
-        if item.source != survivor.source:
-            yield beam.pvalue.TaggedOutput(
-                DUPLICATE_EXACT, Dropped(item.source, DUPLICATE_EXACT, _record(item), duplicate_of=survivor.source)
+def exact_section(partition: int) -> str:
+    return f"keys/exact/{partition}"
+
+
+def near_section(partition: int) -> str:
+    return f"keys/near/{partition}"
+
+
+def exact_records(items: list[Item], file_index: int) -> dict[int, bytes]:
+    """Key records of items that have a ``dedup_key``, by partition."""
+    keyed = [item for item in items if item.dedup_key is not None]
+    if not keyed:
+        return {}
+    records = np.zeros(len(keyed), dtype=EXACT_RECORD)
+    keys = np.frombuffer(b"".join(item.dedup_key for item in keyed), dtype="<u8").reshape(-1, 2)
+    records["k0"], records["k1"] = keys[:, 0], keys[:, 1]
+    records["file"] = file_index
+    records["row"] = [item.source.row for item in keyed]
+    records["split"] = [SPLIT_CODES[item.split] for item in keyed]
+    return _by_partition(records, records["k0"])
+
+
+def near_records(items: list[Item], file_index: int) -> dict[int, bytes]:
+    """Band records (one per band) of items that have ``bands``, by partition."""
+    rows = [(band, item.source.row, SPLIT_CODES[item.split]) for item in items if item.bands for band in item.bands]
+    if not rows:
+        return {}
+    records = np.zeros(len(rows), dtype=NEAR_RECORD)
+    bands, row_numbers, splits = zip(*rows)
+    records["band"], records["row"], records["split"] = bands, row_numbers, splits
+    records["file"] = file_index
+    return _by_partition(records, records["band"])
+
+
+def _by_partition(records: np.ndarray, hashed: np.ndarray) -> dict[int, bytes]:
+    partitions = (hashed % np.uint64(PARTITIONS)).astype(np.int64)
+    return {int(p): records[partitions == p].tobytes() for p in np.unique(partitions)}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """(file, row) leaves as ``reason``, a duplicate of (survivor_file, survivor_row)."""
+
+    file: int
+    row: int
+    reason: str
+    survivor_file: int
+    survivor_row: int
+    split: str
+
+
+def _groups(sorted_keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """For records sorted by ``sorted_keys``: whether each starts a group of equal keys, and the
+    index of its group's first record."""
+    if len(sorted_keys[0]) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    same = np.ones(len(sorted_keys[0]) - 1, dtype=bool)
+    for key in sorted_keys:
+        same &= key[1:] == key[:-1]
+    starts = np.concatenate(([True], ~same))
+    first = np.flatnonzero(starts)[np.cumsum(starts) - 1]
+    return starts, first
+
+
+def exact_decisions(records: np.ndarray) -> list[Decision]:
+    """Every record whose key an earlier (lower file, then row) record has: a duplicate of the
+    lowest one."""
+    records = records[np.lexsort((records["row"], records["file"], records["k1"], records["k0"]))]
+    starts, first = _groups([records["k0"], records["k1"]])
+    dropped = np.flatnonzero(~starts)
+    return [Decision(int(records["file"][i]), int(records["row"][i]), DUPLICATE_EXACT,
+                     int(records["file"][first[i]]), int(records["row"][first[i]]), SPLIT_NAMES[int(records["split"][i])])
+            for i in dropped]
+
+
+def source_numbers(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return (files.astype(np.uint64) << np.uint64(_ROW_BITS)) | rows.astype(np.uint64)
+
+
+def near_candidates(records: np.ndarray, excluded: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
+    """``(record, (lowest, split))`` for every record sharing a band with a lower one, as source
+    numbers; records in ``excluded`` (exact duplicates, already gone) take no part."""
+    numbers = source_numbers(records["file"], records["row"])
+    if len(excluded):
+        keep = ~np.isin(numbers, excluded)
+        records, numbers = records[keep], numbers[keep]
+    order = np.lexsort((numbers, records["band"]))
+    records, numbers = records[order], numbers[order]
+    starts, first = _groups([records["band"]])
+    members = np.flatnonzero(~starts)
+    return [(int(numbers[i]), (int(numbers[first[i]]), int(records["split"][i])))
+            for i in members if numbers[i] != numbers[first[i]]]
+
+
+def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
+    from apache_beam.io.filesystems import FileSystems
+
+    section = result.sections.get(name)
+    if section is None or section.end == section.start:
+        return np.zeros(0, dtype=dtype)
+    with FileSystems.open(result.path) as f:
+        f.seek(section.start)
+        return np.frombuffer(f.read(section.end - section.start), dtype=dtype)
+
+
+class _ExactPartitionFn(beam.DoFn):
+    def process(self, partition: int, units: list):
+        records = [_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units]
+        yield from exact_decisions(np.concatenate(records) if records else np.zeros(0, dtype=EXACT_RECORD))
+
+
+class _NearPartitionFn(beam.DoFn):
+    def process(self, partition: int, units: list, exact: list):
+        excluded = np.sort(source_numbers(np.array([d.file for d in exact], dtype=np.uint64),
+                                          np.array([d.row for d in exact], dtype=np.uint64)))
+        records = [_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units]
+        yield from near_candidates(np.concatenate(records) if records else np.zeros(0, dtype=NEAR_RECORD), excluded)
+
+
+def _near_decision(candidate) -> Decision:
+    number, (lowest, split) = candidate
+    mask = (1 << _ROW_BITS) - 1
+    return Decision(number >> _ROW_BITS, number & mask, DUPLICATE_NEAR, lowest >> _ROW_BITS, lowest & mask,
+                    SPLIT_NAMES[split])
+
+
+class DecideDuplicates(beam.PTransform):
+    """Read units' key sections in, ``Decision``s out: exact duplicates, then near duplicates
+    among the records exact dedup kept. Each survivor is the lowest (file, row) of its set."""
+
+    def __init__(self, *, exact: bool, near: bool, partitions: int = PARTITIONS):
+        super().__init__()
+        self._exact = exact
+        self._near = near
+        self._partitions = partitions
+
+    def expand(self, units):
+        pipeline = units.pipeline
+        every_unit = beam.pvalue.AsList(units)
+        exact = pipeline | "NoExactDecisions" >> beam.Create([])
+        if self._exact:
+            exact = (
+                pipeline
+                | "ExactPartitions" >> beam.Create(range(self._partitions))
+                # Load-bearing: without it one worker decides every partition.
+                | "SpreadExact" >> beam.Reshuffle()
+                | "DecideExact" >> beam.ParDo(_ExactPartitionFn(), every_unit)
             )
-
-
-class _KeyByContentFn(BatchDoFn):
-    STAGE = "DropExactDuplicates"
-
-    def __init__(self, fields: tuple[str, ...] | None):
-        super().__init__()
-        self._fields = fields
-
-    def handle(self, item: Item, emit) -> None:
-        emit(KEPT, _keyed(item, self._fields))
-
-
-class DropExactDuplicates(beam.PTransform):
-    """Batches in; returns ``(survivors, duplicates, rejected)`` as batches. ``fields`` compares
-    those fields instead of the example."""
-
-    def __init__(self, *, fields: Sequence[str] | None = None):
-        super().__init__()
-        self._fields = tuple(fields) if fields else None
-
-    def expand(self, batches):
-        keyed, rejected = batches | "KeyByContent" >> BatchStage(_KeyByContentFn(self._fields))
-        results = (
-            keyed
-            | "KeyedPairs" >> beam.FlatMap(iter).with_output_types(Tuple[bytes, bytes])
-            | "GroupByContent" >> beam.GroupByKey()
-            | "KeepLowest" >> beam.FlatMap(_keep_lowest).with_outputs(DUPLICATE_EXACT, main="items")
+        if not self._near:
+            return exact
+        near = (
+            pipeline
+            | "NearPartitions" >> beam.Create(range(self._partitions))
+            | "SpreadNear" >> beam.Reshuffle()
+            | "NearCandidates" >> beam.ParDo(_NearPartitionFn(), every_unit, beam.pvalue.AsList(exact))
+            # A record in several candidate groups is a duplicate of the lowest of their survivors.
+            | "LowestOriginal" >> beam.CombinePerKey(min)
+            | "NearDecisions" >> beam.Map(_near_decision)
         )
-        return (
-            results["items"] | "RebatchKept" >> Rebatch(),
-            results[DUPLICATE_EXACT] | "RebatchDuplicates" >> Rebatch(),
-            rejected,
-        )
+        return (exact, near) | "AllDecisions" >> beam.Flatten()
 
 
-class _BandKeysFn(beam.DoFn):
-    def __init__(self, hasher: MinHasher, bands: int, rows: int, fields: tuple[str, ...] | None):
-        self._hasher = hasher
-        self._bands = bands
-        self._rows = rows
+class _DedupKeysFn(BatchDoFn):
+    STAGE = "DedupKeys"
+
+    def __init__(self, exact: bool, near: NearSpec | None, fields: tuple[str, ...] | None):
+        super().__init__()
+        self._exact = exact
+        self._near = near
         self._fields = fields
+        self._hasher = MinHasher(num_perm=near.num_perm, shingle=near.shingle) if near else None
+        self._bands_rows = optimal_bands(near.threshold, near.num_perm) if near else None
         self._permutations = None
         self._unchecked = beam.metrics.Metrics.counter("DropNearDuplicates", "unchecked")
 
     def setup(self):
-        self._permutations = self._hasher._permutations()
+        if self._hasher is not None:
+            self._permutations = self._hasher._permutations()
 
-    def process(self, batch: list[Item]):
-        for item in batch:
+    def handle(self, item: Item, emit) -> None:
+        key = exact_key(item, self._fields) if self._exact else None
+        bands = None
+        if self._near is not None:
             try:
                 signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
+                bands = tuple(band_hashes(signature, *self._bands_rows))
             except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
                 LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)
                 self._unchecked.inc()
-                continue
-            for key in band_keys(signature, self._bands, self._rows):
-                yield key, source_key(item.source)
+        emit(KEPT, dataclasses.replace(item, dedup_key=key, bands=bands,
+                                       content_key=item.content_key if self._fields else key or item.content_key))
 
 
-def _duplicates_in_band(group: tuple[bytes, Iterable[tuple[str, int]]]):
-    """Every member of a candidate group but the lowest, paired with the lowest."""
-    _, sources = group
-    lowest = min(sources)
-    for source in sources:
-        if source != lowest:
-            yield source, lowest
+class DedupKeys(BatchStage):
+    """Compute each record's exact-dedup digest and near-dedup band hashes (``dedup_key``,
+    ``bands``); the decision comes after every unit is read (``DecideDuplicates``)."""
 
-
-def _split_near(joined):
-    _, grouped = joined
-    duplicate_of = list(grouped["duplicate_of"])
-    for item in map(decode_item, grouped["items"]):
-        if duplicate_of:
-            original = Source(*duplicate_of[0])
-            yield beam.pvalue.TaggedOutput(
-                DUPLICATE_NEAR, Dropped(item.source, DUPLICATE_NEAR, _record(item), duplicate_of=original)
-            )
-        else:
-            yield item
-
-
-class DropNearDuplicates(beam.PTransform):
-    """MinHash/LSH near-duplicate removal; batches in, ``(survivors, duplicates)`` as batches out."""
-
-    def __init__(self, *, threshold: float = 0.8, shingle: int = 5, num_perm: int = 128, fields: Sequence[str] | None = None):
-        super().__init__()
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"near-duplicate threshold must be in (0, 1), got {threshold}")
-        if shingle < 1 or num_perm < 2:
-            raise ValueError("shingle must be at least 1 and num_perm at least 2")
-        self._hasher = MinHasher(num_perm=num_perm, shingle=shingle)
-        self._bands, self._rows = optimal_bands(threshold, num_perm)
-        self._fields = tuple(fields) if fields else None
-
-    def expand(self, batches):
-        duplicate_of = (
-            batches
-            | "BandKeys" >> beam.ParDo(_BandKeysFn(self._hasher, self._bands, self._rows, self._fields))
-            | "GroupByBand" >> beam.GroupByKey()
-            | "PairWithLowest" >> beam.FlatMap(_duplicates_in_band)
-            # A record in several candidate groups is a duplicate of the lowest of their survivors.
-            | "LowestOriginal" >> beam.CombinePerKey(min)
-        )
-        keyed = batches | "KeyBySource" >> beam.FlatMap(
-            lambda batch: ((source_key(item.source), encode_item(item)) for item in batch)
-        )
-        results = (
-            {"items": keyed, "duplicate_of": duplicate_of}
-            | "JoinVerdicts" >> beam.CoGroupByKey()
-            | "Split" >> beam.FlatMap(_split_near).with_outputs(DUPLICATE_NEAR, main="items")
-        )
-        return (
-            results["items"] | "RebatchKept" >> Rebatch(),
-            results[DUPLICATE_NEAR] | "RebatchDuplicates" >> Rebatch(),
-        )
+    def __init__(self, *, spec: DedupSpec):
+        near = spec.near
+        if near is not None and (not 0.0 < near.threshold < 1.0 or near.shingle < 1 or near.num_perm < 2):
+            raise ValueError("near-duplicate threshold must be in (0, 1), shingle at least 1 and num_perm at least 2")
+        super().__init__(_DedupKeysFn(spec.exact, near, tuple(spec.fields) if spec.fields else None))

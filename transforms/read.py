@@ -31,7 +31,7 @@ from schemas.records import (
     Source,
 )
 from transforms.progress import ProgressWriter
-from transforms.stage import BATCH_ROWS, KEPT, REJECTED, StageCounters, batches
+
 
 LOGGER = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ JSONL_RANGE_BYTES = 32 << 20
 MAX_FIELD_CHARS = 1_000_000
 # Rejected rows keep this much of a value over the limit (rejected/ must not hold 50 MB cells).
 PREVIEW_CHARS = 200
-FAILED = "failed_files"
 
 # csv refuses fields over 128 KiB by default; ftprep applies its own limit (field_too_large).
 csv.field_size_limit(max(csv.field_size_limit(), (1 << 31) - 1))
@@ -509,62 +508,10 @@ class _PlanUnitsFn(beam.DoFn):
         yield from units
 
 
-class _ReadUnitFn(beam.DoFn):
-    """Reads one unit into batches of records (kept) and of rejections, as it goes; a file that
-    cannot be read fails the run (``on_bad_file="fail"``) or leaves on the ``failed_files`` output."""
-
-    def __init__(self, columns: frozenset[str] | None, dialect: CsvDialect, batch_rows: int,
-                 max_field_chars: int, on_bad_file: str, progress_dir: str | None = None):
-        self._columns = columns
-        self._dialect = dialect
-        self._batch_rows = batch_rows
-        self._max_field_chars = max_field_chars
-        self._on_bad_file = on_bad_file
-        self._progress_dir = progress_dir
-        self._progress: ProgressWriter | None = None
-        self._counters = StageCounters("ReadShards")
-
-    def setup(self):
-        if self._progress_dir:
-            self._progress = ProgressWriter(self._progress_dir)
-
-    def process(self, unit: ReadUnit):
-        if unit.error is None:
-            LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
-        kept, rejected, rows = [], [], 0
-        for record in read_unit(unit, self._columns, self._dialect, self._max_field_chars):
-            if isinstance(record, FailedFile):
-                yield from self._flush(kept, rejected)
-                kept, rejected = [], []
-                if self._on_bad_file == "fail":
-                    raise BadInputFile(f"cannot read {record.path}: {record.error}")
-                LOGGER.warning("skipping the rest of %s: %s", record.path, record.error)
-                yield beam.pvalue.TaggedOutput(FAILED, [record])
-                continue
-            rows += 1
-            (rejected if isinstance(record, Rejected) else kept).append(record)
-            if len(kept) >= self._batch_rows:
-                yield from self._flush(kept, rejected)
-                kept, rejected = [], []
-        yield from self._flush(kept, rejected)
-        if self._progress is not None:
-            self._progress.done(unit.url, rows)
-
-    def _flush(self, kept: list, rejected: list):
-        self._counters.total.inc(len(kept) + len(rejected))
-        self._counters.kept.inc(len(kept))
-        self._counters.rejected.inc(len(rejected))
-        if kept:
-            yield kept
-        if rejected:
-            yield beam.pvalue.TaggedOutput(REJECTED, rejected)
-
-
-class ReadShards(beam.PTransform):
-    """Read files into ``(batches, rejected, failed_files)``: PCollections of lists of at most
-    ``batch_rows`` records, and of ``FailedFile`` lists (only with ``on_bad_file="skip"``; with
-    "fail" a bad file fails the run). ``columns`` limits what is read (None reads all) and is
-    required of every Parquet and CSV file."""
+class PlanUnits(beam.PTransform):
+    """File URLs in (from the launcher's list), read units out, spread over the workers: a file
+    that cannot be planned is one unit that fails when read (``plan_file``). ``columns``
+    limits what is read (None reads all) and is required of every Parquet and CSV file."""
 
     def __init__(
         self,
@@ -573,22 +520,14 @@ class ReadShards(beam.PTransform):
         format: str | None = None,
         columns: Iterable[str] | None = None,
         csv_dialect: CsvDialect = CsvDialect(),
-        batch_rows: int = BATCH_ROWS,
-        max_field_chars: int = MAX_FIELD_CHARS,
-        on_bad_file: str = "fail",
         progress_dir: str | None = None,
         bad_files: dict[str, str] | None = None,
     ):
         super().__init__()
-        self._progress_dir = progress_dir
-        self._bad_files = dict(bad_files or {})
-        self._batch_rows = batch_rows
         if not urls:
             raise InputError("no input files to read")
         if format is not None and format not in ("parquet", "csv", "jsonl"):
             raise InputError(f"unknown input format {format!r}; use parquet, csv or jsonl")
-        if on_bad_file not in ("fail", "skip"):
-            raise InputError(f"on_bad_file must be fail or skip, got {on_bad_file!r}")
         if format is None:
             for url in urls:
                 infer_format(url)  # fail now, not on a worker
@@ -596,24 +535,19 @@ class ReadShards(beam.PTransform):
         self._format = format
         self._columns = None if columns is None else frozenset(columns)
         self._dialect = csv_dialect
-        self._max_field_chars = max_field_chars
-        self._on_bad_file = on_bad_file
+        self._progress_dir = progress_dir
+        self._bad_files = dict(bad_files or {})
 
     def expand(self, pbegin):
-        read = (
+        return (
             pbegin
             # Create reshuffles only when it holds more than one element, which would make the step
             # names depend on the number of inputs; an explicit Reshuffle keeps them stable.
             | "ListFiles" >> beam.Create(self._urls, reshuffle=False)
             | "SpreadFiles" >> beam.Reshuffle()
             # A file that cannot be planned becomes a unit that fails when read: every failure
-            # leaves from one stage (a Flatten across stages is buffered whole by the DirectRunner).
+            # leaves from one stage.
             | "PlanUnits" >> beam.ParDo(_PlanUnitsFn(self._format, self._columns, self._dialect, self._progress_dir, self._bad_files))
             # Load-bearing: without it the read fuses with Create and one worker reads every file.
             | "SpreadUnits" >> beam.Reshuffle()
-            | "ReadUnits" >> beam.ParDo(
-                _ReadUnitFn(self._columns, self._dialect, self._batch_rows, self._max_field_chars, self._on_bad_file,
-                            self._progress_dir)
-            ).with_outputs(REJECTED, FAILED, main=KEPT)
         )
-        return batches(read[KEPT]), batches(read[REJECTED]), read[FAILED]

@@ -11,11 +11,9 @@ import dataclasses
 import hashlib
 from typing import Any
 
-import apache_beam as beam
-
-from schemas.records import SPLITS, TRAIN, VALIDATION, Item
+from schemas.records import TRAIN, VALIDATION, Item
 from transforms.dedup import content_key
-from transforms.stage import BatchDoFn, BatchStage
+from transforms.stage import KEPT, BatchDoFn, BatchStage
 
 _SCALE = float(1 << 64)
 
@@ -44,23 +42,18 @@ class _SplitFn(BatchDoFn):
         self._seed = seed
 
     def handle(self, item: Item, emit) -> None:
-        split = assign_split(item.example, seed=self._seed, validation_fraction=self._fraction, key=item.content_key)
-        emit(split, dataclasses.replace(item, split=split))
+        if self._fraction == 0:  # no digest to compute: everything trains
+            split = TRAIN
+        else:
+            split = assign_split(item.example, seed=self._seed, validation_fraction=self._fraction, key=item.content_key)
+        emit(KEPT, dataclasses.replace(item, split=split))
 
 
-class SplitExamples(beam.PTransform):
-    """Batches in; ``({"train": batches, "validation": batches}, rejected)`` out, each item
-    carrying its split (a record the split fails on is rejected as ``internal_error``)."""
+class AssignSplit(BatchStage):
+    """Mark each record's split (``item.split``); a record the split fails on is rejected as
+    ``internal_error``."""
 
     def __init__(self, *, validation_fraction: float, seed: int = 0):
-        super().__init__()
         if not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-        self._fraction = validation_fraction
-        self._seed = seed
-
-    def expand(self, records):
-        _, rejected, *parts = records | "AssignSplit" >> BatchStage(
-            _SplitFn(self._fraction, self._seed), extra_outputs=SPLITS
-        )
-        return dict(zip(SPLITS, parts)), rejected
+        super().__init__(_SplitFn(validation_fraction, seed))

@@ -145,8 +145,34 @@ class BatchStage(beam.PTransform):
         return tuple(batches(results[tag]) for tag in (KEPT, REJECTED, *self._extra_outputs))
 
 
-class Rebatch(beam.PTransform):
-    """Records back into batches after a shuffle."""
+class RecordChain:
+    """``BatchDoFn``s run one after the other over a batch, in the calling process: what one keeps
+    the next one gets, everything else leaves under its tag. The whole per-record chain is one
+    Beam step this way (each step of its own would pay Beam's per-step cost on every record); the
+    handlers, their codes, counters and per-record exception capture are the stages' own."""
 
-    def expand(self, records):
-        return batches(records | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=BATCH_ROWS))
+    def __init__(self, dofns: list[BatchDoFn]):
+        self._dofns = list(dofns)
+
+    def setup(self) -> None:
+        for dofn in self._dofns:
+            dofn.setup()
+
+    def teardown(self) -> None:
+        for dofn in self._dofns:
+            dofn.teardown()
+
+    def run(self, batch: list) -> tuple[list, dict[str, list]]:
+        """``(kept, {tag: values})`` for one batch; ``REJECTED`` is among the tags."""
+        left: dict[str, list] = defaultdict(list)
+        for dofn in self._dofns:
+            kept: list = []
+            for output in dofn.process(batch):
+                if isinstance(output, beam.pvalue.TaggedOutput):
+                    left[output.tag].extend(output.value)
+                else:
+                    kept.extend(output)
+            batch = kept
+            if not batch:
+                break
+        return batch, left

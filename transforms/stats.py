@@ -1,25 +1,26 @@
-"""Run statistics, computed in the graph with one lifted combiner.
+"""Run statistics, computed in the graph with one combiner.
 
-Every stage's outputs are mapped to small events (a read row, a kept example with its tokens,
-a rejection with its codes, a drop with its reason) and combined into one ``stats.json``
-document. ``records.read`` is counted at the reader and the outcomes at the end, so the
-invariant ``read == train + validation + rejected + sum(dropped)`` is a real check.
+Each outcome is a small event (a read row, a kept example with its tokens, a rejection with its
+codes, a drop with its reason) added into a ``StatsAccumulator`` where it happens — per read
+unit in pass 1, per shard for the examples written — and the accumulators combine into one
+``stats.json`` document. ``records.read`` is counted at the reader and the outcomes where
+they are written, so the invariant ``read == train + validation + rejected + sum(dropped)`` is
+a real check.
 """
 
 from __future__ import annotations
 
-import functools
+
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import apache_beam as beam
 
 from schemas.models import ModelSpec
 from schemas.records import SPLITS, TRAIN, Item, Rejected
 from transforms.finetune import training_estimate
-from transforms.tokens import message_count
 
 READ = "read"
 KEPT = "kept"
@@ -222,25 +223,12 @@ class StatsCombineFn(beam.CombineFn):
         return acc
 
 
-def summarize(batch: list, event: Callable[[Any], tuple]) -> StatsAccumulator:
-    """One batch's partial statistics: per-record events added into one accumulator."""
-    acc = StatsAccumulator()
-    for record in batch:
-        acc.add(event(record))
-    return acc
-
-
 def read_event(record: Item | Rejected) -> tuple:
     return (READ, record.source.file)
 
 
 def rejected_event(record: Rejected) -> tuple:
     return (REJECTED, record.codes)
-
-
-def kept_event(item: Item, *, fmt: str, limit: int) -> tuple:
-    billed = min(limit, item.tokens.total)
-    return (KEPT, item.split, item.tokens, item.warnings, message_count(item.example, fmt), billed)
 
 
 def pii_event(found: tuple) -> tuple:
@@ -251,17 +239,12 @@ def failed_event(failed) -> tuple:
     return (FAILED, failed.path, failed.error)
 
 
-def dropped_event(reason: str):
-    return lambda _record: (DROPPED, reason)
-
-
 class ComputeStats(beam.PTransform):
-    """Combine the run's outputs into the single ``stats.json`` document.
+    """The run's statistics, combined into the single ``stats.json`` document.
 
-    Input: a dict of PCollections of batches: ``read`` and ``read_<anything>`` (everything the
-    reader emitted, kept or rejected), one per split, ``rejected``, ``dropped_<reason>``, and
-    ``pii``/``pii_<anything>`` (``((kind, count), ...)`` per record with findings), and
-    ``failed_files`` (``FailedFile`` lists from the reader).
+    Input: a dict of PCollections: ``units`` (pass 1's results: rows read, rejections, filter
+    drops, PII, failed files, as each unit's ``stats``), ``kept`` (``StatsAccumulator``s of the
+    examples written, from the shard writers) and ``decisions`` (the duplicates dropped).
     """
 
     def __init__(
@@ -273,42 +256,26 @@ class ComputeStats(beam.PTransform):
         context: dict | None = None,
         n_epochs: int | None = None,
         price_per_million_tokens: float | None = None,
+        dropped_reasons: Iterable[str] = (),
     ):
         super().__init__()
         self._files = sorted(set(files))
         self._model = model
-        self._format = format
         self._context = {"format": format, **(context or {})}
-        self._estimate_options = {"n_epochs": n_epochs, "price_per_million_tokens": price_per_million_tokens}
+        self._options = {"n_epochs": n_epochs, "price_per_million_tokens": price_per_million_tokens,
+                         "dropped_reasons": sorted(dropped_reasons)}
 
-    def expand(self, outputs: dict):
-        partials = []
-        for name, pcoll in sorted(outputs.items()):
-            if name == READ or name.startswith(f"{READ}_"):
-                mapper = read_event
-            elif name in SPLITS:
-                mapper = functools.partial(kept_event, fmt=self._format, limit=self._model.max_tokens_per_example)
-            elif name == REJECTED:
-                mapper = rejected_event
-            elif name.startswith(f"{DROPPED}_"):
-                mapper = dropped_event(name[len(DROPPED) + 1 :])
-            elif name == PII or name.startswith(f"{PII}_"):
-                mapper = pii_event
-            elif name == FAILED:
-                mapper = failed_event
-            else:
-                raise ValueError(f"ComputeStats does not know output {name!r}")
-            label = name.title().replace("_", "")
-            # One lifted combine per input, in the stage that produces it: only small partial
-            # results cross stages (a Flatten of raw events would be buffered whole by the DirectRunner).
-            partials.append(
-                pcoll
-                | f"{label}Events" >> beam.Map(summarize, mapper)
-                | f"{label}Partial" >> beam.CombineGlobally(StatsCombineFn())
-            )
-        files, model, context = self._files, self._model, self._context
-        reasons = sorted(name[len(DROPPED) + 1 :] for name in outputs if name.startswith(f"{DROPPED}_"))
-        options = {**self._estimate_options, "dropped_reasons": reasons}
+    def expand(self, parts: dict):
+        unknown = set(parts) - {"units", "kept", "decisions"}
+        if unknown:
+            raise ValueError(f"ComputeStats does not know {sorted(unknown)}")
+        partials = [parts["units"] | "UnitStats" >> beam.Map(lambda unit: unit.stats)]
+        if "kept" in parts:
+            partials.append(parts["kept"])
+        if "decisions" in parts:
+            partials.append(parts["decisions"] | "DuplicateStats" >> beam.Map(
+                lambda decision: StatsAccumulator().add((DROPPED, decision.reason))))
+        files, model, context, options = self._files, self._model, self._context, self._options
         return (
             partials
             | "FlattenPartials" >> beam.Flatten()

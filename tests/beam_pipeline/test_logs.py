@@ -70,12 +70,12 @@ def test_verbose_shows_beams_traceback(tmp_path):
 
 def test_no_space_left_on_device_is_named(tmp_path, capsys, monkeypatch):
     """The cause of an OS error reaches the last line as the OS says it."""
-    from transforms.write import JsonlSink
+    import transforms.shards
 
-    def disk_full(self, file_handle, encoded_value):
+    def disk_full(path, section, out):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(JsonlSink, "write_encoded_record", disk_full)
+    monkeypatch.setattr(transforms.shards, "_copy", disk_full)
     pq.write_table(rows(5), tmp_path / "a.parquet")
     assert run(recipe(tmp_path, str(tmp_path / "a.parquet"), tmp_path / "out"), IN_MEMORY, "--no-progress") == 1
     lines = capsys.readouterr().err.strip().splitlines()

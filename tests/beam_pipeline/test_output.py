@@ -161,7 +161,8 @@ def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
     ("provenance/train/part-00000-of-00001.jsonl", True), (f"train/{TEMP_DIR}/abc.part.jsonl", True),
     ("notes.txt", False), (".hidden", False), ("in/good.parquet", False), ("train/part-0-of-1.jsonl", False),
     ("train/notes.md", False), ("provenance/other/part-00000-of-00001.jsonl", False), ("stats.json.bak", False),
-    (f"train/{TEMP_DIR}/deeper/x", False),
+    (f"train/{TEMP_DIR}/deeper/x", False), ("_temporary/units/00001-000000004096.unit", True),
+    ("_temporary/notes.txt", False), ("_temporary/units/x.unit", False),
 ])
 def test_what_ftprep_writes_is_recognised_by_name(relative, expected):
     assert written_by_ftprep(relative) is expected

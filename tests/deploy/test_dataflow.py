@@ -99,7 +99,7 @@ def test_step_names_do_not_depend_on_the_inputs(tmp_path):
     two = dry_run(tmp_path / "b", inputs=[str(REPO / "examples/data/qa-*.parquet")])
     names = lambda job: sorted(t.unique_name for t in job.proto_pipeline.components.transforms.values())  # noqa: E731
     assert names(one) == names(two)
-    assert "ReadShards" in names(one) and "ComputeStats" in names(one)
+    assert "ProcessUnits" in names(one) and "ComputeStats" in names(one)
 
 
 def test_cli_dry_run_exits_0_and_says_nothing_ran(tmp_path):

@@ -1,9 +1,18 @@
-from schemas.records import Item, Source, TokenCount, decode_item, encode_item
+import orjson
+
+from schemas.records import Dropped, Rejected, Rejection, Source, dumps_line
 
 
-def test_item_round_trips_through_its_shuffle_encoding():
-    item = Item(Source("gs://b/x.parquet", 7), {"q": "é", "n": 1}, {"q": "e"}, {"messages": [{"role": "user", "content": "é"}]},
-                TokenCount(10, 10, 4, (("assistant", 4), ("user", 6)), True), "train", ("missing_system_message",), b"\x00\xff")
-    assert decode_item(encode_item(item)) == item
-    bare = Item(Source("f", 0), {"q": None})
-    assert decode_item(encode_item(bare)) == bare
+def test_rejected_and_dropped_documents_keep_their_key_order():
+    """Readers of rejected/ and dropped/ (and the duplicates writer, which composes the line
+    itself) rely on this order."""
+    rejected = Rejected(Source("f", 3), [Rejection("missing_content", "m")], {"q": "x"}, {"messages": []})
+    assert list(rejected.to_json()) == ["source", "errors", "record", "example"]
+    dropped = Dropped(Source("f", 4), "duplicate_exact", {"messages": []}, duplicate_of=Source("e", 0))
+    assert list(dropped.to_json()) == ["source", "reason", "duplicate_of", "record"]
+    assert orjson.loads(dumps_line(dropped.to_json())) == dropped.to_json()
+
+
+def test_a_rejected_row_that_is_the_example_is_written_once():
+    row = {"messages": []}
+    assert "example" not in Rejected(Source("f", 0), [], row, row).to_json()

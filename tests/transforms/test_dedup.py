@@ -4,17 +4,26 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from schemas.recipe import DedupSpec, NearDedupSpec
 from schemas.records import Item, Source
-from tests.batches import batched, each
 from transforms.dedup import (
-    DropExactDuplicates,
-    DropNearDuplicates,
+    EXACT_RECORD,
+    NEAR_RECORD,
+    DedupKeys,
     MinHasher,
+    _near_decision,
+    exact_decisions,
     exact_key,
+    exact_records,
+    near_candidates,
+    near_records,
     normalize_text,
     optimal_bands,
     shingles,
+    source_numbers,
 )
+from transforms.split import AssignSplit
+from transforms.stage import RecordChain
 
 
 def item(file, row, answer, question="q"):
@@ -52,13 +61,39 @@ def test_band_choice_follows_the_threshold():
     assert (1 / loose_bands) ** (1 / loose_rows) < (1 / bands) ** (1 / rows)
 
 
+def keyed(items, **spec):
+    """The items through the dedup keys and the split, as pass 1 runs them."""
+    chain = RecordChain([DedupKeys(spec=DedupSpec(**spec)).dofn, AssignSplit(validation_fraction=0.0).dofn])
+    chain.setup()
+    kept, left = chain.run(items)
+    assert left == {}
+    return kept
+
+
+def records_of(items, make, dtype):
+    """Key records of items from files named by their source, as pass 1 writes them: one array."""
+    files = sorted({i.source.file for i in items})
+    parts = [data for name in files for data in make([i for i in items if i.source.file == name], files.index(name)).values()]
+    return files, np.frombuffer(b"".join(parts), dtype=dtype)
+
+
+def named(files, decisions):
+    return sorted((files[d.file], d.row, d.reason, files[d.survivor_file], d.survivor_row) for d in decisions)
+
+
 def test_exact_dedup_keeps_the_lowest_source():
-    items = [item("b.parquet", 0, "Same answer"), item("a.parquet", 5, "same  ANSWER"), item("a.parquet", 7, "Other")]
-    with TestPipeline() as p:
-        kept, dropped, _ = batched(p, items) | "Dedup" >> DropExactDuplicates()
-        assert_that(each(kept, "EachKept") | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("a.parquet", 5), ("a.parquet", 7)]), label="Kept")
-        assert_that(each(dropped, "EachDropped") | beam.Map(lambda d: (d.source.file, d.reason, d.duplicate_of.file, d.duplicate_of.row)),
-                    equal_to([("b.parquet", "duplicate_exact", "a.parquet", 5)]), label="Dropped")
+    items = keyed([item("b.parquet", 0, "Same answer"), item("a.parquet", 5, "same  ANSWER"), item("a.parquet", 7, "Other"),
+                   item("a.parquet", 9, "SAME answer")], exact=True)
+    files, records = records_of(items, exact_records, EXACT_RECORD)
+    assert named(files, exact_decisions(records)) == [("a.parquet", 9, "duplicate_exact", "a.parquet", 5),
+                                                      ("b.parquet", 0, "duplicate_exact", "a.parquet", 5)]
+
+
+def test_exact_dedup_on_fields():
+    items = keyed([item("f", 0, "first answer", "Same question"), item("f", 1, "second answer", "same question")],
+                  exact=True, fields=["q"])
+    files, records = records_of(items, exact_records, EXACT_RECORD)
+    assert named(files, exact_decisions(records)) == [("f", 1, "duplicate_exact", "f", 0)]
 
 
 LONG = ("To reset your password open the account settings page, choose the security tab, press the reset "
@@ -66,19 +101,53 @@ LONG = ("To reset your password open the account settings page, choose the secur
 
 
 def test_near_dedup_drops_close_variants_but_keeps_different_texts():
-    items = [
+    items = keyed([
         item("s2", 0, LONG + " Thanks!"),
         item("s1", 3, LONG),
         item("s1", 9, LONG.replace("one hour", "sixty minutes")),
         item("s3", 1, "Our office is open from nine to five on weekdays and closed on public holidays in every country."),
-    ]
+    ], near={"threshold": 0.7, "shingle": 3})
+    files, records = records_of(items, near_records, NEAR_RECORD)
+    candidates = near_candidates(records, np.zeros(0, dtype=np.uint64))
+    lowest = {}
+    for member, (survivor, _) in candidates:  # what the pipeline's CombinePerKey(min) does
+        lowest[member] = min(survivor, lowest.get(member, survivor))
+    decisions = [_near_decision((member, (survivor, 0))) for member, survivor in lowest.items()]
+    assert named(files, decisions) == [("s1", 9, "duplicate_near", "s1", 3), ("s2", 0, "duplicate_near", "s1", 3)]
+
+
+def test_exact_duplicates_take_no_part_in_near_dedup():
+    items = keyed([item("f", 0, LONG), item("f", 1, LONG), item("f", 2, LONG + " Thanks!")],
+                  exact=True, near={"threshold": 0.7, "shingle": 3})
+    files, records = records_of(items, near_records, NEAR_RECORD)
+    excluded = source_numbers(np.array([0], dtype=np.uint64), np.array([1], dtype=np.uint64))
+    members = {member for member, _ in near_candidates(records, excluded)}
+    assert members == set(source_numbers(np.array([0], dtype=np.uint64), np.array([2], dtype=np.uint64)).tolist())
+
+
+def test_decide_duplicates_reads_every_units_keys(tmp_path):
+    """The Beam step: key sections in units' files, decisions out, whatever unit holds which key."""
+    from transforms.dedup import DecideDuplicates, exact_section
+    from transforms.stats import StatsAccumulator
+    from transforms.units import Section, UnitResult
+
+    items = keyed([item("a", i, f"answer {i % 3}") for i in range(6)], exact=True)
+    units = []
+    for first in (0, 3):  # two units of file 0
+        chunks = exact_records(items[first : first + 3], 0)
+        path, sections, position = tmp_path / f"{first}.unit", {}, 0
+        with open(path, "wb") as f:
+            for partition, data in sorted(chunks.items()):
+                f.write(data)
+                sections[exact_section(partition)] = Section(position, position + len(data), len(data) // EXACT_RECORD.itemsize)
+                position += len(data)
+        units.append(UnitResult(0, first, first + 3, str(path), sections, StatsAccumulator()))
     with TestPipeline() as p:
-        kept, dropped = batched(p, items) | "Near" >> DropNearDuplicates(threshold=0.7, shingle=3)
-        assert_that(each(kept, "EachKept") | beam.Map(lambda i: (i.source.file, i.source.row)), equal_to([("s1", 3), ("s3", 1)]), label="Kept")
-        assert_that(each(dropped, "EachDropped") | beam.Map(lambda d: (d.source.file, d.source.row, d.duplicate_of.file, d.duplicate_of.row)),
-                    equal_to([("s2", 0, "s1", 3), ("s1", 9, "s1", 3)]), label="Dropped")
+        decisions = p | beam.Create(units) | DecideDuplicates(exact=True, near=False)
+        assert_that(decisions | beam.Map(lambda d: (d.row, d.survivor_row)), equal_to([(3, 0), (4, 1), (5, 2)]))
 
 
 def test_bad_near_options():
     with pytest.raises(ValueError, match="threshold"):
-        DropNearDuplicates(threshold=1.0)
+        DedupKeys(spec=DedupSpec(near={"threshold": 0.8}).model_copy(update={"near": NearDedupSpec.model_construct(
+            threshold=1.0, shingle=5, num_perm=128)}))

@@ -17,11 +17,11 @@ from schemas.records import (
     Item,
     Rejected,
 )
-from tests.batches import each
+
 from transforms.read import (
     CsvDialect,
     InputError,
-    ReadShards,
+    PlanUnits,
     ReadUnit,
     expand_paths,
     infer_format,
@@ -179,27 +179,23 @@ def test_peek_columns(tmp_path):
     assert peek_columns(str(tmp_path / "x.jsonl"), "jsonl") == ["a", "c"]
 
 
-def test_read_shards_transform(tmp_path):
+def test_plan_units_transform(tmp_path):
     parquet = write_parquet(tmp_path / "x.parquet", [{"q": str(i)} for i in range(5)], 2)
     jsonl = tmp_path / "y.jsonl"
     jsonl.write_text('{"q": "j"}\nnot json\n')
     with TestPipeline() as p:
-        items, rejected, _ = p | "Read" >> ReadShards(urls=[parquet, str(jsonl)], columns=["q"])
-        assert_that(
-            each(items, "EachItem") | beam.Map(lambda i: (i.source.file.rsplit("/", 1)[-1], i.source.row, i.row["q"])),
-            equal_to([("x.parquet", i, str(i)) for i in range(5)] + [("y.jsonl", 0, "j")]),
-            label="Items",
-        )
-        assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.source.row, r.codes)), equal_to([(1, (INVALID_JSON,))]), label="Rejected")
+        units = p | "Plan" >> PlanUnits(urls=[parquet, str(jsonl)], columns=["q"])
+        assert_that(units | beam.Map(lambda u: (u.url.rsplit("/", 1)[-1], u.row_group, u.first_row)),
+                    equal_to([("x.parquet", 0, 0), ("x.parquet", 1, 2), ("x.parquet", 2, 4), ("y.jsonl", None, 0)]))
 
 
-def test_read_shards_checks_arguments_before_the_pipeline():
+def test_plan_units_checks_arguments_before_the_pipeline():
     with pytest.raises(InputError, match="no input files"):
-        ReadShards(urls=[])
+        PlanUnits(urls=[])
     with pytest.raises(InputError, match="unknown input format"):
-        ReadShards(urls=["a.csv"], format="xlsx")
+        PlanUnits(urls=["a.csv"], format="xlsx")
     with pytest.raises(InputError, match="cannot tell the format"):
-        ReadShards(urls=["a.dat"])
+        PlanUnits(urls=["a.dat"])
 
 
 def test_directories_expand_to_their_files_and_hidden_files_are_skipped(tmp_path):
@@ -250,7 +246,7 @@ def test_iter_lines_keeps_every_byte(chunk_size):
     assert list(iter_lines(io.BytesIO(data), chunk_size)) == [b"a\n", b"\n", b"bc\r\n", b"last"]
 
 
-def test_an_unexpected_reader_failure_is_a_failed_file_under_skip(tmp_path, monkeypatch):
+def test_an_unexpected_reader_failure_is_a_failed_file(tmp_path, monkeypatch):
     from transforms import read
 
     def explode(path, *args, **kwargs):
@@ -258,26 +254,17 @@ def test_an_unexpected_reader_failure_is_a_failed_file_under_skip(tmp_path, monk
 
     monkeypatch.setattr(read, "read_jsonl_unit", explode)
     (tmp_path / "x.jsonl").write_text('{"q": 1}\n')
-    with TestPipeline() as p:
-        items, rejected, failed = p | "Read" >> ReadShards(urls=[str(tmp_path / "x.jsonl")], on_bad_file="skip")
-        assert_that(items, equal_to([]), label="Items")
-        assert_that(rejected, equal_to([]), label="Rejected")
-        assert_that(failed | beam.FlatMap(lambda batch: [(f.path.endswith("x.jsonl"), f.error) for f in batch]),
-                    equal_to([(True, "RuntimeError: reader bug (after row -1)")]), label="Failed")
+    (unit,) = read.plan_units(str(tmp_path / "x.jsonl"), "jsonl")
+    assert list(read.read_unit(unit, None)) == [FailedFile(str(tmp_path / "x.jsonl"), "RuntimeError: reader bug (after row -1)")]
 
 
-def test_a_file_that_cannot_be_planned_is_skipped_or_fails_the_run(tmp_path):
+def test_a_file_that_cannot_be_planned_is_one_unit_that_fails_when_read(tmp_path):
+    from transforms.read import plan_file
+
     (tmp_path / "bad.parquet").write_bytes(b"this is not parquet at all")
-    good = write_parquet(tmp_path / "good.parquet", [{"q": "x"}])
-    with TestPipeline() as p:
-        items, rejected, failed = p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good], on_bad_file="skip")
-        assert_that(each(items, "EachItem") | beam.Map(lambda i: i.row), equal_to([{"q": "x"}]), label="Items")
-        assert_that(rejected, equal_to([]), label="Rejected")
-        assert_that(failed | beam.FlatMap(lambda batch: [(f.path.endswith("bad.parquet"), "Parquet" in f.error) for f in batch]),
-                    equal_to([(True, True)]), label="Failed")
-    with pytest.raises(Exception, match=r"cannot read .*bad.parquet"):
-        with TestPipeline() as p:
-            p | "Read" >> ReadShards(urls=[str(tmp_path / "bad.parquet"), good])
+    (unit,) = plan_file(str(tmp_path / "bad.parquet"), "parquet", None, CsvDialect())
+    (failed,) = read_unit(unit, None)
+    assert isinstance(failed, FailedFile) and "Parquet" in failed.error
 
 
 def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, monkeypatch):

@@ -1,11 +1,8 @@
-import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Item, Source
-from tests.batches import batched, each
-from transforms.split import SplitExamples, assign_split, split_key
+from transforms.split import AssignSplit, assign_split, split_key
+from transforms.stage import RecordChain
 
 
 def example(i):
@@ -29,17 +26,21 @@ def test_zero_fraction_puts_everything_in_train():
     assert {assign_split(example(i), seed=0, validation_fraction=0.0) for i in range(200)} == {"train"}
 
 
-def test_split_examples_transform_partitions_and_tags():
-    items = [Item(Source("f", i), {}, example=example(i), tokens=5) for i in range(50)]
-    expected = {s: sorted(i for i in range(50) if assign_split(example(i), seed=1, validation_fraction=0.3) == s)
-                for s in ("train", "validation")}
-    with TestPipeline() as p:
-        parts, _ = batched(p, items) | "Split" >> SplitExamples(validation_fraction=0.3, seed=1)
-        for name in ("train", "validation"):
-            assert_that(each(parts[name], f"Each{name}") | f"{name}Rows" >> beam.Map(lambda i: (i.split, i.source.row)),
-                        equal_to([(name, r) for r in expected[name]]), label=f"Check{name}")
+def test_assign_split_marks_each_record():
+    items = [Item(Source("f", i), {}, example=example(i)) for i in range(50)]
+    kept, left = RecordChain([AssignSplit(validation_fraction=0.3, seed=1).dofn]).run(items)
+    assert left == {}
+    assert [(i.source.row, i.split) for i in kept] == [
+        (i, assign_split(example(i), seed=1, validation_fraction=0.3)) for i in range(50)]
+    assert {i.split for i in kept} == {"train", "validation"}
+
+
+def test_no_validation_needs_no_digest():
+    items = [Item(Source("f", i), {}, example=object()) for i in range(3)]  # nothing to digest
+    kept, left = RecordChain([AssignSplit(validation_fraction=0.0).dofn]).run(items)
+    assert [i.split for i in kept] == ["train"] * 3 and left == {}
 
 
 def test_bad_fraction_fails_at_construction():
     with pytest.raises(ValueError, match="validation_fraction"):
-        SplitExamples(validation_fraction=1.0)
+        AssignSplit(validation_fraction=1.0)

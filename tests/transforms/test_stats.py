@@ -7,13 +7,14 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.models import ModelSpec
 from schemas.records import Item, Rejected, Rejection, Source, TokenCount
 from schemas.stats import stats_schema
-from tests.batches import batched
 from transforms.stats import (
     ComputeStats,
     StatsAccumulator,
     build_stats,
     per_example_summary,
     percentile,
+    read_event,
+    rejected_event,
 )
 
 MODEL = ModelSpec("m", "o200k_base", 100)
@@ -73,24 +74,34 @@ def test_build_stats_document_fits_the_schema_and_adds_up():
 
 
 def test_compute_stats_transform():
+    """Pass 1's unit statistics, the shard writers' kept examples and the dedup decisions
+    combine into one document."""
+    from types import SimpleNamespace
+
+    from transforms.dedup import Decision
+
     src = Source("f", 0)
+    unit = StatsAccumulator()
+    for record in (Item(src, {}), Item(src, {}), Item(src, {}), Rejected(src, [], None)):
+        unit.add(read_event(record))
+    unit.add(rejected_event(Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)))
+    kept = StatsAccumulator().add(("kept", "train", tokens(12, 5, assistant=5, user=7), (), 2, 12))
     with TestPipeline() as p:
-        read = batched(p, [Item(src, {}), Item(src, {}), Rejected(src, [], None)], "Read")
-        example = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
-        train = batched(p, [Item(src, {}, example=example, tokens=tokens(12, 5, assistant=5, user=7), split="train")], "Train")
-        validation = p | "Validation" >> beam.Create([], reshuffle=False)
-        rejected = batched(p, [Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)], "Rej")
-        dropped = batched(p, [Item(src, {})], "Dup")
-        stats = {"read": read, "train": train, "validation": validation, "rejected": rejected, "dropped_duplicate": dropped} | ComputeStats(
-            files=["f"], model=MODEL, format="chat", context={"split": CONTEXT["split"]}
-        )
+        units = p | "Units" >> beam.Create([SimpleNamespace(stats=unit)])
+        shards = p | "Kept" >> beam.Create([kept])
+        decisions = p | "Decisions" >> beam.Create([Decision(0, 3, "duplicate_exact", 0, 1, "train")])
+        stats = {"units": units, "kept": shards, "decisions": decisions} | ComputeStats(
+            files=["f"], model=MODEL, format="chat", context={"split": CONTEXT["split"]},
+            dropped_reasons=["duplicate_exact", "filter_echo"])
         assert_that(
             stats | beam.Map(lambda d: (d["records"], d["rejections"], d["tokens"]["per_example"]["max"])),
-            equal_to([({"read": 3, "train": 1, "validation": 0, "rejected": 1, "dropped": {"duplicate": 1}}, {"a": 1, "b": 1}, 12)]),
+            equal_to([({"read": 4, "train": 1, "validation": 0, "rejected": 1,
+                        "dropped": {"duplicate_exact": 1, "filter_echo": 0}}, {"a": 1, "b": 1}, 12)]),
         )
 
 
 def test_compute_stats_refuses_unknown_outputs():
-    with pytest.raises(ValueError, match="does not know output 'surprise'"):
+    with pytest.raises(ValueError, match=r"does not know \['surprise'\]"):
         with TestPipeline() as p:
-            {"surprise": batched(p, [1])} | ComputeStats(files=[], model=MODEL, format="chat")
+            {"units": p | beam.Create([]), "surprise": p | "S" >> beam.Create([1])} | ComputeStats(
+                files=[], model=MODEL, format="chat")

@@ -1,0 +1,93 @@
+"""Pass 2: the shard plan is a function of the units' results and the decisions alone, and the
+shards are cut from the units' files in (file, row) order, duplicates left out."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+import orjson
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from transforms.dedup import Decision
+from transforms.shards import ShardContext, WriteShards, plan_shards
+from transforms.stats import StatsAccumulator
+from transforms.units import Section, UnitResult, index_section
+
+
+def example(row: int) -> bytes:
+    return orjson.dumps({"messages": [{"role": "user", "content": f"q{row}"}, {"role": "assistant", "content": f"a{row}"}]})
+
+
+def unit(tmp_path, file: int, rows: range, *, sizes: bool = False, rejected: int = 0) -> UnitResult:
+    """A unit file as pass 1 writes one: every row kept, in train."""
+    lines = [example(row) for row in rows]
+    index = [orjson.dumps([row, len(line) + 1, 10, 10, 4, [["assistant", 4], ["user", 6]], False, [], 2]) for row, line in zip(rows, lines)]
+    sections, data = {}, b""
+    blocks = {"train": lines, index_section("train"): index,
+              "rejected": [orjson.dumps({"source": {"file": "f", "row": r}}) for r in range(rejected)]}
+    for name in sorted(blocks):
+        if blocks[name]:
+            body = b"".join(line + b"\n" for line in blocks[name])
+            sections[name] = Section(len(data), len(data) + len(body), len(blocks[name]))
+            data += body
+    path = tmp_path / f"{file}-{rows.start}.unit"
+    path.write_bytes(data)
+    kept_sizes = {"train": np.array([len(line) + 1 for line in lines], dtype=np.uint32).tobytes()} if sizes else {}
+    return UnitResult(file, rows.start, rows.stop, str(path), sections, StatsAccumulator(), [], kept_sizes)
+
+
+def test_the_plan_follows_file_and_row_order_and_never_plans_an_empty_shard(tmp_path):
+    units = [unit(tmp_path, 1, range(0, 5)), unit(tmp_path, 0, range(5, 10)), unit(tmp_path, 0, range(0, 5), rejected=2)]
+    plans = plan_shards(list(reversed(units)), [], num_shards=2)
+    train = [spec for spec in plans if spec.output == "train"]
+    assert [spec.name for spec in train] == ["train/part-00000-of-00002.jsonl", "train/part-00001-of-00002.jsonl"]
+    assert [(p.file, p.path.rsplit("/", 1)[-1]) for spec in train for p in spec.pieces] == [
+        (0, "0-0.unit"), (0, "0-5.unit"), (1, "1-0.unit")]
+    (rejected,) = [spec for spec in plans if spec.output == "rejected"]  # one unit has rejects: one shard
+    assert rejected.count == 1 and len(rejected.pieces) == 1
+    assert plans == plan_shards(units, [], num_shards=2)  # the same plan whatever the arrival order
+
+
+def test_a_shard_count_cuts_inside_a_unit_where_line_sizes_are_known(tmp_path):
+    plans = plan_shards([unit(tmp_path, 0, range(40), sizes=True)], [], num_shards=3)
+    assert [(spec.count, sum(p.count for p in spec.pieces)) for spec in plans] == [(3, 14), (3, 13), (3, 13)]
+
+
+def test_a_byte_limit_cuts_at_record_boundaries(tmp_path):
+    small = unit(tmp_path, 0, range(30), sizes=True)
+    plans = plan_shards([small], [], max_shard_bytes=500)
+    assert len(plans) > 3 and all(sum(p.section.end - p.section.start for p in spec.pieces) <= 500 for spec in plans)
+    assert sum(p.count for spec in plans for p in spec.pieces) == 30
+
+
+def write(tmp_path, units, decisions, **plan) -> dict[str, list[bytes]]:
+    out = tmp_path / "out"
+    specs = plan_shards(units, decisions, **plan)
+    with TestPipeline() as p:
+        files, _ = (p | "Specs" >> beam.Create(specs)) | WriteShards(
+            context=ShardContext(output_dir=str(out), files=("a.parquet", "b.parquet"), max_tokens=100),
+            decisions=p | "Decisions" >> beam.Create(decisions))
+    written = {}
+    for path in sorted(out.rglob("*.jsonl")):
+        written.setdefault(str(path.parent.relative_to(out)), []).extend(path.read_bytes().splitlines())
+    return written
+
+
+def test_shards_leave_duplicates_out_and_write_them_with_their_survivor(tmp_path):
+    units = [unit(tmp_path, 0, range(0, 4)), unit(tmp_path, 1, range(0, 3))]
+    decisions = [Decision(1, 2, "duplicate_exact", 0, 1, "train"), Decision(0, 3, "duplicate_near", 0, 0, "train")]
+    written = write(tmp_path, units, decisions, provenance=True)
+    assert written["train"] == [example(r) for r in (0, 1, 2)] + [example(r) for r in (0, 1)]
+    assert [orjson.loads(line) for line in written["provenance/train"]] == [
+        {"file": "a.parquet", "row": r} for r in (0, 1, 2)] + [{"file": "b.parquet", "row": r} for r in (0, 1)]
+    (exact,) = [orjson.loads(line) for line in written["dropped/duplicate_exact"]]
+    assert exact == {"source": {"file": "b.parquet", "row": 2}, "reason": "duplicate_exact",
+                     "duplicate_of": {"file": "a.parquet", "row": 1}, "record": orjson.loads(example(2))}
+    assert len(written["dropped/duplicate_near"]) == 1
+
+
+@pytest.mark.parametrize("plan", [{}, {"num_shards": 3}, {"max_shard_bytes": 300}])
+def test_every_kept_record_is_written_once_in_order(tmp_path, plan):
+    units = [unit(tmp_path, 0, range(0, 25), sizes=True), unit(tmp_path, 0, range(25, 50), sizes=True)]
+    assert write(tmp_path, units, [], **plan)["train"] == [example(r) for r in range(50)]

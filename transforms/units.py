@@ -1,0 +1,285 @@
+"""Pass 1: each read unit is read, run through the whole per-record chain and written, in input
+order, to one temporary file beside the output. Only small results leave the step.
+
+A unit's file holds one section per output (``train``, ``validation``, ``rejected``,
+``dropped/<reason>``: final JSON lines), an index of its kept records (``index/<split>``: row,
+size, tokens, warnings) and, when the recipe deduplicates, the records' keys
+(``keys/exact/<p>``, ``keys/near/<p>``: fixed-width, see ``transforms/dedup.py``). What leaves
+the step is a ``UnitResult``: where each section is, the unit's statistics (rows read,
+rejections, drops, PII, failed files) and a sample of its rejected records. The final files
+are cut from these sections (``transforms/shards.py``): records wait on disk, in order, never in
+a shuffle, and every run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import apache_beam as beam
+import numpy as np
+import orjson
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.records import REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
+from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
+from transforms.progress import ProgressWriter
+from transforms.read import BadInputFile, CsvDialect, ReadUnit, read_unit
+from transforms.report import RECORD_PREVIEW_CHARS, SAMPLES_PER_CODE
+from transforms.stage import BATCH_ROWS, REJECTED, RecordChain, StageCounters
+from transforms.stats import DROPPED, StatsAccumulator, failed_event, pii_event, read_event, rejected_event
+from transforms.tokens import message_count
+
+LOGGER = logging.getLogger(__name__)
+
+PII_OUTPUT = "pii"
+# A section spools in memory up to this size, then on the worker's local disk.
+SPOOL_BYTES = 4 << 20
+
+
+def index_section(split: str) -> str:
+    return f"index/{split}"
+
+
+def dropped_section(reason: str) -> str:
+    return f"dropped/{reason}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """Bytes [start, end) of a unit's file, holding ``records`` lines (or key records)."""
+
+    start: int
+    end: int
+    records: int
+
+
+@dataclass
+class UnitResult:
+    """What pass 1 says of one read unit (small: no records)."""
+
+    file: int  # the file's index in the run's sorted list of files
+    first_row: int
+    end_row: int  # one past the last row the unit read
+    path: str | None  # the unit's temporary file; None when it holds nothing
+    sections: dict[str, Section]
+    stats: StatsAccumulator
+    samples: list[tuple[str, dict]] = field(default_factory=list)
+    # Per-record line sizes of each output section (uint32 bytes), when shards have a byte limit.
+    sizes: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.file, self.first_row)
+
+
+def unit_file_name(file: int, first_row: int) -> str:
+    return f"{file:05d}-{first_row:012d}.unit"
+
+
+def index_entry(item: Item, size: int, fmt: str) -> bytes:
+    """One kept record in the unit's index: row, line size, tokens, warnings, messages."""
+    tokens = item.tokens
+    return orjson.dumps([item.source.row, size, tokens.total, tokens.context, tokens.trained,
+                         tokens.by_role, tokens.estimated, item.warnings, message_count(item.example, fmt)]) + b"\n"
+
+
+def small_rejected(doc: dict) -> dict:
+    """A rejected document cut to what the report shows (rows can be large)."""
+    record = {k: v for k, v in doc.items() if k not in ("source", "errors")}
+    text = orjson.dumps(record, default=str).decode()
+    if len(text) > RECORD_PREVIEW_CHARS:
+        record = {"record": text[:RECORD_PREVIEW_CHARS] + f"… [{len(text):,} characters]"}
+    return {"source": doc["source"], "errors": doc["errors"], **record}
+
+
+class _Spools:
+    """Sections being written: in memory, spilling to local disk; copied into one file at the end."""
+
+    def __init__(self, keep_sizes: bool):
+        self._files: dict[str, tempfile.SpooledTemporaryFile] = {}
+        self._records: dict[str, int] = defaultdict(int)
+        self._sizes: dict[str, list[int]] = defaultdict(list) if keep_sizes else None
+
+    def write(self, name: str, data: bytes, records: int = 1, sizes: list[int] | None = None) -> None:
+        if not data:
+            return
+        spool = self._files.get(name)
+        if spool is None:
+            spool = self._files[name] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        spool.write(data)
+        self._records[name] += records
+        if self._sizes is not None and sizes is not None:
+            self._sizes[name].extend(sizes)
+
+    def lines(self, name: str, lines: list[bytes]) -> None:
+        """``lines`` (without newlines) as one block of JSON lines."""
+        if lines:
+            self.write(name, b"\n".join(lines) + b"\n", len(lines), [len(line) + 1 for line in lines])
+
+    def save(self, path: str) -> tuple[str | None, dict[str, Section], dict[str, bytes]]:
+        if not self._files:
+            return None, {}, {}
+        sections, position = {}, 0
+        with FileSystems.create(path) as out:
+            for name in sorted(self._files):
+                spool = self._files[name]
+                spool.seek(0)
+                while chunk := spool.read(1 << 20):
+                    out.write(chunk)
+                size = spool.tell()
+                sections[name] = Section(position, position + size, self._records[name])
+                position += size
+                spool.close()
+        sizes = {name: np.array(values, dtype=np.uint32).tobytes() for name, values in (self._sizes or {}).items()}
+        return path, sections, sizes
+
+
+@dataclass(frozen=True)
+class UnitSettings:
+    """How pass 1 reads, writes and keys a unit (everything but the per-record chain)."""
+
+    columns: frozenset[str] | None
+    dialect: CsvDialect
+    max_field_chars: int
+    on_bad_file: str
+    format: str  # the example format
+    temp_dir: str
+    files: tuple[str, ...]  # the run's files, sorted: a record's file is its index here
+    exact: bool = False  # write exact-dedup key records
+    near: bool = False  # write near-dedup band records
+    keep_sizes: bool = False  # record each line's size (output.max_shard_bytes)
+    batch_rows: int = BATCH_ROWS
+
+
+class UnitProcessor:
+    """Pass 1 for one unit at a time; ``process(unit)`` writes the unit's file and returns its result."""
+
+    def __init__(self, settings: UnitSettings, chain: RecordChain, redact=None):
+        self._settings = settings
+        self._chain = chain
+        self._redact = redact  # PiiScanner for rejected records, or None
+        self._file_index = {url: index for index, url in enumerate(settings.files)}
+        self._counters = StageCounters("ReadShards")
+
+    def process(self, unit: ReadUnit) -> UnitResult:
+        settings = self._settings
+        file = self._file_index[unit.url]
+        spools = _Spools(settings.keep_sizes)
+        stats = StatsAccumulator()
+        samples: dict[str, list[dict]] = defaultdict(list)
+        batch: list[Item] = []
+        end_row = unit.first_row
+        for record in read_unit(unit, settings.columns, settings.dialect, settings.max_field_chars):
+            if isinstance(record, FailedFile):
+                if settings.on_bad_file == "fail":
+                    raise BadInputFile(f"cannot read {record.path}: {record.error}")
+                LOGGER.warning("skipping the rest of %s: %s", record.path, record.error)
+                stats.add(failed_event(record))
+                continue
+            stats.add(read_event(record))
+            end_row = record.source.row + 1
+            self._counters.total.inc()
+            if isinstance(record, Rejected):
+                self._counters.rejected.inc()
+                self._rejected([record], spools, stats, samples)
+                continue
+            self._counters.kept.inc()
+            batch.append(record)
+            if len(batch) >= settings.batch_rows:
+                self._batch(batch, file, spools, stats, samples)
+                batch = []
+        if batch:
+            self._batch(batch, file, spools, stats, samples)
+        path, sections, sizes = spools.save(FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row)))
+        chosen = [(code, doc) for code, docs in sorted(samples.items()) for doc in docs]
+        return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes)
+
+    def _batch(self, batch: list[Item], file: int, spools: _Spools, stats: StatsAccumulator, samples) -> None:
+        kept, left = self._chain.run(batch)
+        self._rejected(left.pop(REJECTED, []), spools, stats, samples)
+        for found in left.pop(PII_OUTPUT, []):
+            stats.add(pii_event(found))
+        for reason in sorted(left):
+            dropped: list[Dropped] = left[reason]
+            spools.lines(dropped_section(reason), [dumps_line(d.to_json()) for d in dropped])
+            for _ in dropped:
+                stats.add((DROPPED, reason))
+        settings = self._settings
+        for split in SPLITS:
+            items = [item for item in kept if item.split == split]
+            lines = [dumps_line(item.example) for item in items]
+            spools.lines(split, lines)
+            spools.write(index_section(split), b"".join(index_entry(item, len(line) + 1, settings.format)
+                                                        for item, line in zip(items, lines)), len(items))
+        if settings.exact:
+            for partition, data in exact_records(kept, file).items():
+                spools.write(exact_section(partition), data, len(data) // EXACT_RECORD.itemsize)
+        if settings.near:
+            for partition, data in near_records(kept, file).items():
+                spools.write(near_section(partition), data, len(data) // NEAR_RECORD.itemsize)
+
+    def _rejected(self, rejected: list[Rejected], spools: _Spools, stats: StatsAccumulator, samples) -> None:
+        lines = []
+        for record in rejected:
+            doc = record.to_json()
+            if self._redact is not None:
+                # Rows rejected before the PII step (a ragged CSV row, a broken line) still hold their values.
+                found: Counter = Counter()
+                try:
+                    doc = self._redact.redact_value(doc, found)
+                except Exception as error:  # noqa: BLE001 - never write what could not be redacted
+                    doc = {**doc, "record": f"<withheld: redaction failed: {type(error).__name__}: {error}>",
+                           **({"example": "<withheld>"} if "example" in doc else {})}
+                    found.clear()
+                if found:
+                    stats.add(pii_event(tuple(sorted(found.items()))))
+            stats.add(rejected_event(record))
+            for code in record.codes:
+                if len(samples[code]) < SAMPLES_PER_CODE:
+                    samples[code].append(small_rejected(doc))
+            lines.append(dumps_line(doc))
+        spools.lines(REJECTED_DIR, lines)
+
+
+class _ProcessUnitFn(beam.DoFn):
+    def __init__(self, settings: UnitSettings, stages: list, pii_policy=None, progress_dir: str | None = None):
+        self._settings = settings
+        self._stages = stages  # BatchDoFns, in order
+        self._pii_policy = pii_policy
+        self._progress_dir = progress_dir
+        self._processor: UnitProcessor | None = None
+        self._progress: ProgressWriter | None = None
+
+    def setup(self):
+        chain = RecordChain(self._stages)
+        chain.setup()
+        redact = self._pii_policy.scanner() if self._pii_policy is not None else None
+        self._processor = UnitProcessor(self._settings, chain, redact)
+        if self._progress_dir:
+            self._progress = ProgressWriter(self._progress_dir)
+
+    def process(self, unit: ReadUnit) -> Iterator[UnitResult]:
+        if unit.error is None:
+            LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
+        result = self._processor.process(unit)
+        if self._progress is not None:
+            self._progress.done(unit.url, sum(result.stats.rows_per_file.values()))
+        yield result
+
+
+class ProcessUnits(beam.PTransform):
+    """Read units in, ``UnitResult``s out (see the module docstring). ``stages`` are the
+    per-record chain's ``BatchDoFn``s, in order; ``pii_policy`` redacts rejected records."""
+
+    def __init__(self, *, settings: UnitSettings, stages: list, pii_policy=None, progress_dir: str | None = None):
+        super().__init__()
+        if settings.on_bad_file not in ("fail", "skip"):
+            raise ValueError(f"on_bad_file must be fail or skip, got {settings.on_bad_file!r}")
+        self._fn = _ProcessUnitFn(settings, stages, pii_policy, progress_dir)
+
+    def expand(self, units):
+        return units | "Process" >> beam.ParDo(self._fn)
