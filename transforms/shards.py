@@ -38,15 +38,15 @@ _DUPLICATE_REASONS = (DUPLICATE_EXACT, DUPLICATE_NEAR)
 
 @dataclass(frozen=True)
 class Piece:
-    """Records [first, first + count) of one unit's output section, with the unit's index of
-    them for the examples: what a shard takes from that unit. ``dropped`` rows (duplicates) are
-    left out of the examples; for a duplicates output they are the records taken."""
+    """A run of consecutive records of one unit's output: their lines (``section``) and, for the
+    examples, their index lines (``index``), as byte ranges of the unit's file. ``count``
+    records of it are written: for the examples and their provenance, those that are not
+    duplicates; for a duplicates output, the duplicates."""
 
     path: str
     file: int
     section: Section | None
     index: Section | None
-    first: int
     count: int
 
 
@@ -74,47 +74,68 @@ def _in_unit(unit: UnitResult, rows: set[int]) -> int:
     return sum(1 for row in rows if unit.first_row <= row < unit.end_row)
 
 
-def _sub_piece(piece: Piece, lines: np.ndarray, start: int, count: int) -> Piece:
-    if start == 0 and count == len(lines):
-        return piece
-    offset = piece.section.start + int(lines[:start].sum())
-    end = offset + int(lines[start : start + count].sum())
-    return Piece(piece.path, piece.file, Section(offset, end, count), piece.index, piece.first + start, count)
+@dataclass
+class _Candidate:
+    """One unit's share of an output, as the plan cuts it. Without line sizes it is one atom;
+    with them, one atom per record written (``keep``: which of the section's records those are)."""
+
+    piece: Piece
+    weight: float
+    lines: np.ndarray | None = None  # the section's line sizes (every record)
+    index_lines: np.ndarray | None = None  # the index's line sizes
+    keep: np.ndarray | None = None  # bool per record: written
+
+    def atoms(self) -> np.ndarray:
+        if self.lines is None:
+            return np.array([max(self.weight, 1.0)])
+        return self.lines[self.keep].astype(np.float64) if self.keep is not None else self.lines.astype(np.float64)
+
+    def part(self, first: int, count: int) -> Piece:
+        """Atoms [first, first + count) as a piece: the records from the first to the last of
+        them (the duplicates among them are left out when written)."""
+        if self.lines is None or (first == 0 and count == len(self.atoms())):
+            return self.piece
+        records = np.flatnonzero(self.keep) if self.keep is not None else np.arange(len(self.lines))
+        begin, end = int(records[first]), int(records[first + count - 1]) + 1
+
+        def sub(section: Section | None, sizes: np.ndarray | None) -> Section | None:
+            if section is None or sizes is None:
+                return section
+            start = section.start + int(sizes[:begin].sum(dtype=np.int64))
+            return Section(start, start + int(sizes[begin:end].sum(dtype=np.int64)), end - begin)
+
+        return Piece(self.piece.path, self.piece.file, sub(self.piece.section, self.lines),
+                     sub(self.piece.index, self.index_lines), count)
 
 
-def _cut(candidates: list[tuple[Piece, float, np.ndarray | None]], count: int, limit: int | None) -> list[list[Piece]]:
+def _cut(candidates: list[_Candidate], count: int, limit: int | None) -> list[list[Piece]]:
     """The candidates' records, in order, in at most ``count`` shards balanced by bytes, each cut
-    further to at most ``limit`` bytes (a record larger than that stands alone). A candidate with
-    line sizes can be cut between any two records; one without is one indivisible atom."""
-    lengths = [sizes.astype(np.float64) if sizes is not None else np.array([max(weight, 1.0)])
-               for _, weight, sizes in candidates]
-    owner = np.repeat(np.arange(len(candidates)), [len(x) for x in lengths])
-    local = np.concatenate([np.arange(len(x)) for x in lengths])
-    cum = np.cumsum(np.concatenate(lengths))
-    total, atoms = float(cum[-1]), len(cum)
+    further to at most ``limit`` bytes (a record larger than that stands alone)."""
+    atoms = [candidate.atoms() for candidate in candidates]
+    owner = np.repeat(np.arange(len(candidates)), [len(a) for a in atoms])
+    local = np.concatenate([np.arange(len(a)) for a in atoms])
+    cum = np.cumsum(np.concatenate(atoms))
+    total, n = float(cum[-1]), len(cum)
     starts = {0}
     for k in range(1, count):  # balanced: a shard starts where the cumulative bytes pass k/count
-        starts.add(min(atoms - 1, int(np.searchsorted(cum, total * k / count, side="left")) + 1))
-    bounds = sorted(starts) + [atoms]
+        starts.add(min(n - 1, int(np.searchsorted(cum, total * k / count, side="left")) + 1))
+    bounds = sorted(starts) + [n]
     if limit is not None:
         cut = []
         for begin, end in zip(bounds, bounds[1:]):
             while begin < end:
                 base = cum[begin - 1] if begin else 0.0
-                fits = int(np.searchsorted(cum[begin:end] - base, limit, side="right"))
                 cut.append(begin)
-                begin += max(fits, 1)
-        bounds = cut + [atoms]
+                begin += max(1, int(np.searchsorted(cum[begin:end] - base, limit, side="right")))
+        bounds = cut + [n]
     shards = []
     for begin, end in zip(bounds, bounds[1:]):
         if begin >= end:
             continue
         pieces = []
         for candidate in np.unique(owner[begin:end]):
-            piece, _, sizes = candidates[candidate]
             mine = np.flatnonzero(owner[begin:end] == candidate)
-            first, number = int(local[begin + mine[0]]), len(mine)
-            pieces.append(piece if sizes is None else _sub_piece(piece, sizes.astype(np.int64), first, number))
+            pieces.append(candidates[candidate].part(int(local[begin + mine[0]]), len(mine)))
         shards.append(pieces)
     return shards
 
@@ -137,16 +158,16 @@ def plan_shards(
     dropped = _dropped_rows(decisions)
     plans: list[ShardSpec] = []
 
-    def add(output: str, candidates: list[tuple[Piece, float, np.ndarray | None]]) -> None:
-        candidates = [c for c in candidates if c[0].count > 0]
+    def add(output: str, candidates: list[_Candidate]) -> None:
+        candidates = [c for c in candidates if c.piece.count > 0]
         if not candidates:
             return
-        count = num_shards or max(1, math.ceil(sum(weight for _, weight, _ in candidates) / default_shard_bytes))
+        count = num_shards or max(1, math.ceil(sum(c.weight for c in candidates) / default_shard_bytes))
         shards = _cut(candidates, count, max_shard_bytes)
         for index, shard in enumerate(shards):
             plans.append(ShardSpec(output, index, len(shards), tuple(shard)))
 
-    def sizes_of(unit: UnitResult, name: str) -> np.ndarray | None:
+    def sizes(unit: UnitResult, name: str) -> np.ndarray | None:
         return np.frombuffer(unit.sizes[name], dtype=np.uint32) if name in unit.sizes else None
 
     for split in SPLITS:
@@ -155,19 +176,25 @@ def plan_shards(
             section, index = unit.sections.get(split), unit.sections.get(index_section(split))
             if section is None:
                 continue
-            gone = _in_unit(unit, dropped.get((unit.file, split), set()))
-            kept = section.records - gone
-            weight = (section.end - section.start) * kept / section.records
-            examples.append((Piece(unit.path, unit.file, section, index, 0, kept), weight,
-                             None if gone else sizes_of(unit, split)))
-            sources.append((Piece(unit.path, unit.file, None, index, 0, kept), 40.0 * kept, None))
+            gone = dropped.get((unit.file, split), set())
+            keep = None
+            if split in unit.rows and gone:
+                keep = ~np.isin(np.frombuffer(unit.rows[split], dtype=np.uint64), np.fromiter(gone, dtype=np.uint64))
+            written = section.records - _in_unit(unit, gone)
+            lines, index_lines = sizes(unit, split), sizes(unit, index_section(split))
+            if lines is None or index_lines is None:  # a unit cut needs both: else it stays whole
+                lines = index_lines = keep = None
+            examples.append(_Candidate(Piece(unit.path, unit.file, section, index, written),
+                                       (section.end - section.start) * written / section.records, lines, index_lines, keep))
+            sources.append(_Candidate(Piece(unit.path, unit.file, None, index, written), 40.0 * written,
+                                      index_lines, index_lines, keep))
         add(split, examples)
         if provenance:
             add(f"{PROVENANCE_DIR}/{split}", sources)
     filtered = sorted({name for u in units for name in u.sections if name.startswith(f"{DROPPED_DIR}/")})
     for output in (REJECTED_DIR, *filtered):
-        add(output, [(Piece(unit.path, unit.file, unit.sections[output], None, 0, unit.sections[output].records),
-                      float(unit.sections[output].end - unit.sections[output].start), sizes_of(unit, output))
+        add(output, [_Candidate(Piece(unit.path, unit.file, unit.sections[output], None, unit.sections[output].records),
+                                float(unit.sections[output].end - unit.sections[output].start), sizes(unit, output))
                      for unit in units if output in unit.sections])
     for reason in _DUPLICATE_REASONS:
         by_split = _dropped_rows(d for d in decisions if d.reason == reason)
@@ -176,8 +203,8 @@ def plan_shards(
             for split in SPLITS:
                 count = _in_unit(unit, by_split.get((unit.file, split), set()))
                 if count:
-                    candidates.append((Piece(unit.path, unit.file, unit.sections[split],
-                                             unit.sections[index_section(split)], 0, count), 500.0 * count, None))
+                    candidates.append(_Candidate(Piece(unit.path, unit.file, unit.sections[split],
+                                                       unit.sections[index_section(split)], count), 500.0 * count))
         add(dropped_section(reason), candidates)
     return plans
 
@@ -249,13 +276,12 @@ class _WriteShardFn(beam.DoFn):
 
     def _examples(self, piece: Piece, split: str, gone: set[int], out, stats: StatsAccumulator) -> None:
         entries = index_entries(piece.path, piece.index)
-        if gone:  # the plan never cuts a unit whose records leave: the whole section, filtered
-            keep = [entry[0] not in gone for entry in entries]
+        keep = [entry[0] not in gone for entry in entries]
+        if all(keep):
+            _copy(piece.path, piece.section, out)
+        else:
             out.write(b"".join(line + b"\n" for line, kept in zip(_lines(piece.path, piece.section), keep) if kept))
             entries = [entry for entry, kept in zip(entries, keep) if kept]
-        else:
-            entries = entries[piece.first : piece.first + piece.count]
-            _copy(piece.path, piece.section, out)
         limit = self._context.max_tokens
         for _, _, total, context, trained, by_role, estimated, warnings, messages in entries:
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))

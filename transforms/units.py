@@ -68,8 +68,11 @@ class UnitResult:
     sections: dict[str, Section]
     stats: StatsAccumulator
     samples: list[tuple[str, dict]] = field(default_factory=list)
-    # Per-record line sizes of each output section (uint32 bytes), when shards have a byte limit.
+    # With UnitSettings.keep_sizes (a shard count or byte limit to honour): each section's line
+    # sizes (uint32 bytes), and each split's rows (uint64 bytes), so that a shard can end
+    # between any two records of a unit, duplicates left out.
     sizes: dict[str, bytes] = field(default_factory=dict)
+    rows: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -103,6 +106,8 @@ class _Spools:
         self._files: dict[str, tempfile.SpooledTemporaryFile] = {}
         self._records: dict[str, int] = defaultdict(int)
         self._sizes: dict[str, list[int]] = defaultdict(list) if keep_sizes else None
+        self.rows: dict[str, list[int]] = defaultdict(list)
+        self.keep_sizes = keep_sizes
 
     def write(self, name: str, data: bytes, records: int = 1, sizes: list[int] | None = None) -> None:
         if not data:
@@ -136,6 +141,9 @@ class _Spools:
                 spool.close()
         sizes = {name: np.array(values, dtype=np.uint32).tobytes() for name, values in (self._sizes or {}).items()}
         return path, sections, sizes
+
+    def row_numbers(self) -> dict[str, bytes]:
+        return {name: np.array(rows, dtype=np.uint64).tobytes() for name, rows in self.rows.items()}
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,7 @@ class UnitProcessor:
             self._batch(batch, file, spools, stats, samples)
         path, sections, sizes = spools.save(FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row)))
         chosen = [(code, doc) for code, docs in sorted(samples.items()) for doc in docs]
-        return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes)
+        return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers())
 
     def _batch(self, batch: list[Item], file: int, spools: _Spools, stats: StatsAccumulator, samples) -> None:
         kept, left = self._chain.run(batch)
@@ -211,10 +219,14 @@ class UnitProcessor:
         settings = self._settings
         for split in SPLITS:
             items = [item for item in kept if item.split == split]
+            if not items:
+                continue
             lines = [dumps_line(item.example) for item in items]
             spools.lines(split, lines)
-            spools.write(index_section(split), b"".join(index_entry(item, len(line) + 1, settings.format)
-                                                        for item, line in zip(items, lines)), len(items))
+            entries = [index_entry(item, len(line) + 1, settings.format) for item, line in zip(items, lines)]
+            spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
+            if spools.keep_sizes:
+                spools.rows[split].extend(item.source.row for item in items)
         if settings.exact:
             for partition, data in exact_records(kept, file).items():
                 spools.write(exact_section(partition), data, len(data) // EXACT_RECORD.itemsize)

@@ -1,6 +1,7 @@
 """The Flink path without Flink: PortableRunner against Beam's own job service, which speaks the
-Job API that Flink's job server speaks, with LOOPBACK and EXTERNAL (worker pool) SDK workers.
-Each run must give exactly what the DirectRunner gives."""
+Job API that Flink's job server speaks, with EXTERNAL SDK workers from a worker pool that starts
+them as Beam's container does. Each run must give exactly what the DirectRunner gives. (LOOPBACK
+workers, byte for byte, on every example recipe and the bad-input corpus: test_determinism.py.)"""
 
 from __future__ import annotations
 
@@ -40,12 +41,9 @@ def direct(tmp_path_factory):
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-@pytest.mark.parametrize("environment", ["LOOPBACK", "EXTERNAL"])
-def test_portable_runner_equals_direct_runner(recipe, environment, endpoints, direct, tmp_path):
-    worker = ["--environment_type=LOOPBACK"] if environment == "LOOPBACK" else [
-        "--environment_type=EXTERNAL", f"--environment_config={endpoints['pool']}"]
-    ftprep(f"examples/recipes/{recipe}", "--output", str(tmp_path / "out"),
-           "--runner=PortableRunner", f"--job_endpoint={endpoints['job']}", *worker)
+def test_portable_runner_equals_direct_runner(recipe, endpoints, direct, tmp_path):
+    ftprep(f"examples/recipes/{recipe}", "--output", str(tmp_path / "out"), "--runner=PortableRunner",
+           f"--job_endpoint={endpoints['job']}", "--environment_type=EXTERNAL", f"--environment_config={endpoints['pool']}")
     portable, expected = snapshot(tmp_path / "out"), snapshot(direct / recipe)
     assert portable["success"] and portable["lines"]["train"] and portable["lines"]["rejected"]
     assert portable == expected
@@ -61,15 +59,3 @@ def test_no_wait_returns_once_the_job_is_submitted(endpoints, direct, tmp_path):
     while not (tmp_path / "out" / "_SUCCESS").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert snapshot(tmp_path / "out") == snapshot(direct / "csv_chat.yaml")
-
-
-def test_the_bad_input_corpus_gives_the_same_answer_on_the_portable_runner(endpoints, tmp_path):
-    from tests.beam_pipeline.test_bad_input import corpus_recipe, write_bad_files, write_corpus
-
-    write_corpus(tmp_path)
-    write_bad_files(tmp_path)
-    recipe = corpus_recipe(tmp_path)
-    ftprep(recipe, "--on-bad-file=skip", "--output", str(tmp_path / "direct"), IN_MEMORY)
-    ftprep(recipe, "--on-bad-file=skip", "--output", str(tmp_path / "portable"), "--runner=PortableRunner",
-           f"--job_endpoint={endpoints['job']}", "--environment_type=LOOPBACK")
-    assert snapshot(tmp_path / "portable") == snapshot(tmp_path / "direct")
