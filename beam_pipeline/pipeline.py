@@ -295,7 +295,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
     )
     settings = UnitSettings(
         columns=plan.columns, dialect=dialect, max_field_chars=recipe.limits.max_field_chars,
-        on_bad_file=recipe.input.on_bad_file, format=plan.example_format,
+        on_bad_file=recipe.input.on_bad_file, format=plan.example_format, max_tokens=plan.model.max_tokens_per_example,
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
         exact=recipe.dedup.exact, near=recipe.dedup.near is not None,
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
@@ -319,13 +319,13 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
                                                     max_shard_bytes=output.max_shard_bytes, provenance=output.provenance),
             beam.pvalue.AsList(results), beam.pvalue.AsList(decisions))
     )
-    files, kept = specs | "WriteShards" >> WriteShards(
+    files, taken_back = specs | "WriteShards" >> WriteShards(
         context=ShardContext(output_dir=plan.output, files=tuple(plan.files),
                              max_tokens=plan.model.max_tokens_per_example),
         decisions=decisions,
     )
     n_epochs = recipe.finetune.n_epochs
-    stats = {"units": results, "kept": kept, "decisions": decisions} | "ComputeStats" >> ComputeStats(
+    stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files,
         model=plan.model,
         format=plan.example_format,

@@ -52,22 +52,31 @@ class RenderBudget:
     def __init__(self, limits: LimitsSpec = LimitsSpec()):
         self.max_chars = limits.max_example_chars
         self.max_seconds = limits.max_render_seconds
-        self._deadline: float | None = None  # None: not rendering (compiling, or outside a render)
+        self._rendering = False  # compiling, or between renders: nothing counts
+        self._deadline: float | None = None
         self._steps = 0
         self._printed = 0
 
     def start(self) -> None:
-        self._deadline = time.thread_time() + self.max_seconds
+        # The clock is first read after STEPS_PER_CLOCK_READ steps: most renders are over sooner,
+        # and reading a thread's CPU clock is a system call.
+        self._rendering = True
+        self._deadline = None
         self._steps = 0
         self._printed = 0
 
     def stop(self) -> None:
-        self._deadline = None
+        self._rendering = False
 
     def step(self) -> None:
         self._steps += 1
-        if self._steps % STEPS_PER_CLOCK_READ == 0 and self._deadline is not None and time.thread_time() > self._deadline:
-            self._deadline = None  # one raise per render, even if the template is mid-loop
+        if self._steps % STEPS_PER_CLOCK_READ or not self._rendering:
+            return
+        now = time.thread_time()
+        if self._deadline is None:
+            self._deadline = now + self.max_seconds
+        elif now > self._deadline:
+            self._rendering = False  # one raise per render, even if the template is mid-loop
             raise BudgetExceeded(f"rendering took more than {self.max_seconds:g} s of CPU time "
                                  "(limits.max_render_seconds)")
 

@@ -3,8 +3,9 @@
 ``plan_shards`` decides, from the units' results and the dedup decisions alone, every file each
 output gets and which pieces of which units go into it, in (file, row) order: the same plan,
 hence the same bytes, for every run, runner and number of workers. ``WriteShards`` writes each
-planned shard (one element each, spread over the workers), leaving out the duplicates, and
-counts the kept examples' statistics as it goes. No shard is ever empty.
+planned shard (one element each, spread over the workers): mostly byte copies of pass 1's
+sections, the duplicates left out and written to dropped/ (and taken back from the statistics
+pass 1 counted them in). No shard is ever empty.
 
 Outputs: ``train``, ``validation`` (the examples), ``rejected``, ``dropped/<reason>`` (filters:
 as pass 1 wrote them; duplicates: made here from the kept sections and the decisions),
@@ -267,39 +268,41 @@ class _WriteShardFn(beam.DoFn):
                 elif spec.output.startswith(PROVENANCE_DIR + "/"):
                     self._sources(piece, gone, out)
                 elif reason in _DUPLICATE_REASONS:
-                    self._duplicates(piece, duplicates, out)
+                    self._duplicates(piece, duplicates, out, stats)
                 else:
                     _copy(piece.path, piece.section, out)
         yield spec.output, path
-        if spec.output in SPLITS:
+        if reason in _DUPLICATE_REASONS:
             yield beam.pvalue.TaggedOutput(self.STATS, stats)
 
     def _examples(self, piece: Piece, split: str, gone: set[int], out, stats: StatsAccumulator) -> None:
-        entries = index_entries(piece.path, piece.index)
-        keep = [entry[0] not in gone for entry in entries]
+        """The piece's lines as pass 1 wrote them (pass 1 counted them too), the duplicates left out."""
+        if not gone:
+            _copy(piece.path, piece.section, out)
+            return
+        keep = [entry[0] not in gone for entry in index_entries(piece.path, piece.index)]
         if all(keep):
             _copy(piece.path, piece.section, out)
         else:
             out.write(b"".join(line + b"\n" for line, kept in zip(_lines(piece.path, piece.section), keep) if kept))
-            entries = [entry for entry, kept in zip(entries, keep) if kept]
-        limit = self._context.max_tokens
-        for _, _, total, context, trained, by_role, estimated, warnings, messages in entries:
-            tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))
-            stats.add((KEPT, split, tokens, tuple(warnings), messages, min(limit, total)))
 
     def _sources(self, piece: Piece, gone: set[int], out) -> None:
         file = self._context.files[piece.file]
         rows = [entry[0] for entry in index_entries(piece.path, piece.index) if entry[0] not in gone]
         out.write(b"".join(orjson.dumps({"file": file, "row": row}) + b"\n" for row in rows))
 
-    def _duplicates(self, piece: Piece, duplicates: dict, out) -> None:
+    def _duplicates(self, piece: Piece, duplicates: dict, out, stats: StatsAccumulator) -> None:
         """The unit's kept records that are duplicates, as dropped/ shows them: source, reason, the
-        survivor, and the example as it would have been written."""
-        files = self._context.files
+        survivor, and the example as it would have been written; pass 1 counted them as kept,
+        so they are taken back from the statistics here."""
+        files, limit = self._context.files, self._context.max_tokens
         for line, entry in zip(_lines(piece.path, piece.section), index_entries(piece.path, piece.index)):
             decision = duplicates.get((piece.file, entry[0]))
             if decision is None:
                 continue
+            _, _, total, context, trained, by_role, estimated, warnings, messages = entry
+            tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))
+            stats.unkeep((KEPT, decision.split, tokens, tuple(warnings), messages, min(limit, total)))
             head = orjson.dumps({"source": {"file": files[decision.file], "row": decision.row},
                                  "reason": decision.reason,
                                  "duplicate_of": {"file": files[decision.survivor_file], "row": decision.survivor_row}})
@@ -307,8 +310,8 @@ class _WriteShardFn(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """``ShardSpec``s in; ``(output, path)`` of every file written, and the kept examples'
-    ``StatsAccumulator``s, out."""
+    """``ShardSpec``s in; ``(output, path)`` of every file written, and the statistics of the
+    duplicates dropped (``StatsAccumulator``s to take back), out."""
 
     def __init__(self, *, context: ShardContext, decisions):
         super().__init__()

@@ -2,8 +2,8 @@
 
 Each outcome is a small event (a read row, a kept example with its tokens, a rejection with its
 codes, a drop with its reason) added into a ``StatsAccumulator`` where it happens — per read
-unit in pass 1, per shard for the examples written — and the accumulators combine into one
-``stats.json`` document. ``records.read`` is counted at the reader and the outcomes where
+unit in pass 1; the examples dedup drops afterwards are taken back by the step that writes
+them to dropped/ — and the accumulators combine into one ``stats.json`` document. ``records.read`` is counted at the reader and the outcomes where
 they are written, so the invariant ``read == train + validation + rejected + sum(dropped)`` is
 a real check.
 """
@@ -53,29 +53,39 @@ class StatsAccumulator:
         if path not in self.failed_files or error < self.failed_files[path]:
             self.failed_files[path] = error
 
-    def _observe(self, name: str, value: int) -> None:
-        self.histograms.setdefault(name, Counter())[value] += 1
+    def _observe(self, name: str, value: int, sign: int = 1) -> None:
+        self.histograms.setdefault(name, Counter())[value] += sign
+
+    def unkeep(self, event: tuple) -> "StatsAccumulator":
+        """Take back a ``KEPT`` event: pass 1 counts every example it writes; the ones dedup
+        drops afterwards are taken back by the step that writes them to dropped/."""
+        self._kept(event, -1)
+        return self
+
+    def _kept(self, event: tuple, sign: int) -> None:
+        _, split, tokens, warnings, messages, billed = event
+        self.kept[split] += sign
+        self.tokens[split] += sign * tokens.total
+        self.tokens["trained"] += sign * tokens.trained
+        self._observe("total", tokens.total, sign)
+        self._observe("trained", tokens.trained, sign)
+        for role, n in tokens.by_role:
+            self.tokens[f"role:{role}"] += sign * n
+            self._observe(f"role:{role}", n, sign)
+        if messages:
+            self._observe("messages", messages, sign)
+        if split == TRAIN:
+            self.billed_train_tokens += sign * billed
+        self.estimated += sign * tokens.estimated
+        for warning in warnings:
+            self.warnings[warning] += sign
 
     def add(self, event: tuple) -> "StatsAccumulator":
         kind = event[0]
         if kind == READ:
             self.rows_per_file[event[1]] += 1
         elif kind == KEPT:
-            _, split, tokens, warnings, messages, billed = event
-            self.kept[split] += 1
-            self.tokens[split] += tokens.total
-            self.tokens["trained"] += tokens.trained
-            self._observe("total", tokens.total)
-            self._observe("trained", tokens.trained)
-            for role, n in tokens.by_role:
-                self.tokens[f"role:{role}"] += n
-                self._observe(f"role:{role}", n)
-            if messages:
-                self._observe("messages", messages)
-            if split == TRAIN:
-                self.billed_train_tokens += billed
-            self.estimated += tokens.estimated
-            self.warnings.update(warnings)
+            self._kept(event, 1)
         elif kind == REJECTED:
             self.rejected += 1
             self.rejection_codes.update(event[1])
@@ -165,6 +175,10 @@ def build_stats(
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
     ``dropped_reasons`` is listed, with 0 when nothing was dropped for it."""
+    # Examples taken back (dedup) leave zero counts behind: they are not values any example has.
+    acc.histograms = {name: Counter({v: n for v, n in h.items() if n > 0}) for name, h in acc.histograms.items()}
+    acc.histograms = {name: h for name, h in acc.histograms.items() if h}
+    acc.warnings = Counter({w: n for w, n in acc.warnings.items() if n > 0})
     roles = sorted(name.removeprefix("role:") for name in acc.histograms if name.startswith("role:"))
     return {
         "records": {
@@ -242,9 +256,10 @@ def failed_event(failed) -> tuple:
 class ComputeStats(beam.PTransform):
     """The run's statistics, combined into the single ``stats.json`` document.
 
-    Input: a dict of PCollections: ``units`` (pass 1's results: rows read, rejections, filter
-    drops, PII, failed files, as each unit's ``stats``), ``kept`` (``StatsAccumulator``s of the
-    examples written, from the shard writers) and ``decisions`` (the duplicates dropped).
+    Input: a dict of PCollections: ``units`` (pass 1's results: rows read, examples kept,
+    rejections, filter drops, PII, failed files, as each unit's ``stats``), ``taken_back``
+    (``StatsAccumulator``s of the examples dedup dropped, taken back by the writers of
+    dropped/) and ``decisions`` (the duplicates dropped).
     """
 
     def __init__(
@@ -266,12 +281,12 @@ class ComputeStats(beam.PTransform):
                          "dropped_reasons": sorted(dropped_reasons)}
 
     def expand(self, parts: dict):
-        unknown = set(parts) - {"units", "kept", "decisions"}
+        unknown = set(parts) - {"units", "taken_back", "decisions"}
         if unknown:
             raise ValueError(f"ComputeStats does not know {sorted(unknown)}")
         partials = [parts["units"] | "UnitStats" >> beam.Map(lambda unit: unit.stats)]
-        if "kept" in parts:
-            partials.append(parts["kept"])
+        if "taken_back" in parts:
+            partials.append(parts["taken_back"])
         if "decisions" in parts:
             partials.append(parts["decisions"] | "DuplicateStats" >> beam.Map(
                 lambda decision: StatsAccumulator().add((DROPPED, decision.reason))))

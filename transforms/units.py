@@ -30,7 +30,8 @@ from transforms.progress import ProgressWriter
 from transforms.read import BadInputFile, CsvDialect, ReadUnit, read_unit
 from transforms.report import RECORD_PREVIEW_CHARS, SAMPLES_PER_CODE
 from transforms.stage import BATCH_ROWS, REJECTED, RecordChain, StageCounters
-from transforms.stats import DROPPED, StatsAccumulator, failed_event, pii_event, read_event, rejected_event
+from transforms.stats import DROPPED, KEPT as KEPT_EVENT
+from transforms.stats import StatsAccumulator, failed_event, pii_event, read_event, rejected_event
 from transforms.tokens import message_count
 
 LOGGER = logging.getLogger(__name__)
@@ -81,6 +82,11 @@ class UnitResult:
 
 def unit_file_name(file: int, first_row: int) -> str:
     return f"{file:05d}-{first_row:012d}.unit"
+
+
+def kept_event(item: Item, fmt: str, limit: int) -> tuple:
+    tokens = item.tokens
+    return (KEPT_EVENT, item.split, tokens, item.warnings, message_count(item.example, fmt), min(limit, tokens.total))
 
 
 def index_entry(item: Item, size: int, fmt: str) -> bytes:
@@ -155,6 +161,7 @@ class UnitSettings:
     max_field_chars: int
     on_bad_file: str
     format: str  # the example format
+    max_tokens: int  # the model's per-example limit: billed tokens are capped at it
     temp_dir: str
     files: tuple[str, ...]  # the run's files, sorted: a record's file is its index here
     exact: bool = False  # write exact-dedup key records
@@ -224,6 +231,8 @@ class UnitProcessor:
             lines = [dumps_line(item.example) for item in items]
             spools.lines(split, lines)
             entries = [index_entry(item, len(line) + 1, settings.format) for item, line in zip(items, lines)]
+            for item in items:  # counted now; dedup takes back the ones it drops (shards.py)
+                stats.add(kept_event(item, settings.format, settings.max_tokens))
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
             if spools.keep_sizes:
                 spools.rows[split].extend(item.source.row for item in items)

@@ -65,7 +65,7 @@ def test_a_byte_limit_cuts_at_record_boundaries(tmp_path):
     assert sum(p.count for spec in plans for p in spec.pieces) == 30
 
 
-def write(tmp_path, units, decisions, expected_kept=None, **plan) -> dict[str, list[bytes]]:
+def write(tmp_path, units, decisions, taken_back=None, **plan) -> dict[str, list[bytes]]:
     from apache_beam.testing.util import assert_that, equal_to
 
     from transforms.stats import StatsCombineFn
@@ -73,12 +73,12 @@ def write(tmp_path, units, decisions, expected_kept=None, **plan) -> dict[str, l
     out = tmp_path / "out"
     specs = plan_shards(units, decisions, **plan)
     with TestPipeline() as p:
-        files, kept = (p | "Specs" >> beam.Create(specs)) | WriteShards(
+        files, back = (p | "Specs" >> beam.Create(specs)) | WriteShards(
             context=ShardContext(output_dir=str(out), files=("a.parquet", "b.parquet"), max_tokens=100),
             decisions=p | "Decisions" >> beam.Create(decisions))
-        if expected_kept is not None:
-            counted = kept | beam.CombineGlobally(StatsCombineFn()) | beam.Map(lambda acc: (acc.kept["train"], acc.tokens["train"]))
-            assert_that(counted, equal_to([(expected_kept, 10 * expected_kept)]))
+        if taken_back is not None:  # pass 1 counted every example; the duplicates are taken back
+            counted = back | beam.CombineGlobally(StatsCombineFn()) | beam.Map(lambda acc: (acc.kept["train"], acc.tokens["train"]))
+            assert_that(counted, equal_to([(-taken_back, -10 * taken_back)]))
     written = {}
     for path in sorted(out.rglob("*.jsonl")):
         written.setdefault(str(path.parent.relative_to(out)), []).extend(path.read_bytes().splitlines())
@@ -101,15 +101,15 @@ def test_shards_leave_duplicates_out_and_write_them_with_their_survivor(tmp_path
 @pytest.mark.parametrize("plan", [{}, {"num_shards": 3}, {"max_shard_bytes": 300}, {"max_shard_bytes": 300, "provenance": True}])
 @pytest.mark.parametrize("duplicates", [(), (3, 4, 30, 49)])
 def test_every_kept_record_is_written_once_in_order(tmp_path, plan, duplicates):
-    """Cut anywhere, with duplicates among the records cut: each record once, in order, and the
-    kept examples' statistics count each once too."""
+    """Cut anywhere, with duplicates among the records cut: each record once, in order, and each
+    duplicate taken back from the statistics once."""
     units = [unit(tmp_path, 0, range(0, 25), sizes=True), unit(tmp_path, 0, range(25, 50), sizes=True)]
     decisions = [Decision(0, row, "duplicate_exact", 0, 0, "train") for row in duplicates]
     specs = plan_shards(units, decisions, **plan)
     if plan.get("max_shard_bytes"):
         assert len([s for s in specs if s.output == "train"]) > 2
     kept = [r for r in range(50) if r not in duplicates]
-    written = write(tmp_path, units, decisions, expected_kept=len(kept), **plan)
+    written = write(tmp_path, units, decisions, taken_back=len(duplicates), **plan)
     assert written["train"] == [example(r) for r in kept]
     if plan.get("provenance"):
         assert [orjson.loads(line)["row"] for line in written["provenance/train"]] == kept

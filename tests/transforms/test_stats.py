@@ -85,12 +85,15 @@ def test_compute_stats_transform():
     for record in (Item(src, {}), Item(src, {}), Item(src, {}), Rejected(src, [], None)):
         unit.add(read_event(record))
     unit.add(rejected_event(Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)))
-    kept = StatsAccumulator().add(("kept", "train", tokens(12, 5, assistant=5, user=7), (), 2, 12))
+    unit.add(("kept", "train", tokens(12, 5, assistant=5, user=7), (), 2, 12))
+    unit.add(("kept", "train", tokens(30, 5, assistant=5, user=25), (), 2, 30))
+    # the second one was a duplicate: the writer of dropped/ takes it back
+    back = StatsAccumulator().unkeep(("kept", "train", tokens(30, 5, assistant=5, user=25), (), 2, 30))
     with TestPipeline() as p:
         units = p | "Units" >> beam.Create([SimpleNamespace(stats=unit)])
-        shards = p | "Kept" >> beam.Create([kept])
+        shards = p | "TakenBack" >> beam.Create([back])
         decisions = p | "Decisions" >> beam.Create([Decision(0, 3, "duplicate_exact", 0, 1, "train")])
-        stats = {"units": units, "kept": shards, "decisions": decisions} | ComputeStats(
+        stats = {"units": units, "taken_back": shards, "decisions": decisions} | ComputeStats(
             files=["f"], model=MODEL, format="chat", context={"split": CONTEXT["split"]},
             dropped_reasons=["duplicate_exact", "filter_echo"])
         assert_that(

@@ -32,6 +32,7 @@ def chain(validation_fraction: float = 0.5) -> RecordChain:
 
 def settings(tmp_path, files, **changes) -> UnitSettings:
     options = {"columns": frozenset({"q", "a"}), "dialect": CsvDialect(), "max_field_chars": 1000, "on_bad_file": "fail",
+               "max_tokens": 65536,
                "format": "chat", "temp_dir": str(tmp_path / "tmp"), "files": tuple(files), **changes}
     return UnitSettings(**options)
 
