@@ -1,38 +1,46 @@
-"""What many users would write with pandas: read_parquet, apply, to_json(lines=True).
-    python -m benchmarks.pandas_script OUTPUT.jsonl SHARD.parquet...
+"""What many users would write with pandas: read_parquet, apply, drop_duplicates, a hashed split,
+to_json(lines=True). The benchmark's job (see benchmarks/plain.py), importing nothing from ftprep.
+
+    python -m benchmarks.pandas_script OUTPUT_DIR SHARD.parquet...
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
+import tiktoken
 
-from transforms.clean import clean_text
-from transforms.tokens import load_encoding
+from benchmarks.plain import SYSTEM, VALIDATION_PERCENT, clean
 
 
 def main(output: str, paths: list[str]) -> None:
-    encoding = load_encoding("o200k_base")
+    encoding = tiktoken.get_encoding("o200k_base")
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
     frame = pd.concat([pd.read_parquet(p, columns=["instruction", "input", "output"]) for p in paths], ignore_index=True)
-
-    def render(row) -> list[dict]:
-        instruction = clean_text(row["instruction"]) if row["instruction"] else ""
-        input_ = clean_text(row["input"]) if isinstance(row["input"], str) and row["input"] else ""
-        answer = clean_text(row["output"]) if row["output"] else ""
-        return [
-            {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": instruction + (f"\n\n{input_}" if input_ else "")},
-            {"role": "assistant", "content": answer},
-        ]
-
-    frame["messages"] = frame.apply(render, axis=1)
-    frame["tokens"] = frame["messages"].apply(
-        lambda ms: 3 + sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"])) for m in ms)
-    )
-    frame[["messages"]].to_json(output, orient="records", lines=True, force_ascii=False)
-    print(json.dumps({"rows": len(frame), "tokens": int(frame["tokens"].sum())}))
+    rows = len(frame)
+    for column in ("instruction", "input", "output"):
+        frame[column] = frame[column].map(lambda v: clean(v) if isinstance(v, str) and v else "")
+    frame = frame[frame["output"] != ""]
+    frame["messages"] = [
+        [{"role": "system", "content": SYSTEM},
+         {"role": "user", "content": i + (f"\n\n{x}" if x else "")},
+         {"role": "assistant", "content": o}]
+        for i, x, o in zip(frame["instruction"], frame["input"], frame["output"])
+    ]
+    frame["line"] = frame["messages"].map(lambda ms: json.dumps({"messages": ms}, ensure_ascii=False))
+    frame["digest"] = frame["line"].map(lambda line: hashlib.blake2b(line.lower().encode(), digest_size=16).digest())
+    frame = frame.drop_duplicates("digest")
+    frame["tokens"] = frame["messages"].map(
+        lambda ms: 3 + sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"])) for m in ms))
+    held_out = frame["digest"].map(lambda d: d[0] * 100 // 256 < VALIDATION_PERCENT)
+    for name, part in (("train", frame[~held_out]), ("validation", frame[held_out])):
+        part[["messages"]].to_json(out_dir / f"{name}.jsonl", orient="records", lines=True, force_ascii=False)
+    print(json.dumps({"rows": rows, "kept": len(frame), "tokens": int(frame["tokens"].sum())}))
 
 
 if __name__ == "__main__":

@@ -1,39 +1,65 @@
-"""The baseline: the single-process script a user would write (pyarrow, tiktoken, json).
+"""The baseline: the single-process script a user would write for the benchmark's job with
+pyarrow, tiktoken and json, importing nothing from ftprep. The same job as
+``benchmarks/recipe.yaml``: clean each field (line breaks, control characters, NFC, runs of
+spaces), render the chat example, count its tokens, drop exact duplicates (a set of digests),
+hold out 5 % for validation by a hash, write train.jsonl and validation.jsonl.
 
-Same cleaning and template as the benchmark recipe; no validation, dedup, split or stats.
-    python -m benchmarks.plain OUTPUT.jsonl SHARD.parquet...
+    python -m benchmarks.plain OUTPUT_DIR SHARD.parquet...
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sys
+import unicodedata
+from pathlib import Path
 
 import pyarrow.parquet as pq
+import tiktoken
 
-from transforms.clean import clean_text
-from transforms.tokens import load_encoding
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+SPACES = re.compile(r"[ \t]{2,}")
+SYSTEM = "You are a helpful assistant."
+VALIDATION_PERCENT = 5
+
+
+def clean(text: str) -> str:
+    text = unicodedata.normalize("NFC", CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")))
+    return "\n".join(SPACES.sub(" ", line).rstrip() for line in text.split("\n")).strip()
 
 
 def main(output: str, paths: list[str]) -> None:
-    encoding = load_encoding("o200k_base")
-    rows = tokens = 0
-    with open(output, "w", encoding="utf-8") as out:
+    encoding = tiktoken.get_encoding("o200k_base")
+    out_dir = Path(output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen: set[bytes] = set()
+    rows = kept = tokens = 0
+    with open(out_dir / "train.jsonl", "w", encoding="utf-8") as train, \
+            open(out_dir / "validation.jsonl", "w", encoding="utf-8") as validation:
         for path in paths:
             for batch in pq.ParquetFile(path).iter_batches(columns=["instruction", "input", "output"]):
                 for row in batch.to_pylist():
-                    instruction, input_, answer = (clean_text(v) if v else v for v in
-                                                   (row["instruction"], row["input"], row["output"]))
-                    user = instruction + (f"\n\n{input_}" if input_ else "")
+                    rows += 1
+                    instruction, input_, answer = (clean(v) if v else "" for v in (row["instruction"], row["input"], row["output"]))
+                    if not answer:
+                        continue
                     messages = [
-                        {"role": "system", "content": "You are a helpful assistant."},
-                        {"role": "user", "content": user},
+                        {"role": "system", "content": SYSTEM},
+                        {"role": "user", "content": instruction + (f"\n\n{input_}" if input_ else "")},
                         {"role": "assistant", "content": answer},
                     ]
+                    line = json.dumps({"messages": messages}, ensure_ascii=False)
+                    digest = hashlib.blake2b(line.lower().encode(), digest_size=16).digest()
+                    if digest in seen:
+                        continue
+                    seen.add(digest)
                     tokens += 3 + sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"])) for m in messages)
-                    out.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-                    rows += 1
-    print(json.dumps({"rows": rows, "tokens": tokens}))
+                    held_out = digest[0] * 100 // 256 < VALIDATION_PERCENT
+                    (validation if held_out else train).write(line + "\n")
+                    kept += 1
+    print(json.dumps({"rows": rows, "kept": kept, "tokens": tokens}))
 
 
 if __name__ == "__main__":

@@ -74,29 +74,46 @@ def measure(command: list[str], env: dict) -> Measurement:
     return Measurement(elapsed, peaks["total"] / 2**20, peaks["process"] / 2**20)
 
 
+PLAIN = "plain script (1 process)"
+NEAR = "{threshold: 0.8}"
+
+
 def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
     files = [str(p) for p in paths]
-    ftprep = [sys.executable, "-m", "beam_pipeline", "run", str(HERE / "recipe.yaml"), "--overwrite",
+    workers = os.cpu_count() or 1
+    ftprep = [sys.executable, "-m", "beam_pipeline", "run", str(HERE / "recipe.yaml"), "--overwrite", "--no-progress",
               *[arg for path in files for arg in ("--input", path)]]
+    parallel = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
     return {
-        "plain script (1 process)": [sys.executable, "-m", "benchmarks.plain", str(out / "plain.jsonl"), *files],
-        "pandas script (1 process)": [sys.executable, "-m", "benchmarks.pandas_script", str(out / "pandas.jsonl"), *files],
+        PLAIN: [sys.executable, "-m", "benchmarks.plain", str(out / "plain"), *files],
+        "pandas script (1 process)": [sys.executable, "-m", "benchmarks.pandas_script", str(out / "pandas"), *files],
+        f"HF datasets, num_proc={workers}": [sys.executable, "-m", "benchmarks.hf_datasets", str(out / "hf"),
+                                             str(workers), *files],
         "ftprep, 1 worker": [*ftprep, "--output", str(out / "ftprep-1"), "--direct_num_workers=1",
                              "--direct_running_mode=in_memory"],
-        f"ftprep, {os.cpu_count()} workers": [*ftprep, "--output", str(out / "ftprep-n"),
-                                              f"--direct_num_workers={os.cpu_count()}",
-                                              "--direct_running_mode=multi_processing"],
-        # The same without exact dedup: the one stage that needs a shuffle, which the
-        # DirectRunner holds in memory.
-        f"ftprep without dedup, {os.cpu_count()} workers": [*ftprep, "--output", str(out / "ftprep-nd"),
-                                                            "--set", "dedup.exact=false",
-                                                            f"--direct_num_workers={os.cpu_count()}",
-                                                            "--direct_running_mode=multi_processing"],
+        f"ftprep, {workers} workers": [*ftprep, "--output", str(out / "ftprep-n"), *parallel],
+        f"ftprep exact+near dedup, {workers} workers": [*ftprep, "--output", str(out / "ftprep-near"),
+                                                       "--set", f"dedup.near={NEAR}", *parallel],
+        f"ftprep without dedup, {workers} workers": [*ftprep, "--output", str(out / "ftprep-nd"),
+                                                    "--set", "dedup.exact=false", *parallel],
     }
 
 
+def environment(work: Path) -> dict:
+    """For every command: the tiktoken files resolved (offline, verified) by ftprep into a cache
+    the scripts' tiktoken reads too, and Hugging Face's cache under the work directory."""
+    cache = work / "tiktoken-cache"
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "TIKTOKEN_CACHE_DIR": str(cache),
+           "HF_DATASETS_CACHE": str(work / "hf-cache"), "HF_HUB_OFFLINE": "1"}
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    from transforms.tokens import load_encoding
+
+    load_encoding("o200k_base")
+    return env
+
+
 def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[str] | None = None) -> dict[str, list[Measurement]]:
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    env = environment(work)
     results: dict[str, list[Measurement]] = {}
     with tempfile.TemporaryDirectory(dir=work) as out:
         todo = commands(paths, Path(out))
@@ -107,7 +124,7 @@ def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[
             for attempt in range(repeats):
                 m = measure(command, env)
                 results[name].append(m)
-                print(f"  {name:<28} run {attempt + 1}: {m.seconds:7.2f} s, {rows / m.seconds:9,.0f} rows/s, "
+                print(f"  {name:<40} run {attempt + 1}: {m.seconds:7.2f} s, {rows / m.seconds:9,.0f} rows/s, "
                       f"peak {m.peak_total_mb:,.0f} MB total / {m.peak_process_mb:,.0f} MB largest process", flush=True)
     return results
 
@@ -117,7 +134,7 @@ def median(values):
 
 
 def table(results: dict[str, list[Measurement]], rows: int, label: str) -> list[str]:
-    baseline = median([m.seconds for m in results["plain script (1 process)"]]) if "plain script (1 process)" in results else None
+    baseline = median([m.seconds for m in results[PLAIN]]) if PLAIN in results else None
     lines = [
         f"| {label} | median s | rows/s | × plain script | peak MB (all processes) | peak MB (largest process) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

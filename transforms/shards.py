@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, Decision
 from transforms.stats import KEPT, StatsAccumulator
-from transforms.units import Section, UnitResult, dropped_section, index_section
+from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
 from transforms.write import PROVENANCE_DIR
 
 # Without output.num_shards, a shard holds about this much (cut between units).
@@ -49,6 +49,7 @@ class Piece:
     section: Section | None
     index: Section | None
     count: int
+    rows: Section | None = None  # the records' rows (uint64 each), for the examples and their sources
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,11 @@ class _Candidate:
             start = section.start + int(sizes[:begin].sum(dtype=np.int64))
             return Section(start, start + int(sizes[begin:end].sum(dtype=np.int64)), end - begin)
 
+        rows = self.piece.rows
+        if rows is not None:
+            rows = Section(rows.start + 8 * begin, rows.start + 8 * end, end - begin)
         return Piece(self.piece.path, self.piece.file, sub(self.piece.section, self.lines),
-                     sub(self.piece.index, self.index_lines), count)
+                     sub(self.piece.index, self.index_lines), count, rows)
 
 
 def _cut(candidates: list[_Candidate], count: int, limit: int | None) -> list[list[Piece]]:
@@ -185,9 +189,10 @@ def plan_shards(
             lines, index_lines = sizes(unit, split), sizes(unit, index_section(split))
             if lines is None or index_lines is None:  # a unit cut needs both: else it stays whole
                 lines = index_lines = keep = None
-            examples.append(_Candidate(Piece(unit.path, unit.file, section, index, written),
+            rows = unit.sections.get(rows_section(split))
+            examples.append(_Candidate(Piece(unit.path, unit.file, section, index, written, rows),
                                        (section.end - section.start) * written / section.records, lines, index_lines, keep))
-            sources.append(_Candidate(Piece(unit.path, unit.file, None, index, written), 40.0 * written,
+            sources.append(_Candidate(Piece(unit.path, unit.file, None, index, written, rows), 40.0 * written,
                                       index_lines, index_lines, keep))
         add(split, examples)
         if provenance:
@@ -205,7 +210,8 @@ def plan_shards(
                 count = _in_unit(unit, by_split.get((unit.file, split), set()))
                 if count:
                     candidates.append(_Candidate(Piece(unit.path, unit.file, unit.sections[split],
-                                                       unit.sections[index_section(split)], count), 500.0 * count))
+                                                       unit.sections[index_section(split)], count,
+                                                       unit.sections.get(rows_section(split))), 500.0 * count))
         add(dropped_section(reason), candidates)
     return plans
 
@@ -233,6 +239,13 @@ def _copy(path: str, section: Section, out) -> None:
 
 def index_entries(path: str, index: Section) -> list[list]:
     return [orjson.loads(line) for line in _read(path, index).splitlines()]
+
+
+def _rows(piece: Piece) -> np.ndarray:
+    """The piece's rows, in order: from its rows section, else from its index."""
+    if piece.rows is not None:
+        return np.frombuffer(_read(piece.path, piece.rows), dtype=np.uint64)
+    return np.array([entry[0] for entry in index_entries(piece.path, piece.index)], dtype=np.uint64)
 
 
 def _lines(path: str, section: Section) -> list[bytes]:
@@ -280,15 +293,15 @@ class _WriteShardFn(beam.DoFn):
         if not gone:
             _copy(piece.path, piece.section, out)
             return
-        keep = [entry[0] not in gone for entry in index_entries(piece.path, piece.index)]
-        if all(keep):
+        keep = ~np.isin(_rows(piece), np.fromiter(gone, dtype=np.uint64, count=len(gone)))
+        if keep.all():
             _copy(piece.path, piece.section, out)
         else:
             out.write(b"".join(line + b"\n" for line, kept in zip(_lines(piece.path, piece.section), keep) if kept))
 
     def _sources(self, piece: Piece, gone: set[int], out) -> None:
         file = self._context.files[piece.file]
-        rows = [entry[0] for entry in index_entries(piece.path, piece.index) if entry[0] not in gone]
+        rows = [row for row in _rows(piece).tolist() if row not in gone]
         out.write(b"".join(orjson.dumps({"file": file, "row": row}) + b"\n" for row in rows))
 
     def _duplicates(self, piece: Piece, duplicates: dict, out, stats: StatsAccumulator) -> None:
@@ -296,11 +309,13 @@ class _WriteShardFn(beam.DoFn):
         survivor, and the example as it would have been written; pass 1 counted them as kept,
         so they are taken back from the statistics here."""
         files, limit = self._context.files, self._context.max_tokens
-        for line, entry in zip(_lines(piece.path, piece.section), index_entries(piece.path, piece.index)):
-            decision = duplicates.get((piece.file, entry[0]))
+        rows = _rows(piece).tolist()
+        lines, index = _lines(piece.path, piece.section), _read(piece.path, piece.index).splitlines()
+        for row, line, entry in zip(rows, lines, index):
+            decision = duplicates.get((piece.file, row))
             if decision is None:
                 continue
-            _, _, total, context, trained, by_role, estimated, warnings, messages = entry
+            _, _, total, context, trained, by_role, estimated, warnings, messages = orjson.loads(entry)
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))
             stats.unkeep((KEPT, decision.split, tokens, tuple(warnings), messages, min(limit, total)))
             head = orjson.dumps({"source": {"file": files[decision.file], "row": decision.row},

@@ -45,6 +45,11 @@ def index_section(split: str) -> str:
     return f"index/{split}"
 
 
+def rows_section(split: str) -> str:
+    """The rows of a split's records, uint64 each: what pass 2 filters duplicates by."""
+    return f"rows/{split}"
+
+
 def dropped_section(reason: str) -> str:
     return f"dropped/{reason}"
 
@@ -233,6 +238,8 @@ class UnitProcessor:
             entries = [index_entry(item, len(line) + 1, settings.format) for item, line in zip(items, lines)]
             for item in items:  # counted now; dedup takes back the ones it drops (shards.py)
                 stats.add(kept_event(item, settings.format, settings.max_tokens))
+            spools.write(rows_section(split), np.array([item.source.row for item in items], dtype=np.uint64).tobytes(),
+                         len(items))
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
             if spools.keep_sizes:
                 spools.rows[split].extend(item.source.row for item in items)

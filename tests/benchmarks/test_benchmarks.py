@@ -30,13 +30,24 @@ def test_shards_are_byte_identical_across_runs(tmp_path):
     assert digest(a) == digest(b)
 
 
-def test_plain_baseline_writes_one_line_per_row(tmp_path):
+def test_baselines_import_nothing_from_ftprep():
+    for name in ("plain.py", "pandas_script.py", "hf_datasets.py"):
+        source = (REPO / "benchmarks" / name).read_text()
+        assert not any(f"from {package}" in source or f"import {package}" in source
+                       for package in ("transforms", "beam_pipeline", "schemas")), name
+
+
+def test_plain_baseline_writes_every_kept_row_once(tmp_path, monkeypatch):
+    from transforms.tokens import load_encoding
+
+    load_encoding("o200k_base")  # the benchmark resolves the encoding for the scripts' tiktoken too
     paths = generate(tmp_path / "data", 120, shards=2)
-    out = tmp_path / "plain.jsonl"
+    out = tmp_path / "plain"
     result = subprocess.run([sys.executable, "-m", "benchmarks.plain", str(out), *map(str, paths)],
                             capture_output=True, text=True, check=True, cwd=REPO)
-    assert json.loads(result.stdout.strip().splitlines()[-1])["rows"] == 120
-    assert len(out.read_text().splitlines()) == 120
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    lines = [line for name in ("train", "validation") for line in (out / f"{name}.jsonl").read_text().splitlines()]
+    assert report["rows"] == 120 and len(lines) == report["kept"] == len(set(lines)) > 100
 
 
 @pytest.mark.slow
