@@ -8,7 +8,6 @@ tag only after both) are repeated until the text stops changing.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import html
 import re
@@ -28,6 +27,7 @@ _CONTROL = re.compile(
     + _ZERO_WIDTH + "]"
 )
 _LINE_BREAKS = re.compile(r"\r\n?|\u2028|\u2029|\x85")
+_CONTROL_OR_BREAK = re.compile(_CONTROL.pattern[:-1] + "\r\u2028\u2029]")
 # Runs of horizontal whitespace after text on a line; leading indentation (code) is left alone.
 _INNER_SPACE_RUNS = re.compile(r"(?<=\S)[ \t\u00a0\u3000]{2,}|(?<=\S)[\t\u00a0\u3000]")
 _TRAILING_SPACE = re.compile(r"[ \t\u00a0\u3000]+$", re.MULTILINE)
@@ -91,6 +91,8 @@ def nfkc(text: str) -> str:
 
 
 def strip_control(text: str) -> str:
+    if not _CONTROL_OR_BREAK.search(text):  # one scan: most text has neither
+        return text
     return _CONTROL.sub("", _LINE_BREAKS.sub("\n", text))
 
 
@@ -151,10 +153,15 @@ def ordered_steps(steps: Iterable[str]) -> tuple[str, ...]:
     return tuple(step for step in STEP_ORDER if step in chosen)
 
 
+@functools.lru_cache(maxsize=64)
+def _plan(steps: tuple[str, ...]) -> tuple[tuple[Callable[[str], str], ...], int]:
+    """The step functions in their order, and how many rounds (see the module docstring)."""
+    ordered = ordered_steps(steps)
+    return tuple(STEPS[step] for step in ordered), _MAX_ROUNDS if _INTERACTING.intersection(ordered) else 1
+
+
 def clean_text(text: str, steps: Sequence[str] = DEFAULT_CLEAN_STEPS) -> str:
-    steps = ordered_steps(steps)
-    functions = [STEPS[step] for step in steps]
-    rounds = _MAX_ROUNDS if _INTERACTING.intersection(steps) else 1
+    functions, rounds = _plan(tuple(steps))
     for _ in range(rounds):
         before = text
         for function in functions:
@@ -209,7 +216,8 @@ class _CleanFn(BatchDoFn):
 
     def handle(self, item: Item, emit) -> None:
         source = item.fields if item.fields is not None else item.row
-        emit(KEPT, dataclasses.replace(item, fields=clean_fields(source, self._steps, self._fields, self._per_field)))
+        item.fields = clean_fields(source, self._steps, self._fields, self._per_field)
+        emit(KEPT, item)
 
 
 class CleanFields(BatchStage):

@@ -16,7 +16,6 @@ Jaccard similarity: banding is tuned so that pairs far below the threshold rarel
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import unicodedata
@@ -378,8 +377,10 @@ class _DedupKeysFn(BatchDoFn):
             except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
                 LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)
                 self._unchecked.inc()
-        emit(KEPT, dataclasses.replace(item, dedup_key=key, bands=bands,
-                                       content_key=item.content_key if self._fields else key or item.content_key))
+        item.dedup_key, item.bands = key, bands
+        if not self._fields and key is not None:  # the digest of the example: the split reuses it
+            item.content_key = key
+        emit(KEPT, item)
 
 
 class DedupKeys(BatchStage):

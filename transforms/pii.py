@@ -9,7 +9,6 @@ callers get the redacted text and counts per kind.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 from collections import Counter
@@ -281,7 +280,7 @@ class _RedactFn(BatchDoFn):
             return
         found = Counter(kind for _, kind in findings)
         emit(PII_OUTPUT, tuple(sorted(found.items())))
-        item = dataclasses.replace(item, row=row, fields=fields)
+        item.row, item.fields = row, fields
         rejected_by = sorted({f"{where!r} contains {kind}" for where, kind in findings if self._actions[kind] == "reject"})
         if rejected_by:
             emit(REJECTED, self.reject(item, *(Rejection(PII_FOUND, f"field {message}") for message in rejected_by)))

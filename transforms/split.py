@@ -7,7 +7,6 @@ same side.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 
@@ -46,7 +45,8 @@ class _SplitFn(BatchDoFn):
             split = TRAIN
         else:
             split = assign_split(item.example, seed=self._seed, validation_fraction=self._fraction, key=item.content_key)
-        emit(KEPT, dataclasses.replace(item, split=split))
+        item.split = split
+        emit(KEPT, item)
 
 
 class AssignSplit(BatchStage):

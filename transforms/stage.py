@@ -90,7 +90,9 @@ class BatchDoFn(beam.DoFn):
     """A DoFn over batches whose subclasses implement ``handle(item, emit)`` for one record.
 
     ``emit(KEPT, item)`` keeps a record, ``emit(REJECTED, rejected)`` rejects it (see
-    ``reject``), and any other tag goes to that tagged output. Each output leaves as one list
+    ``reject``), and any other tag goes to that tagged output. A handler updates the record in
+    place: a record moves through the chain of one process (``RecordChain``), and copying it at
+    every stage cost a sixth of the per-record time. Each output leaves as one list
     per input batch. An exception in ``handle`` rejects that record alone as ``internal_error``
     and drops whatever it had emitted: it is caught per record, never per batch.
     """

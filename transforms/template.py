@@ -7,7 +7,6 @@ error instead of an empty string.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jinja2
@@ -276,7 +275,8 @@ class _RenderFn(BatchDoFn):
         except TemplateError as error:
             emit(REJECTED, self.reject(item, Rejection(error.code, str(error))))
             return
-        emit(KEPT, dataclasses.replace(item, example=example))
+        item.example = example
+        emit(KEPT, item)
 
 
 class RenderExamples(BatchStage):
@@ -296,7 +296,8 @@ class _AsIsFn(BatchDoFn):
 
     def handle(self, item: Item, emit) -> None:
         example = normalize_preference(item.row) if self._format == PREFERENCE else item.row
-        emit(KEPT, dataclasses.replace(item, example=example))
+        item.example = example
+        emit(KEPT, item)
 
 
 class TakeExamples(BatchStage):

@@ -9,7 +9,6 @@ sha256 or they are refused.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import logging
@@ -334,7 +333,8 @@ class _CountTokensFn(BatchDoFn):
             emit(REJECTED, self.reject(item, rejection))
             return
         warnings = item.warnings + ((TRUNCATED_TO_LIMIT,) if rejection else ())
-        emit(KEPT, dataclasses.replace(item, tokens=tokens, warnings=warnings))
+        item.tokens, item.warnings = tokens, warnings
+        emit(KEPT, item)
 
 
 class CountTokens(BatchStage):

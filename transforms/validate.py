@@ -7,7 +7,6 @@ only get counted. The token limit is checked where tokens are counted.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -398,7 +397,8 @@ class _ValidateFn(BatchDoFn):
         if found.errors:
             emit(REJECTED, self.reject(item, *found.errors))
         elif found.warnings:
-            emit(KEPT, dataclasses.replace(item, warnings=tuple(sorted(set(item.warnings) | found.warnings))))
+            item.warnings = tuple(sorted(set(item.warnings) | found.warnings))
+            emit(KEPT, item)
         else:
             emit(KEPT, item)
 
