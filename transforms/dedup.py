@@ -88,6 +88,11 @@ def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
     return normalize_text(" ".join(example_texts(item.example)))
 
 
+def normalized_text_of(example: dict) -> str:
+    """``dedup_text`` of an example already ``normalized``: its texts, normalised, joined."""
+    return " ".join(text for text in example_texts(example) if text)
+
+
 def source_key(source: Source) -> tuple[str, int]:
     return (source.file, source.row)
 
@@ -368,11 +373,17 @@ class _DedupKeysFn(BatchDoFn):
             self._permutations = self._hasher._permutations()
 
     def handle(self, item: Item, emit) -> None:
-        key = exact_key(item, self._fields) if self._exact else None
+        # Normalised once for both: the digest of the example and the text its shingles come from.
+        example = normalized(item.example) if not self._fields else None
+        if self._exact:
+            key = exact_key(item, self._fields) if self._fields or item.content_key else digest(example)
+        else:
+            key = None
         bands = None
         if self._near is not None:
             try:
-                signature = self._hasher.signature(dedup_text(item, self._fields), self._permutations)
+                text = dedup_text(item, self._fields) if self._fields else normalized_text_of(example)
+                signature = self._hasher.signature(text, self._permutations)
                 bands = tuple(band_hashes(signature, *self._bands_rows))
             except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
                 LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)

@@ -1,6 +1,8 @@
 import apache_beam as beam
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -151,3 +153,13 @@ def test_bad_near_options():
     with pytest.raises(ValueError, match="threshold"):
         DedupKeys(spec=DedupSpec(near={"threshold": 0.8}).model_copy(update={"near": NearDedupSpec.model_construct(
             threshold=1.0, shingle=5, num_perm=128)}))
+
+
+@given(st.lists(st.text(max_size=30), max_size=4))
+def test_the_near_dedup_text_of_a_normalised_example_is_the_normalised_text(texts):
+    """DedupKeys normalises an example once for the digest and the shingles: joining normalised
+    texts gives what normalising the joined texts gives."""
+    from transforms.dedup import dedup_text, normalized, normalized_text_of
+
+    example = {"messages": [{"role": "user", "content": text} for text in texts]}
+    assert normalized_text_of(normalized(example)) == dedup_text(Item(Source("f", 0), {}, example=example))
