@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import unicodedata
-import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -37,7 +36,6 @@ LOGGER = logging.getLogger(__name__)
 DUPLICATE_EXACT = "duplicate_exact"
 DUPLICATE_NEAR = "duplicate_near"
 
-_PRIME = (1 << 61) - 1
 _MAX_32 = np.uint64(0xFFFFFFFF)
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
 
@@ -107,28 +105,47 @@ def shingles(text: str, size: int) -> list[str]:
     return [" ".join(words[i : i + size]) for i in range(len(words) - size + 1)]
 
 
-def shingle_hashes(text: str, size: int) -> np.ndarray:
-    """32-bit hashes of the word shingles of ``text`` (the same set ``shingles`` lists).
+# Per-offset multipliers for hashing a word's bytes (a word longer than this wraps around).
+_BYTE_WEIGHTS = np.random.default_rng(0x5EED).integers(1, 1 << 63, size=64, dtype=np.uint64) | np.uint64(1)
 
-    Each word is hashed once (crc32) and shingles combine their words' hashes with a
-    vectorised polynomial; hashing every shingle string separately was most of the cost.
-    """
-    words = text.split() or [""]
-    word_hashes = np.array([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
-    count = max(1, len(words) - size + 1)
+
+def word_hashes(text: str) -> np.ndarray:
+    """A 64-bit hash of each word of ``text`` (words separated by single spaces, as
+    ``normalize_text`` leaves them), all at once: the sum over the word's UTF-8 bytes of the byte
+    times a fixed random weight for its offset in the word (mod 2**64). Equal words hash equal
+    wherever they stand; a Python loop over the words was most of the cost."""
+    data = np.frombuffer(text.encode(), dtype=np.uint8)
+    if not len(data):
+        return np.zeros(1, dtype=np.uint64)
+    positions = np.arange(len(data))
+    space = data == 32
+    starts = np.flatnonzero(np.concatenate(([True], space[:-1])))
+    first = np.maximum.accumulate(np.where(np.concatenate(([True], space[:-1])), positions, 0))
+    weights = _BYTE_WEIGHTS[(positions - first) % len(_BYTE_WEIGHTS)]
+    weighted = np.where(space, np.uint64(0), (data.astype(np.uint64) + np.uint64(1)) * weights)
+    return np.add.reduceat(weighted, starts)
+
+
+def shingle_hashes(text: str, size: int) -> np.ndarray:
+    """32-bit hashes of the word shingles of ``text`` (normalised: see ``word_hashes``; the same
+    set ``shingles`` lists): each word hashed once, shingles combining their words' hashes with a
+    vectorised polynomial."""
+    hashes = word_hashes(text)
+    count = max(1, len(hashes) - size + 1)
     combined = np.zeros(count, dtype=np.uint64)
-    for offset in range(min(size, len(words))):
-        combined = combined * np.uint64(0x100000001B3) + word_hashes[offset : offset + count]
-    # Fold 64 bits to 32 so that (a*h + b) stays below 2**64.
+    with np.errstate(over="ignore"):
+        for offset in range(min(size, len(hashes))):
+            combined = combined * np.uint64(0x100000001B3) + hashes[offset : offset + count]
     return (combined ^ (combined >> np.uint64(32))) & _MAX_32
 
 
 @dataclass(frozen=True)
 class MinHasher:
-    """MinHash with ``num_perm`` universal hash functions ((a*h + b) mod p over 32-bit shingle hashes).
+    """MinHash with ``num_perm`` hash functions of 32-bit shingle hashes: multiply-shift,
+    ``((a*h + b) mod 2**64) >> 32`` with random 64-bit ``a`` (odd) and ``b`` — universal, and no
+    division (the modulo by a prime was most of a signature's cost).
 
-    The permutations come from a fixed seed, so every worker computes the same signatures.
-    Products stay below 2**64: a, b and h are all below 2**32.
+    The functions come from a fixed seed, so every worker computes the same signatures.
     """
 
     num_perm: int = 128
@@ -137,14 +154,15 @@ class MinHasher:
 
     def _permutations(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(self.seed)
-        a = rng.integers(1, 1 << 32, size=self.num_perm, dtype=np.uint64)
-        b = rng.integers(0, 1 << 32, size=self.num_perm, dtype=np.uint64)
+        a = rng.integers(0, np.iinfo(np.uint64).max, size=self.num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)
+        b = rng.integers(0, np.iinfo(np.uint64).max, size=self.num_perm, dtype=np.uint64, endpoint=True)
         return a, b
 
     def signature(self, text: str, permutations=None) -> np.ndarray:
         a, b = permutations if permutations is not None else self._permutations()
         hashes = shingle_hashes(text, self.shingle)
-        values = (np.outer(hashes, a) + b) % np.uint64(_PRIME) & _MAX_32
+        with np.errstate(over="ignore"):  # wrapping at 2**64 is the point
+            values = (np.outer(hashes, a) + b) >> np.uint64(32)
         return values.min(axis=0).astype(np.uint32)
 
 
