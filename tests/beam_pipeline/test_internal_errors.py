@@ -24,7 +24,7 @@ STEPS = [
     ("transforms.validate", "validate_example"),
     ("transforms.tokens.TokenCounter", "count"),
     ("transforms.filters.ExampleFilter", "reason"),
-    ("transforms.dedup", "exact_key"),
+    ("transforms.dedup", "digest"),
     ("transforms.split", "assign_split"),
 ]
 
