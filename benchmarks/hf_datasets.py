@@ -41,12 +41,16 @@ def render(row: dict) -> dict:
 def main(output: str, num_proc: int, paths: list[str]) -> None:
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = datasets.Dataset.from_parquet(paths)
+    # Every run does the work: no results of an earlier run taken from datasets' cache.
+    datasets.disable_caching()
+    table = datasets.Dataset.from_parquet(paths, keep_in_memory=False)
     rows = len(table)
-    rendered = table.map(render, num_proc=num_proc, remove_columns=table.column_names)
-    rendered = rendered.filter(lambda empty: not empty, input_columns="empty", num_proc=num_proc)
+    rendered = table.map(render, num_proc=num_proc, remove_columns=table.column_names, load_from_cache_file=False)
+    rendered = rendered.filter(lambda empty: not empty, input_columns="empty", num_proc=num_proc,
+                               load_from_cache_file=False)
     seen: set[str] = set()
-    unique = rendered.filter(lambda digest: not (digest in seen or seen.add(digest)), input_columns="digest")
+    unique = rendered.filter(lambda digest: not (digest in seen or seen.add(digest)), input_columns="digest",
+                             load_from_cache_file=False)
     parts = unique.train_test_split(test_size=VALIDATION_PERCENT / 100, seed=0)
     for name, part in (("train", parts["train"]), ("validation", parts["test"])):
         part.select_columns(["messages"]).to_json(str(out_dir / f"{name}.jsonl"), lines=True, force_ascii=False)

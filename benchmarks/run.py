@@ -116,14 +116,13 @@ def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[
     env = environment(work)
     results: dict[str, list[Measurement]] = {}
     with tempfile.TemporaryDirectory(dir=work) as out:
-        todo = commands(paths, Path(out))
-        for name, command in todo.items():
-            if names is not None and name not in names:
-                continue
-            results[name] = []
-            for attempt in range(repeats):
+        todo = {name: command for name, command in commands(paths, Path(out)).items() if names is None or name in names}
+        # Round after round of every command, not every run of one command then the next: the
+        # machine is shared, and a slow spell should slow every command alike.
+        for attempt in range(repeats):
+            for name, command in todo.items():
                 m = measure(command, env)
-                results[name].append(m)
+                results.setdefault(name, []).append(m)
                 print(f"  {name:<40} run {attempt + 1}: {m.seconds:7.2f} s, {rows / m.seconds:9,.0f} rows/s, "
                       f"peak {m.peak_total_mb:,.0f} MB total / {m.peak_process_mb:,.0f} MB largest process", flush=True)
     return results
