@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from array import array
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -116,8 +117,9 @@ class _Spools:
     def __init__(self, keep_sizes: bool):
         self._files: dict[str, tempfile.SpooledTemporaryFile] = {}
         self._records: dict[str, int] = defaultdict(int)
-        self._sizes: dict[str, list[int]] = defaultdict(list) if keep_sizes else None
-        self.rows: dict[str, list[int]] = defaultdict(list)
+        # Compact arrays, not lists: a whole CSV file is one unit, of any number of records.
+        self._sizes: dict[str, array] = defaultdict(lambda: array("I")) if keep_sizes else None
+        self.rows: dict[str, array] = defaultdict(lambda: array("Q"))
         self.keep_sizes = keep_sizes
 
     def write(self, name: str, data: bytes, records: int = 1, sizes: list[int] | None = None) -> None:
@@ -150,11 +152,11 @@ class _Spools:
                 sections[name] = Section(position, position + size, self._records[name])
                 position += size
                 spool.close()
-        sizes = {name: np.array(values, dtype=np.uint32).tobytes() for name, values in (self._sizes or {}).items()}
+        sizes = {name: values.tobytes() for name, values in (self._sizes or {}).items()}
         return path, sections, sizes
 
     def row_numbers(self) -> dict[str, bytes]:
-        return {name: np.array(rows, dtype=np.uint64).tobytes() for name, rows in self.rows.items()}
+        return {name: rows.tobytes() for name, rows in self.rows.items()}
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class UnitSettings:
     files: tuple[str, ...]  # the run's files, sorted: a record's file is its index here
     exact: bool = False  # write exact-dedup key records
     near: bool = False  # write near-dedup band records
-    keep_sizes: bool = False  # record each line's size (output.max_shard_bytes)
+    keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
     batch_rows: int = BATCH_ROWS
 
 
