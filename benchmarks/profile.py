@@ -15,6 +15,7 @@ import argparse
 import collections
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=args.work) as out:
         raw = Path(out) / "profile.txt"
         command = [
-            "py-spy", "record", "--rate", "200", "--format", "raw", "--output", str(raw), "--",
+            shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "200", "--format", "raw", "--output", str(raw), "--",
             sys.executable, "-m", "beam_pipeline", "run", str(HERE / "recipe.yaml"), "--overwrite",
             *[arg for path in paths for arg in ("--input", str(path))],
             "--output", str(Path(out) / "ftprep"), "--direct_num_workers=1", "--direct_running_mode=in_memory",

@@ -33,6 +33,18 @@ def assert_nothing_leaks(output: Path, planted: list[str]) -> None:
         assert value.replace("+", "&#43;").encode() not in written, value
 
 
+def run_with_pii(tmp_path: Path, paths: list[Path], **sections) -> dict:
+    """Run a recipe with PII on (``pii: {}`` unless given), nothing held out; its conserved output."""
+    recipe = {"input": {"paths": [str(p) for p in paths]}, "model": MODEL, "pii": {},
+              "split": {"validation_fraction": 0}, "output": {"path": str(tmp_path / "out")}}
+    for name, section in sections.items():
+        recipe[name] = {**recipe.get(name, {}), **section} if name == "input" else section
+    assert run(write_recipe(tmp_path, recipe), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_conserved(out)
+    return out
+
+
 def test_struct_list_map_and_json_columns(tmp_path):
     rows = [
         {"question": "Where is my order?", "meta": {"answer": "Mail ada@example.com for it.", "note": "n"},
@@ -53,21 +65,10 @@ def test_struct_list_map_and_json_columns(tmp_path):
         ("json_col", pa.string()),
     ])
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "t.parquet")
-    path = write_recipe(tmp_path, {
-        "input": {"paths": [str(tmp_path / "t.parquet")]},
-        "template": {"messages": [
-            {"role": "user", "content": "{{ question }} {{ tags | join(', ') }} {{ attrs | tojson }} {{ json_col }}"},
-            {"role": "assistant", "content": "{{ meta.answer }}"},
-        ]},
-        "model": MODEL,
-        "pii": {},
-        "filters": {"blocklist": ["dropme"]},
-        "split": {"validation_fraction": 0},
-        "output": {"path": str(tmp_path / "out")},
-    })
-    assert run(path, IN_MEMORY) == 0
-    out = read_output(tmp_path / "out")
-    assert_conserved(out)
+    out = run_with_pii(tmp_path, [tmp_path / "t.parquet"], template={"messages": [
+        {"role": "user", "content": "{{ question }} {{ tags | join(', ') }} {{ attrs | tojson }} {{ json_col }}"},
+        {"role": "assistant", "content": "{{ meta.answer }}"},
+    ]}, filters={"blocklist": ["dropme"]})
     assert out["stats"]["pii"] == {"email": 5, "phone": 1, "secret": 1}
     assert [len(out[k]) for k in ("train", "rejected")] == [1, 1] and len(out["dropped"]["filter_blocklist"]) == 1
     assert_nothing_leaks(tmp_path / "out", ["ada@example.com", "bob@example.org", "carol@example.net",
@@ -87,17 +88,8 @@ def test_conversations_in_a_column(tmp_path):
     pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema([("conversation", conversation)])), tmp_path / "c.parquet")
     (tmp_path / "c.jsonl").write_text(orjson.dumps({"conversation": json.dumps([
         {"role": "user", "content": "frank@example.com here"}, {"role": "assistant", "content": "Hello."}])}).decode() + "\n")
-    path = write_recipe(tmp_path, {
-        "input": {"paths": [str(tmp_path / "c.parquet"), str(tmp_path / "c.jsonl")]},
-        "template": {"messages_column": "conversation"},
-        "model": MODEL,
-        "pii": {"action": {"secret": "reject"}},
-        "split": {"validation_fraction": 0},
-        "output": {"path": str(tmp_path / "out")},
-    })
-    assert run(path, IN_MEMORY) == 0
-    out = read_output(tmp_path / "out")
-    assert_conserved(out)
+    out = run_with_pii(tmp_path, [tmp_path / "c.parquet", tmp_path / "c.jsonl"],
+                       template={"messages_column": "conversation"}, pii={"action": {"secret": "reject"}})
     assert out["stats"]["pii"] == {"email": 2, "phone": 1, "secret": 1}
     assert [e["errors"][0]["message"] for e in out["rejected"]] == ["field 'conversation[0].content' contains secret"]
     assert_nothing_leaks(tmp_path / "out", ["erin@example.co.uk", "frank@example.com", PHONE, SECRET])
@@ -117,16 +109,7 @@ def test_rows_that_already_are_examples(tmp_path):
         {"messages": [{"role": "user", "content": "My key " + SECRET}]},
     ]
     (tmp_path / "e.jsonl").write_text("".join(orjson.dumps(e).decode() + "\n" for e in examples))
-    path = write_recipe(tmp_path, {
-        "input": {"paths": [str(tmp_path / "e.jsonl")], "examples": "chat"},
-        "model": MODEL,
-        "pii": {},
-        "split": {"validation_fraction": 0},
-        "output": {"path": str(tmp_path / "out")},
-    })
-    assert run(path, IN_MEMORY) == 0
-    out = read_output(tmp_path / "out")
-    assert_conserved(out)
+    out = run_with_pii(tmp_path, [tmp_path / "e.jsonl"], input={"examples": "chat"})
     assert out["stats"]["pii"] == {"email": 3, "phone": 1, "secret": 1}
     assert out["stats"]["rejections"] == {"example_missing_assistant_message": 1}
     assert_nothing_leaks(tmp_path / "out", ["gina@example.com", "hank@example.org", PHONE, SECRET])
