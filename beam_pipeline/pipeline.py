@@ -40,7 +40,7 @@ from transforms.stats import ComputeStats
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
 from transforms.validate import ValidateExamples
-from transforms.units import ProcessUnits, UnitSettings
+from transforms.units import ProcessUnits, UnitResult, UnitSettings
 from transforms.write import TEMP_DIR, UNITS_DIR, WriteStatsAndMarker, join
 
 LOGGER = logging.getLogger(__name__)
@@ -305,8 +305,10 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
         settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii_policy=pii_policy(recipe),
         progress_dir=progress_dir,
     )
+    # What the later steps read every unit's file by; they hold it all at once, as a side input.
+    layouts = results | "UnitLayouts" >> beam.Map(UnitResult.layout)
     if recipe.dedup.exact or recipe.dedup.near is not None:
-        decisions = results | "DecideDuplicates" >> DecideDuplicates(
+        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(
             exact=recipe.dedup.exact, near=recipe.dedup.near is not None)
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
@@ -317,7 +319,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
         | "PlanShards" >> beam.FlatMap(
             lambda _, units, decisions: plan_shards(units, decisions, num_shards=output.num_shards,
                                                     max_shard_bytes=output.max_shard_bytes, provenance=output.provenance),
-            beam.pvalue.AsList(results), beam.pvalue.AsList(decisions))
+            beam.pvalue.AsList(layouts), beam.pvalue.AsList(decisions))
     )
     files, taken_back = specs | "WriteShards" >> WriteShards(
         context=ShardContext(output_dir=plan.output, files=tuple(plan.files),

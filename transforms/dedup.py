@@ -316,18 +316,38 @@ def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
         return np.frombuffer(f.read(section.end - section.start), dtype=dtype)
 
 
+def sharing(parts: list[np.ndarray], field: str, dtype: np.dtype) -> np.ndarray:
+    """The records of ``parts`` whose ``field`` another record has too. Duplicates are few: sorting
+    one 8-byte column and keeping just these records bounds a partition's memory at about 30 bytes
+    a record, where sorting whole records (and their sort order) took five times that."""
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    values = np.concatenate([part[field] for part in parts])
+    values.sort()
+    repeated = np.unique(values[1:][values[1:] == values[:-1]])
+    del values
+    if not len(repeated):
+        return np.zeros(0, dtype=dtype)
+
+    def members(part: np.ndarray) -> np.ndarray:
+        at = np.minimum(np.searchsorted(repeated, part[field]), len(repeated) - 1)
+        return part[repeated[at] == part[field]]
+
+    return np.concatenate([members(part) for part in parts])
+
+
 class _ExactPartitionFn(beam.DoFn):
     def process(self, partition: int, units: list):
-        records = [_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units]
-        yield from exact_decisions(np.concatenate(records) if records else np.zeros(0, dtype=EXACT_RECORD))
+        parts = [_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units]
+        yield from exact_decisions(sharing(parts, "k0", EXACT_RECORD))
 
 
 class _NearPartitionFn(beam.DoFn):
     def process(self, partition: int, units: list, exact: list):
         excluded = np.sort(source_numbers(np.array([d.file for d in exact], dtype=np.uint64),
                                           np.array([d.row for d in exact], dtype=np.uint64)))
-        records = [_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units]
-        yield from near_candidates(np.concatenate(records) if records else np.zeros(0, dtype=NEAR_RECORD), excluded)
+        parts = [_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units]
+        yield from near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
 
 
 def _near_decision(candidate) -> Decision:

@@ -284,12 +284,16 @@ class ComputeStats(beam.PTransform):
         unknown = set(parts) - {"units", "taken_back", "decisions"}
         if unknown:
             raise ValueError(f"ComputeStats does not know {sorted(unknown)}")
-        partials = [parts["units"] | "UnitStats" >> beam.Map(lambda unit: unit.stats)]
+        # Each part combined where it is made (the combine's first phase runs in the producing
+        # step), so that a few partial results cross the pipeline, not one per unit or duplicate.
+        partials = [parts["units"] | "UnitStats" >> beam.Map(lambda unit: unit.stats)
+                    | "CombineUnits" >> beam.CombineGlobally(StatsCombineFn()).without_defaults()]
         if "taken_back" in parts:
-            partials.append(parts["taken_back"])
+            partials.append(parts["taken_back"]
+                            | "CombineTakenBack" >> beam.CombineGlobally(StatsCombineFn()).without_defaults())
         if "decisions" in parts:
-            partials.append(parts["decisions"] | "DuplicateStats" >> beam.Map(
-                lambda decision: StatsAccumulator().add((DROPPED, decision.reason))))
+            partials.append(parts["decisions"] | "DuplicateStats" >> beam.Map(lambda decision: (DROPPED, decision.reason))
+                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn()).without_defaults())
         files, model, context, options = self._files, self._model, self._context, self._options
         return (
             partials

@@ -17,7 +17,7 @@ import logging
 import tempfile
 from array import array
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import apache_beam as beam
@@ -84,6 +84,11 @@ class UnitResult:
     @property
     def key(self) -> tuple[int, int]:
         return (self.file, self.first_row)
+
+    def layout(self) -> "UnitResult":
+        """The unit without its stats and samples: what the steps that read its file need. They
+        take every unit as a side input, and a unit's stats are most of its size."""
+        return replace(self, stats=StatsAccumulator(), samples=[])
 
 
 def unit_file_name(file: int, first_row: int) -> str:

@@ -49,16 +49,35 @@ def _relative(output: str, path: str) -> str:
     return path[len(output):].lstrip("/") if path.startswith(output) else path
 
 
-def report_samples(units: list) -> dict[str, list[dict]]:
+def _sample_order(pair: tuple[str, dict]) -> tuple:
+    code, doc = pair
+    return (code, doc["source"]["file"], doc["source"]["row"])
+
+
+class ReportSamplesFn(beam.CombineFn):
     """The first ``SAMPLES_PER_CODE`` rejected records of each code, by file and row, from the
-    units' own first few: the same sample every run."""
-    by_code: dict[str, list[dict]] = {}
-    for code, doc in sorted((sample for unit in units for sample in unit.samples),
-                            key=lambda pair: (pair[0], pair[1]["source"]["file"], pair[1]["source"]["row"])):
-        chosen = by_code.setdefault(code, [])
-        if len(chosen) < SAMPLES_PER_CODE:
-            chosen.append(doc)
-    return by_code
+    units' own first few: the same sample every run. Combined where the units are, so that the
+    samples, not every unit's, reach the step that writes the report."""
+
+    def create_accumulator(self) -> list[tuple[str, dict]]:
+        return []
+
+    def add_input(self, chosen, unit):
+        return self.merge_accumulators([chosen, unit.samples])
+
+    def merge_accumulators(self, accumulators):
+        chosen, per_code = [], {}
+        for code, doc in sorted((pair for acc in accumulators for pair in acc), key=_sample_order):
+            if per_code.get(code, 0) < SAMPLES_PER_CODE:
+                per_code[code] = per_code.get(code, 0) + 1
+                chosen.append((code, doc))
+        return chosen
+
+    def extract_output(self, chosen) -> dict[str, list[dict]]:
+        by_code: dict[str, list[dict]] = {}
+        for code, doc in chosen:
+            by_code.setdefault(code, []).append(doc)
+        return by_code
 
 
 def _prune_empty_directories(output: str) -> None:
@@ -77,11 +96,11 @@ class _FinalizeFn(beam.DoFn):
         self._job = job
         self._report = report
 
-    def process(self, stats: dict, files: list[tuple[str, str]], units: list):
+    def process(self, stats: dict, files: list[tuple[str, str]], temporary: list[str], samples: dict):
         written = [STATS_FILE]
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
         if self._report is not None:
-            page = render_report(stats, samples=report_samples(units), **self._report)
+            page = render_report(stats, samples=samples, **self._report)
             write_bytes(join(self._output, REPORT_FILE), page.encode())
             written.append(REPORT_FILE)
         shards = sorted(_relative(self._output, path) for _, path in files)
@@ -94,9 +113,8 @@ class _FinalizeFn(beam.DoFn):
             )
             write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
             written.append(JOB_FILE)
-        temporary = sorted(unit.path for unit in units if unit.path is not None)
         if temporary:
-            FileSystems.delete(temporary)
+            FileSystems.delete(sorted(temporary))
         _prune_empty_directories(self._output)
         # Never an empty object (object stores refuse some zero-byte uploads): the marker carries
         # the run's counts and every file it wrote.
@@ -121,6 +139,10 @@ class WriteStatsAndMarker(beam.PTransform):
         self._report = report
 
     def expand(self, stats):
+        # Not the units themselves as a side input: their stats and samples would all be held at once.
+        temporary = (self._units | "TemporaryFiles" >> beam.Map(lambda unit: unit.path)
+                     | "ThatExist" >> beam.Filter(lambda path: path is not None))
+        samples = self._units | "ReportSamples" >> beam.CombineGlobally(ReportSamplesFn())
         return stats | "WriteStatsThenSuccess" >> beam.ParDo(
             _FinalizeFn(self._output, self._job, self._report),
-            beam.pvalue.AsList(self._files), beam.pvalue.AsList(self._units))
+            beam.pvalue.AsList(self._files), beam.pvalue.AsList(temporary), beam.pvalue.AsSingleton(samples))

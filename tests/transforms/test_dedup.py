@@ -18,6 +18,7 @@ from transforms.dedup import (
     exact_key,
     exact_records,
     near_candidates,
+    sharing,
     near_records,
     normalize_text,
     optimal_bands,
@@ -163,3 +164,22 @@ def test_the_near_dedup_text_of_a_normalised_example_is_the_normalised_text(text
 
     example = {"messages": [{"role": "user", "content": text} for text in texts]}
     assert normalized_text_of(normalized(example)) == dedup_text(Item(Source("f", 0), {}, example=example))
+
+
+def test_deciding_on_the_records_that_share_a_key_decides_as_on_all_of_them():
+    rng = np.random.default_rng(7)
+    records = np.zeros(5000, dtype=EXACT_RECORD)
+    records["k0"] = rng.integers(0, 3000, len(records))  # many keys repeated, some thrice or more
+    records["k1"] = records["k0"] % 7  # and equal k0 with a different k1 is not a duplicate
+    records["k1"][::11] += 1
+    records["file"], records["row"] = rng.integers(0, 3, len(records)), np.arange(len(records))
+    parts = np.array_split(records, 4)
+    assert exact_decisions(sharing(parts, "k0", EXACT_RECORD)) == exact_decisions(records)
+    assert len(sharing(parts, "k0", EXACT_RECORD)) < len(records)
+
+    bands = np.zeros(4000, dtype=NEAR_RECORD)
+    bands["band"], bands["row"] = rng.integers(0, 5000, len(bands)), np.arange(len(bands))
+    nothing = np.zeros(0, dtype=np.uint64)
+    assert near_candidates(sharing(np.array_split(bands, 3), "band", NEAR_RECORD), nothing) == near_candidates(bands, nothing)
+    assert len(sharing([], "band", NEAR_RECORD)) == 0
+    assert len(sharing([bands[:1]], "band", NEAR_RECORD)) == 0

@@ -5,7 +5,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.stats import StatsAccumulator
 from transforms.units import UnitResult
-from transforms.write import SUCCESS_FILE, WriteStatsAndMarker, report_samples
+from transforms.write import SUCCESS_FILE, ReportSamplesFn, WriteStatsAndMarker
 
 
 def test_stats_job_spec_then_success_and_the_temporary_files_go(tmp_path):
@@ -43,6 +43,10 @@ def test_report_samples_are_the_first_per_code_by_file_and_row():
 
     units = [UnitResult(1, 0, 9, None, {}, StatsAccumulator(), [sample("b", r, "x") for r in range(3)]),
              UnitResult(0, 0, 9, None, {}, StatsAccumulator(), [sample("a", r, "x") for r in range(4, 8)] + [sample("a", 1, "y")])]
-    chosen = report_samples(units)
+    combine = ReportSamplesFn()
+    # Units combined in any grouping choose the same samples.
+    parts = [combine.add_input(combine.create_accumulator(), unit) for unit in units]
+    chosen = combine.extract_output(combine.merge_accumulators(parts[::-1]))
+    assert chosen == combine.extract_output(combine.add_input(parts[1], units[0]))
     assert [(d["source"]["file"], d["source"]["row"]) for d in chosen["x"]] == [("a", 4), ("a", 5), ("a", 6), ("a", 7), ("b", 0)]
     assert [d["source"]["row"] for d in chosen["y"]] == [1]
