@@ -64,16 +64,26 @@ class ShardSpec:
         return f"{self.output}/{SHARD_NAME.format(index=self.index, count=self.count)}"
 
 
-def _dropped_rows(decisions: Iterable[Decision]) -> dict[tuple[int, str], set[int]]:
-    """(file, split) -> rows that leave as duplicates."""
-    rows: dict[tuple[int, str], set[int]] = defaultdict(set)
-    for decision in decisions:
-        rows[(decision.file, decision.split)].add(decision.row)
-    return rows
+class DroppedRows:
+    """The rows that leave as duplicates, by (file, split), as sorted arrays: a unit's share is
+    two binary searches, and tens of thousands of duplicates cost a few arrays, not a Python
+    set (and its objects) on every shard."""
 
+    _NONE = np.zeros(0, dtype=np.uint64)
 
-def _in_unit(unit: UnitResult, rows: set[int]) -> int:
-    return sum(1 for row in rows if unit.first_row <= row < unit.end_row)
+    def __init__(self, decisions: Iterable[Decision], reason: str | None = None):
+        rows: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for decision in decisions:
+            if reason is None or decision.reason == reason:
+                rows[(decision.file, decision.split)].append(decision.row)
+        self._rows = {key: np.unique(np.array(values, dtype=np.uint64)) for key, values in rows.items()}
+
+    def of(self, file: int, split: str) -> np.ndarray:
+        return self._rows.get((file, split), self._NONE)
+
+    def in_unit(self, unit: UnitResult, split: str) -> int:
+        rows = self.of(unit.file, split)
+        return int(np.searchsorted(rows, unit.end_row) - np.searchsorted(rows, unit.first_row))
 
 
 @dataclass
@@ -160,7 +170,7 @@ def plan_shards(
     pass 1 kept line sizes for (``UnitSettings.keep_sizes``) can be cut between any two records,
     the others only between units."""
     units = sorted((u for u in units if u.path is not None), key=lambda u: u.key)
-    dropped = _dropped_rows(decisions)
+    dropped = DroppedRows(decisions)
     plans: list[ShardSpec] = []
 
     def add(output: str, candidates: list[_Candidate]) -> None:
@@ -181,11 +191,11 @@ def plan_shards(
             section, index = unit.sections.get(split), unit.sections.get(index_section(split))
             if section is None:
                 continue
-            gone = dropped.get((unit.file, split), set())
+            gone = dropped.of(unit.file, split)
             keep = None
-            if split in unit.rows and gone:
-                keep = ~np.isin(np.frombuffer(unit.rows[split], dtype=np.uint64), np.fromiter(gone, dtype=np.uint64))
-            written = section.records - _in_unit(unit, gone)
+            if split in unit.rows and len(gone):
+                keep = ~np.isin(np.frombuffer(unit.rows[split], dtype=np.uint64), gone)
+            written = section.records - dropped.in_unit(unit, split)
             lines, index_lines = sizes(unit, split), sizes(unit, index_section(split))
             if lines is None or index_lines is None:  # a unit cut needs both: else it stays whole
                 lines = index_lines = keep = None
@@ -203,11 +213,11 @@ def plan_shards(
                                 float(unit.sections[output].end - unit.sections[output].start), sizes(unit, output))
                      for unit in units if output in unit.sections])
     for reason in _DUPLICATE_REASONS:
-        by_split = _dropped_rows(d for d in decisions if d.reason == reason)
+        by_split = DroppedRows(decisions, reason)
         candidates = []
         for unit in units:
             for split in SPLITS:
-                count = _in_unit(unit, by_split.get((unit.file, split), set()))
+                count = by_split.in_unit(unit, split)
                 if count:
                     candidates.append(_Candidate(Piece(unit.path, unit.file, unit.sections[split],
                                                        unit.sections[index_section(split)], count,
@@ -266,45 +276,59 @@ class _WriteShardFn(beam.DoFn):
 
     def __init__(self, context: ShardContext):
         self._context = context
+        self._decisions = None  # the side input the lookups below were built from
+        self._dropped: DroppedRows | None = None
+        self._duplicates: dict[str, dict] = {}
+
+    def _lookups(self, decisions: list[Decision]) -> DroppedRows:
+        # Built once per side input, not per shard: a run has many shards and may have many duplicates.
+        if decisions is not self._decisions:
+            self._decisions, self._dropped, self._duplicates = decisions, DroppedRows(decisions), {}
+        return self._dropped
+
+    def _duplicates_of(self, reason: str) -> dict:
+        if reason not in self._duplicates:
+            self._duplicates[reason] = {(d.file, d.row): d for d in self._decisions if d.reason == reason}
+        return self._duplicates[reason]
 
     def process(self, spec: ShardSpec, decisions: list[Decision]):
-        dropped = _dropped_rows(decisions)
+        dropped = self._lookups(decisions)
         split = reason = spec.output.rpartition("/")[2]
-        duplicates = {(d.file, d.row): d for d in decisions if d.reason == reason}
         stats = StatsAccumulator()
         path = FileSystems.join(self._context.output_dir, spec.name)
         with FileSystems.create(path) as out:
             for piece in spec.pieces:
-                gone = dropped.get((piece.file, split), set())
+                gone = dropped.of(piece.file, split)
                 if spec.output in SPLITS:
                     self._examples(piece, split, gone, out, stats)
                 elif spec.output.startswith(PROVENANCE_DIR + "/"):
                     self._sources(piece, gone, out)
                 elif reason in _DUPLICATE_REASONS:
-                    self._duplicates(piece, duplicates, out, stats)
+                    self._write_duplicates(piece, self._duplicates_of(reason), out, stats)
                 else:
                     _copy(piece.path, piece.section, out)
         yield spec.output, path
         if reason in _DUPLICATE_REASONS:
             yield beam.pvalue.TaggedOutput(self.STATS, stats)
 
-    def _examples(self, piece: Piece, split: str, gone: set[int], out, stats: StatsAccumulator) -> None:
+    def _examples(self, piece: Piece, split: str, gone: np.ndarray, out, stats: StatsAccumulator) -> None:
         """The piece's lines as pass 1 wrote them (pass 1 counted them too), the duplicates left out."""
-        if not gone:
+        if not len(gone):
             _copy(piece.path, piece.section, out)
             return
-        keep = ~np.isin(_rows(piece), np.fromiter(gone, dtype=np.uint64, count=len(gone)))
+        keep = ~np.isin(_rows(piece), gone)
         if keep.all():
             _copy(piece.path, piece.section, out)
         else:
             out.write(b"".join(line + b"\n" for line, kept in zip(_lines(piece.path, piece.section), keep) if kept))
 
-    def _sources(self, piece: Piece, gone: set[int], out) -> None:
+    def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]
-        rows = [row for row in _rows(piece).tolist() if row not in gone]
+        rows = _rows(piece)
+        rows = rows[~np.isin(rows, gone)].tolist()
         out.write(b"".join(orjson.dumps({"file": file, "row": row}) + b"\n" for row in rows))
 
-    def _duplicates(self, piece: Piece, duplicates: dict, out, stats: StatsAccumulator) -> None:
+    def _write_duplicates(self, piece: Piece, duplicates: dict, out, stats: StatsAccumulator) -> None:
         """The unit's kept records that are duplicates, as dropped/ shows them: source, reason, the
         survivor, and the example as it would have been written; pass 1 counted them as kept,
         so they are taken back from the statistics here."""
