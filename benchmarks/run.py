@@ -3,11 +3,13 @@
     python -m benchmarks.run [--rows 200000] [--repeats 3] [--scale 10]
 
 Generates deterministic shards (cached under --work), then runs on the same data, each
---repeats times: the plain single-process script, the pandas script, and ftprep with the
-benchmark recipe on DirectRunner with 1 worker and with one worker per core. Reports the
+--repeats times, round after round: the plain single-process script, the pandas script, the
+Hugging Face ``datasets`` script, and ftprep with the benchmark recipe on DirectRunner with 1
+worker and with one worker per core (exact dedup; exact and near dedup; no dedup). Reports the
 median wall time, rows/s, the ratio to the plain script, and the peak resident memory summed
 over every process of the run (and the largest single process). With --scale N it also runs
-ftprep on N times the rows, to check that memory stays flat and time grows linearly.
+ftprep on one worker per core with exact, and with exact and near dedup, on N times the rows
+(half the repeats, at least one), to check that memory stays flat and time grows linearly.
 Results go to stdout and to --table (benchmarks/results.md).
 """
 
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         big = args.rows * args.scale
         big_paths = generate(args.work / f"rows-{big}", big, args.shards)
         print(f"scale: {big:,} rows", flush=True)
-        names = [n for n in results if n.startswith("ftprep")]
+        names = [n for n in results if n.startswith("ftprep") and "workers" in n and "without" not in n]
         scaled = run_all(big_paths, big, max(1, args.repeats // 2), args.work, names)
         lines += ["", *table(scaled, big, f"{big:,} rows")]
         for name in names:

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -316,13 +316,16 @@ def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
         return np.frombuffer(f.read(section.end - section.start), dtype=dtype)
 
 
-def sharing(parts: list[np.ndarray], field: str, dtype: np.dtype) -> np.ndarray:
-    """The records of ``parts`` whose ``field`` another record has too. Duplicates are few: sorting
-    one 8-byte column and keeping just these records bounds a partition's memory at about 30 bytes
-    a record, where sorting whole records (and their sort order) took five times that."""
-    if not parts:
+def sharing(read_parts: Callable[[], Iterable[np.ndarray]], field: str, dtype: np.dtype) -> np.ndarray:
+    """The records whose ``field`` another record has too, from the parts ``read_parts()`` gives
+    (it is called twice). Duplicates are few: the first reading keeps only the 8-byte ``field``
+    column, sorted; the second keeps the records whose value repeats. A partition's memory is
+    about 10 bytes a record, where sorting whole records (and their sort order) took 15 times that."""
+    columns = [part[field].copy() for part in read_parts()]
+    if not columns:
         return np.zeros(0, dtype=dtype)
-    values = np.concatenate([part[field] for part in parts])
+    values = np.concatenate(columns)
+    del columns
     values.sort()
     repeated = np.unique(values[1:][values[1:] == values[:-1]])
     del values
@@ -333,12 +336,14 @@ def sharing(parts: list[np.ndarray], field: str, dtype: np.dtype) -> np.ndarray:
         at = np.minimum(np.searchsorted(repeated, part[field]), len(repeated) - 1)
         return part[repeated[at] == part[field]]
 
-    return np.concatenate([members(part) for part in parts])
+    return np.concatenate([members(part) for part in read_parts()] or [np.zeros(0, dtype=dtype)])
 
 
 class _ExactPartitionFn(beam.DoFn):
     def process(self, partition: int, units: list):
-        parts = [_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units]
+        def parts():
+            return (_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units)
+
         yield from exact_decisions(sharing(parts, "k0", EXACT_RECORD))
 
 
@@ -346,7 +351,9 @@ class _NearPartitionFn(beam.DoFn):
     def process(self, partition: int, units: list, exact: list):
         excluded = np.sort(source_numbers(np.array([d.file for d in exact], dtype=np.uint64),
                                           np.array([d.row for d in exact], dtype=np.uint64)))
-        parts = [_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units]
+        def parts():
+            return (_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
+
         yield from near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
 
 

@@ -174,12 +174,12 @@ def test_deciding_on_the_records_that_share_a_key_decides_as_on_all_of_them():
     records["k1"][::11] += 1
     records["file"], records["row"] = rng.integers(0, 3, len(records)), np.arange(len(records))
     parts = np.array_split(records, 4)
-    assert exact_decisions(sharing(parts, "k0", EXACT_RECORD)) == exact_decisions(records)
-    assert len(sharing(parts, "k0", EXACT_RECORD)) < len(records)
+    assert exact_decisions(sharing(lambda: parts, "k0", EXACT_RECORD)) == exact_decisions(records)
+    assert len(sharing(lambda: parts, "k0", EXACT_RECORD)) < len(records)
 
     bands = np.zeros(4000, dtype=NEAR_RECORD)
     bands["band"], bands["row"] = rng.integers(0, 5000, len(bands)), np.arange(len(bands))
     nothing = np.zeros(0, dtype=np.uint64)
-    assert near_candidates(sharing(np.array_split(bands, 3), "band", NEAR_RECORD), nothing) == near_candidates(bands, nothing)
-    assert len(sharing([], "band", NEAR_RECORD)) == 0
-    assert len(sharing([bands[:1]], "band", NEAR_RECORD)) == 0
+    assert near_candidates(sharing(lambda: np.array_split(bands, 3), "band", NEAR_RECORD), nothing) == near_candidates(bands, nothing)
+    assert len(sharing(lambda: [], "band", NEAR_RECORD)) == 0
+    assert len(sharing(lambda: [bands[:1]], "band", NEAR_RECORD)) == 0
