@@ -3,7 +3,7 @@ import os
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
-from beam_pipeline.options import OptionsError, pipeline_options
+from beam_pipeline.options import OptionsError, local_runner, pipeline_options
 
 
 def test_local_default_uses_every_core():
@@ -27,3 +27,12 @@ def test_other_runners_are_left_alone():
 def test_stray_values_are_refused():
     with pytest.raises(OptionsError, match="unexpected argument"):
         pipeline_options(["--runner=DirectRunner", "oops"])
+
+
+def test_local_workers_get_two_malloc_arenas_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    local_runner(pipeline_options([]))
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    local_runner(pipeline_options([]))
+    assert os.environ["MALLOC_ARENA_MAX"] == "8"
