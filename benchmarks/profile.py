@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 GROUPS = [
     ("tokenisation (tiktoken `encode_ordinary`)", "Encoding.encode_ordinary core.py"),
     ("token accounting around it", "_CountTokensFn.handle tokens.py"),
-    ("dedup: normalise and digest the example", "content_key dedup.py"),
+    ("dedup: normalise and digest the example", "content_key text.py"),
     ("dedup: keys in pass 1", "_DedupKeysFn.handle dedup.py"),
     ("dedup: decide (sort the keys)", "_ExactPartitionFn.process dedup.py"),
     ("dedup: decide (sort the keys)", "_NearPartitionFn.process dedup.py"),

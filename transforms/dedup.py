@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
-import orjson
 
 from schemas.formats import example_texts
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
 from schemas.records import TRAIN, VALIDATION, Item, Source
 from transforms.stage import KEPT, BatchDoFn, BatchStage
+from transforms.text import content_key, digest, normalize_text, normalized
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,37 +39,11 @@ _MAX_32 = np.uint64(0xFFFFFFFF)
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
 
 
-def normalize_text(text: str) -> str:
-    """What makes two texts "the same": NFKC, case-folded, whitespace runs as one space."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def normalized(value: Any) -> Any:
-    """``value`` with every string normalised (keys stay)."""
-    if isinstance(value, str):
-        return normalize_text(value)
-    if isinstance(value, list):
-        return [normalized(v) for v in value]
-    if isinstance(value, dict):
-        return {k: normalized(v) for k, v in value.items()}
-    return value
-
-
-def digest(value: Any) -> bytes:
-    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str),
-                           digest_size=16).digest()
-
-
 def _dedup_value(item: Item, fields: Sequence[str] | None) -> Any:
     if fields:
         source = item.fields if item.fields is not None else item.row
         return [source.get(name) for name in fields]
     return item.example
-
-
-def content_key(example: Any) -> bytes:
-    """Digest of the normalised example: equal for examples that differ only in case and spacing."""
-    return digest(normalized(example))
 
 
 def exact_key(item: Item, fields: Sequence[str] | None = None) -> bytes:

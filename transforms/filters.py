@@ -16,6 +16,7 @@ import numpy as np
 from schemas.formats import example_texts
 from schemas.records import Dropped, Item
 from transforms.stage import KEPT, BatchDoFn, BatchStage
+from transforms.text import normalize_text
 
 EXAMPLE = "example"  # in min/max maps: the whole example rather than one field
 MIN_CHARS, MAX_CHARS = "filter_min_chars", "filter_max_chars"
@@ -83,14 +84,10 @@ def repetition(text: str) -> float:
     return max(word_share, char_share)
 
 
-def _normalized(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
 def is_echo(example: dict[str, Any]) -> bool:
     """The answer repeats the prompt: an assistant message equal to the user message before it."""
     if "prompt" in example:
-        return _normalized(str(example.get("prompt"))) == _normalized(str(example.get("completion")))
+        return normalize_text(str(example.get("prompt"))) == normalize_text(str(example.get("completion")))
     messages = list(example.get("messages") or (example.get("input") or {}).get("messages") or ())
     messages += list(example.get("preferred_output") or ())
     last_user = None
@@ -99,8 +96,8 @@ def is_echo(example: dict[str, Any]) -> bool:
         if not isinstance(content, str):
             continue
         if message.get("role") == "user":
-            last_user = _normalized(content)
-        elif message.get("role") == "assistant" and last_user is not None and _normalized(content) == last_user:
+            last_user = normalize_text(content)
+        elif message.get("role") == "assistant" and last_user is not None and normalize_text(content) == last_user:
             return True
     return False
 

@@ -11,8 +11,8 @@ import hashlib
 from typing import Any
 
 from schemas.records import TRAIN, VALIDATION, Item
-from transforms.dedup import content_key
 from transforms.stage import KEPT, BatchDoFn, BatchStage
+from transforms.text import content_key
 
 _SCALE = float(1 << 64)
 

@@ -15,7 +15,8 @@ from tests.beam_pipeline.helpers import (
     run,
     write_recipe,
 )
-from transforms.dedup import normalize_text, shingles
+from transforms.dedup import shingles
+from transforms.text import normalize_text
 
 TEMPLATE = {
     "system": "You are Acme support.",

@@ -160,7 +160,8 @@ def test_bad_near_options():
 def test_the_near_dedup_text_of_a_normalised_example_is_the_normalised_text(texts):
     """DedupKeys normalises an example once for the digest and the shingles: joining normalised
     texts gives what normalising the joined texts gives."""
-    from transforms.dedup import dedup_text, normalized, normalized_text_of
+    from transforms.dedup import dedup_text, normalized_text_of
+    from transforms.text import normalized
 
     example = {"messages": [{"role": "user", "content": text} for text in texts]}
     assert normalized_text_of(normalized(example)) == dedup_text(Item(Source("f", 0), {}, example=example))

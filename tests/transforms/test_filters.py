@@ -36,6 +36,8 @@ def test_echo():
     assert is_echo(chat("What is 2+2?", "what is 2+2? "))
     assert not is_echo(chat("What is 2+2?", "4"))
     assert is_echo({"prompt": "Same", "completion": " same"})
+    # Sameness is dedup's (transforms/text.py): compatibility forms are the same text too.
+    assert is_echo(chat("ＨＥＬＬＯ there", "hello\u00a0there"))
 
 
 @pytest.mark.parametrize(
