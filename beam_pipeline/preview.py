@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from beam_pipeline.pipeline import JobPlan, record_stages
-from schemas.records import Dropped, FailedFile, Item, Rejected, Rejection, TokenCount
+from schemas.records import KEPT, REJECTED, Dropped, FailedFile, Item, Rejected, Rejection, TokenCount
 from transforms.read import CsvDialect, infer_format, plan_file, read_unit
-from transforms.stage import KEPT, REJECTED
 
 
 @dataclass

@@ -66,8 +66,14 @@ TRUNCATED_TO_LIMIT = "truncated_to_limit"
 TRAIN = "train"
 VALIDATION = "validation"
 SPLITS = (TRAIN, VALIDATION)
-REJECTED_DIR = "rejected"
-DROPPED_DIR = "dropped"
+
+# What becomes of a record, named once: the stages' outputs, the stats events and the output
+# directories all use these.
+KEPT = "kept"
+REJECTED = "rejected"
+DROPPED = "dropped"
+REJECTED_DIR = REJECTED
+DROPPED_DIR = DROPPED
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ import unicodedata
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from schemas.recipe import DEFAULT_CLEAN_STEPS
-from schemas.records import Item
-from transforms.stage import KEPT, BatchDoFn, BatchStage
+from schemas.records import KEPT, Item
+from transforms.stage import BatchDoFn, BatchStage
 
 # Zero-width characters that carry no meaning in training text. ZWJ/ZWNJ (U+200D/U+200C) stay:
 # they join emoji sequences and shape Persian and Indic scripts.

@@ -26,8 +26,8 @@ import numpy as np
 
 from schemas.formats import example_texts
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
-from schemas.records import TRAIN, VALIDATION, Item, Source
-from transforms.stage import KEPT, BatchDoFn, BatchStage
+from schemas.records import KEPT, TRAIN, VALIDATION, Item, Source
+from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
 
 LOGGER = logging.getLogger(__name__)

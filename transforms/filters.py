@@ -14,8 +14,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from schemas.formats import example_texts
-from schemas.records import Dropped, Item
-from transforms.stage import KEPT, BatchDoFn, BatchStage
+from schemas.records import KEPT, Dropped, Item
+from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import normalize_text
 
 EXAMPLE = "example"  # in min/max maps: the whole example rather than one field

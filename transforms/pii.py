@@ -17,8 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 
-from schemas.records import PII_FOUND, Item, Rejection
-from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
+from schemas.records import KEPT, PII_FOUND, REJECTED, Item, Rejection
+from transforms.stage import BatchDoFn, BatchStage
 
 EMAIL, PHONE, IP, CARD, IBAN, SECRET = "email", "phone", "ip", "card", "iban", "secret"
 # Detection order: where two detectors claim overlapping text, the earlier kind wins

@@ -24,9 +24,9 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
+from schemas.records import DROPPED_DIR, KEPT, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, Decision
-from transforms.stats import KEPT, StatsAccumulator
+from transforms.stats import StatsAccumulator
 from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
 from transforms.write import PROVENANCE_DIR
 

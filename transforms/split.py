@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from schemas.records import TRAIN, VALIDATION, Item
-from transforms.stage import KEPT, BatchDoFn, BatchStage
+from schemas.records import KEPT, TRAIN, VALIDATION, Item
+from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key
 
 _SCALE = float(1 << 64)

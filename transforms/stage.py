@@ -14,10 +14,8 @@ from typing import Any, Callable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from schemas.records import INTERNAL_ERROR, Item, Rejected, Rejection, Source
+from schemas.records import INTERNAL_ERROR, KEPT, REJECTED, Item, Rejected, Rejection, Source
 
-REJECTED = "rejected"
-KEPT = "items"
 BATCH_ROWS = 1024
 
 Emit = Callable[[str, Any], None]

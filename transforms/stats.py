@@ -19,13 +19,11 @@ from typing import Any, Iterable
 import apache_beam as beam
 
 from schemas.models import ModelSpec
-from schemas.records import SPLITS, TRAIN, Item, Rejected
+from schemas.records import DROPPED, KEPT, REJECTED, SPLITS, TRAIN, Item, Rejected
 from transforms.finetune import training_estimate
 
+# Stats events besides the outcomes (KEPT, REJECTED, DROPPED): a row read, PII found, a file failed.
 READ = "read"
-KEPT = "kept"
-REJECTED = "rejected"
-DROPPED = "dropped"
 PII = "pii"
 FAILED = "failed_files"
 PERCENTILES = (50, 90, 95, 99)

@@ -15,9 +15,9 @@ from jinja2 import meta
 
 from schemas.formats import FORMATS, PREFERENCE, normalize_preference
 from schemas.recipe import LimitsSpec, TemplateSpec
-from schemas.records import EXAMPLE_TOO_LARGE, NULL_FIELD, TEMPLATE_ERROR, WRONG_TYPE, Item, Rejection
+from schemas.records import EXAMPLE_TOO_LARGE, KEPT, NULL_FIELD, REJECTED, TEMPLATE_ERROR, WRONG_TYPE, Item, Rejection
 from transforms.sandbox import BoundedEnvironment, BudgetExceeded, RenderBudget
-from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
+from transforms.stage import BatchDoFn, BatchStage
 
 
 class TemplateError(ValueError):

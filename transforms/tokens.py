@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from schemas.models import ENCODING_FILES, ModelSpec
-from schemas.records import TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount
-from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
+from schemas.records import KEPT, REJECTED, TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount
+from transforms.stage import BatchDoFn, BatchStage
 
 LOGGER = logging.getLogger(__name__)
 

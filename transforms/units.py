@@ -25,13 +25,12 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
+from schemas.records import DROPPED, KEPT, REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
 from transforms.progress import ProgressWriter
 from transforms.read import BadInputFile, CsvDialect, ReadUnit, read_unit
 from transforms.report import RECORD_PREVIEW_CHARS, SAMPLES_PER_CODE
-from transforms.stage import BATCH_ROWS, REJECTED, RecordChain, StageCounters
-from transforms.stats import DROPPED, KEPT as KEPT_EVENT
+from transforms.stage import BATCH_ROWS, RecordChain, StageCounters
 from transforms.stats import StatsAccumulator, failed_event, pii_event, read_event, rejected_event
 from transforms.tokens import message_count
 
@@ -97,7 +96,7 @@ def unit_file_name(file: int, first_row: int) -> str:
 
 def kept_event(item: Item, fmt: str, limit: int) -> tuple:
     tokens = item.tokens
-    return (KEPT_EVENT, item.split, tokens, item.warnings, message_count(item.example, fmt), min(limit, tokens.total))
+    return (KEPT, item.split, tokens, item.warnings, message_count(item.example, fmt), min(limit, tokens.total))
 
 
 def index_entry(item: Item, size: int, fmt: str) -> bytes:

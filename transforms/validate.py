@@ -39,6 +39,7 @@ from schemas.records import (
     INVALID_PREFERENCE,
     INVALID_TOOL_CALL,
     INVALID_WEIGHT,
+    KEPT,
     MESSAGE_MISSING_KEY,
     MESSAGE_UNRECOGNIZED_KEY,
     MISSING_CONTENT,
@@ -46,6 +47,7 @@ from schemas.records import (
     MISSING_SYSTEM_MESSAGE,
     MISSING_USER_MESSAGE,
     NO_TRAINED_MESSAGE,
+    REJECTED,
     TOO_MANY_MESSAGES,
     TRAILING_UNTRAINED_MESSAGES,
     UNRECOGNIZED_EXAMPLE_KEY,
@@ -53,7 +55,7 @@ from schemas.records import (
     Item,
     Rejection,
 )
-from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage
+from transforms.stage import BatchDoFn, BatchStage
 
 
 @dataclass

@@ -4,9 +4,9 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.records import Item, Source
+from schemas.records import KEPT, REJECTED, Item, Source
 from tests.batches import batched, each
-from transforms.stage import KEPT, REJECTED, BatchDoFn, BatchStage, RecordBatchCoder
+from transforms.stage import BatchDoFn, BatchStage, RecordBatchCoder
 
 
 class _Halve(BatchDoFn):
