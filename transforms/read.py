@@ -18,6 +18,7 @@ import apache_beam as beam
 import fsspec
 import orjson
 
+from schemas.recipe import LimitsSpec
 from schemas.records import (
     DATA_TYPE,
     DECODE_ERROR,
@@ -51,7 +52,7 @@ UNIT_ROWS = 4 * PARQUET_BATCH_ROWS
 # Bytes per JSONL read unit: one large file is read by every worker.
 JSONL_RANGE_BYTES = 32 << 20
 # The recipe's limits.max_field_chars when none is given.
-MAX_FIELD_CHARS = 1_000_000
+DEFAULT_LIMITS = LimitsSpec()  # the recipe's defaults, for callers without a recipe (inspect, tests)
 # Rejected rows keep this much of a value over the limit (rejected/ must not hold 50 MB cells).
 PREVIEW_CHARS = 200
 
@@ -406,7 +407,7 @@ def _range_lines(f, start: int, end: int | None) -> Iterator[bytes]:
 
 
 def read_jsonl_unit(
-    unit: ReadUnit, columns: frozenset[str] | None, max_field_chars: int = MAX_FIELD_CHARS
+    unit: ReadUnit, columns: frozenset[str] | None, max_field_chars: int = DEFAULT_LIMITS.max_field_chars
 ) -> Iterator[Item | Rejected]:
     with fsspec.open(unit.url, "rb", compression="infer") as f:
         lines = _range_lines(f, unit.byte_start, unit.byte_end) if unit.byte_start or unit.byte_end else iter_lines(f)
@@ -441,7 +442,7 @@ def read_jsonl_unit(
 
 def read_unit(
     unit: ReadUnit, columns: frozenset[str] | None, dialect: CsvDialect = CsvDialect(),
-    max_field_chars: int = MAX_FIELD_CHARS,
+    max_field_chars: int = DEFAULT_LIMITS.max_field_chars,
 ) -> Iterator[Item | Rejected | FailedFile]:
     """Yield the unit's rows (kept or rejected one by one); a file that breaks off mid-read ends
     in a ``FailedFile`` after the rows read before the break."""

@@ -30,6 +30,7 @@ from schemas.formats import (
     TOOL_CALL_KEYS,
     TOOL_KEYS,
 )
+from schemas.recipe import LimitsSpec
 from schemas.records import (
     BLANK_CONTENT,
     DATA_TYPE,
@@ -367,10 +368,6 @@ def validate_example(example: Any, fmt: str, *, reject_blank: bool = False) -> F
     return VALIDATORS[fmt](example, reject_blank=reject_blank)
 
 
-# Default for limits.max_messages.
-MAX_MESSAGES = 1_000
-
-
 def _message_list_length(example: Any, fmt: str) -> int:
     """Length of the example's message list, 0 where there is none (validation reports that)."""
     if not isinstance(example, dict):
@@ -411,7 +408,7 @@ class ValidateExamples(BatchStage):
     ``reject_blank`` rejects whitespace-only content instead of warning about it.
     """
 
-    def __init__(self, *, format: str, reject_blank: bool = False, max_messages: int = MAX_MESSAGES):
+    def __init__(self, *, format: str, reject_blank: bool = False, max_messages: int = LimitsSpec().max_messages):
         if format not in VALIDATORS:
             raise ValueError(f"unknown example format {format!r}; known: {', '.join(VALIDATORS)}")
         super().__init__(_ValidateFn(format, reject_blank, max_messages))
