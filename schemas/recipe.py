@@ -6,7 +6,7 @@ time instead of silently falling back to a default.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -162,7 +162,7 @@ class OutputSpec(_Strict):
 
 
 PiiKind = Literal["email", "phone", "ip", "card", "iban", "secret"]
-PII_KINDS: tuple[PiiKind, ...] = ("email", "phone", "ip", "card", "iban", "secret")
+PII_KINDS: tuple[PiiKind, ...] = get_args(PiiKind)
 PiiAction = Literal["redact", "reject"]
 
 

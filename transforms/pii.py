@@ -17,14 +17,16 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 
+from schemas.recipe import PII_KINDS
 from schemas.records import KEPT, PII_FOUND, REJECTED, Item, Rejection
 from transforms.stage import BatchDoFn, BatchStage
 
+# The kinds are the recipe's (schemas/recipe.py PII_KINDS); this module only orders them.
 EMAIL, PHONE, IP, CARD, IBAN, SECRET = "email", "phone", "ip", "card", "iban", "secret"
 # Detection order: where two detectors claim overlapping text, the earlier kind wins
 # (a key inside a URL is a secret, an IBAN's digits are not a phone number).
-KINDS = (SECRET, EMAIL, IBAN, CARD, IP, PHONE)
-DEFAULT_REPLACEMENTS = {kind: f"[{kind.upper()}]" for kind in KINDS}
+DETECTION_ORDER = (SECRET, EMAIL, IBAN, CARD, IP, PHONE)
+DEFAULT_REPLACEMENTS = {kind: f"[{kind.upper()}]" for kind in PII_KINDS}
 PII_OUTPUT = "pii"
 
 _SECRETS = re.compile(
@@ -164,16 +166,16 @@ class PiiScanner:
 
     def __init__(
         self,
-        kinds: Sequence[str] = KINDS,
+        kinds: Sequence[str] = PII_KINDS,
         *,
         phone_regions: Sequence[str] = ("US",),
         replacements: Mapping[str, str] | None = None,
     ):
-        unknown = set(kinds) - set(KINDS)
+        unknown = set(kinds) - set(PII_KINDS)
         if unknown:
-            raise ValueError(f"unknown PII kind(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
+            raise ValueError(f"unknown PII kind(s) {sorted(unknown)}; known: {', '.join(PII_KINDS)}")
         detectors = {SECRET: _secrets, EMAIL: _emails, IBAN: _ibans, CARD: _cards, IP: _ips, PHONE: _Phones(phone_regions)}
-        self._detectors = [(kind, detectors[kind]) for kind in KINDS if kind in kinds]
+        self._detectors = [(kind, detectors[kind]) for kind in DETECTION_ORDER if kind in kinds]
         self._replacements = {**DEFAULT_REPLACEMENTS, **(replacements or {})}
 
     def find(self, text: str) -> list[PiiFinding]:

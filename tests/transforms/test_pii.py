@@ -180,3 +180,10 @@ def test_what_cleaning_removed_is_redacted_in_the_row_too():
         assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.fields["q"], i.row["q"])),
                     equal_to([("see us", 'see <a href="mailto:[EMAIL]">us</a>')]), label="Items")
         assert_that(each(found, "EachFound"), equal_to([(("email", 1),)]), label="Found")
+
+
+def test_every_kind_the_recipe_allows_has_a_detector_in_the_order():
+    from schemas.recipe import PII_KINDS
+    from transforms.pii import DETECTION_ORDER
+
+    assert sorted(DETECTION_ORDER) == sorted(PII_KINDS)
