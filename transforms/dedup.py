@@ -26,7 +26,7 @@ import numpy as np
 
 from schemas.formats import example_texts
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
-from schemas.records import KEPT, TRAIN, VALIDATION, Item, Source
+from schemas.records import KEPT, TRAIN, VALIDATION, Item
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
 
@@ -62,10 +62,6 @@ def dedup_text(item: Item, fields: Sequence[str] | None = None) -> str:
 def normalized_text_of(example: dict) -> str:
     """``dedup_text`` of an example already ``normalized``: its texts, normalised, joined."""
     return " ".join(text for text in example_texts(example) if text)
-
-
-def source_key(source: Source) -> tuple[str, int]:
-    return (source.file, source.row)
 
 
 # --- MinHash and LSH banding -------------------------------------------------------------

@@ -15,8 +15,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-import apache_beam as beam
-
 from schemas.recipe import PII_KINDS
 from schemas.records import KEPT, PII_FOUND, REJECTED, Item, Rejection
 from transforms.stage import BatchDoFn, BatchStage
@@ -302,40 +300,14 @@ class RedactPii(BatchStage):
         super().__init__(_RedactFn(policy), extra_outputs=(PII_OUTPUT,))
 
 
-class _RedactDocumentsFn(beam.DoFn):
-    def __init__(self, policy: PiiPolicy):
-        self._policy = policy
-        self._scanner: PiiScanner | None = None
-
-    def setup(self):
-        self._scanner = self._policy.scanner()
-
-    def process(self, docs: list):
-        redacted, found = [], []
-        for doc in docs:
-            counts: Counter = Counter()
-            try:
-                redacted.append(self._scanner.redact_value(doc, counts))
-            except Exception as error:  # noqa: BLE001 - never write what could not be redacted
-                redacted.append({**doc, "record": f"<withheld: redaction failed: {type(error).__name__}: {error}>",
-                                 **({"example": "<withheld>"} if "example" in doc else {})})
-                counts.clear()
-            if counts:
-                found.append(tuple(sorted(counts.items())))
-        yield redacted
-        if found:
-            yield beam.pvalue.TaggedOutput(PII_OUTPUT, found)
-
-
-class RedactDocuments(beam.PTransform):
-    """Redact every string of batches of serialisable documents (rejected output: rows that
-    failed before the PII stage still hold their original values). Returns ``(batches, found)``;
-    values the PII stage already redacted are not found again."""
-
-    def __init__(self, *, policy: PiiPolicy):
-        super().__init__()
-        self._policy = policy
-
-    def expand(self, batches):
-        results = batches | "Redact" >> beam.ParDo(_RedactDocumentsFn(self._policy)).with_outputs(PII_OUTPUT, main="docs")
-        return results["docs"], results[PII_OUTPUT]
+def redact_document(scanner: PiiScanner, doc: dict) -> tuple[dict, tuple]:
+    """A rejected or dropped document with every string redacted (rows that failed before the
+    PII step still hold their values), and ``((kind, count), ...)`` found. A document that cannot
+    be redacted is withheld, never written as it was."""
+    counts: Counter = Counter()
+    try:
+        return scanner.redact_value(doc, counts), tuple(sorted(counts.items()))
+    except Exception as error:  # noqa: BLE001 - never write what could not be redacted
+        withheld = {**doc, "record": f"<withheld: redaction failed: {type(error).__name__}: {error}>",
+                    **({"example": "<withheld>"} if "example" in doc else {})}
+        return withheld, ()

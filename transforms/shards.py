@@ -24,10 +24,10 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import DROPPED_DIR, KEPT, REJECTED_DIR, SPLITS, TokenCount
+from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, Decision
 from transforms.stats import StatsAccumulator
-from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
+from transforms.units import Section, UnitResult, dropped_section, index_section, kept_event, rows_section
 from transforms.write import PROVENANCE_DIR
 
 # Without output.num_shards, a shard holds about this much (cut between units).
@@ -341,7 +341,7 @@ class _WriteShardFn(beam.DoFn):
                 continue
             _, _, total, context, trained, by_role, estimated, warnings, messages = orjson.loads(entry)
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))
-            stats.unkeep((KEPT, decision.split, tokens, tuple(warnings), messages, min(limit, total)))
+            stats.unkeep(kept_event(decision.split, tokens, warnings, messages, limit))
             head = orjson.dumps({"source": {"file": files[decision.file], "row": decision.row},
                                  "reason": decision.reason,
                                  "duplicate_of": {"file": files[decision.survivor_file], "row": decision.survivor_row}})

@@ -3,7 +3,8 @@
 Each outcome is a small event (a read row, a kept example with its tokens, a rejection with its
 codes, a drop with its reason) added into a ``StatsAccumulator`` where it happens — per read
 unit in pass 1; the examples dedup drops afterwards are taken back by the step that writes
-them to dropped/ — and the accumulators combine into one ``stats.json`` document. ``records.read`` is counted at the reader and the outcomes where
+them to dropped/ — and the accumulators combine into one ``stats.json`` document.
+``records.read`` is counted at the reader and the outcomes where
 they are written, so the invariant ``read == train + validation + rejected + sum(dropped)`` is
 a real check.
 """

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from array import array
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -25,8 +25,11 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import DROPPED, KEPT, REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
+from schemas.records import (
+    DROPPED, KEPT, REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, TokenCount, dumps_line,
+)
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
+from transforms.pii import PII_OUTPUT, redact_document
 from transforms.progress import ProgressWriter
 from transforms.read import BadInputFile, CsvDialect, ReadUnit, read_unit
 from transforms.report import RECORD_PREVIEW_CHARS, SAMPLES_PER_CODE
@@ -36,7 +39,6 @@ from transforms.tokens import message_count
 
 LOGGER = logging.getLogger(__name__)
 
-PII_OUTPUT = "pii"
 # A section spools in memory up to this size, then on the worker's local disk.
 SPOOL_BYTES = 4 << 20
 
@@ -94,16 +96,17 @@ def unit_file_name(file: int, first_row: int) -> str:
     return f"{file:05d}-{first_row:012d}.unit"
 
 
-def kept_event(item: Item, fmt: str, limit: int) -> tuple:
-    tokens = item.tokens
-    return (KEPT, item.split, tokens, item.warnings, message_count(item.example, fmt), min(limit, tokens.total))
+def kept_event(split: str, tokens: TokenCount, warnings, messages: int, limit: int) -> tuple:
+    """The stats event of a kept example: pass 1 adds it, pass 2 takes a duplicate's back from
+    its index entry. ``limit``: the model's per-example limit, where billing stops."""
+    return (KEPT, split, tokens, tuple(warnings), messages, min(limit, tokens.total))
 
 
-def index_entry(item: Item, size: int, fmt: str) -> bytes:
+def index_entry(item: Item, size: int, messages: int) -> bytes:
     """One kept record in the unit's index: row, line size, tokens, warnings, messages."""
     tokens = item.tokens
     return orjson.dumps([item.source.row, size, tokens.total, tokens.context, tokens.trained,
-                         tokens.by_role, tokens.estimated, item.warnings, message_count(item.example, fmt)]) + b"\n"
+                         tokens.by_role, tokens.estimated, item.warnings, messages]) + b"\n"
 
 
 def small_rejected(doc: dict) -> dict:
@@ -241,9 +244,10 @@ class UnitProcessor:
                 continue
             lines = [dumps_line(item.example) for item in items]
             spools.lines(split, lines)
-            entries = [index_entry(item, len(line) + 1, settings.format) for item, line in zip(items, lines)]
-            for item in items:  # counted now; dedup takes back the ones it drops (shards.py)
-                stats.add(kept_event(item, settings.format, settings.max_tokens))
+            messages = [message_count(item.example, settings.format) for item in items]
+            entries = [index_entry(item, len(line) + 1, n) for item, line, n in zip(items, lines, messages)]
+            for item, n in zip(items, messages):  # counted now; dedup takes back the ones it drops (shards.py)
+                stats.add(kept_event(item.split, item.tokens, item.warnings, n, settings.max_tokens))
             spools.write(rows_section(split), np.array([item.source.row for item in items], dtype=np.uint64).tobytes(),
                          len(items))
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
@@ -262,15 +266,9 @@ class UnitProcessor:
             doc = record.to_json()
             if self._redact is not None:
                 # Rows rejected before the PII step (a ragged CSV row, a broken line) still hold their values.
-                found: Counter = Counter()
-                try:
-                    doc = self._redact.redact_value(doc, found)
-                except Exception as error:  # noqa: BLE001 - never write what could not be redacted
-                    doc = {**doc, "record": f"<withheld: redaction failed: {type(error).__name__}: {error}>",
-                           **({"example": "<withheld>"} if "example" in doc else {})}
-                    found.clear()
+                doc, found = redact_document(self._redact, doc)
                 if found:
-                    stats.add(pii_event(tuple(sorted(found.items()))))
+                    stats.add(pii_event(found))
             stats.add(rejected_event(record))
             for code in record.codes:
                 if len(samples[code]) < SAMPLES_PER_CODE:
@@ -285,6 +283,7 @@ class _ProcessUnitFn(beam.DoFn):
         self._stages = stages  # BatchDoFns, in order
         self._pii_policy = pii_policy
         self._progress_dir = progress_dir
+        self._chain: RecordChain | None = None
         self._processor: UnitProcessor | None = None
         self._progress: ProgressWriter | None = None
 
@@ -292,9 +291,14 @@ class _ProcessUnitFn(beam.DoFn):
         chain = RecordChain(self._stages)
         chain.setup()
         redact = self._pii_policy.scanner() if self._pii_policy is not None else None
+        self._chain = chain
         self._processor = UnitProcessor(self._settings, chain, redact)
         if self._progress_dir:
             self._progress = ProgressWriter(self._progress_dir)
+
+    def teardown(self):
+        if self._chain is not None:
+            self._chain.teardown()
 
     def process(self, unit: ReadUnit) -> Iterator[UnitResult]:
         if unit.error is None:

@@ -12,7 +12,7 @@ from tests.batches import batched, each
 from transforms.pii import (
     PiiPolicy,
     PiiScanner,
-    RedactDocuments,
+    redact_document,
     RedactPii,
     iban_valid,
     luhn_valid,
@@ -117,11 +117,17 @@ def test_redact_pii_transform():
         assert_that(each(found, "EachFound"), equal_to([(("email", 1),), (("secret", 1),)]), label="Found")
 
 
-def test_redact_documents_transform():
-    with TestPipeline() as p:
-        docs, found = batched(p, [{"record": "bad,row,x@example.com"}, {"record": "[EMAIL]"}]) | RedactDocuments(policy=POLICY)
-        assert_that(each(docs, "EachDoc"), equal_to([{"record": "bad,row,[EMAIL]"}, {"record": "[EMAIL]"}]), label="Docs")
-        assert_that(each(found, "EachFound"), equal_to([(("email", 1),)]), label="Found")
+def test_redact_document():
+    scanner = POLICY.scanner()
+    assert redact_document(scanner, {"record": "bad,row,x@example.com"}) == ({"record": "bad,row,[EMAIL]"}, (("email", 1),))
+    assert redact_document(scanner, {"record": "[EMAIL]"}) == ({"record": "[EMAIL]"}, ())  # not found again
+
+
+def test_a_document_that_cannot_be_redacted_is_withheld(monkeypatch):
+    scanner = POLICY.scanner()
+    monkeypatch.setattr(scanner, "redact_value", lambda value, found: 1 / 0)
+    doc, found = redact_document(scanner, {"record": "x@example.com", "example": {"a": "x@example.com"}})
+    assert "x@example.com" not in str(doc) and doc["record"].startswith("<withheld: redaction failed") and found == ()
 
 
 def test_redact_nested_reaches_every_string_and_says_where():
