@@ -29,6 +29,7 @@ from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
 from schemas.records import KEPT, TRAIN, VALIDATION, Item
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
+from transforms.write import read_bytes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -275,14 +276,10 @@ def near_candidates(records: np.ndarray, excluded: np.ndarray) -> list[tuple[int
 
 
 def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
-    from apache_beam.io.filesystems import FileSystems
-
     section = result.sections.get(name)
     if section is None or section.end == section.start:
         return np.zeros(0, dtype=dtype)
-    with FileSystems.open(result.path) as f:
-        f.seek(section.start)
-        return np.frombuffer(f.read(section.end - section.start), dtype=dtype)
+    return np.frombuffer(read_bytes(result.path, section.start, section.end), dtype=dtype)
 
 
 def sharing(read_parts: Callable[[], Iterable[np.ndarray]], field: str, dtype: np.dtype) -> np.ndarray:

@@ -89,7 +89,7 @@ class ReadUnit:
     byte_start: int = 0
     byte_end: int | None = None
     # Set when the file could not even be planned: the reader reports it as a failed file, so
-    # that every failure leaves from the read stage (see ReadShards.expand).
+    # that every failure leaves from the read stage (see UnitProcessor.process in transforms/units.py).
     error: str | None = None
 
 

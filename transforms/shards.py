@@ -28,7 +28,7 @@ from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, Decision
 from transforms.stats import StatsAccumulator
 from transforms.units import Section, UnitResult, dropped_section, index_section, kept_event, rows_section
-from transforms.write import PROVENANCE_DIR
+from transforms.write import PROVENANCE_DIR, read_bytes
 
 # Without output.num_shards, a shard holds about this much (cut between units).
 DEFAULT_SHARD_BYTES = 64 << 20
@@ -230,9 +230,7 @@ def plan_shards(
 
 
 def _read(path: str, section: Section) -> bytes:
-    with FileSystems.open(path) as f:
-        f.seek(section.start)
-        return f.read(section.end - section.start)
+    return read_bytes(path, section.start, section.end)
 
 
 def _copy(path: str, section: Section, out) -> None:

@@ -192,7 +192,7 @@ class UnitProcessor:
         self._chain = chain
         self._redact = redact  # PiiScanner for rejected records, or None
         self._file_index = {url: index for index, url in enumerate(settings.files)}
-        self._counters = StageCounters("ReadShards")
+        self._counters = StageCounters("ProcessUnits")
 
     def process(self, unit: ReadUnit) -> UnitResult:
         settings = self._settings
