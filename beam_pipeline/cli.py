@@ -124,9 +124,10 @@ def execute(
 
     from beam_pipeline.logs import failure_line, worker_output_to
     from beam_pipeline.options import OptionsError, is_local, local_runner, pipeline_options
-    from beam_pipeline.output import write_manifest
+    from beam_pipeline.outputs.location import write_manifest
     from beam_pipeline.pipeline import build_pipeline, plan_job
-    from transforms.write import STATS_FILE, join
+    from schemas.layout import STATS_FILE
+    from transforms.files import join
 
     if args.encodings_url:
         recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
@@ -145,7 +146,7 @@ def execute(
         from beam_pipeline.progress import ProgressReporter
 
         reporter = ProgressReporter(len(plan.files))
-    build_pipeline(pipeline, plan, progress_dir=reporter.directory if reporter else None)
+    build_pipeline(pipeline, plan, progress=reporter.writer() if reporter else None)
     not_run = _not_run_here(options)
     if not not_run:
         try:

@@ -15,16 +15,10 @@ from typing import Any, Iterable
 import fsspec
 import orjson
 
-from transforms.read import (
-    CsvDialect,
-    InputError,
-    expand_paths,
-    infer_format,
-    iter_lines,
-    open_text,
-    strip_bom,
-    strip_bom_bytes,
-)
+from schemas.recipe import CsvOptions
+from transforms.readers.base import InputError, iter_lines, strip_bom, strip_bom_bytes
+from transforms.readers.csv import open_text
+from transforms.readers.paths import expand_paths, infer_format
 
 # CSV and JSONL rows are counted by reading the file; past this size the count is skipped.
 COUNT_LIMIT_BYTES = 256 << 20
@@ -68,7 +62,7 @@ def inspect_parquet(url: str, rows: int) -> dict:
     }
 
 
-def inspect_csv(url: str, rows: int, dialect: CsvDialect) -> dict:
+def inspect_csv(url: str, rows: int, dialect: CsvOptions) -> dict:
     with open_text(url, dialect) as f:
         reader = csv.reader(f, delimiter=dialect.delimiter, quotechar=dialect.quotechar)
         header = next(reader, None) or []
@@ -109,7 +103,7 @@ def inspect_jsonl(url: str, rows: int) -> dict:
     return {"rows": count if countable else None, "detail": detail, "columns": columns, "samples": rows}
 
 
-def inspect_file(url: str, fmt: str, rows: int, dialect: CsvDialect) -> dict:
+def inspect_file(url: str, fmt: str, rows: int, dialect: CsvOptions) -> dict:
     if fmt == "parquet":
         return inspect_parquet(url, rows)
     if fmt == "csv":
@@ -128,7 +122,7 @@ def inspect_lines(patterns: list[str], *, fmt: str | None = None, rows: int = 3,
         from beam_pipeline.errors import UsageError
 
         raise UsageError(str(error)) from None
-    dialect = CsvDialect(delimiter=delimiter)
+    dialect = CsvOptions(delimiter=delimiter)
     lines: list[str] = []
     usable: dict[str, None] = {}
     for url in files:

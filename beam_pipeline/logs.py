@@ -150,7 +150,7 @@ def _cause(text: str) -> str:
 def failure_line(error: BaseException, *, output: str, log_path: str | None) -> str:
     """One line for a run that failed: the step, the cause (an OS error such as "No space left on
     device" named as such), that the output has no marker, and where Beam's full output is."""
-    from transforms.read import BadInputFile
+    from transforms.readers.base import BadInputFile
 
     texts = [f"{type(e).__name__}: {e}" for e in _chain(error)]
     text = "\n".join(texts)

@@ -15,33 +15,32 @@ import apache_beam as beam
 import yaml
 
 from beam_pipeline.errors import UsageError
-from beam_pipeline.output import check_output_location, input_directories, prepare_output
+from beam_pipeline.outputs.finalize import WriteStatsAndMarker
+from beam_pipeline.outputs.job_request import job_settings
+from beam_pipeline.outputs.location import check_output_location, input_directories, prepare_output
+from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
+from schemas.layout import TEMP_DIR, UNITS_DIR
 from schemas.models import ModelSpec
-from schemas.recipe import Recipe
+from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
-from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, DecideDuplicates, DedupKeys
-from transforms.filters import EXAMPLE, FilterExamples, FilterSpec
-from transforms.pii import PiiPolicy, RedactPii
-from transforms.read import (
-    CsvDialect,
-    InputError,
-    PlanUnits,
-    expand_paths,
-    first_json_object,
-    infer_format,
-    not_jsonl_reason,
-    peek_columns,
-)
+from transforms.dedup import DecideDuplicates, DedupKeys
+from transforms.encodings import EncodingError, resolve_encoding_bytes
+from transforms.files import join
+from transforms.filters import FilterExamples
+from transforms.pii import RedactPii
+from transforms.readers.base import InputError
+from transforms.readers.paths import expand_paths, infer_format
+from transforms.readers.planning import PlanUnits
+from transforms.readers.probes import first_json_object, not_jsonl_reason, peek_columns
 from transforms.shards import ShardContext, WriteShards, plan_shards
 from transforms.split import AssignSplit
 from transforms.stage import BatchStage
 from transforms.stats import ComputeStats
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
-from transforms.tokens import CountTokens, EncodingError, resolve_encoding_bytes
-from transforms.validate import ValidateExamples
+from transforms.tokens import CountTokens
 from transforms.units import ProcessUnits, UnitResult, UnitSettings
-from transforms.write import TEMP_DIR, UNITS_DIR, WriteStatsAndMarker, join
+from transforms.validate import ValidateExamples
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,10 +72,9 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
     """The recipe's columns against the first readable file: a misspelt column fails here, not
     on every row. A file that cannot be read fails the run now (on_bad_file: fail) or is left
     to the pipeline, which lists it as failed (skip)."""
-    dialect = CsvDialect(**recipe.input.csv.model_dump())
     for url in files:
         try:
-            present = peek_columns(url, recipe.input.format or infer_format(url), dialect)
+            present = peek_columns(url, recipe.input.format or infer_format(url), recipe.input.csv)
         except Exception as error:  # noqa: BLE001 - a corrupt or cut file: whatever its reader raises
             if recipe.input.on_bad_file == "fail":
                 raise JobError(f"cannot read {url}: {type(error).__name__}: {error} "
@@ -139,7 +137,7 @@ def recipe_columns(recipe: Recipe) -> set[str]:
         *(recipe.dedup.fields or ()),
         *(name for bounds in (filters.min_chars, filters.max_chars, filters.min_tokens, filters.max_tokens) for name in bounds),
     ]
-    return referenced_columns(recipe.template) | {name for name in named if name != EXAMPLE}
+    return referenced_columns(recipe.template) | {name for name in named if name != WHOLE_EXAMPLE}
 
 
 def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) -> JobPlan:
@@ -184,76 +182,27 @@ def recipe_text(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, allow_unicode=True)
 
 
-def job_config(plan: JobPlan) -> dict:
-    finetune = plan.recipe.finetune
-    method = plan.recipe.finetune.method or ("dpo" if plan.example_format == "preference" else "supervised")
-    hyperparameters = {
-        "n_epochs": finetune.n_epochs,
-        "batch_size": finetune.batch_size,
-        "learning_rate_multiplier": finetune.learning_rate_multiplier,
-    }
-    if method == "dpo":
-        hyperparameters["beta"] = finetune.beta
-    return {
-        "model": plan.model.name,
-        "method": method,
-        "hyperparameters": hyperparameters,
-        "suffix": finetune.suffix,
-        "seed": finetune.seed,
-    }
-
-
-def pii_policy(recipe: Recipe) -> PiiPolicy | None:
-    pii = recipe.pii
-    if pii is None:
-        return None
-    return PiiPolicy(
-        kinds=tuple(pii.kinds),
-        fields=tuple(pii.fields) if pii.fields else None,
-        actions=tuple(sorted(pii.actions().items())),
-        phone_regions=tuple(pii.phone_regions),
-        replacements=tuple(sorted(pii.replacements.items())),
-    )
-
-
-def filter_spec(recipe: Recipe) -> FilterSpec:
-    f = recipe.filters
-    return FilterSpec(
-        min_chars=dict(f.min_chars), max_chars=dict(f.max_chars), min_tokens=dict(f.min_tokens),
-        max_tokens=dict(f.max_tokens), max_repetition=f.max_repetition, blocklist=tuple(f.blocklist),
-        drop_echoes=f.drop_echoes,
-    )
-
-
 def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     """The per-record stages between reading and dedup, in order, with their step labels: each
     takes batches and returns ``(kept, rejected, *extra)``. ``ftprep preview`` runs the same."""
     recipe, fmt = plan.recipe, plan.example_format
     stages: list[tuple[str, BatchStage]] = []
     if recipe.template is not None:
-        stages.append(("CleanFields", CleanFields(
-            steps=recipe.clean.steps, fields=recipe.clean.fields, per_field=recipe.clean.per_field)))
-        policy = pii_policy(recipe)
-        if policy is not None:
-            stages.append(("RedactPii", RedactPii(policy=policy)))
-        stages.append(("RenderTemplate", RenderExamples(
-            template=recipe.template, limits=recipe.limits)))
+        stages.append(("CleanFields", CleanFields(spec=recipe.clean)))
+    # Rows that already are examples are checked as they are, never rewritten, except that PII
+    # (when the recipe asks) is redacted in every string of them.
+    if recipe.pii is not None:
+        stages.append(("RedactPii", RedactPii(spec=recipe.pii)))
+    if recipe.template is not None:
+        stages.append(("RenderTemplate", RenderExamples(template=recipe.template, limits=recipe.limits)))
     else:
-        # The rows already are examples: checked as they are, never rewritten, except that PII
-        # (when the recipe asks) is redacted in every string of them.
-        policy = pii_policy(recipe)
-        if policy is not None:
-            stages.append(("RedactPii", RedactPii(policy=policy)))
         stages.append(("TakeExamples", TakeExamples(format=fmt)))
     stages.append(("ValidateExamples", ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None, max_messages=recipe.limits.max_messages)))
-    stages.append(("CountTokens", CountTokens(
-        model=plan.model, format=fmt, truncate=recipe.tokens.over_limit == "truncate",
-        encodings_url=recipe.tokens.encodings_url)))
-    filters = filter_spec(recipe)
-    if filters.reasons():
+        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits)))
+    stages.append(("CountTokens", CountTokens(model=plan.model, format=fmt, spec=recipe.tokens)))
+    if recipe.filters.reasons():
         stages.append(("FilterExamples", FilterExamples(
-            spec=filters, encoding=plan.model.encoding, encodings_url=recipe.tokens.encodings_url)))
+            spec=recipe.filters, encoding=plan.model.encoding, encodings_url=recipe.tokens.encodings_url)))
     return stages
 
 
@@ -262,25 +211,14 @@ def unit_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     (when the recipe deduplicates) and the split."""
     recipe = plan.recipe
     stages = record_stages(plan)
-    if recipe.dedup.exact or recipe.dedup.near is not None:
+    if recipe.dedup.enabled:
         stages.append(("DedupKeys", DedupKeys(spec=recipe.dedup)))
-    stages.append(("AssignSplit", AssignSplit(
-        validation_fraction=recipe.split.validation_fraction, seed=recipe.split.seed)))
+    stages.append(("AssignSplit", AssignSplit(spec=recipe.split)))
     return stages
 
 
-def dropped_reasons(recipe: Recipe) -> list[str]:
-    """Every reason the recipe can drop a record for (stats.json lists each, 0 included)."""
-    reasons = list(filter_spec(recipe).reasons())
-    if recipe.dedup.exact:
-        reasons.append(DUPLICATE_EXACT)
-    if recipe.dedup.near is not None:
-        reasons.append(DUPLICATE_NEAR)
-    return reasons
-
-
-def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None = None) -> None:
-    """Wire the job into ``p``. ``progress_dir``: where local workers report what they have read.
+def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter | None = None) -> None:
+    """Wire the job into ``p``. ``progress``: what local workers report what they have read through.
 
     Pass 1 (``ProcessUnits``) reads, processes and writes each read unit to a temporary file in
     one step; dedup decides from the keys written there; pass 2 (``WriteShards``) cuts the final
@@ -288,13 +226,12 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
     results (unit summaries, keys, decisions, statistics) cross the pipeline between them.
     """
     recipe = plan.recipe
-    dialect = CsvDialect(**recipe.input.csv.model_dump())
     units = p | "PlanUnits" >> PlanUnits(
-        urls=plan.files, format=recipe.input.format, columns=plan.columns, csv_dialect=dialect,
-        progress_dir=progress_dir, bad_files=plan.bad_files,
+        urls=plan.files, format=recipe.input.format, columns=plan.columns, csv=recipe.input.csv,
+        progress=progress, bad_files=plan.bad_files,
     )
     settings = UnitSettings(
-        columns=plan.columns, dialect=dialect, max_field_chars=recipe.limits.max_field_chars,
+        columns=plan.columns, csv=recipe.input.csv, max_field_chars=recipe.limits.max_field_chars,
         on_bad_file=recipe.input.on_bad_file, format=plan.example_format, max_tokens=plan.model.max_tokens_per_example,
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
         exact=recipe.dedup.exact, near=recipe.dedup.near is not None,
@@ -302,12 +239,11 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
     )
     results = units | "ProcessUnits" >> ProcessUnits(
-        settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii_policy=pii_policy(recipe),
-        progress_dir=progress_dir,
+        settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii=recipe.pii, progress=progress,
     )
     # What the later steps read every unit's file by; they hold it all at once, as a side input.
     layouts = results | "UnitLayouts" >> beam.Map(UnitResult.layout)
-    if recipe.dedup.exact or recipe.dedup.near is not None:
+    if recipe.dedup.enabled:
         decisions = layouts | "DecideDuplicates" >> DecideDuplicates(
             exact=recipe.dedup.exact, near=recipe.dedup.near is not None)
     else:
@@ -326,17 +262,12 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress_dir: str | None 
                              max_tokens=plan.model.max_tokens_per_example),
         decisions=decisions,
     )
-    n_epochs = recipe.finetune.n_epochs
     stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
-        files=plan.files,
-        model=plan.model,
-        format=plan.example_format,
-        context={"split": {"validation_fraction": recipe.split.validation_fraction, "seed": recipe.split.seed}},
-        n_epochs=None if n_epochs == "auto" else n_epochs,
-        price_per_million_tokens=recipe.finetune.price_per_million_tokens,
-        dropped_reasons=dropped_reasons(recipe),
+        files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
+        dropped_reasons=recipe.dropped_reasons(),
     )
+    job = job_settings(recipe.finetune, model=plan.model.name, example_format=plan.example_format)
     stats | "WriteStats" >> WriteStatsAndMarker(
-        output=plan.output, files=files, units=results, job=job_config(plan),
+        output=plan.output, files=files, units=results, job=job,
         report={"title": plan.output, "recipe": recipe_text(recipe)},
     )

@@ -10,7 +10,8 @@ from typing import Iterator
 
 from beam_pipeline.pipeline import JobPlan, record_stages
 from schemas.records import KEPT, REJECTED, Dropped, FailedFile, Item, Rejected, Rejection, TokenCount
-from transforms.read import CsvDialect, infer_format, plan_file, read_unit
+from transforms.readers.paths import infer_format
+from transforms.readers.registry import plan_file, read_unit
 
 
 @dataclass
@@ -29,12 +30,11 @@ class Outcome:
 def first_records(plan: JobPlan, n: int) -> Iterator[Item | Rejected | FailedFile]:
     """The first ``n`` rows of the inputs in file order, read as the pipeline reads them."""
     recipe = plan.recipe
-    dialect = CsvDialect(**recipe.input.csv.model_dump())
     count = 0
     for url in plan.files:
-        units = plan_file(url, recipe.input.format or infer_format(url), plan.columns, dialect, plan.bad_files)
+        units = plan_file(url, recipe.input.format or infer_format(url), plan.columns, recipe.input.csv, plan.bad_files)
         for unit in units:
-            for record in read_unit(unit, plan.columns, dialect, recipe.limits.max_field_chars):
+            for record in read_unit(unit, plan.columns, recipe.input.csv, recipe.limits.max_field_chars):
                 yield record
                 if isinstance(record, FailedFile):
                     break

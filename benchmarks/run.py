@@ -108,7 +108,7 @@ def environment(work: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "TIKTOKEN_CACHE_DIR": str(cache),
            "HF_DATASETS_CACHE": str(work / "hf-cache"), "HF_HUB_OFFLINE": "1"}
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
-    from transforms.tokens import load_encoding
+    from transforms.encodings import load_encoding
 
     load_encoding("o200k_base")
     return env

@@ -11,6 +11,10 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.models import ModelSpec, lookup_model
+from schemas.records import (
+    DUPLICATE_EXACT, DUPLICATE_NEAR, FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS,
+    FILTER_MIN_CHARS, FILTER_MIN_TOKENS, FILTER_REASONS, FILTER_REPETITION,
+)
 
 InputFormat = Literal["parquet", "csv", "jsonl"]
 ExampleFormat = Literal["chat", "completion", "preference"]
@@ -182,8 +186,12 @@ class PiiSpec(_Strict):
         return {kind: self.action.get(kind, "redact") for kind in self.kinds}
 
 
+# In a filter's bounds, the whole rendered example rather than one field.
+WHOLE_EXAMPLE = "example"
+
+
 class FiltersSpec(_Strict):
-    """Each bound maps a field name, or ``example`` for the whole example, to a limit."""
+    """Each bound maps a field name, or ``example`` (``WHOLE_EXAMPLE``) for the whole example, to a limit."""
 
     min_chars: dict[str, Annotated[int, Field(ge=0)]] = {}
     max_chars: dict[str, Annotated[int, Field(ge=0)]] = {}
@@ -194,6 +202,19 @@ class FiltersSpec(_Strict):
     blocklist: list[str] = []
     # Drop examples whose answer repeats the prompt (assistant == the user message before it).
     drop_echoes: bool = False
+
+    def reasons(self) -> tuple[str, ...]:
+        """The drop reasons these filters can give, in the order they are checked."""
+        active = {
+            FILTER_MIN_CHARS: self.min_chars, FILTER_MAX_CHARS: self.max_chars, FILTER_MIN_TOKENS: self.min_tokens,
+            FILTER_MAX_TOKENS: self.max_tokens, FILTER_REPETITION: self.max_repetition is not None,
+            FILTER_BLOCKLIST: self.blocklist, FILTER_ECHO: self.drop_echoes,
+        }
+        return tuple(reason for reason in FILTER_REASONS if active[reason])
+
+    def needs_encoding(self) -> bool:
+        """Token bounds on single fields count those fields' tokens themselves."""
+        return any(name != WHOLE_EXAMPLE for name in (*self.min_tokens, *self.max_tokens))
 
 
 class NearDedupSpec(_Strict):
@@ -207,6 +228,13 @@ class DedupSpec(_Strict):
     near: NearDedupSpec | None = None
     # Compare these fields instead of the whole rendered example.
     fields: list[str] | None = None
+
+    def reasons(self) -> tuple[str, ...]:
+        return (*((DUPLICATE_EXACT,) if self.exact else ()), *((DUPLICATE_NEAR,) if self.near is not None else ()))
+
+    @property
+    def enabled(self) -> bool:
+        return self.exact or self.near is not None
 
 
 class TokensSpec(_Strict):
@@ -287,6 +315,10 @@ class Recipe(_Strict):
         if isinstance(value, str):
             lookup_model(value)  # raises with the list of known models
         return value
+
+    def dropped_reasons(self) -> tuple[str, ...]:
+        """Every reason this recipe can drop a record for (stats.json lists each, 0 included)."""
+        return (*self.filters.reasons(), *self.dedup.reasons())
 
     def model_spec(self) -> ModelSpec:
         if isinstance(self.model, ModelChoice):

@@ -75,6 +75,21 @@ DROPPED = "dropped"
 REJECTED_DIR = REJECTED
 DROPPED_DIR = DROPPED
 
+# Why a valid record was dropped (stats.json records.dropped, dropped/<reason>/): the quality
+# filters, in the order they are checked, then deduplication.
+FILTER_MIN_CHARS = "filter_min_chars"
+FILTER_MAX_CHARS = "filter_max_chars"
+FILTER_MIN_TOKENS = "filter_min_tokens"
+FILTER_MAX_TOKENS = "filter_max_tokens"
+FILTER_REPETITION = "filter_repetition"
+FILTER_BLOCKLIST = "filter_blocklist"
+FILTER_ECHO = "filter_echo"
+FILTER_REASONS = (FILTER_MIN_CHARS, FILTER_MAX_CHARS, FILTER_MIN_TOKENS, FILTER_MAX_TOKENS, FILTER_REPETITION,
+                  FILTER_BLOCKLIST, FILTER_ECHO)
+DUPLICATE_EXACT = "duplicate_exact"
+DUPLICATE_NEAR = "duplicate_near"
+DUPLICATE_REASONS = (DUPLICATE_EXACT, DUPLICATE_NEAR)
+
 
 @dataclass(frozen=True, slots=True)
 class Source:

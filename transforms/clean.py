@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from schemas.recipe import DEFAULT_CLEAN_STEPS
+from schemas.recipe import DEFAULT_CLEAN_STEPS, CleanSpec
 from schemas.records import KEPT, Item
 from transforms.stage import BatchDoFn, BatchStage
 
@@ -221,14 +221,8 @@ class _CleanFn(BatchDoFn):
 
 
 class CleanFields(BatchStage):
-    """Clean the named fields of each record; returns ``(batches, rejected)``."""
+    """Clean the fields the recipe's ``clean`` section names; returns ``(batches, rejected)``."""
 
-    def __init__(
-        self,
-        *,
-        steps: Sequence[str] = DEFAULT_CLEAN_STEPS,
-        fields: Sequence[str] | None = None,
-        per_field: Mapping[str, Sequence[str]] | None = None,
-    ):
-        per_field = {name: ordered_steps(field_steps) for name, field_steps in (per_field or {}).items()}
-        super().__init__(_CleanFn(ordered_steps(steps), None if fields is None else tuple(fields), per_field))
+    def __init__(self, *, spec: CleanSpec = CleanSpec()):
+        per_field = {name: ordered_steps(field_steps) for name, field_steps in spec.per_field.items()}
+        super().__init__(_CleanFn(ordered_steps(spec.steps), None if spec.fields is None else tuple(spec.fields), per_field))

@@ -26,15 +26,12 @@ import numpy as np
 
 from schemas.formats import example_texts
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
-from schemas.records import KEPT, TRAIN, VALIDATION, Item
+from schemas.records import DUPLICATE_EXACT, DUPLICATE_NEAR, KEPT, TRAIN, VALIDATION, Item
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
-from transforms.write import read_bytes
+from transforms.files import read_bytes
 
 LOGGER = logging.getLogger(__name__)
-
-DUPLICATE_EXACT = "duplicate_exact"
-DUPLICATE_NEAR = "duplicate_near"
 
 _MAX_32 = np.uint64(0xFFFFFFFF)
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz

@@ -1,56 +1,31 @@
 """Quality filters: records that are valid but not worth training on, dropped with a named reason.
 
 Each filter is a plain check on a rendered example (and the row's fields); the first one that
-fails names the drop reason (``FILTER_REASONS``). Drops are not rejections: the record was
-fine, the recipe chose not to keep it.
+fails names the drop reason (``FILTER_REASONS`` in ``schemas/records.py``). Drops are not
+rejections: the record was fine, the recipe chose not to keep it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
 from schemas.formats import example_texts
-from schemas.records import KEPT, Dropped, Item
+from schemas.recipe import WHOLE_EXAMPLE, FiltersSpec
+from schemas.records import (
+    FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS, FILTER_MIN_CHARS, FILTER_MIN_TOKENS,
+    FILTER_REPETITION, KEPT, Dropped, Item,
+)
+from transforms.encodings import load_encoding
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import normalize_text
-
-EXAMPLE = "example"  # in min/max maps: the whole example rather than one field
-MIN_CHARS, MAX_CHARS = "filter_min_chars", "filter_max_chars"
-MIN_TOKENS, MAX_TOKENS = "filter_min_tokens", "filter_max_tokens"
-REPETITION, BLOCKLIST, ECHO = "filter_repetition", "filter_blocklist", "filter_echo"
-FILTER_REASONS = (MIN_CHARS, MAX_CHARS, MIN_TOKENS, MAX_TOKENS, REPETITION, BLOCKLIST, ECHO)
 
 # Repetition is measured on texts long enough for it to mean something.
 WORD_NGRAM, MIN_WORDS = 3, 12
 CHAR_NGRAM, MIN_CHARS_FOR_REPETITION = 10, 100
 _WORD = re.compile(r"\w+")
-
-
-@dataclass(frozen=True)
-class FilterSpec:
-    min_chars: dict[str, int] = field(default_factory=dict)
-    max_chars: dict[str, int] = field(default_factory=dict)
-    min_tokens: dict[str, int] = field(default_factory=dict)
-    max_tokens: dict[str, int] = field(default_factory=dict)
-    max_repetition: float | None = None
-    blocklist: tuple[str, ...] = ()
-    drop_echoes: bool = False
-
-    def reasons(self) -> tuple[str, ...]:
-        """The drop reasons these filters can give, in the order they are checked."""
-        active = {
-            MIN_CHARS: self.min_chars, MAX_CHARS: self.max_chars, MIN_TOKENS: self.min_tokens,
-            MAX_TOKENS: self.max_tokens, REPETITION: self.max_repetition is not None,
-            BLOCKLIST: self.blocklist, ECHO: self.drop_echoes,
-        }
-        return tuple(reason for reason in FILTER_REASONS if active[reason])
-
-    def needs_encoding(self) -> bool:
-        return any(name != EXAMPLE for name in (*self.min_tokens, *self.max_tokens))
 
 
 def _duplicate_share(values: np.ndarray, n: int) -> float:
@@ -110,15 +85,15 @@ def blocklist_pattern(terms: Iterable[str]) -> re.Pattern | None:
 
 
 class ExampleFilter:
-    """Applies a ``FilterSpec``; ``reason(item)`` is the first failing filter's reason, or None."""
+    """Applies a ``FiltersSpec``; ``reason(item)`` is the first failing filter's reason, or None."""
 
-    def __init__(self, spec: FilterSpec, encoding=None):
+    def __init__(self, spec: FiltersSpec, encoding=None):
         self._spec = spec
         self._blocklist = blocklist_pattern(spec.blocklist)
         self._encode = encoding.encode_ordinary if encoding is not None else None
 
     def _value(self, item: Item, name: str, measure: str) -> int | None:
-        if name == EXAMPLE:
+        if name == WHOLE_EXAMPLE:
             if measure == "tokens":
                 return item.tokens.total if item.tokens is not None else None
             return sum(len(t) for t in example_texts(item.example))
@@ -137,27 +112,27 @@ class ExampleFilter:
     def reason(self, item: Item) -> str | None:
         spec = self._spec
         if self._outside(item, spec.min_chars, "chars", below=True):
-            return MIN_CHARS
+            return FILTER_MIN_CHARS
         if self._outside(item, spec.max_chars, "chars", below=False):
-            return MAX_CHARS
+            return FILTER_MAX_CHARS
         if self._outside(item, spec.min_tokens, "tokens", below=True):
-            return MIN_TOKENS
+            return FILTER_MIN_TOKENS
         if self._outside(item, spec.max_tokens, "tokens", below=False):
-            return MAX_TOKENS
+            return FILTER_MAX_TOKENS
         texts = example_texts(item.example)
         if spec.max_repetition is not None and any(repetition(t) > spec.max_repetition for t in texts):
-            return REPETITION
+            return FILTER_REPETITION
         if self._blocklist is not None and any(self._blocklist.search(t) for t in texts):
-            return BLOCKLIST
+            return FILTER_BLOCKLIST
         if spec.drop_echoes and is_echo(item.example):
-            return ECHO
+            return FILTER_ECHO
         return None
 
 
 class _FilterFn(BatchDoFn):
     STAGE = "FilterExamples"
 
-    def __init__(self, spec: FilterSpec, encoding_name: str | None, encodings_url: str | None):
+    def __init__(self, spec: FiltersSpec, encoding_name: str | None, encodings_url: str | None):
         super().__init__()
         self._spec = spec
         self._encoding_name = encoding_name
@@ -167,8 +142,6 @@ class _FilterFn(BatchDoFn):
     def setup(self):
         encoding = None
         if self._spec.needs_encoding():
-            from transforms.tokens import load_encoding
-
             encoding = load_encoding(self._encoding_name, encodings_url=self._encodings_url)
         self._filter = ExampleFilter(self._spec, encoding)
 
@@ -185,9 +158,7 @@ class FilterExamples(BatchStage):
     """Drop examples the recipe's filters reject. Returns ``(batches, rejected, *dropped)``, one
     dropped PCollection (of batches) per reason in ``spec.reasons()``."""
 
-    def __init__(self, *, spec: FilterSpec, encoding: str | None = None, encodings_url: str | None = None):
-        if spec.max_repetition is not None and not 0 < spec.max_repetition <= 1:
-            raise ValueError(f"max_repetition must be in (0, 1], got {spec.max_repetition}")
+    def __init__(self, *, spec: FiltersSpec, encoding: str | None = None, encodings_url: str | None = None):
         if spec.needs_encoding() and encoding is None:
             raise ValueError("token filters on fields need the model's encoding")
         super().__init__(_FilterFn(spec, encoding, encodings_url), extra_outputs=spec.reasons())

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from schemas.recipe import PII_KINDS
+from schemas.recipe import PII_KINDS, PiiSpec
 from schemas.records import KEPT, PII_FOUND, REJECTED, Item, Rejection
 from transforms.stage import BatchDoFn, BatchStage
 
@@ -231,36 +231,27 @@ class PiiScanner:
         return redacted
 
 
-@dataclass(frozen=True)
-class PiiPolicy:
-    kinds: tuple[str, ...]
-    fields: tuple[str, ...] | None
-    # kind -> "redact" | "reject"
-    actions: tuple[tuple[str, str], ...]
-    phone_regions: tuple[str, ...] = ("US",)
-    replacements: tuple[tuple[str, str], ...] = ()
-
-    def scanner(self) -> PiiScanner:
-        return PiiScanner(self.kinds, phone_regions=self.phone_regions, replacements=dict(self.replacements))
+def scanner_for(spec: PiiSpec) -> PiiScanner:
+    return PiiScanner(spec.kinds, phone_regions=spec.phone_regions, replacements=spec.replacements)
 
 
 class _RedactFn(BatchDoFn):
     STAGE = "RedactPii"
 
-    def __init__(self, policy: PiiPolicy):
+    def __init__(self, spec: PiiSpec):
         super().__init__()
-        self._policy = policy
-        self._actions = dict(policy.actions)
+        self._spec = spec
+        self._actions = spec.actions()
         self._scanner: PiiScanner | None = None
 
     def setup(self):
-        self._scanner = self._policy.scanner()
+        self._scanner = scanner_for(self._spec)
 
     def handle(self, item: Item, emit) -> None:
         fields = dict(item.fields if item.fields is not None else item.row)
         row = dict(item.row)  # copies: the input record is not ours to change
         findings: list[tuple[str, str]] = []
-        for name in self._policy.fields or list(fields):
+        for name in self._spec.fields or list(fields):
             value = fields.get(name)
             if value is None:
                 continue
@@ -295,9 +286,8 @@ class RedactPii(BatchStage):
     tuple per record that had any, for the stats.
     """
 
-    def __init__(self, *, policy: PiiPolicy):
-        policy.scanner()  # unknown kinds fail here, not on a worker
-        super().__init__(_RedactFn(policy), extra_outputs=(PII_OUTPUT,))
+    def __init__(self, *, spec: PiiSpec):
+        super().__init__(_RedactFn(spec), extra_outputs=(PII_OUTPUT,))
 
 
 def redact_document(scanner: PiiScanner, doc: dict) -> tuple[dict, tuple]:

@@ -17,24 +17,24 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import apache_beam as beam
 import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
-from transforms.dedup import DUPLICATE_EXACT, DUPLICATE_NEAR, Decision
-from transforms.stats import StatsAccumulator
-from transforms.units import Section, UnitResult, dropped_section, index_section, kept_event, rows_section
-from transforms.write import PROVENANCE_DIR, read_bytes
+from schemas.layout import PROVENANCE_DIR
+from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
+from transforms.dedup import Decision
+from transforms.files import read_bytes
+from transforms.stats import KeptExample, StatsAccumulator
+from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
 
 # Without output.num_shards, a shard holds about this much (cut between units).
 DEFAULT_SHARD_BYTES = 64 << 20
 SHARD_NAME = "part-{index:05d}-of-{count:05d}.jsonl"
 COPY_CHUNK = 1 << 20
-_DUPLICATE_REASONS = (DUPLICATE_EXACT, DUPLICATE_NEAR)
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def plan_shards(
         add(output, [_Candidate(Piece(unit.path, unit.file, unit.sections[output], None, unit.sections[output].records),
                                 float(unit.sections[output].end - unit.sections[output].start), sizes(unit, output))
                      for unit in units if output in unit.sections])
-    for reason in _DUPLICATE_REASONS:
+    for reason in DUPLICATE_REASONS:
         by_split = DroppedRows(decisions, reason)
         candidates = []
         for unit in units:
@@ -301,12 +301,12 @@ class _WriteShardFn(beam.DoFn):
                     self._examples(piece, split, gone, out, stats)
                 elif spec.output.startswith(PROVENANCE_DIR + "/"):
                     self._sources(piece, gone, out)
-                elif reason in _DUPLICATE_REASONS:
+                elif reason in DUPLICATE_REASONS:
                     self._write_duplicates(piece, self._duplicates_of(reason), out, stats)
                 else:
                     _copy(piece.path, piece.section, out)
         yield spec.output, path
-        if reason in _DUPLICATE_REASONS:
+        if reason in DUPLICATE_REASONS:
             yield beam.pvalue.TaggedOutput(self.STATS, stats)
 
     def _examples(self, piece: Piece, split: str, gone: np.ndarray, out, stats: StatsAccumulator) -> None:
@@ -339,7 +339,7 @@ class _WriteShardFn(beam.DoFn):
                 continue
             _, _, total, context, trained, by_role, estimated, warnings, messages = orjson.loads(entry)
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))
-            stats.unkeep(kept_event(decision.split, tokens, warnings, messages, limit))
+            stats.take_back(KeptExample.of(decision.split, tokens, warnings, messages, limit))
             head = orjson.dumps({"source": {"file": files[decision.file], "row": decision.row},
                                  "reason": decision.reason,
                                  "duplicate_of": {"file": files[decision.survivor_file], "row": decision.survivor_row}})

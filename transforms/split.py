@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from schemas.recipe import SplitSpec
 from schemas.records import KEPT, TRAIN, VALIDATION, Item
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key
@@ -53,7 +54,5 @@ class AssignSplit(BatchStage):
     """Mark each record's split (``item.split``); a record the split fails on is rejected as
     ``internal_error``."""
 
-    def __init__(self, *, validation_fraction: float, seed: int = 0):
-        if not 0.0 <= validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-        super().__init__(_SplitFn(validation_fraction, seed))
+    def __init__(self, *, spec: SplitSpec = SplitSpec()):
+        super().__init__(_SplitFn(spec.validation_fraction, spec.seed))

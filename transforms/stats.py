@@ -1,10 +1,10 @@
 """Run statistics, computed in the graph with one combiner.
 
-Each outcome is a small event (a read row, a kept example with its tokens, a rejection with its
-codes, a drop with its reason) added into a ``StatsAccumulator`` where it happens — per read
-unit in pass 1; the examples dedup drops afterwards are taken back by the step that writes
-them to dropped/ — and the accumulators combine into one ``stats.json`` document.
-``records.read`` is counted at the reader and the outcomes where
+Each outcome is counted into a ``StatsAccumulator`` by name where it happens (``add_read``,
+``add_kept`` with a ``KeptExample``, ``add_rejected``, ``add_dropped``, ``add_pii``,
+``add_failed``) — per read unit in pass 1; the examples dedup drops afterwards are taken back
+(``take_back``) by the step that writes them to dropped/ — and the accumulators combine into
+one ``stats.json`` document. ``records.read`` is counted at the reader and the outcomes where
 they are written, so the invariant ``read == train + validation + rejected + sum(dropped)`` is
 a real check.
 """
@@ -15,19 +15,70 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import apache_beam as beam
 
 from schemas.models import ModelSpec
-from schemas.records import DROPPED, KEPT, REJECTED, SPLITS, TRAIN, Item, Rejected
-from transforms.finetune import training_estimate
+from schemas.recipe import FinetuneSpec, SplitSpec
+from schemas.records import SPLITS, TRAIN, TokenCount
 
-# Stats events besides the outcomes (KEPT, REJECTED, DROPPED): a row read, PII found, a file failed.
-READ = "read"
-PII = "pii"
-FAILED = "failed_files"
 PERCENTILES = (50, 90, 95, 99)
+# OpenAI's default epochs, as its cookbook's data-prep notebook derives them: aim for 3 epochs,
+# but at least 100 and at most 25,000 example passes, within 1 to 25 epochs.
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES = 100
+MAX_TARGET_EXAMPLES = 25_000
+MIN_DEFAULT_EPOCHS = 1
+MAX_DEFAULT_EPOCHS = 25
+
+def default_n_epochs(n_train: int) -> int:
+    if n_train <= 0:
+        return TARGET_EPOCHS
+
+    if n_train * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        return min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // n_train)
+    if n_train * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        return max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_train)
+    return TARGET_EPOCHS
+
+
+def training_estimate(
+    *, n_train: int, billed_tokens_per_epoch: int, n_epochs: int | Literal["auto"] = "auto",
+    price_per_million_tokens: float | None = None,
+) -> dict[str, Any]:
+    """``estimate`` in stats.json: epochs (the recipe's ``finetune.n_epochs``, or for ``"auto"``
+    the platform's default), billed tokens and, given a price, the cost."""
+    from_recipe = n_epochs != "auto"
+    epochs = n_epochs if from_recipe else default_n_epochs(n_train)
+    billed = epochs * billed_tokens_per_epoch
+    estimate = {
+        "train_examples": n_train,
+        "n_epochs": epochs,
+        "n_epochs_from": "recipe" if from_recipe else "default",
+        "billed_tokens_per_epoch": billed_tokens_per_epoch,
+        "billed_tokens": billed,
+    }
+    if price_per_million_tokens is not None:
+        estimate["price_per_million_tokens"] = price_per_million_tokens
+        estimate["cost"] = round(billed / 1_000_000 * price_per_million_tokens, 4)
+    return estimate
+
+
+@dataclass(frozen=True, slots=True)
+class KeptExample:
+    """What the stats count of a kept example: pass 1 adds it, pass 2 takes a duplicate's back
+    (from its index entry)."""
+
+    split: str
+    tokens: TokenCount
+    warnings: tuple[str, ...]
+    messages: int
+    billed: int  # tokens billed per epoch: the total, capped at the model's per-example limit
+
+    @classmethod
+    def of(cls, split: str, tokens: TokenCount, warnings, messages: int, limit: int) -> "KeptExample":
+        return cls(split, tokens, tuple(warnings), messages, min(limit, tokens.total))
 
 
 @dataclass
@@ -48,55 +99,51 @@ class StatsAccumulator:
     # path -> the first error (in sort order: the same whatever order the parts arrive in)
     failed_files: dict = field(default_factory=dict)
 
-    def _fail(self, path: str, error: str) -> None:
-        if path not in self.failed_files or error < self.failed_files[path]:
-            self.failed_files[path] = error
-
     def _observe(self, name: str, value: int, sign: int = 1) -> None:
         self.histograms.setdefault(name, Counter())[value] += sign
 
-    def unkeep(self, event: tuple) -> "StatsAccumulator":
-        """Take back a ``KEPT`` event: pass 1 counts every example it writes; the ones dedup
-        drops afterwards are taken back by the step that writes them to dropped/."""
-        self._kept(event, -1)
-        return self
+    def add_read(self, file: str) -> None:
+        self.rows_per_file[file] += 1
 
-    def _kept(self, event: tuple, sign: int) -> None:
-        _, split, tokens, warnings, messages, billed = event
-        self.kept[split] += sign
-        self.tokens[split] += sign * tokens.total
+    def add_kept(self, example: "KeptExample", sign: int = 1) -> None:
+        self.kept[example.split] += sign
+        tokens = example.tokens
+        self.tokens[example.split] += sign * tokens.total
         self.tokens["trained"] += sign * tokens.trained
         self._observe("total", tokens.total, sign)
         self._observe("trained", tokens.trained, sign)
         for role, n in tokens.by_role:
             self.tokens[f"role:{role}"] += sign * n
             self._observe(f"role:{role}", n, sign)
-        if messages:
-            self._observe("messages", messages, sign)
-        if split == TRAIN:
-            self.billed_train_tokens += sign * billed
+        if example.messages:
+            self._observe("messages", example.messages, sign)
+        if example.split == TRAIN:
+            self.billed_train_tokens += sign * example.billed
         self.estimated += sign * tokens.estimated
-        for warning in warnings:
+        for warning in example.warnings:
             self.warnings[warning] += sign
 
-    def add(self, event: tuple) -> "StatsAccumulator":
-        kind = event[0]
-        if kind == READ:
-            self.rows_per_file[event[1]] += 1
-        elif kind == KEPT:
-            self._kept(event, 1)
-        elif kind == REJECTED:
-            self.rejected += 1
-            self.rejection_codes.update(event[1])
-        elif kind == DROPPED:
-            self.dropped[event[1]] += 1
-        elif kind == PII:
-            self.pii.update(dict(event[1]))
-        elif kind == FAILED:
-            self._fail(event[1], event[2])
-        else:
-            raise ValueError(f"unknown stats event {event!r}")
+    def take_back(self, example: "KeptExample") -> "StatsAccumulator":
+        """Pass 1 counts every example it writes; the ones dedup drops afterwards are taken back
+        by the step that writes them to dropped/."""
+        self.add_kept(example, -1)
         return self
+
+    def add_rejected(self, codes: Iterable[str]) -> None:
+        self.rejected += 1
+        self.rejection_codes.update(codes)
+
+    def add_dropped(self, reason: str) -> "StatsAccumulator":
+        self.dropped[reason] += 1
+        return self
+
+    def add_pii(self, found: Iterable[tuple[str, int]]) -> None:
+        """``found``: ``(kind, count)`` pairs, as the PII step reports a record's findings."""
+        self.pii.update(dict(found))
+
+    def add_failed(self, path: str, error: str) -> None:
+        if path not in self.failed_files or error < self.failed_files[path]:
+            self.failed_files[path] = error
 
     def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
         for name in ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii"):
@@ -104,7 +151,7 @@ class StatsAccumulator:
         for name, histogram in other.histograms.items():
             self.histograms.setdefault(name, Counter()).update(histogram)
         for path, error in other.failed_files.items():
-            self._fail(path, error)
+            self.add_failed(path, error)
         self.billed_train_tokens += other.billed_train_tokens
         self.estimated += other.estimated
         self.rejected += other.rejected
@@ -168,7 +215,7 @@ def build_stats(
     files: Iterable[str],
     model: ModelSpec,
     context: dict,
-    n_epochs: int | None = None,
+    n_epochs: int | Literal["auto"] = "auto",
     price_per_million_tokens: float | None = None,
     dropped_reasons: Iterable[str] = (),
 ) -> dict:
@@ -218,12 +265,20 @@ def build_stats(
 
 
 class StatsCombineFn(beam.CombineFn):
+    """Accumulators combined. ``count(acc, element)`` counts an element that is not one (a
+    duplicate decision, say) into ``acc``; by default the elements are accumulators."""
+
+    def __init__(self, count: Callable[[StatsAccumulator, Any], Any] | None = None):
+        self._count = count
+
     def create_accumulator(self):
         return StatsAccumulator()
 
-    def add_input(self, acc, event):
-        # Partial results of other combines merge in; see ComputeStats.expand.
-        return acc.merge(event) if isinstance(event, StatsAccumulator) else acc.add(event)
+    def add_input(self, acc, element):
+        if self._count is None:
+            return acc.merge(element)
+        self._count(acc, element)
+        return acc
 
     def merge_accumulators(self, accumulators):
         accumulators = iter(accumulators)
@@ -236,20 +291,8 @@ class StatsCombineFn(beam.CombineFn):
         return acc
 
 
-def read_event(record: Item | Rejected) -> tuple:
-    return (READ, record.source.file)
-
-
-def rejected_event(record: Rejected) -> tuple:
-    return (REJECTED, record.codes)
-
-
-def pii_event(found: tuple) -> tuple:
-    return (PII, found)
-
-
-def failed_event(failed) -> tuple:
-    return (FAILED, failed.path, failed.error)
+def _count_duplicate(acc: StatsAccumulator, decision) -> None:
+    acc.add_dropped(decision.reason)
 
 
 class ComputeStats(beam.PTransform):
@@ -258,7 +301,8 @@ class ComputeStats(beam.PTransform):
     Input: a dict of PCollections: ``units`` (pass 1's results: rows read, examples kept,
     rejections, filter drops, PII, failed files, as each unit's ``stats``), ``taken_back``
     (``StatsAccumulator``s of the examples dedup dropped, taken back by the writers of
-    dropped/) and ``decisions`` (the duplicates dropped).
+    dropped/) and ``decisions`` (the duplicates dropped). ``split`` and ``finetune`` are the
+    recipe's sections (the split goes into the document; the epochs and price into its estimate).
     """
 
     def __init__(
@@ -267,16 +311,15 @@ class ComputeStats(beam.PTransform):
         files: Iterable[str],
         model: ModelSpec,
         format: str,
-        context: dict | None = None,
-        n_epochs: int | None = None,
-        price_per_million_tokens: float | None = None,
+        split: SplitSpec = SplitSpec(),
+        finetune: FinetuneSpec = FinetuneSpec(),
         dropped_reasons: Iterable[str] = (),
     ):
         super().__init__()
         self._files = sorted(set(files))
         self._model = model
-        self._context = {"format": format, **(context or {})}
-        self._options = {"n_epochs": n_epochs, "price_per_million_tokens": price_per_million_tokens,
+        self._context = {"format": format, "split": split.model_dump()}
+        self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
                          "dropped_reasons": sorted(dropped_reasons)}
 
     def expand(self, parts: dict):
@@ -291,8 +334,8 @@ class ComputeStats(beam.PTransform):
             partials.append(parts["taken_back"]
                             | "CombineTakenBack" >> beam.CombineGlobally(StatsCombineFn()).without_defaults())
         if "decisions" in parts:
-            partials.append(parts["decisions"] | "DuplicateStats" >> beam.Map(lambda decision: (DROPPED, decision.reason))
-                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn()).without_defaults())
+            partials.append(parts["decisions"]
+                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn(_count_duplicate)).without_defaults())
         files, model, context, options = self._files, self._model, self._context, self._options
         return (
             partials

@@ -25,22 +25,23 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import (
-    DROPPED, KEPT, REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, TokenCount, dumps_line,
-)
+from schemas.recipe import CsvOptions, PiiSpec
+from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
-from transforms.pii import PII_OUTPUT, redact_document
-from transforms.progress import ProgressWriter
-from transforms.read import BadInputFile, CsvDialect, ReadUnit, read_unit
-from transforms.report import RECORD_PREVIEW_CHARS, SAMPLES_PER_CODE
+from transforms.pii import PII_OUTPUT, redact_document, scanner_for
+from transforms.readers.base import BadInputFile, ReadUnit
+from transforms.readers.registry import read_unit
 from transforms.stage import BATCH_ROWS, RecordChain, StageCounters
-from transforms.stats import StatsAccumulator, failed_event, pii_event, read_event, rejected_event
+from transforms.stats import KeptExample, StatsAccumulator
 from transforms.tokens import message_count
 
 LOGGER = logging.getLogger(__name__)
 
 # A section spools in memory up to this size, then on the worker's local disk.
 SPOOL_BYTES = 4 << 20
+# The report shows the first few rejected records of each code, each cut to this many characters.
+SAMPLES_PER_CODE = 5
+RECORD_PREVIEW_CHARS = 400
 
 
 def index_section(split: str) -> str:
@@ -94,12 +95,6 @@ class UnitResult:
 
 def unit_file_name(file: int, first_row: int) -> str:
     return f"{file:05d}-{first_row:012d}.unit"
-
-
-def kept_event(split: str, tokens: TokenCount, warnings, messages: int, limit: int) -> tuple:
-    """The stats event of a kept example: pass 1 adds it, pass 2 takes a duplicate's back from
-    its index entry. ``limit``: the model's per-example limit, where billing stops."""
-    return (KEPT, split, tokens, tuple(warnings), messages, min(limit, tokens.total))
 
 
 def index_entry(item: Item, size: int, messages: int) -> bytes:
@@ -171,7 +166,7 @@ class UnitSettings:
     """How pass 1 reads, writes and keys a unit (everything but the per-record chain)."""
 
     columns: frozenset[str] | None
-    dialect: CsvDialect
+    csv: CsvOptions
     max_field_chars: int
     on_bad_file: str
     format: str  # the example format
@@ -202,14 +197,14 @@ class UnitProcessor:
         samples: dict[str, list[dict]] = defaultdict(list)
         batch: list[Item] = []
         end_row = unit.first_row
-        for record in read_unit(unit, settings.columns, settings.dialect, settings.max_field_chars):
+        for record in read_unit(unit, settings.columns, settings.csv, settings.max_field_chars):
             if isinstance(record, FailedFile):
                 if settings.on_bad_file == "fail":
                     raise BadInputFile(f"cannot read {record.path}: {record.error}")
                 LOGGER.warning("skipping the rest of %s: %s", record.path, record.error)
-                stats.add(failed_event(record))
+                stats.add_failed(record.path, record.error)
                 continue
-            stats.add(read_event(record))
+            stats.add_read(record.source.file)
             end_row = record.source.row + 1
             self._counters.total.inc()
             if isinstance(record, Rejected):
@@ -231,12 +226,12 @@ class UnitProcessor:
         kept, left = self._chain.run(batch)
         self._rejected(left.pop(REJECTED, []), spools, stats, samples)
         for found in left.pop(PII_OUTPUT, []):
-            stats.add(pii_event(found))
+            stats.add_pii(found)
         for reason in sorted(left):
             dropped: list[Dropped] = left[reason]
             spools.lines(dropped_section(reason), [dumps_line(d.to_json()) for d in dropped])
             for _ in dropped:
-                stats.add((DROPPED, reason))
+                stats.add_dropped(reason)
         settings = self._settings
         for split in SPLITS:
             items = [item for item in kept if item.split == split]
@@ -247,7 +242,7 @@ class UnitProcessor:
             messages = [message_count(item.example, settings.format) for item in items]
             entries = [index_entry(item, len(line) + 1, n) for item, line, n in zip(items, lines, messages)]
             for item, n in zip(items, messages):  # counted now; dedup takes back the ones it drops (shards.py)
-                stats.add(kept_event(item.split, item.tokens, item.warnings, n, settings.max_tokens))
+                stats.add_kept(KeptExample.of(item.split, item.tokens, item.warnings, n, settings.max_tokens))
             spools.write(rows_section(split), np.array([item.source.row for item in items], dtype=np.uint64).tobytes(),
                          len(items))
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
@@ -268,8 +263,8 @@ class UnitProcessor:
                 # Rows rejected before the PII step (a ragged CSV row, a broken line) still hold their values.
                 doc, found = redact_document(self._redact, doc)
                 if found:
-                    stats.add(pii_event(found))
-            stats.add(rejected_event(record))
+                    stats.add_pii(found)
+            stats.add_rejected(record.codes)
             for code in record.codes:
                 if len(samples[code]) < SAMPLES_PER_CODE:
                     samples[code].append(small_rejected(doc))
@@ -278,23 +273,20 @@ class UnitProcessor:
 
 
 class _ProcessUnitFn(beam.DoFn):
-    def __init__(self, settings: UnitSettings, stages: list, pii_policy=None, progress_dir: str | None = None):
+    def __init__(self, settings: UnitSettings, stages: list, pii: PiiSpec | None = None, progress=None):
         self._settings = settings
         self._stages = stages  # BatchDoFns, in order
-        self._pii_policy = pii_policy
-        self._progress_dir = progress_dir
+        self._pii = pii
+        self._progress = progress
         self._chain: RecordChain | None = None
         self._processor: UnitProcessor | None = None
-        self._progress: ProgressWriter | None = None
 
     def setup(self):
         chain = RecordChain(self._stages)
         chain.setup()
-        redact = self._pii_policy.scanner() if self._pii_policy is not None else None
+        redact = scanner_for(self._pii) if self._pii is not None else None
         self._chain = chain
         self._processor = UnitProcessor(self._settings, chain, redact)
-        if self._progress_dir:
-            self._progress = ProgressWriter(self._progress_dir)
 
     def teardown(self):
         if self._chain is not None:
@@ -311,13 +303,14 @@ class _ProcessUnitFn(beam.DoFn):
 
 class ProcessUnits(beam.PTransform):
     """Read units in, ``UnitResult``s out (see the module docstring). ``stages`` are the
-    per-record chain's ``BatchDoFn``s, in order; ``pii_policy`` redacts rejected records."""
+    per-record chain's ``BatchDoFn``s, in order; ``pii`` (the recipe's) redacts rejected records;
+    ``progress``: where a local run's workers report (``done(url, rows)``), or None."""
 
-    def __init__(self, *, settings: UnitSettings, stages: list, pii_policy=None, progress_dir: str | None = None):
+    def __init__(self, *, settings: UnitSettings, stages: list, pii: PiiSpec | None = None, progress=None):
         super().__init__()
         if settings.on_bad_file not in ("fail", "skip"):
             raise ValueError(f"on_bad_file must be fail or skip, got {settings.on_bad_file!r}")
-        self._fn = _ProcessUnitFn(settings, stages, pii_policy, progress_dir)
+        self._fn = _ProcessUnitFn(settings, stages, pii, progress)
 
     def expand(self, units):
         return units | "Process" >> beam.ParDo(self._fn)

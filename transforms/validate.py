@@ -408,7 +408,7 @@ class ValidateExamples(BatchStage):
     ``reject_blank`` rejects whitespace-only content instead of warning about it.
     """
 
-    def __init__(self, *, format: str, reject_blank: bool = False, max_messages: int = LimitsSpec().max_messages):
+    def __init__(self, *, format: str, reject_blank: bool = False, limits: LimitsSpec = LimitsSpec()):
         if format not in VALIDATORS:
             raise ValueError(f"unknown example format {format!r}; known: {', '.join(VALIDATORS)}")
-        super().__init__(_ValidateFn(format, reject_blank, max_messages))
+        super().__init__(_ValidateFn(format, reject_blank, limits.max_messages))

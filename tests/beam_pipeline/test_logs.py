@@ -134,7 +134,7 @@ def test_an_unexpected_failure_is_one_line_too(tmp_path, capsys, monkeypatch):
     (RuntimeError("Traceback...\nValueError: bad value [while running 'CountTokens/Apply']"),
      "the pipeline failed in step CountTokens/Apply: ValueError: bad value; /o has no _SUCCESS marker "
      "(Beam's full output: /l.log)"),
-    (RuntimeError("transforms.read.BadInputFile: cannot read /d/b.parquet: ArrowInvalid: cut "
+    (RuntimeError("transforms.readers.base.BadInputFile: cannot read /d/b.parquet: ArrowInvalid: cut "
                   "[while running 'ReadShards/ReadUnits']"),
      "cannot read /d/b.parquet: ArrowInvalid: cut (--on-bad-file=skip reads the other files and lists it in "
      "stats.json); /o has no _SUCCESS marker (Beam's full output: /l.log)"),

@@ -9,7 +9,8 @@ import tiktoken
 
 from beam_pipeline.cli import main
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output
-from transforms.tokens import TokenCounter, load_encoding
+from transforms.encodings import load_encoding
+from transforms.tokens import TokenCounter
 
 SYSTEM = {"role": "system", "content": "Marv is a factual chatbot that is also sarcastic."}
 

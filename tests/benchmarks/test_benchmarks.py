@@ -38,7 +38,7 @@ def test_baselines_import_nothing_from_ftprep():
 
 
 def test_plain_baseline_writes_every_kept_row_once(tmp_path, monkeypatch):
-    from transforms.tokens import load_encoding
+    from transforms.encodings import load_encoding
 
     load_encoding("o200k_base")  # the benchmark resolves the encoding for the scripts' tiktoken too
     paths = generate(tmp_path / "data", 120, shards=2)

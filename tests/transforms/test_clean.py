@@ -5,6 +5,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.recipe import CleanSpec
 from schemas.records import Item, Source
 from tests.batches import batched, each
 from transforms.clean import (
@@ -106,7 +107,9 @@ def test_clean_fields_transform():
 
 def test_unknown_step_fails_at_construction():
     with pytest.raises(ValueError, match="unknown cleaning step"):
-        CleanFields(steps=["nfc", "lowercase"])
+        ordered_steps(["nfc", "lowercase"])
+    with pytest.raises(ValueError, match="lowercase"):
+        CleanFields(spec=CleanSpec(steps=["nfc", "lowercase"]))
 
 
 def test_the_two_whitespace_modes_exclude_each_other():

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.recipe import DedupSpec, NearDedupSpec
+from schemas.recipe import DedupSpec, NearDedupSpec, SplitSpec
 from schemas.records import Item, Source
 from transforms.dedup import (
     EXACT_RECORD,
@@ -66,7 +66,7 @@ def test_band_choice_follows_the_threshold():
 
 def keyed(items, **spec):
     """The items through the dedup keys and the split, as pass 1 runs them."""
-    chain = RecordChain([DedupKeys(spec=DedupSpec(**spec)).dofn, AssignSplit(validation_fraction=0.0).dofn])
+    chain = RecordChain([DedupKeys(spec=DedupSpec(**spec)).dofn, AssignSplit(spec=SplitSpec(validation_fraction=0.0)).dofn])
     chain.setup()
     kept, left = chain.run(items)
     assert left == {}

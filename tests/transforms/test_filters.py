@@ -3,16 +3,16 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from schemas.recipe import FiltersSpec
 from schemas.records import Item, Source, TokenCount
 from tests.batches import batched, each
 from transforms.filters import (
     ExampleFilter,
     FilterExamples,
-    FilterSpec,
     is_echo,
     repetition,
 )
-from transforms.tokens import load_encoding
+from transforms.encodings import load_encoding
 
 
 def chat(user, assistant):
@@ -43,16 +43,16 @@ def test_echo():
 @pytest.mark.parametrize(
     "spec, candidate, reason",
     [
-        (FilterSpec(min_chars={"a": 2}), item(assistant="k"), "filter_min_chars"),
-        (FilterSpec(max_chars={"example": 20}), item(), "filter_max_chars"),
-        (FilterSpec(min_tokens={"example": 50}), item(tokens=20), "filter_min_tokens"),
-        (FilterSpec(max_tokens={"example": 10}), item(tokens=20), "filter_max_tokens"),
-        (FilterSpec(max_tokens={"a": 3}), item(), "filter_max_tokens"),
-        (FilterSpec(max_repetition=0.5), item(assistant="Eat a banana! " * 200), "filter_repetition"),
-        (FilterSpec(blocklist=("lorem ipsum",)), item(assistant="Lorem Ipsum dolor"), "filter_blocklist"),
-        (FilterSpec(blocklist=("ass",)), item(assistant="Ask the assistant"), None),
-        (FilterSpec(drop_echoes=True), item(user="Repeat me", assistant="repeat me"), "filter_echo"),
-        (FilterSpec(min_chars={"a": 2}, max_repetition=0.5, drop_echoes=True), item(), None),
+        (FiltersSpec(min_chars={"a": 2}), item(assistant="k"), "filter_min_chars"),
+        (FiltersSpec(max_chars={"example": 20}), item(), "filter_max_chars"),
+        (FiltersSpec(min_tokens={"example": 50}), item(tokens=20), "filter_min_tokens"),
+        (FiltersSpec(max_tokens={"example": 10}), item(tokens=20), "filter_max_tokens"),
+        (FiltersSpec(max_tokens={"a": 3}), item(), "filter_max_tokens"),
+        (FiltersSpec(max_repetition=0.5), item(assistant="Eat a banana! " * 200), "filter_repetition"),
+        (FiltersSpec(blocklist=("lorem ipsum",)), item(assistant="Lorem Ipsum dolor"), "filter_blocklist"),
+        (FiltersSpec(blocklist=("ass",)), item(assistant="Ask the assistant"), None),
+        (FiltersSpec(drop_echoes=True), item(user="Repeat me", assistant="repeat me"), "filter_echo"),
+        (FiltersSpec(min_chars={"a": 2}, max_repetition=0.5, drop_echoes=True), item(), None),
     ],
 )
 def test_each_filter(spec, candidate, reason):
@@ -60,7 +60,7 @@ def test_each_filter(spec, candidate, reason):
 
 
 def test_filter_transform_has_one_output_per_reason():
-    spec = FilterSpec(min_chars={"a": 2}, drop_echoes=True)
+    spec = FiltersSpec(min_chars={"a": 2}, drop_echoes=True)
     with TestPipeline() as p:
         kept, rejected, short, echoes = (
             batched(p, [item(), item(assistant="k"), item(user="x y", assistant="X  y")])
@@ -74,6 +74,6 @@ def test_filter_transform_has_one_output_per_reason():
 
 def test_bad_filter_options_fail_at_construction():
     with pytest.raises(ValueError, match="max_repetition"):
-        FilterExamples(spec=FilterSpec(max_repetition=1.5))
+        FilterExamples(spec=FiltersSpec(max_repetition=1.5))
     with pytest.raises(ValueError, match="need the model's encoding"):
-        FilterExamples(spec=FilterSpec(min_tokens={"a": 3}))
+        FilterExamples(spec=FiltersSpec(min_tokens={"a": 3}))

@@ -11,7 +11,8 @@ from schemas.recipe import LimitsSpec, TemplateSpec
 from schemas.records import EXAMPLE_TOO_LARGE, NULL_FIELD, TEMPLATE_ERROR, WRONG_TYPE
 from transforms.clean import clean_fields
 from transforms.template import ExampleTemplate, TemplateError
-from transforms.tokens import TokenCounter, load_encoding
+from transforms.encodings import load_encoding
+from transforms.tokens import TokenCounter
 from transforms.validate import validate_example
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text() | st.binary(max_size=8)

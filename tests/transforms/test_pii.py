@@ -7,12 +7,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.recipe import PiiSpec
 from schemas.records import Item, Source
 from tests.batches import batched, each
 from transforms.pii import (
-    PiiPolicy,
     PiiScanner,
     redact_document,
+    scanner_for,
     RedactPii,
     iban_valid,
     luhn_valid,
@@ -103,14 +104,14 @@ def test_redaction_never_raises_and_is_stable(text):
     assert redacted(once) == once
 
 
-POLICY = PiiPolicy(kinds=("email", "secret"), fields=("q", "a"), actions=(("email", "redact"), ("secret", "reject")))
+POLICY = PiiSpec(kinds=["email", "secret"], fields=["q", "a"], action={"email": "redact", "secret": "reject"})
 
 
 def test_redact_pii_transform():
     clean = Item(Source("f", 0), {"q": "hi", "a": "mail me at a@example.com"}, fields={"q": "hi", "a": "mail me at a@example.com"})
     secret = Item(Source("f", 1), {"q": "my key sk-proj-abcdefghijklmnopqrstuvwx1234", "a": "ok"})
     with TestPipeline() as p:
-        items, rejected, found = batched(p, [clean, secret]) | "Pii" >> RedactPii(policy=POLICY)
+        items, rejected, found = batched(p, [clean, secret]) | "Pii" >> RedactPii(spec=POLICY)
         assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.fields["a"], i.row["a"])), equal_to([("mail me at [EMAIL]", "mail me at [EMAIL]")]), label="Items")
         assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.codes, r.errors[0].message, r.record["q"])),
                     equal_to([(("pii",), "field 'q' contains secret", "my key [SECRET]")]), label="Rejected")
@@ -118,13 +119,13 @@ def test_redact_pii_transform():
 
 
 def test_redact_document():
-    scanner = POLICY.scanner()
+    scanner = scanner_for(POLICY)
     assert redact_document(scanner, {"record": "bad,row,x@example.com"}) == ({"record": "bad,row,[EMAIL]"}, (("email", 1),))
     assert redact_document(scanner, {"record": "[EMAIL]"}) == ({"record": "[EMAIL]"}, ())  # not found again
 
 
 def test_a_document_that_cannot_be_redacted_is_withheld(monkeypatch):
-    scanner = POLICY.scanner()
+    scanner = scanner_for(POLICY)
     monkeypatch.setattr(scanner, "redact_value", lambda value, found: 1 / 0)
     doc, found = redact_document(scanner, {"record": "x@example.com", "example": {"a": "x@example.com"}})
     assert "x@example.com" not in str(doc) and doc["record"].startswith("<withheld: redaction failed") and found == ()
@@ -169,7 +170,7 @@ def test_nested_fields_are_redacted_in_the_stage_and_the_row():
     row = {"q": "hi", "a": {"answer": "mail a@example.com", "list": ["sk-proj-abcdefghijklmnopqrstuvwx1234"]}}
     item = Item(Source("f", 0), row)
     with TestPipeline() as p:
-        items, rejected, found = batched(p, [item]) | "Pii" >> RedactPii(policy=POLICY)
+        items, rejected, found = batched(p, [item]) | "Pii" >> RedactPii(spec=POLICY)
         assert_that(each(rejected, "EachRejected") | beam.Map(lambda r: (r.errors[0].message, r.record)),
                     equal_to([("field 'a.list[0]' contains secret",
                                {"q": "hi", "a": {"answer": "mail [EMAIL]", "list": ["[SECRET]"]}})]), label="Rejected")
@@ -182,7 +183,7 @@ def test_what_cleaning_removed_is_redacted_in_the_row_too():
     row = {"q": 'see <a href="mailto:ada@example.com">us</a>', "a": "ok"}
     item = Item(Source("f", 0), row, fields={"q": "see us", "a": "ok"})
     with TestPipeline() as p:
-        items, _, found = batched(p, [item]) | "Pii" >> RedactPii(policy=POLICY)
+        items, _, found = batched(p, [item]) | "Pii" >> RedactPii(spec=POLICY)
         assert_that(each(items, "EachItem") | beam.Map(lambda i: (i.fields["q"], i.row["q"])),
                     equal_to([("see us", 'see <a href="mailto:[EMAIL]">us</a>')]), label="Items")
         assert_that(each(found, "EachFound"), equal_to([(("email", 1),)]), label="Found")

@@ -1,5 +1,6 @@
 import pytest
 
+from schemas.recipe import SplitSpec
 from schemas.records import Item, Source
 from transforms.split import AssignSplit, assign_split, split_key
 from transforms.stage import RecordChain
@@ -28,7 +29,7 @@ def test_zero_fraction_puts_everything_in_train():
 
 def test_assign_split_marks_each_record():
     items = [Item(Source("f", i), {}, example=example(i)) for i in range(50)]
-    kept, left = RecordChain([AssignSplit(validation_fraction=0.3, seed=1).dofn]).run(items)
+    kept, left = RecordChain([AssignSplit(spec=SplitSpec(validation_fraction=0.3, seed=1)).dofn]).run(items)
     assert left == {}
     assert [(i.source.row, i.split) for i in kept] == [
         (i, assign_split(example(i), seed=1, validation_fraction=0.3)) for i in range(50)]
@@ -37,10 +38,10 @@ def test_assign_split_marks_each_record():
 
 def test_no_validation_needs_no_digest():
     items = [Item(Source("f", i), {}, example=object()) for i in range(3)]  # nothing to digest
-    kept, left = RecordChain([AssignSplit(validation_fraction=0.0).dofn]).run(items)
+    kept, left = RecordChain([AssignSplit(spec=SplitSpec(validation_fraction=0.0)).dofn]).run(items)
     assert [i.split for i in kept] == ["train"] * 3 and left == {}
 
 
 def test_bad_fraction_fails_at_construction():
     with pytest.raises(ValueError, match="validation_fraction"):
-        AssignSplit(validation_fraction=1.0)
+        AssignSplit(spec=SplitSpec(validation_fraction=1.0))

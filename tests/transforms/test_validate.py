@@ -9,6 +9,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.recipe import LimitsSpec
 from schemas.records import Item, Source
 from tests.batches import batched, each
 from transforms.validate import (
@@ -238,7 +239,7 @@ def test_too_many_messages_is_rejected_before_the_checks():
     turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     items = [Item(Source("f", 0), {}, example={"messages": turns * 3}), Item(Source("f", 1), {}, example={"messages": turns})]
     with TestPipeline() as p:
-        kept, rejected = batched(p, items) | ValidateExamples(format="chat", max_messages=4)
+        kept, rejected = batched(p, items) | ValidateExamples(format="chat", limits=LimitsSpec(max_messages=4))
         assert_that(each(kept, "K") | beam.Map(lambda i: i.source.row), equal_to([1]), label="Kept")
         assert_that(each(rejected, "R") | beam.Map(lambda r: (r.codes, r.errors[0].message)),
                     equal_to([(("too_many_messages",), "example has 6 messages; limits.max_messages is 4")]), label="Rej")

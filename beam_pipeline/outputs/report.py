@@ -12,104 +12,14 @@ import json
 
 import jinja2
 
-SAMPLES_PER_CODE = 5
-RECORD_PREVIEW_CHARS = 400
+from transforms.units import RECORD_PREVIEW_CHARS
 
 # Our own template, trusted; every value is escaped (autoescape).
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("beam_pipeline.outputs", "templates"), autoescape=True,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["n"] = lambda value: "—" if value is None else f"{value:,}" if isinstance(value, int) else value
 
-PAGE = _ENV.from_string("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ftprep report — {{ title }}</title>
-<style>
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330; margin: 0; background: #f6f7f9; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
-h1 { font-size: 22px; margin: 0 0 2px; } h2 { font-size: 17px; margin: 30px 0 10px; }
-.sub { color: #5b6473; margin: 0 0 18px; }
-.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
-.card { background: #fff; border: 1px solid #e1e4ea; border-radius: 8px; padding: 10px 12px; }
-.card .v { font-size: 21px; font-weight: 600; } .card .k { color: #5b6473; font-size: 13px; }
-.card.bad .v { color: #b42318; } .card.good .v { color: #067647; }
-.panel { background: #fff; border: 1px solid #e1e4ea; border-radius: 8px; padding: 14px 16px; }
-.grid2 { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; }
-@media (max-width: 800px) { .grid2 { grid-template-columns: 1fr; } }
-table { border-collapse: collapse; width: 100%; font-size: 14px; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eef0f3; vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-code, pre { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
-pre { background: #f3f4f6; padding: 10px; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; word-break: break-word; margin: 6px 0; }
-details { margin: 6px 0; } summary { cursor: pointer; }
-.muted { color: #5b6473; } svg text { font: 11px system-ui, sans-serif; fill: #39414f; }
-.note { color: #5b6473; font-size: 13px; margin-top: 6px; }
-</style></head>
-<body><main>
-<h1>ftprep report</h1>
-<p class="sub">{{ title }} · {{ stats.format }} examples for <b>{{ stats.model.name }}</b> ({{ stats.tokens.encoding }},
-limit {{ stats.model.max_tokens_per_example | n }} tokens per example)</p>
-
-<div class="cards">
-{% for card in cards %}
-<div class="card {{ card.tone }}"><div class="v" data-key="{{ card.key }}">{{ card.value | n }}</div><div class="k">{{ card.label }}</div></div>
-{% endfor %}
-</div>
-
-<h2>Tokens per example</h2>
-<div class="panel">{{ histogram | safe }}
-<p class="note">p50 <span data-key="tokens.per_example.p50">{{ per_example.p50 | n }}</span> ·
-p95 <span data-key="tokens.per_example.p95">{{ per_example.p95 | n }}</span> ·
-max <span data-key="tokens.per_example.max">{{ per_example.max | n }}</span> ·
-mean {{ per_example.mean | n }} over {{ per_example.count | n }} kept examples. {{ limit_note }}</p></div>
-
-<div class="grid2">
-<div><h2>Tokens by role</h2><div class="panel">{{ roles | safe }}
-<p class="note">Trained (billed and learned from): <b data-key="tokens.trained">{{ stats.tokens.trained | n }}</b> tokens;
-{{ stats.tokens.estimated_examples | n }} example(s) with estimated parts.</p></div></div>
-<div><h2>Training estimate</h2><div class="panel"><table>
-{% for key, label in estimate_rows %}
-<tr><th>{{ label }}</th><td class="num" data-key="estimate.{{ key }}">{{ stats.estimate[key] | n }}</td></tr>
-{% endfor %}
-</table></div></div>
-</div>
-
-<div class="grid2">
-<div><h2>Rejections by code</h2><div class="panel">{{ rejections | safe }}</div></div>
-<div><h2>Drops by reason</h2><div class="panel">{{ drops | safe }}</div></div>
-</div>
-
-{% if samples %}
-<h2>Rejected records, a sample per code</h2>
-<div class="panel">
-{% for code, docs in samples %}
-<details{% if loop.first %} open{% endif %}><summary><b>{{ code }}</b> — {{ stats.rejections.get(code, 0) | n }} record(s); the first {{ docs | length }} by file and row</summary>
-{% for doc in docs %}
-<p><code>{{ doc.source.file }}</code> row {{ doc.source.row }}:
-{% for e in doc.errors %}<br><b>{{ e.code }}</b>: {{ e.message }}{% endfor %}</p>
-<pre>{{ doc.preview }}</pre>
-{% endfor %}
-</details>
-{% endfor %}
-</div>
-{% endif %}
-
-<div class="grid2">
-<div><h2>Personal data and secrets redacted</h2><div class="panel">{{ pii | safe }}</div></div>
-<div><h2>Warnings (examples kept)</h2><div class="panel">{{ warnings | safe }}</div></div>
-</div>
-
-<h2>Files</h2>
-<div class="panel"><table><tr><th>file</th><th class="num">rows read</th></tr>
-{% for f in stats.files.read %}<tr><td><code>{{ f.path }}</code></td><td class="num">{{ f.rows | n }}</td></tr>{% endfor %}
-</table>
-{% if stats.files.failed %}<p><b>Could not be read (skipped):</b></p><table>
-{% for f in stats.files.failed %}<tr><td><code>{{ f.path }}</code></td><td>{{ f.error }}</td></tr>{% endfor %}</table>{% endif %}
-</div>
-
-{% if recipe %}<h2>Recipe</h2><div class="panel"><pre>{{ recipe }}</pre></div>{% endif %}
-<p class="note">Split: validation fraction {{ stats.split.validation_fraction }}, seed {{ stats.split.seed }}. Generated by ftprep from stats.json.</p>
-</main></body></html>
-""")
+PAGE = _ENV.get_template("report.html.j2")
 
 
 def _bars(items: list[tuple[str, int]], key_prefix: str, color: str, empty: str) -> str:

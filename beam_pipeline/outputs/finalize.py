@@ -1,5 +1,5 @@
-"""The output directory's layout, and its last step: ``stats.json``, ``report.html``,
-``finetune_job.json``, the temporary files' removal and then the ``_SUCCESS`` marker.
+"""The run's last step: ``stats.json``, ``report.html``, ``finetune_job.json``, the temporary
+files' removal and then the ``_SUCCESS`` marker.
 
 Everything is written through Beam's filesystems. The shards are written by
 ``transforms/shards.py`` from pass 1's temporary files under ``_temporary/``; this step runs
@@ -12,40 +12,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import posixpath
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.finetune import JOB_FILE, job_spec
-from transforms.report import SAMPLES_PER_CODE, render_report
-
-STATS_FILE = "stats.json"
-REPORT_FILE = "report.html"
-SUCCESS_FILE = "_SUCCESS"
-# Written before any worker starts: marks the directory as an ftprep output (see beam_pipeline/output.py).
-MANIFEST_FILE = "_FTPREP"
-PROVENANCE_DIR = "provenance"
-# Pass 1's files (one per read unit), removed before _SUCCESS is written.
-TEMP_DIR = "_temporary"
-UNITS_DIR = "units"
-
-
-def join(base: str, *parts: str) -> str:
-    return FileSystems.join(base, *parts) if "://" in base else posixpath.join(base, *parts)
-
-
-def read_bytes(path: str, start: int, end: int) -> bytes:
-    """Bytes [start, end) of a file: a section of a pass-1 unit file."""
-    with FileSystems.open(path) as f:
-        f.seek(start)
-        return f.read(end - start)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    with FileSystems.create(path) as f:
-        f.write(data)
+from beam_pipeline.outputs.job_request import job_spec
+from beam_pipeline.outputs.report import render_report
+from schemas.layout import JOB_FILE, REPORT_FILE, STATS_FILE, SUCCESS_FILE
+from schemas.records import TRAIN, VALIDATION
+from transforms.files import join, write_bytes
+from transforms.units import SAMPLES_PER_CODE
 
 
 def stats_bytes(stats: dict[str, Any]) -> bytes:
@@ -114,8 +91,8 @@ class _FinalizeFn(beam.DoFn):
         if self._job is not None:
             spec = job_spec(
                 **self._job,
-                train_files=[_relative(self._output, path) for output, path in sorted(files) if output == "train"],
-                validation_files=[_relative(self._output, path) for output, path in sorted(files) if output == "validation"],
+                train_files=[_relative(self._output, path) for output, path in sorted(files) if output == TRAIN],
+                validation_files=[_relative(self._output, path) for output, path in sorted(files) if output == VALIDATION],
                 n_epochs=stats["estimate"]["n_epochs"],
             )
             write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))

@@ -4,8 +4,7 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from beam_pipeline.progress import ProgressReporter, progress_line
-from transforms.progress import Progress, ProgressWriter, read_progress
+from beam_pipeline.progress import Progress, ProgressReporter, ProgressWriter, progress_line, read_progress
 
 
 def test_workers_lines_add_up(tmp_path):
@@ -61,6 +60,6 @@ def test_a_local_run_reports_every_unit(tmp_path):
     progress_dir = tmp_path / "progress"
     progress_dir.mkdir()
     with beam.Pipeline(options=pipeline_options(["--direct_running_mode=in_memory"])) as p:
-        build_pipeline(p, plan_job(recipe), progress_dir=str(progress_dir))
+        build_pipeline(p, plan_job(recipe), progress=ProgressWriter(str(progress_dir)))
     progress = read_progress(str(progress_dir))
     assert progress.units == progress.units_done == 4 and progress.rows == 51 and progress.files_done() == 2

@@ -18,17 +18,17 @@ from schemas.records import (
     Rejected,
 )
 
-from transforms.read import (
-    CsvDialect,
-    InputError,
-    PlanUnits,
-    ReadUnit,
-    expand_paths,
-    infer_format,
-    peek_columns,
-    plan_units,
-    read_unit,
-)
+from schemas.recipe import CsvOptions
+from transforms.readers import jsonl, parquet
+from transforms.readers.base import InputError, ReadUnit, iter_lines
+from transforms.readers.paths import expand_paths, infer_format
+from transforms.readers.planning import PlanUnits
+from transforms.readers.probes import peek_columns
+from transforms.readers.registry import plan_file, read_unit, reader_for
+
+
+def plan_units(url, fmt, required=None, csv=CsvOptions()):
+    return reader_for(fmt, csv=csv).plan(url, required)
 
 
 def write_parquet(path, rows, row_group_size=None):
@@ -36,10 +36,10 @@ def write_parquet(path, rows, row_group_size=None):
     return str(path)
 
 
-def records(url, fmt, columns=None, dialect=CsvDialect()):
+def records(url, fmt, columns=None, csv=CsvOptions()):
     out = []
-    for unit in plan_units(url, fmt):
-        out.extend(read_unit(unit, columns, dialect))
+    for unit in plan_units(url, fmt, csv=csv):
+        out.extend(read_unit(unit, columns, csv))
     return out
 
 
@@ -85,7 +85,7 @@ def test_parquet_is_planned_per_row_group_with_global_row_indices(tmp_path):
 def test_csv_quoted_newlines_delimiter_bom_and_ragged_rows(tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes('\ufeffq;a\n"line one\nline two";yes\n\nonly-one-field\n"x";"y"\n'.encode())
-    out = records(str(path), "csv", dialect=CsvDialect(delimiter=";"))
+    out = records(str(path), "csv", csv=CsvOptions(delimiter=";"))
     assert isinstance(out[0], Item) and out[0].row == {"q": "line one\nline two", "a": "yes"}
     assert isinstance(out[1], Rejected) and out[1].codes == (MALFORMED_ROW,)
     assert "1 fields where the header has 2" in out[1].errors[0].message
@@ -217,7 +217,7 @@ def test_jsonl_zstd_is_inferred(tmp_path):
 def test_csv_encoding_option(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("q,a\ncafé,crème\n".encode("latin-1"))
-    assert [r.row for r in records(str(path), "csv", dialect=CsvDialect(encoding="latin-1"))] == [{"q": "café", "a": "crème"}]
+    assert [r.row for r in records(str(path), "csv", csv=CsvOptions(encoding="latin-1"))] == [{"q": "café", "a": "crème"}]
 
 
 def test_header_only_and_empty_files_yield_nothing(tmp_path):
@@ -240,37 +240,29 @@ def test_csv_zstd_is_inferred(tmp_path):
 def test_iter_lines_keeps_every_byte(chunk_size):
     import io
 
-    from transforms.read import iter_lines
-
     data = b"a\n\nbc\r\nlast"
     assert list(iter_lines(io.BytesIO(data), chunk_size)) == [b"a\n", b"\n", b"bc\r\n", b"last"]
 
 
 def test_an_unexpected_reader_failure_is_a_failed_file(tmp_path, monkeypatch):
-    from transforms import read
-
-    def explode(path, *args, **kwargs):
+    def explode(self, unit, columns):
         raise RuntimeError("reader bug")
 
-    monkeypatch.setattr(read, "read_jsonl_unit", explode)
+    monkeypatch.setattr(jsonl.JsonlReader, "read", explode)
     (tmp_path / "x.jsonl").write_text('{"q": 1}\n')
-    (unit,) = read.plan_units(str(tmp_path / "x.jsonl"), "jsonl")
-    assert list(read.read_unit(unit, None)) == [FailedFile(str(tmp_path / "x.jsonl"), "RuntimeError: reader bug (after row -1)")]
+    (unit,) = plan_units(str(tmp_path / "x.jsonl"), "jsonl")
+    assert list(read_unit(unit, None)) == [FailedFile(str(tmp_path / "x.jsonl"), "RuntimeError: reader bug (after row -1)")]
 
 
 def test_a_file_that_cannot_be_planned_is_one_unit_that_fails_when_read(tmp_path):
-    from transforms.read import plan_file
-
     (tmp_path / "bad.parquet").write_bytes(b"this is not parquet at all")
-    (unit,) = plan_file(str(tmp_path / "bad.parquet"), "parquet", None, CsvDialect())
+    (unit,) = plan_file(str(tmp_path / "bad.parquet"), "parquet", None, CsvOptions())
     (failed,) = read_unit(unit, None)
     assert isinstance(failed, FailedFile) and "Parquet" in failed.error
 
 
 def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, monkeypatch):
-    from transforms import read
-
-    monkeypatch.setattr(read, "UNIT_ROWS", 2048)
+    monkeypatch.setattr(parquet, "UNIT_ROWS", 2048)
     url = write_parquet(tmp_path / "big.parquet", [{"q": str(i)} for i in range(5000)], 4500)
     units = plan_units(url, "parquet")
     assert [(u.row_group, u.first_row, u.rows) for u in units] == [(0, 0, 2048), (0, 2048, 2048), (0, 4096, 404), (1, 4500, 500)]
@@ -281,14 +273,12 @@ def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, mon
 
 @pytest.mark.parametrize("range_bytes", [1, 7, 40, 10_000])
 def test_jsonl_byte_ranges_cover_every_line_once_with_its_index(tmp_path, range_bytes):
-    from transforms.read import plan_jsonl_ranges
-
     lines = [b'\xef\xbb\xbf{"q": 0}'] + [f'{{"q": {i}, "pad": "{"x" * (i % 7)}"}}'.encode() for i in range(1, 40)]
     lines[13] = b"not json"
     lines[20] = b""
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    units = plan_jsonl_ranges(str(path), range_bytes)
+    units = jsonl.plan_ranges(str(path), range_bytes)
     if range_bytes < 100:
         assert len(units) > 1
     records = [r for unit in units for r in read_unit(unit, None)]

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from beam_pipeline.output import prepare_output, written_by_ftprep
+from beam_pipeline.outputs.location import prepare_output, written_by_ftprep
 from tests.beam_pipeline.helpers import IN_MEMORY, read_output, run, assert_conserved, write_recipe
 
 TEMP_DIR = "beam-temp-part-" + "0123456789abcdef" * 2
@@ -178,7 +178,7 @@ def test_what_ftprep_writes_is_recognised_by_name(relative, expected):
     ("gs://b/data", ["s3://b/data/a.parquet"], [], None),  # another store
 ])
 def test_object_store_outputs_are_checked_against_the_inputs_too(output, inputs, dirs, refused):
-    from beam_pipeline.output import OutputPathError, check_output_location
+    from beam_pipeline.outputs.location import OutputPathError, check_output_location
 
     if refused is None:
         check_output_location(output, input_files=inputs, input_dirs=dirs)

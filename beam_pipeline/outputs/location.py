@@ -22,19 +22,9 @@ from typing import Iterable
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
+from schemas.layout import JOB_FILE, MANIFEST_FILE, PROVENANCE_DIR, REPORT_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR, UNITS_DIR
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS
-from transforms.finetune import JOB_FILE
-from transforms.write import (
-    MANIFEST_FILE,
-    PROVENANCE_DIR,
-    REPORT_FILE,
-    STATS_FILE,
-    SUCCESS_FILE,
-    TEMP_DIR,
-    UNITS_DIR,
-    join,
-    write_bytes,
-)
+from transforms.files import join, write_bytes
 
 LOGGER = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.beam_pipeline.helpers import IN_MEMORY, read_output, run
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def figures(page: str) -> dict[str, str]:

@@ -5,7 +5,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.stats import StatsAccumulator
 from transforms.units import UnitResult
-from transforms.write import SUCCESS_FILE, ReportSamplesFn, WriteStatsAndMarker
+from beam_pipeline.outputs.finalize import ReportSamplesFn, WriteStatsAndMarker
+from schemas.layout import SUCCESS_FILE
 
 
 def test_stats_job_spec_then_success_and_the_temporary_files_go(tmp_path):

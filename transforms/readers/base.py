@@ -1,0 +1,107 @@
+"""What every format's reader shares: the read unit, the reader interface and the row checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Iterator
+
+from schemas.records import FIELD_TOO_LARGE, Item, Rejected, Rejection, Source
+
+# Rejected rows keep this much of a value over the limit (rejected/ must not hold 50 MB cells).
+PREVIEW_CHARS = 200
+
+
+class InputError(ValueError):
+    """The inputs cannot be read as asked; the message says what to fix."""
+
+
+class MissingColumns(ValueError):
+    pass
+
+
+class BadInputFile(RuntimeError):
+    """Raised on a worker under ``on_bad_file: fail``; the CLI shows its message as the run's error."""
+
+
+@dataclass(frozen=True)
+class ReadUnit:
+    """A piece of one file that one worker reads: a slice of a Parquet row group, a byte range of
+    an uncompressed JSONL file, or a whole text file."""
+
+    url: str
+    format: str
+    row_group: int | None = None
+    first_row: int = 0
+    # A slice of the row group: ``batches_to_skip`` batches of PARQUET_BATCH_ROWS, then ``rows``.
+    batches_to_skip: int = 0
+    rows: int | None = None
+    # A byte range of an uncompressed JSONL file, starting at a line start ([start, end)).
+    byte_start: int = 0
+    byte_end: int | None = None
+    # Set when the file could not even be planned: the reader reports it as a failed file, so
+    # that every failure leaves from the read stage (see registry.read_unit).
+    error: str | None = None
+
+
+class Reader:
+    """One input format. ``columns``: the column names, from the file's head or footer (cheap);
+    ``plan``: the file's read units (``required``: columns the recipe uses, that a file with a
+    header must have); ``read``: one unit's rows, kept (``Item``) or rejected one by one."""
+
+    format: ClassVar[str]
+
+    def columns(self, url: str) -> list[str]:
+        raise NotImplementedError
+
+    def plan(self, url: str, required: frozenset[str] | None = None) -> list[ReadUnit]:
+        return [ReadUnit(url, self.format)]
+
+    def read(self, unit: ReadUnit, columns: frozenset[str] | None) -> Iterator[Item | Rejected]:
+        raise NotImplementedError
+
+
+def require_columns(present: list[str], required: frozenset[str] | None) -> None:
+    missing = sorted((required or frozenset()) - set(present))
+    if missing:
+        raise MissingColumns(f"it has no column(s) {', '.join(missing)} (its columns: {', '.join(present)})")
+
+
+def project(row: dict, columns: frozenset[str] | None) -> dict:
+    if columns is None:
+        return row
+    return {k: v for k, v in row.items() if k in columns}
+
+
+def strip_bom(text: str) -> str:
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def strip_bom_bytes(line: bytes) -> bytes:
+    return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+
+
+def iter_lines(f, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of a binary stream, read in chunks: decompressing streams (zstd) cannot readline()."""
+    pending = b""
+    while chunk := f.read(chunk_size):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        yield from (line + b"\n" for line in lines)
+    if pending:
+        yield pending
+
+
+def _preview(value):
+    if isinstance(value, (str, bytes)) and len(value) > PREVIEW_CHARS:
+        return f"{value[:PREVIEW_CHARS]!s}… [{len(value):,} characters]"
+    return value
+
+
+def oversized(source: Source, row: dict, limit: int) -> Rejected | None:
+    """A ``field_too_large`` rejection if a value of ``row`` is longer than ``limit``."""
+    big = [name for name, value in row.items() if isinstance(value, (str, bytes)) and len(value) > limit]
+    if not big:
+        return None
+    sizes = ", ".join(f"{name} has {len(row[name]):,}" for name in big)
+    return Rejected(source, [Rejection(FIELD_TOO_LARGE, f"{sizes} characters; limits.max_field_chars is {limit:,}")],
+                    {name: _preview(value) for name, value in row.items()})
