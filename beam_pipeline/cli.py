@@ -25,17 +25,52 @@ EXIT_USAGE = 2
 EXIT_REJECTED = 3
 
 
-def _common(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--overwrite", action="store_true", help="replace the output directory if it is not empty")
+def _recipe_flags(command: argparse.ArgumentParser, *, writes: bool) -> None:
+    """The recipe and what changes it; each flag becomes an override (``recipe_overrides``)."""
+    group = command.add_argument_group("recipe")
+    group.add_argument("recipe", help="recipe YAML (path or fsspec URL)")
+    group.add_argument("--input", action="append", metavar="URL", help="input path or glob; replaces input.paths; repeatable")
+    if writes:
+        group.add_argument("--output", metavar="URL", help="output directory; replaces output.path")
+    group.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                       help="override a recipe key, e.g. --set split.validation_fraction=0.05; repeatable")
+    group.add_argument("--overrides", metavar="MAPPING",
+                       help="YAML mapping of dotted recipe keys, e.g. '{split.seed: 3, dedup.exact: true}'")
+
+
+def _encoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--encodings-url", metavar="URL",
-                         help="directory holding <encoding>.tiktoken files, for workers without network")
+                         help="directory holding <encoding>.tiktoken files, for workers without network; "
+                              "replaces tokens.encodings_url")
     command.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
-    command.add_argument("--on-bad-file", choices=["fail", "skip"],
-                         help="a file that cannot be read: fail the run (default) or skip it and list it in "
-                              "stats.json under files.failed; replaces input.on_bad_file")
-    command.add_argument("--no-progress", action="store_true", help="no progress lines on stderr during a local run")
-    command.add_argument("--no-wait", action="store_true",
-                         help="return once a remote runner (Dataflow, Flink) has accepted the job")
+
+
+def _job_flags(command: argparse.ArgumentParser) -> None:
+    """How a job that writes runs: its output, bad files, progress, waiting."""
+    group = command.add_argument_group("job")
+    group.add_argument("--overwrite", action="store_true", help="replace the output directory if it is not empty")
+    group.add_argument("--on-bad-file", choices=["fail", "skip"],
+                       help="a file that cannot be read: fail the run (default) or skip it and list it in "
+                            "stats.json under files.failed; replaces input.on_bad_file")
+    group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr during a local run")
+    group.add_argument("--no-wait", action="store_true",
+                       help="return once a remote runner (Dataflow, Flink) has accepted the job")
+
+
+# Flags that replace one recipe key.
+_FLAG_KEYS = {"input": "input.paths", "output": "output.path", "encodings_url": "tokens.encodings_url",
+              "on_bad_file": "input.on_bad_file"}
+
+
+def recipe_overrides(args: argparse.Namespace) -> list:
+    """Every change the command line makes to the recipe, as overrides applied in this order:
+    ``--overrides``, each ``--set``, then the flags that replace one key."""
+    from beam_pipeline.recipe import parse_override, parse_overrides_mapping
+
+    overrides = parse_overrides_mapping(args.overrides) if getattr(args, "overrides", None) else []
+    overrides += [parse_override(text) for text in getattr(args, "sets", ())]
+    overrides += [(key, getattr(args, flag)) for flag, key in _FLAG_KEYS.items() if getattr(args, flag, None)]
+    return overrides
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,12 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a recipe. Unknown --flags are Beam pipeline options (e.g. --runner).",
         allow_abbrev=False,
     )
-    run.add_argument("recipe", help="recipe YAML (path or fsspec URL)")
-    run.add_argument("--input", action="append", metavar="URL", help="input path or glob; replaces input.paths; repeatable")
-    run.add_argument("--output", metavar="URL", help="output directory; replaces output.path")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                     help="override a recipe key, e.g. --set split.validation_fraction=0.05; repeatable")
-    _common(run)
+    _recipe_flags(run, writes=True)
+    _encoding_flags(run)
+    _job_flags(run)
 
     preview = commands.add_parser(
         "preview",
@@ -66,13 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                      "each example with its tokens, warnings and rejection codes."),
         allow_abbrev=False,
     )
-    preview.add_argument("recipe", help="recipe YAML (path or fsspec URL)")
+    _recipe_flags(preview, writes=False)
     preview.add_argument("--rows", type=int, default=5, metavar="N", help="rows to preview (default 5)")
-    preview.add_argument("--input", action="append", metavar="URL", help="input path or glob; replaces input.paths")
-    preview.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                         help="override a recipe key; repeatable")
-    preview.add_argument("--encodings-url", metavar="URL", help="directory holding <encoding>.tiktoken files")
-    preview.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
+    _encoding_flags(preview)
 
     inspect = commands.add_parser(
         "inspect",
@@ -109,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--price-per-million-tokens", type=float, metavar="USD",
                           help="training price, to estimate the cost")
     validate.add_argument("--allow-rejected", action="store_true", help="exit 0 even when lines were rejected")
-    _common(validate)
+    _encoding_flags(validate)
+    _job_flags(validate)
     return parser
 
 
@@ -129,10 +158,6 @@ def execute(
     from schemas.layout import STATS_FILE
     from transforms.files import join
 
-    if args.encodings_url:
-        recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
-    if args.on_bad_file:
-        recipe = recipe.model_copy(update={"input": recipe.input.model_copy(update={"on_bad_file": args.on_bad_file})})
     options = pipeline_options(beam_args, verbose=args.verbose)
     try:
         # Before plan_job, which may delete the output under --overwrite: a bad runner name fails first.
@@ -210,7 +235,7 @@ def run_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.recipe import load_recipe
     from beam_pipeline.summary import run_summary
 
-    recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input, output=args.output)
+    recipe = load_recipe(args.recipe, overrides=recipe_overrides(args))
     code, stats, output, elapsed = execute(recipe, args, beam_args)
     if stats is not None:
         for line in run_summary(stats, output, elapsed=elapsed):
@@ -227,11 +252,11 @@ def validate_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         "model": args.model,
         "clean": {"steps": []},
         "split": {"validation_fraction": args.validation_fraction},
-        "output": {"path": args.output},
         "tokens": {"over_limit": args.over_limit},
         "finetune": {"price_per_million_tokens": args.price_per_million_tokens},
     }
-    code, stats, output, _ = execute(recipe_from_document(doc, origin="ftprep validate"), args, beam_args)
+    recipe = recipe_from_document(doc, overrides=recipe_overrides(args), origin="ftprep validate")
+    code, stats, output, _ = execute(recipe, args, beam_args)
     if stats is None:
         return code
     for line in validate_summary(stats, output):
@@ -250,9 +275,7 @@ def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise UsageError(f"unknown argument(s) for preview: {' '.join(beam_args)}")
     if args.rows < 1:
         raise UsageError("--rows must be at least 1")
-    recipe = load_recipe(args.recipe, overrides=args.overrides, inputs=args.input)
-    if args.encodings_url:
-        recipe = recipe.model_copy(update={"tokens": recipe.tokens.model_copy(update={"encodings_url": args.encodings_url})})
+    recipe = load_recipe(args.recipe, overrides=recipe_overrides(args))
     plan = plan_job(recipe, writes=False)
     for line in report_lines(preview(plan, args.rows), plan.example_format):
         print(line)

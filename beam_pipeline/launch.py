@@ -8,7 +8,7 @@ flags the same way; neither can pass a positional recipe or a repeated ``--set``
         --output=gs://b/out/2026-11-26 --overrides='{split.seed: 3}' --overwrite=true --runner=DataflowRunner
 
 ``--input`` may repeat or hold several URLs separated by commas; ``--overrides`` is a YAML
-mapping of dotted recipe keys (what ``--set`` takes one at a time); ``--set`` may repeat;
+mapping of dotted recipe keys (``ftprep run --overrides``); ``--set`` may repeat;
 ``--overwrite`` and ``--no_wait`` accept ``true``/``false``. Every other flag is a Beam
 pipeline option; a flag with a blank value (``--job_endpoint=``) counts as not given. Exit codes
 are ``ftprep run``'s.
@@ -17,11 +17,8 @@ are ``ftprep run``'s.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Sequence
-
-import yaml
 
 from beam_pipeline import cli
 
@@ -64,14 +61,7 @@ def run_arguments(argv: Sequence[str]) -> list[str]:
     if args.output:
         command += ["--output", args.output]
     if args.overrides.strip():
-        try:
-            overrides = yaml.safe_load(args.overrides)
-        except yaml.YAMLError as error:
-            raise cli.UsageError(f"--overrides does not parse as YAML: {error}") from None
-        if not isinstance(overrides, dict):
-            raise cli.UsageError(f"--overrides must be a mapping of dotted keys, got {args.overrides!r}")
-        # JSON is YAML: each value reaches the recipe with the type the mapping gave it.
-        command += [arg for key, value in overrides.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+        command.append(f"--overrides={args.overrides}")  # parsed once, by ftprep run
     command += [arg for text in args.sets for arg in ("--set", text)]
     if args.overwrite:
         command.append("--overwrite")

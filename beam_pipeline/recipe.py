@@ -1,8 +1,14 @@
-"""Loading a recipe: YAML from any fsspec URL, CLI overrides, then the typed schema."""
+"""Loading a recipe: YAML from any fsspec URL, overrides, then the typed schema.
+
+Every change to a recipe from outside it (``--set``, ``--overrides``, ``--input``, ``--output``,
+``--encodings-url``, ``--on-bad-file``, the launcher's flags, ``ftprep validate``'s options) is an
+``Override``: a dotted key and its value, set in the document before it is validated — so an
+override is checked exactly as the same key written in the file would be.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, Tuple
 
 import fsspec
 import yaml
@@ -16,11 +22,17 @@ class RecipeError(UsageError):
     """The recipe cannot be used; the message names the key and what to fix."""
 
 
+# A dotted recipe key and the value to set there.
+Override = Tuple[str, Any]
+
+
 def _describe(error: ValidationError) -> str:
     problems = []
     for e in error.errors():
-        where = ".".join(str(part) for part in e["loc"]) or "recipe"
-        if e["type"] == "extra_forbidden":
+        where = ".".join(str(part) for part in e["loc"])
+        if not where:  # the recipe as a whole (the message names the keys)
+            problems.append(e["msg"].removeprefix("Value error, "))
+        elif e["type"] == "extra_forbidden":
             problems.append(f"{where}: unknown key")
         elif e["type"] == "missing":
             problems.append(f"{where}: required key is missing")
@@ -55,9 +67,29 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def recipe_from_document(doc: Any, *, origin: str = "recipe") -> Recipe:
+def parse_overrides_mapping(text: str) -> list[Override]:
+    """``--overrides '{split.seed: 3, dedup.exact: true}'``: a YAML mapping of dotted keys (what
+    ``--set`` takes one at a time), as launchers that pass one value per flag need it."""
+    try:
+        mapping = yaml.safe_load(text) if text.strip() else None
+        _check_size(mapping, "--overrides")
+    except RecursionError:
+        raise RecipeError("--overrides is nested too deeply") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"--overrides does not parse as YAML: {error}") from None
+    if mapping is None:
+        return []
+    if not isinstance(mapping, dict):
+        raise RecipeError(f"--overrides must be a mapping of dotted keys, got {text!r}")
+    return [(str(key), value) for key, value in mapping.items()]
+
+
+def recipe_from_document(doc: Any, *, overrides: Sequence[Override] = (), origin: str = "recipe") -> Recipe:
+    """``doc`` with ``overrides`` set, validated."""
     if not isinstance(doc, dict):
         raise RecipeError(f"{origin}: expected a mapping at the top level, got {type(doc).__name__}")
+    for key, value in overrides:
+        set_dotted(doc, key, value)
     try:
         return Recipe.model_validate(doc)
     except ValidationError as error:
@@ -86,14 +118,8 @@ def _check_size(doc: Any, origin: str) -> None:
             stack.extend(node)
 
 
-def load_recipe(
-    url: str,
-    *,
-    overrides: Sequence[str] = (),
-    inputs: Sequence[str] | None = None,
-    output: str | None = None,
-) -> Recipe:
-    """Read the recipe at ``url`` and apply ``--set``, ``--input`` and ``--output`` on top of it."""
+def load_recipe(url: str, *, overrides: Sequence[Override] = ()) -> Recipe:
+    """Read the recipe at ``url``, set ``overrides`` in it and validate it."""
     try:
         with fsspec.open(url, "rb") as f:
             data = f.read(MAX_RECIPE_BYTES + 1)
@@ -115,10 +141,4 @@ def load_recipe(
     if not isinstance(doc, dict):
         raise RecipeError(f"recipe {url!r}: expected a mapping at the top level, got {type(doc).__name__}")
     _check_size(doc, f"recipe {url!r}")
-    for text in overrides:
-        set_dotted(doc, *parse_override(text))
-    if inputs:
-        set_dotted(doc, "input.paths", list(inputs))
-    if output:
-        set_dotted(doc, "output.path", output)
-    return recipe_from_document(doc, origin=f"recipe {url}")
+    return recipe_from_document(doc, overrides=overrides, origin=f"recipe {url}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from schemas.models import ModelSpec, lookup_model
 from schemas.records import (
@@ -141,11 +141,6 @@ class ModelChoice(_Strict):
     name: str
     encoding: str | None = None
     max_tokens_per_example: int | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _resolvable(self):
-        self.spec()
-        return self
 
     def spec(self) -> ModelSpec:
         return lookup_model(self.name, encoding=self.encoding, max_tokens_per_example=self.max_tokens_per_example)
@@ -288,6 +283,16 @@ class Recipe(_Strict):
     tokens: TokensSpec = TokensSpec()
     finetune: FinetuneSpec = FinetuneSpec()
     limits: LimitsSpec = LimitsSpec()
+    # The model's encoding and limit, looked up once, when the recipe is validated.
+    _model_spec: ModelSpec = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _resolve_model(self):
+        try:
+            self._model_spec = self.model.spec() if isinstance(self.model, ModelChoice) else lookup_model(self.model)
+        except ValueError as error:
+            raise ValueError(f"model: {error}") from None
+        return self
 
     @model_validator(mode="after")
     def _template_or_examples(self):
@@ -309,18 +314,9 @@ class Recipe(_Strict):
             return self.template.format
         return None if self.input.examples == "auto" else self.input.examples
 
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value):
-        if isinstance(value, str):
-            lookup_model(value)  # raises with the list of known models
-        return value
-
     def dropped_reasons(self) -> tuple[str, ...]:
         """Every reason this recipe can drop a record for (stats.json lists each, 0 included)."""
         return (*self.filters.reasons(), *self.dedup.reasons())
 
     def model_spec(self) -> ModelSpec:
-        if isinstance(self.model, ModelChoice):
-            return self.model.spec()
-        return lookup_model(self.model)
+        return self._model_spec

@@ -83,6 +83,27 @@ def test_bad_override(data, capsys):
     assert "expected dotted.key=value" in error_line(capsys)
 
 
+def test_every_flag_that_changes_the_recipe_is_one_override_in_a_fixed_order():
+    from beam_pipeline.cli import _parser, recipe_overrides
+
+    args, _ = _parser().parse_known_args([
+        "run", "r.yaml", "--on-bad-file", "skip", "--set", "split.seed=4", "--overrides", "{split.seed: 3, dedup.exact: true}",
+        "--input", "a.csv", "--encodings-url", "/enc", "--output", "o"])
+    assert recipe_overrides(args) == [
+        ("split.seed", 3), ("dedup.exact", True), ("split.seed", 4), ("input.paths", ["a.csv"]), ("output.path", "o"),
+        ("tokens.encodings_url", "/enc"), ("input.on_bad_file", "skip")]
+
+
+def test_overrides_are_validated_as_the_recipe_is(data, capsys):
+    recipe = write_recipe(data, recipe_doc(data))
+    assert run(recipe, "--overrides", "{split.validation_fraction: 2}", IN_MEMORY) == 2
+    assert "split.validation_fraction" in error_line(capsys)
+    assert run(recipe, "--overrides", "[1, 2]", IN_MEMORY) == 2
+    assert "--overrides must be a mapping" in error_line(capsys)
+    assert run(recipe, "--set", "model=gpt-9", IN_MEMORY) == 2
+    assert "model: unknown model 'gpt-9'" in error_line(capsys)
+
+
 def test_stray_positional_argument(data, capsys):
     assert run(write_recipe(data, recipe_doc(data)), "extra.yaml", IN_MEMORY) == 2
     assert "unexpected argument(s) extra.yaml" in error_line(capsys)

@@ -15,7 +15,7 @@ def test_launcher_flags_become_the_run_command_line():
     ])
     assert command == [
         "run", "gs://b/r.yaml", "--input", "gs://b/a/*.parquet", "--input", "gs://b/c.csv", "--input", "gs://b/d.csv",
-        "--output", "gs://b/out", "--set", "split.seed=3", "--set", "dedup.exact=false", "--set", 'model="gpt-4o"',
+        "--output", "gs://b/out", "--overrides={split.seed: 3, dedup.exact: false, model: gpt-4o}",
         "--set", "split.validation_fraction=0.1", "--overwrite", "--runner=DataflowRunner", "--project=p",
     ]
 

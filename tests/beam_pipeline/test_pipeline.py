@@ -41,7 +41,7 @@ class _Shuffles(PipelineVisitor):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_no_records_are_shuffled_with_any_example_recipe(tmp_path, recipe):
-    loaded = load_recipe(str(REPO / recipe), output=str(tmp_path / "out"))
+    loaded = load_recipe(str(REPO / recipe), overrides=[("output.path", str(tmp_path / "out"))])
     # With both kinds of dedup and a shard count: every step the graph can have.
     loaded = loaded.model_validate({**loaded.model_dump(), "dedup": {"exact": True, "near": {"threshold": 0.8}},
                                     "output": {**loaded.output.model_dump(), "num_shards": 3, "provenance": True}})

@@ -26,7 +26,8 @@ def test_load_recipe_from_memory_url_with_overrides():
         b"input: {paths: [a.csv]}\ntemplate: {format: completion, prompt: '{{ q }}', completion: '{{ a }}'}\n"
         b"model: babbage-002\noutput: {path: out}\n",
     )
-    recipe = load_recipe("memory://recipes/r.yaml", overrides=["split.seed=9"], inputs=["b.csv"], output="o")
+    overrides = [parse_override("split.seed=9"), ("input.paths", ["b.csv"]), ("output.path", "o")]
+    recipe = load_recipe("memory://recipes/r.yaml", overrides=overrides)
     assert (recipe.split.seed, recipe.input.paths, recipe.output.path) == (9, ["b.csv"], "o")
 
 

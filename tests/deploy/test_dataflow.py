@@ -42,7 +42,8 @@ def pinned_beam() -> str:
 
 
 def dry_run(tmp_path, *flags, recipe="examples/recipes/parquet_chat.yaml", inputs=None):
-    plan = plan_job(load_recipe(str(REPO / recipe), output=str(tmp_path / "out"), inputs=inputs), overwrite=False)
+    overrides = [("output.path", str(tmp_path / "out")), *([("input.paths", inputs)] if inputs else [])]
+    plan = plan_job(load_recipe(str(REPO / recipe), overrides=overrides), overwrite=False)
     pipeline = beam.Pipeline(options=pipeline_options([*DATAFLOW, *flags]))
     build_pipeline(pipeline, plan)
     return pipeline.run().job
