@@ -10,6 +10,8 @@ median wall time, rows/s, the ratio to the plain script, and the peak resident m
 over every process of the run (and the largest single process). With --scale N it also runs
 ftprep on one worker per core with exact, and with exact and near dedup, on N times the rows
 (half the repeats, at least one), to check that memory stays flat and time grows linearly.
+With --against REF (a git commit) every ftprep command also runs from a checkout of REF, in the
+same rounds: a change's speed and memory against the code before it, on the same data and machine.
 Results go to stdout and to --table (benchmarks/results.md).
 """
 
@@ -59,12 +61,12 @@ def _sample_tree(process: psutil.Process, peaks: dict, stop: threading.Event) ->
         stop.wait(0.1)
 
 
-def measure(command: list[str], env: dict) -> Measurement:
+def measure(command: list[str], env: dict, cwd: Path | None = None) -> Measurement:
     """Run ``command``; wall time and peak RSS of its whole process tree, sampled every 0.1 s."""
     peaks = {"total": 0, "process": 0}
     stop = threading.Event()
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     sampler = threading.Thread(target=_sample_tree, args=(psutil.Process(child.pid), peaks, stop), daemon=True)
     sampler.start()
     _, stderr = child.communicate()
@@ -114,16 +116,42 @@ def environment(work: Path) -> dict:
     return env
 
 
-def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[str] | None = None) -> dict[str, list[Measurement]]:
+def checkout(ref: str, work: Path) -> tuple[str, Path]:
+    """The repository at ``ref`` (its short commit and a directory holding its files)."""
+    repo = HERE.parent
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", ref], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    target = work / f"checkout-{commit}"
+    if not target.exists():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return commit, target
+
+
+def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[str] | None = None,
+            against: tuple[str, Path] | None = None) -> dict[str, list[Measurement]]:
     env = environment(work)
     results: dict[str, list[Measurement]] = {}
     with tempfile.TemporaryDirectory(dir=work) as out:
-        todo = {name: command for name, command in commands(paths, Path(out)).items() if names is None or name in names}
+        todo = {name: (command, env, None) for name, command in commands(paths, Path(out)).items()
+                if names is None or name in names}
+        if against is not None:
+            commit, tree = against
+            # The same command line, run in the checkout with it first on the path (workers
+            # inherit both): `python -m` puts the working directory before everything else.
+            old_env = {**env, "PYTHONPATH": str(tree)}
+            for name, (command, _, _) in list(todo.items()):
+                if name.startswith("ftprep"):
+                    old = [str(tree / "benchmarks" / "recipe.yaml") if arg == str(HERE / "recipe.yaml") else arg
+                           for arg in command]
+                    old = [arg.replace(out, f"{out}/at-{commit}") if arg.startswith(out) else arg for arg in old]
+                    todo[f"{name} @{commit}"] = (old, old_env, tree)
         # Round after round of every command, not every run of one command then the next: the
         # machine is shared, and a slow spell should slow every command alike.
         for attempt in range(repeats):
-            for name, command in todo.items():
-                m = measure(command, env)
+            for name, (command, command_env, cwd) in todo.items():
+                m = measure(command, command_env, cwd)
                 results.setdefault(name, []).append(m)
                 print(f"  {name:<40} run {attempt + 1}: {m.seconds:7.2f} s, {rows / m.seconds:9,.0f} rows/s, "
                       f"peak {m.peak_total_mb:,.0f} MB total / {m.peak_process_mb:,.0f} MB largest process", flush=True)
@@ -158,12 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=0, help="also run ftprep on SCALE times the rows")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ftprep-bench")
     parser.add_argument("--table", type=Path, default=HERE / "results.md")
+    parser.add_argument("--against", metavar="REF", help="also run every ftprep command from this git commit")
     args = parser.parse_args(argv)
+    against = checkout(args.against, args.work) if args.against else None
 
     paths = generate(args.work / f"rows-{args.rows}", args.rows, args.shards)
     chars = sum(len(v or "") for path in paths for row in pq.read_table(path).to_pylist() for v in row.values())
     print(f"data: {args.rows:,} rows, {chars / 1e6:,.0f} M characters, {args.shards} shards", flush=True)
-    results = run_all(paths, args.rows, args.repeats, args.work)
+    results = run_all(paths, args.rows, args.repeats, args.work, against=against)
 
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
@@ -171,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         "# ftprep throughput benchmark",
         "",
         f"`python -m benchmarks.run --rows {args.rows} --repeats {args.repeats}"
-        + (f" --scale {args.scale}" if args.scale else "") + "`",
+        + (f" --scale {args.scale}" if args.scale else "") + (f" --against {args.against}" if args.against else "") + "`",
         f"on {machine}; {time.strftime('%Y-%m-%d')}.",
         f"Data: {args.rows:,} rows ({chars / 1e6:,.0f} M characters) in {args.shards} Parquet shards; medians of {args.repeats} runs.",
         "",
@@ -181,8 +211,8 @@ def main(argv: list[str] | None = None) -> None:
         big = args.rows * args.scale
         big_paths = generate(args.work / f"rows-{big}", big, args.shards)
         print(f"scale: {big:,} rows", flush=True)
-        names = [n for n in results if n.startswith("ftprep") and "workers" in n and "without" not in n]
-        scaled = run_all(big_paths, big, max(1, args.repeats // 2), args.work, names)
+        names = [n for n in results if n.startswith("ftprep") and "workers" in n and "without" not in n and "@" not in n]
+        scaled = run_all(big_paths, big, max(1, args.repeats // 2), args.work, names, against)
         lines += ["", *table(scaled, big, f"{big:,} rows")]
         for name in names:
             small, large = median([m.seconds for m in results[name]]), median([m.seconds for m in scaled[name]])

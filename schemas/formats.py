@@ -77,3 +77,12 @@ def example_texts(example: dict[str, Any]) -> list[str]:
         elif isinstance(content, list):
             texts.extend(part["text"] for part in content if part.get("type") == "text")
     return texts
+
+
+def message_count(example: dict, fmt: str) -> int:
+    """Messages in a valid example (a preference pair counts its input and one answer); 0 for completion."""
+    if fmt == CHAT:
+        return len(example["messages"])
+    if fmt == PREFERENCE:
+        return len(example["input"]["messages"]) + 1
+    return 0

@@ -161,14 +161,6 @@ class TokenCounter:
         return getattr(self, fmt)(example)
 
 
-def message_count(example: dict, fmt: str) -> int:
-    if fmt == "chat":
-        return len(example["messages"])
-    if fmt == "preference":
-        return len(example["input"]["messages"]) + 1
-    return 0
-
-
 def over_limit(tokens: TokenCount, model: ModelSpec) -> Rejection | None:
     if tokens.context <= model.max_tokens_per_example:
         return None

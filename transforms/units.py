@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
+from schemas.formats import message_count
 from schemas.recipe import CsvOptions, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
@@ -33,7 +34,6 @@ from transforms.readers.base import BadInputFile, ReadUnit
 from transforms.readers.registry import read_unit
 from transforms.stage import BATCH_ROWS, RecordChain, StageCounters
 from transforms.stats import KeptExample, StatsAccumulator
-from transforms.tokens import message_count
 
 LOGGER = logging.getLogger(__name__)
 

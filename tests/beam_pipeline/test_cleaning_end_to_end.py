@@ -15,7 +15,7 @@ from tests.beam_pipeline.helpers import (
     run,
     write_recipe,
 )
-from transforms.dedup import shingles
+from transforms.minhash import shingles
 from transforms.text import normalize_text
 
 TEMPLATE = {

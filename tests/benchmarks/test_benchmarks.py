@@ -61,6 +61,17 @@ def test_benchmark_runs_end_to_end(tmp_path):
     assert "plain script" in table and "ftprep, 1 worker" in table
 
 
+def test_against_a_commit_runs_that_commit_s_code(tmp_path):
+    """--against checks out the commit; its commands run there, with it first on the path."""
+    from benchmarks.run import checkout
+
+    commit, tree = checkout("HEAD", tmp_path)
+    assert (tree / "beam_pipeline" / "cli.py").is_file() and (tree / "benchmarks" / "recipe.yaml").is_file()
+    loaded = subprocess.run([sys.executable, "-c", "import beam_pipeline; print(beam_pipeline.__file__)"],
+                            env={"PYTHONPATH": str(tree)}, cwd=tree, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip().startswith(str(tree))
+
+
 def test_profile_groups_samples_by_the_first_matching_stage():
     from benchmarks.profile import REST, shares
 

@@ -12,7 +12,6 @@ from transforms.dedup import (
     EXACT_RECORD,
     NEAR_RECORD,
     DedupKeys,
-    MinHasher,
     _near_decision,
     exact_decisions,
     exact_key,
@@ -20,11 +19,10 @@ from transforms.dedup import (
     near_candidates,
     sharing,
     near_records,
-    normalize_text,
-    optimal_bands,
-    shingles,
     source_numbers,
 )
+from transforms.minhash import MinHasher, optimal_bands, shingles
+from transforms.text import normalize_text
 from transforms.split import AssignSplit
 from transforms.stage import RecordChain
 

@@ -13,7 +13,7 @@ from transforms.clean import clean_fields
 from transforms.template import ExampleTemplate, TemplateError
 from transforms.encodings import load_encoding
 from transforms.tokens import TokenCounter
-from transforms.validate import validate_example
+from transforms.rules import validate_example
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text() | st.binary(max_size=8)
 json_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),

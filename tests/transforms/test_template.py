@@ -155,7 +155,7 @@ def test_tool_calls_and_tools_render_from_json_columns():
     assert example["messages"][1] == {"role": "assistant", "content": None, "tool_calls": json.loads(calls)}
     assert example["messages"][2] == {"role": "tool", "content": "shipped", "tool_call_id": "c1"}
     assert example["tools"] == json.loads(TOOLS_JSON) and example["parallel_tool_calls"] is False
-    from transforms.validate import validate_chat
+    from transforms.rules import validate_chat
 
     assert validate_chat(example).errors == []
 

@@ -12,13 +12,8 @@ from hypothesis import strategies as st
 from schemas.recipe import LimitsSpec
 from schemas.records import Item, Source
 from tests.batches import batched, each
-from transforms.validate import (
-    ValidateExamples,
-    validate_chat,
-    validate_completion,
-    validate_example,
-    validate_preference,
-)
+from transforms.rules import validate_chat, validate_completion, validate_example, validate_preference
+from transforms.validate import ValidateExamples
 
 SYSTEM = {"role": "system", "content": "You are helpful."}
 USER = {"role": "user", "content": "hi"}
