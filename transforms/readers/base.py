@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Iterator
 
+from schemas.recipe import LimitsSpec
 from schemas.records import FIELD_TOO_LARGE, Item, Rejected, Rejection, Source
 
+# limits.max_field_chars when a caller has no recipe (inspect, tests).
+DEFAULT_MAX_FIELD_CHARS = LimitsSpec().max_field_chars
 # Rejected rows keep this much of a value over the limit (rejected/ must not hold 50 MB cells).
 PREVIEW_CHARS = 200
 

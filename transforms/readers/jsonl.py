@@ -9,9 +9,8 @@ from typing import Iterator
 import fsspec
 import orjson
 
-from schemas.recipe import LimitsSpec
 from schemas.records import DATA_TYPE, DECODE_ERROR, FIELD_TOO_LARGE, INVALID_JSON, Item, Rejected, Rejection, Source
-from transforms.readers.base import PREVIEW_CHARS, ReadUnit, Reader, iter_lines, strip_bom_bytes
+from transforms.readers.base import DEFAULT_MAX_FIELD_CHARS, PREVIEW_CHARS, ReadUnit, Reader, iter_lines, strip_bom_bytes
 from transforms.readers.paths import is_compressed
 
 # Bytes per read unit: one large file is read by every worker.
@@ -82,7 +81,7 @@ def first_object(url: str) -> dict | None:
 class JsonlReader(Reader):
     format = "jsonl"
 
-    def __init__(self, max_field_chars: int = LimitsSpec().max_field_chars):
+    def __init__(self, max_field_chars: int = DEFAULT_MAX_FIELD_CHARS):
         self._max_field_chars = max_field_chars
 
     def columns(self, url: str) -> list[str]:

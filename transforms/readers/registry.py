@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from schemas.recipe import CsvOptions, LimitsSpec
+from schemas.recipe import CsvOptions
 from schemas.records import FailedFile, Item, Rejected
-from transforms.readers.base import MissingColumns, ReadUnit, Reader, oversized
+from transforms.readers.base import DEFAULT_MAX_FIELD_CHARS, MissingColumns, ReadUnit, Reader, oversized
 from transforms.readers.csv import CsvReader
 from transforms.readers.jsonl import JsonlReader
 from transforms.readers.parquet import ParquetReader
 
 FORMATS = ("parquet", "csv", "jsonl")
-DEFAULT_MAX_FIELD_CHARS = LimitsSpec().max_field_chars
 
 
 def reader_for(fmt: str, *, csv: CsvOptions = CsvOptions(), max_field_chars: int = DEFAULT_MAX_FIELD_CHARS) -> Reader:
