@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, NamedTuple
 
 import apache_beam as beam
 
@@ -65,10 +65,9 @@ def training_estimate(
     return estimate
 
 
-@dataclass(frozen=True, slots=True)
-class KeptExample:
+class KeptExample(NamedTuple):
     """What the stats count of a kept example: pass 1 adds it, pass 2 takes a duplicate's back
-    (from its index entry)."""
+    (from its index entry). A named tuple: one is made per kept record, on the hot path."""
 
     split: str
     tokens: TokenCount
@@ -106,21 +105,21 @@ class StatsAccumulator:
         self.rows_per_file[file] += 1
 
     def add_kept(self, example: "KeptExample", sign: int = 1) -> None:
-        self.kept[example.split] += sign
-        tokens = example.tokens
-        self.tokens[example.split] += sign * tokens.total
+        split, tokens, warnings, messages, billed = example
+        self.kept[split] += sign
+        self.tokens[split] += sign * tokens.total
         self.tokens["trained"] += sign * tokens.trained
         self._observe("total", tokens.total, sign)
         self._observe("trained", tokens.trained, sign)
         for role, n in tokens.by_role:
             self.tokens[f"role:{role}"] += sign * n
             self._observe(f"role:{role}", n, sign)
-        if example.messages:
-            self._observe("messages", example.messages, sign)
-        if example.split == TRAIN:
-            self.billed_train_tokens += sign * example.billed
+        if messages:
+            self._observe("messages", messages, sign)
+        if split == TRAIN:
+            self.billed_train_tokens += sign * billed
         self.estimated += sign * tokens.estimated
-        for warning in example.warnings:
+        for warning in warnings:
             self.warnings[warning] += sign
 
     def take_back(self, example: "KeptExample") -> "StatsAccumulator":
