@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pyarrow.parquet as pq
 
 from benchmarks.generate import generate
@@ -44,7 +43,9 @@ class Measurement:
     peak_process_mb: float
 
 
-def _sample_tree(process: psutil.Process, peaks: dict, stop: threading.Event) -> None:
+def _sample_tree(process, peaks: dict, stop: threading.Event) -> None:
+    import psutil  # the bench extra; imported where used, so that tests import this module without it
+
     while not stop.is_set():
         try:
             members = [process, *process.children(recursive=True)]
@@ -63,6 +64,8 @@ def _sample_tree(process: psutil.Process, peaks: dict, stop: threading.Event) ->
 
 def measure(command: list[str], env: dict, cwd: Path | None = None) -> Measurement:
     """Run ``command``; wall time and peak RSS of its whole process tree, sampled every 0.1 s."""
+    import psutil
+
     peaks = {"total": 0, "process": 0}
     stop = threading.Event()
     started = time.perf_counter()
@@ -194,6 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     chars = sum(len(v or "") for path in paths for row in pq.read_table(path).to_pylist() for v in row.values())
     print(f"data: {args.rows:,} rows, {chars / 1e6:,.0f} M characters, {args.shards} shards", flush=True)
     results = run_all(paths, args.rows, args.repeats, args.work, against=against)
+
+    import psutil
 
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}")
