@@ -15,6 +15,7 @@ from transforms.stats import (
     build_stats,
     per_example_summary,
     percentile,
+    training_estimate,
 )
 
 MODEL = ModelSpec("m", "o200k_base", 100)
@@ -84,6 +85,13 @@ def test_build_stats_document_fits_the_schema_and_adds_up():
                                "billed_tokens_per_epoch": 110, "billed_tokens": 2750,
                                "price_per_million_tokens": 3.0, "cost": 0.0083}
     assert doc["messages_per_example"]["p50"] == 2
+
+
+def test_the_recipe_s_epochs_are_the_estimate_s_and_auto_is_the_platform_default():
+    recipe = training_estimate(n_train=2, billed_tokens_per_epoch=10, n_epochs=7)
+    assert (recipe["n_epochs"], recipe["n_epochs_from"], recipe["billed_tokens"]) == (7, "recipe", 70)
+    auto = training_estimate(n_train=2, billed_tokens_per_epoch=10, n_epochs="auto")
+    assert (auto["n_epochs"], auto["n_epochs_from"]) == (25, "default")
 
 
 def test_compute_stats_transform():

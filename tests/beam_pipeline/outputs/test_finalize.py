@@ -6,13 +6,15 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from transforms.stats import StatsAccumulator
 from transforms.units import UnitResult
 from beam_pipeline.outputs.finalize import ReportSamplesFn, WriteStatsAndMarker
+from beam_pipeline.outputs.job_request import job_settings
 from schemas.layout import SUCCESS_FILE
+from schemas.recipe import FinetuneSpec
 
 
 def test_stats_job_spec_then_success_and_the_temporary_files_go(tmp_path):
     stats = {"records": {"read": 1, "validation": 0}, "estimate": {"n_epochs": 4}}
-    job = {"model": "gpt-4o-mini", "method": "supervised", "suffix": "faq", "seed": 1,
-           "hyperparameters": {"n_epochs": "auto", "batch_size": 8, "learning_rate_multiplier": "auto"}}
+    # The epochs come from the stats' estimate, never from the recipe directly.
+    job = job_settings(FinetuneSpec(batch_size=8, suffix="faq", seed=1), model="gpt-4o-mini", example_format="chat")
     temporary = tmp_path / "_temporary" / "units" / "00000-000000000000.unit"
     temporary.parent.mkdir(parents=True)
     temporary.write_bytes(b"pass 1")
