@@ -1,0 +1,185 @@
+"""Hugging Face chat templates, rendered as ``transformers``' ``apply_chat_template`` renders them.
+
+An open-weights model's tokens, limit and loss mask come from its chat template (Jinja, in
+``tokenizer_config.json`` or ``chat_template.jinja``) and its tokenizer, not from OpenAI's
+accounting. This module renders a conversation through the template with the semantics
+``transformers`` gives it — ``trim_blocks``/``lstrip_blocks``, loop controls, its ``tojson``,
+``raise_exception`` and ``strftime_now``, the tokenizer's special tokens as variables,
+``add_generation_prompt`` false — and reports the character spans the loss trains on: the
+template's ``{% generation %}`` blocks where it has them, else each assistant message's span
+(what follows the generation prompt up to the next message). Templates come from the hub and
+are untrusted: they render in ftprep's bounded sandbox (``transforms/sandbox.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Sequence
+
+import jinja2
+from jinja2 import nodes
+from jinja2.ext import Extension
+
+from schemas.recipe import LimitsSpec
+from transforms.sandbox import BoundedEnvironment, RenderBudget
+
+
+class ChatTemplateError(ValueError):
+    """The chat template cannot be used, or failed on an example; the message says why."""
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A template's source and the special tokens it sees as variables (``bos_token``, ...)."""
+
+    source: str
+    special_tokens: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_tokenizer_config(cls, config: dict[str, Any], template: str | None = None) -> "ChatTemplate":
+        """From ``tokenizer_config.json`` (its ``chat_template``, or ``template`` when the model
+        ships ``chat_template.jinja``); a config with several named templates uses ``default``."""
+        source = template if template is not None else config.get("chat_template")
+        if isinstance(source, list):  # [{"name": ..., "template": ...}, ...]
+            named = {entry.get("name"): entry.get("template") for entry in source if isinstance(entry, dict)}
+            source = named.get("default")
+        if not isinstance(source, str) or not source.strip():
+            raise ChatTemplateError("the tokenizer has no chat template (tokenizer_config.json chat_template, "
+                                    "or chat_template.jinja beside it)")
+        return cls(source, special_tokens(config))
+
+
+def special_tokens(config: dict[str, Any]) -> dict[str, str]:
+    """``bos_token``, ``eos_token``, ... of a ``tokenizer_config.json``, as the template sees them."""
+    tokens = {}
+    for name, value in config.items():
+        if not name.endswith("_token"):
+            continue
+        text = value.get("content") if isinstance(value, dict) else value
+        if isinstance(text, str):
+            tokens[name] = text
+    return tokens
+
+
+class _Generation(Extension):
+    """``{% generation %}...{% endgeneration %}``: records where the block's text lands in the
+    rendered output (the renderer collects the output as it is generated)."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return nodes.CallBlock(self.call_method("_mark"), [], [], body).set_lineno(lineno)
+
+    def _mark(self, caller) -> str:
+        text = caller()
+        state = getattr(self.environment, "generation_state", None)
+        if state is not None:
+            blocks, spans = state
+            start = sum(map(len, blocks))
+            spans.append((start, start + len(text)))
+        return text
+
+
+def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False) -> str:
+    # Not Jinja's own tojson, which escapes HTML characters: templates expect plain JSON.
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _raise_exception(message):
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    # Character spans [start, end) of ``text`` the loss trains on.
+    trained: tuple[tuple[int, int], ...]
+    # True when the spans are the template's own {% generation %} blocks.
+    marked: bool
+
+
+class ChatTemplateRenderer:
+    """Compiles a ``ChatTemplate`` once; ``render(messages, tools=...)`` per example."""
+
+    def __init__(self, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec()):
+        env = BoundedEnvironment(
+            budget=RenderBudget(limits), trim_blocks=True, lstrip_blocks=True,
+            extensions=[_Generation, "jinja2.ext.loopcontrols"],
+        )
+        env.filters["tojson"] = _tojson
+        env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
+        env.generation_state = None
+        self._env = env
+        self._special = dict(template.special_tokens)
+        try:
+            self._template = env.from_string(template.source)
+        except jinja2.TemplateSyntaxError as error:
+            raise ChatTemplateError(f"the chat template does not parse: {error.message} (line {error.lineno})") from None
+        self.has_generation_blocks = any(
+            isinstance(block.call.node, nodes.ExtensionAttribute) and block.call.node.name == "_mark"
+            for block in env.parse(template.source).find_all(nodes.CallBlock))
+
+    def _text(self, messages: Sequence[dict], tools: Sequence[dict] | None, add_generation_prompt: bool,
+              spans: list | None = None) -> str:
+        blocks: list[str] = []
+        context = {**self._special, "messages": list(messages), "tools": list(tools) if tools else None,
+                   "add_generation_prompt": add_generation_prompt}
+        budget = self._env.budget
+        self._env.generation_state = (blocks, spans) if spans is not None else None
+        budget.start()
+        try:
+            for block in self._template.generate(**context):
+                blocks.append(block)
+        except Exception as error:  # noqa: BLE001 - whatever the template raises is this example's error
+            raise ChatTemplateError(f"the chat template failed: {type(error).__name__}: {error}") from error
+        finally:
+            budget.stop()
+            self._env.generation_state = None
+        return "".join(blocks)
+
+    def render(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None) -> Rendered:
+        if self.has_generation_blocks:
+            spans: list[tuple[int, int]] = []
+            text = self._text(messages, tools, False, spans)
+            return Rendered(text, tuple(spans), True)
+        text = self._text(messages, tools, False)
+        return Rendered(text, self._assistant_spans(messages, tools, text), False)
+
+    def _assistant_spans(self, messages: Sequence[dict], tools, text: str) -> tuple[tuple[int, int], ...]:
+        """Without generation blocks: each assistant message's span is what its turn adds to the
+        rendering of the messages before it with the generation prompt (the assistant header),
+        where that rendering is a prefix of the whole (templates that rewrite earlier turns, e.g.
+        dropping past reasoning, are cut at the first turn where it is not)."""
+        spans = []
+        for index, message in enumerate(messages):
+            if message.get("role") != "assistant":
+                continue
+            prompt = self._text(messages[:index], tools, True)
+            through = self._text(messages[: index + 1], tools, False)
+            if not (text.startswith(through) and through.startswith(prompt)):
+                break
+            if len(through) > len(prompt):
+                spans.append((len(prompt), len(through)))
+        return tuple(spans)
+
+
+def trained_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """1 for each token (by its character offsets) that overlaps a trained span, else 0:
+    a token cut by a span's edge is trained, as ``transformers`` masks it."""
+    mask, span = [0] * len(offsets), 0
+    for index, (start, end) in enumerate(offsets):
+        while span < len(spans) and start >= spans[span][1]:
+            span += 1
+        if span == len(spans):
+            break
+        if end > spans[span][0]:
+            mask[index] = 1
+    return mask
