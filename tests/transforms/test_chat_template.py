@@ -128,3 +128,12 @@ def test_hostile_templates_stay_in_the_sandbox():
 def test_trained_mask_counts_tokens_cut_by_a_span_edge():
     assert trained_mask([(0, 2), (2, 5), (5, 7), (7, 9)], [(3, 6)]) == [0, 1, 1, 0]
     assert trained_mask([(0, 1), (1, 2)], []) == [0, 0]
+
+
+def test_files_resolved_offline_count_like_the_folder_itself(model_dirs, monkeypatch):
+    from transforms.hf_files import resolve_tokenizer_files
+
+    files = resolve_tokenizer_files(str(model_dirs["marked"]), allow_download=False)
+    counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template)
+    expected = reference(model_dirs["marked"], monkeypatch).apply_chat_template(CONVERSATIONS[0], tokenize=True, return_dict=True)
+    assert counter.chat({"messages": CONVERSATIONS[0]}).total == len(expected["input_ids"])
