@@ -231,10 +231,9 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         progress=progress, bad_files=plan.bad_files,
     )
     settings = UnitSettings(
-        columns=plan.columns, csv=recipe.input.csv, max_field_chars=recipe.limits.max_field_chars,
+        columns=plan.columns, csv=recipe.input.csv, limits=recipe.limits, dedup=recipe.dedup,
         on_bad_file=recipe.input.on_bad_file, format=plan.example_format, max_tokens=plan.model.max_tokens_per_example,
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
-        exact=recipe.dedup.exact, near=recipe.dedup.near is not None,
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
     )
@@ -244,8 +243,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     # What the later steps read every unit's file by; they hold it all at once, as a side input.
     layouts = results | "UnitLayouts" >> beam.Map(UnitResult.layout)
     if recipe.dedup.enabled:
-        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(
-            exact=recipe.dedup.exact, near=recipe.dedup.near is not None)
+        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(spec=recipe.dedup)
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
     output = recipe.output

@@ -226,12 +226,13 @@ def _near_decision(candidate) -> Decision:
 
 class DecideDuplicates(beam.PTransform):
     """Read units' key sections in, ``Decision``s out: exact duplicates, then near duplicates
-    among the records exact dedup kept. Each survivor is the lowest (file, row) of its set."""
+    among the records exact dedup kept. Each survivor is the lowest (file, row) of its set.
+    ``spec``: the recipe's ``dedup`` section (which keys pass 1 wrote)."""
 
-    def __init__(self, *, exact: bool, near: bool, partitions: int = PARTITIONS):
+    def __init__(self, *, spec: DedupSpec, partitions: int = PARTITIONS):
         super().__init__()
-        self._exact = exact
-        self._near = near
+        self._exact = spec.exact
+        self._near = spec.near is not None
         self._partitions = partitions
 
     def expand(self, units):

@@ -26,7 +26,7 @@ import orjson
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.formats import message_count
-from schemas.recipe import CsvOptions, PiiSpec
+from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
 from transforms.pii import PII_OUTPUT, redact_document, scanner_for
@@ -167,14 +167,13 @@ class UnitSettings:
 
     columns: frozenset[str] | None
     csv: CsvOptions
-    max_field_chars: int
     on_bad_file: str
     format: str  # the example format
     max_tokens: int  # the model's per-example limit: billed tokens are capped at it
     temp_dir: str
     files: tuple[str, ...]  # the run's files, sorted: a record's file is its index here
-    exact: bool = False  # write exact-dedup key records
-    near: bool = False  # write near-dedup band records
+    limits: LimitsSpec = LimitsSpec()  # the recipe's (max_field_chars applies while reading)
+    dedup: DedupSpec = DedupSpec()  # the recipe's: which key records to write (exact, near bands)
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
     batch_rows: int = BATCH_ROWS
 
@@ -197,7 +196,7 @@ class UnitProcessor:
         samples: dict[str, list[dict]] = defaultdict(list)
         batch: list[Item] = []
         end_row = unit.first_row
-        for record in read_unit(unit, settings.columns, settings.csv, settings.max_field_chars):
+        for record in read_unit(unit, settings.columns, settings.csv, settings.limits.max_field_chars):
             if isinstance(record, FailedFile):
                 if settings.on_bad_file == "fail":
                     raise BadInputFile(f"cannot read {record.path}: {record.error}")
@@ -248,10 +247,10 @@ class UnitProcessor:
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
             if spools.keep_sizes:
                 spools.rows[split].extend(item.source.row for item in items)
-        if settings.exact:
+        if settings.dedup.exact:
             for partition, data in exact_records(kept, file).items():
                 spools.write(exact_section(partition), data, len(data) // EXACT_RECORD.itemsize)
-        if settings.near:
+        if settings.dedup.near is not None:
             for partition, data in near_records(kept, file).items():
                 spools.write(near_section(partition), data, len(data) // NEAR_RECORD.itemsize)
 

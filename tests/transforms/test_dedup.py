@@ -120,7 +120,7 @@ def test_decide_duplicates_reads_every_units_keys(tmp_path):
                 position += len(data)
         units.append(UnitResult(0, first, first + 3, str(path), sections, StatsAccumulator()))
     with TestPipeline() as p:
-        decisions = p | beam.Create(units) | DecideDuplicates(exact=True, near=False)
+        decisions = p | beam.Create(units) | DecideDuplicates(spec=DedupSpec(exact=True))
         assert_that(decisions | beam.Map(lambda d: (d.row, d.survivor_row)), equal_to([(3, 0), (4, 1), (5, 2)]))
 
 

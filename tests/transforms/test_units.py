@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.models import lookup_model
-from schemas.recipe import CsvOptions, SplitSpec, TemplateSpec
+from schemas.recipe import CsvOptions, LimitsSpec, SplitSpec, TemplateSpec
 from transforms.readers.base import BadInputFile
 from transforms.readers.registry import reader_for
 from transforms.split import AssignSplit
@@ -32,7 +32,8 @@ def chain(validation_fraction: float = 0.5) -> RecordChain:
 
 
 def settings(tmp_path, files, **changes) -> UnitSettings:
-    options = {"columns": frozenset({"q", "a"}), "csv": CsvOptions(), "max_field_chars": 1000, "on_bad_file": "fail",
+    options = {"columns": frozenset({"q", "a"}), "csv": CsvOptions(), "limits": LimitsSpec(max_field_chars=1000),
+               "on_bad_file": "fail",
                "max_tokens": 65536,
                "format": "chat", "temp_dir": str(tmp_path / "tmp"), "files": tuple(files), **changes}
     return UnitSettings(**options)
