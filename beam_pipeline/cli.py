@@ -14,10 +14,13 @@ import contextlib
 import json
 import logging
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from beam_pipeline.errors import UsageError
 from beam_pipeline.logs import LOG_ONLY, configure_logging, new_log_path
+
+if TYPE_CHECKING:
+    from beam_pipeline.recipe import Override
 
 LOGGER = logging.getLogger("ftprep")
 EXIT_FAILED = 1
@@ -62,7 +65,7 @@ _FLAG_KEYS = {"input": "input.paths", "output": "output.path", "encodings_url": 
               "on_bad_file": "input.on_bad_file"}
 
 
-def recipe_overrides(args: argparse.Namespace) -> list:
+def recipe_overrides(args: argparse.Namespace) -> list[Override]:
     """Every change the command line makes to the recipe, as overrides applied in this order:
     ``--overrides``, each ``--set``, then the flags that replace one key."""
     from beam_pipeline.recipe import parse_override, parse_overrides_mapping

@@ -189,8 +189,8 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     stages: list[tuple[str, BatchStage]] = []
     if recipe.template is not None:
         stages.append(("CleanFields", CleanFields(spec=recipe.clean)))
-    # Rows that already are examples are checked as they are, never rewritten, except that PII
-    # (when the recipe asks) is redacted in every string of them.
+    # PII is redacted before the template sees the fields; rows that already are examples are
+    # never rewritten but for this redaction, in every string of them.
     if recipe.pii is not None:
         stages.append(("RedactPii", RedactPii(spec=recipe.pii)))
     if recipe.template is not None:
@@ -218,7 +218,7 @@ def unit_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
 
 
 def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter | None = None) -> None:
-    """Wire the job into ``p``. ``progress``: what local workers report what they have read through.
+    """Wire the job into ``p``. ``progress``: where local workers report what they have read (None: nowhere).
 
     Pass 1 (``ProcessUnits``) reads, processes and writes each read unit to a temporary file in
     one step; dedup decides from the keys written there; pass 2 (``WriteShards``) cuts the final

@@ -8,7 +8,7 @@ override is checked exactly as the same key written in the file would be.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Sequence
 
 import fsspec
 import yaml
@@ -23,7 +23,7 @@ class RecipeError(UsageError):
 
 
 # A dotted recipe key and the value to set there.
-Override = Tuple[str, Any]
+Override = tuple[str, Any]
 
 
 def _describe(error: ValidationError) -> str:
@@ -53,7 +53,7 @@ def set_dotted(doc: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str) -> Override:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"--set {text!r}: expected dotted.key=value")
@@ -138,7 +138,5 @@ def load_recipe(url: str, *, overrides: Sequence[Override] = ()) -> Recipe:
         raise RecipeError(f"cannot read recipe {url!r}: {type(error).__name__}: {error}") from None
     if doc is None:
         doc = {}
-    if not isinstance(doc, dict):
-        raise RecipeError(f"recipe {url!r}: expected a mapping at the top level, got {type(doc).__name__}")
     _check_size(doc, f"recipe {url!r}")
     return recipe_from_document(doc, overrides=overrides, origin=f"recipe {url}")

@@ -126,9 +126,12 @@ def checkout(ref: str, work: Path) -> tuple[str, Path]:
                             text=True).stdout.strip()
     target = work / f"checkout-{commit}"
     if not target.exists():
-        target.mkdir(parents=True)
+        # Unpacked beside it and renamed when whole: an interrupted unpack is never reused.
+        work.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(dir=work, prefix=f".checkout-{commit}-"))
         archive = subprocess.run(["git", "-C", str(repo), "archive", commit], check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
+        partial.rename(target)
     return commit, target
 
 

@@ -67,8 +67,7 @@ TRAIN = "train"
 VALIDATION = "validation"
 SPLITS = (TRAIN, VALIDATION)
 
-# What becomes of a record, named once: the stages' outputs, the stats events and the output
-# directories all use these.
+# What becomes of a record, named once: the stages' outputs and the output directories use these.
 KEPT = "kept"
 REJECTED = "rejected"
 DROPPED = "dropped"

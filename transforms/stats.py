@@ -32,10 +32,10 @@ MAX_TARGET_EXAMPLES = 25_000
 MIN_DEFAULT_EPOCHS = 1
 MAX_DEFAULT_EPOCHS = 25
 
+
 def default_n_epochs(n_train: int) -> int:
     if n_train <= 0:
         return TARGET_EPOCHS
-
     if n_train * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
         return min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // n_train)
     if n_train * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
@@ -132,9 +132,8 @@ class StatsAccumulator:
         self.rejected += 1
         self.rejection_codes.update(codes)
 
-    def add_dropped(self, reason: str) -> "StatsAccumulator":
+    def add_dropped(self, reason: str) -> None:
         self.dropped[reason] += 1
-        return self
 
     def add_pii(self, found: Iterable[tuple[str, int]]) -> None:
         """``found``: ``(kind, count)`` pairs, as the PII step reports a record's findings."""

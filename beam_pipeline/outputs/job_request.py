@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from schemas.recipe import FinetuneSpec
 
+
 def _placeholder(files: Sequence[str]) -> str | None:
     if not files:
         return None
