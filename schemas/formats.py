@@ -16,6 +16,9 @@ FORMATS = (CHAT, COMPLETION, PREFERENCE)
 
 ROLES = frozenset({"system", "user", "assistant", "tool", "function"})
 MESSAGE_KEYS = frozenset({"role", "content", "name", "weight", "tool_calls", "function_call", "tool_call_id"})
+# An assistant's reasoning, for the open-weights targets: gpt-oss's chat template reads
+# ``thinking``, Qwen3's and DeepSeek's ``reasoning_content``.
+REASONING_KEYS = frozenset({"thinking", "reasoning_content"})
 CHAT_KEYS = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
 COMPLETION_KEYS = frozenset({"prompt", "completion"})
 PREFERENCE_KEYS = frozenset({"input", "preferred_output", "non_preferred_output"})
@@ -86,3 +89,21 @@ def message_count(example: dict, fmt: str) -> int:
     if fmt == PREFERENCE:
         return len(example["input"]["messages"]) + 1
     return 0
+
+
+def trainer_row(example: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """The row TRL's trainers read for this example (the open-weights targets' output).
+
+    Chat (``messages``, ``tools``) and prompt/completion rows are already in TRL's
+    conversational and standard shapes; a preference example becomes TRL's conversational
+    preference row: ``prompt`` (the input messages), ``chosen`` and ``rejected`` (one assistant
+    message each). Source: TRL's "Dataset formats and types" guide.
+    """
+    if fmt != PREFERENCE:
+        return example
+    source = example["input"]
+    row = {"prompt": source["messages"], "chosen": example["preferred_output"],
+           "rejected": example["non_preferred_output"]}
+    if source.get("tools"):
+        row["tools"] = source["tools"]
+    return row

@@ -84,6 +84,9 @@ class MessageTemplate(_Strict):
     # Renders to a JSON list of tool calls, e.g. "{{ calls }}" over a column holding JSON.
     tool_calls: str | None = None
     tool_call_id: str | None = None
+    # The assistant's reasoning before its answer: written as the message's "thinking" for the
+    # open-weights targets (gpt-oss's analysis channel); OpenAI's format has no place for it.
+    thinking: str | None = None
 
     @model_validator(mode="after")
     def _content_or_calls(self):
@@ -93,6 +96,8 @@ class MessageTemplate(_Strict):
             raise ValueError("only assistant messages have tool_calls")
         if self.weight is not None and self.role != "assistant":
             raise ValueError("only assistant messages have a weight")
+        if self.thinking is not None and self.role != "assistant":
+            raise ValueError("only assistant messages have thinking")
         return self
 
 
@@ -146,6 +151,48 @@ class ModelChoice(_Strict):
         return lookup_model(self.name, encoding=self.encoding, max_tokens_per_example=self.max_tokens_per_example)
 
 
+class OpenAITarget(_Strict):
+    """OpenAI fine-tuning (the reference): its formats and rules, tiktoken counts by the cookbook's
+    method, the model table's per-example limit, ``finetune_job.json``."""
+
+    kind: Literal["openai"] = "openai"
+
+
+class HfTarget(_Strict):
+    """Training an open-weights model (TRL, Axolotl, Unsloth): counted with the model's own
+    tokenizer and chat template, limited by the sequence length training uses."""
+
+    kind: Literal["hf"]
+    # A folder or fsspec URL holding tokenizer.json and tokenizer_config.json, or a hub id
+    # (found in Hugging Face's local cache, else downloaded where allowed).
+    tokenizer: str = Field(min_length=1)
+    revision: str = "main"
+    # File name -> sha256: a source whose file differs is refused.
+    sha256: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = {}
+    allow_download: bool = True
+    # The training sequence length (TRL's max_length): longer examples are rejected (too_many_tokens).
+    max_length: int = Field(gt=0)
+    # Estimate how many max_length sequences the train split packs into (stats.json: packing).
+    packing: bool = False
+
+
+class GptOssTarget(_Strict):
+    """OpenAI's open-weight gpt-oss models: the harmony format (``o200k_harmony``), rendered by
+    ``openai-harmony`` with the assistant's reasoning (``thinking``) in the analysis channel."""
+
+    kind: Literal["gpt-oss"]
+    # Default: the models' context (max_position_embeddings 131,072 in gpt-oss-20b/120b's config).
+    max_length: int = Field(131_072, gt=0)
+    packing: bool = False
+    # What the harmony system message says (it is part of every example's tokens).
+    reasoning_effort: Literal["low", "medium", "high"] = "medium"
+    conversation_start_date: str | None = None
+
+
+Target = Annotated[OpenAITarget | HfTarget | GptOssTarget, Field(discriminator="kind")]
+TARGET_KINDS: tuple[str, ...] = ("openai", "hf", "gpt-oss")
+
+
 class SplitSpec(_Strict):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 0
@@ -153,6 +200,9 @@ class SplitSpec(_Strict):
 
 class OutputSpec(_Strict):
     path: str
+    # parquet: for the open-weights targets (what datasets.load_dataset and TRL read directly);
+    # OpenAI takes JSONL.
+    format: Literal["jsonl", "parquet"] = "jsonl"
     num_shards: int | None = Field(None, ge=1)
     max_shard_bytes: int | None = Field(None, ge=1024)
     # Also write provenance/<split>/: the source file and row of every kept example (lineage:
@@ -273,7 +323,10 @@ class LimitsSpec(_Strict):
 class Recipe(_Strict):
     input: InputSpec
     template: TemplateSpec | None = None
-    model: str | ModelChoice
+    # The model to fine-tune; for the open-weights targets only a name for the outputs (default:
+    # the tokenizer, or gpt-oss).
+    model: str | ModelChoice | None = None
+    target: Target = OpenAITarget()
     clean: CleanSpec = CleanSpec()
     pii: PiiSpec | None = None
     filters: FiltersSpec = FiltersSpec()
@@ -286,12 +339,33 @@ class Recipe(_Strict):
     # The model's encoding and limit, looked up once, when the recipe is validated.
     _model_spec: ModelSpec = PrivateAttr()
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _kind_alone(cls, value):
+        # target: gpt-oss is short for {kind: gpt-oss}.
+        return {"kind": value} if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _resolve_model(self):
-        try:
-            self._model_spec = self.model.spec() if isinstance(self.model, ModelChoice) else lookup_model(self.model)
-        except ValueError as error:
-            raise ValueError(f"model: {error}") from None
+        target = self.target
+        if isinstance(target, OpenAITarget):
+            if self.output.format != "jsonl":
+                raise ValueError("output.format: OpenAI takes JSONL; parquet is for target hf or gpt-oss")
+            if self.template is not None and any(m.thinking is not None for m in self.template.messages or ()):
+                raise ValueError("template: thinking has no place in OpenAI's format; it is for target hf or gpt-oss")
+            if self.model is None:
+                raise ValueError("model: give the model to fine-tune, e.g. gpt-4o-mini-2024-07-18")
+            try:
+                self._model_spec = self.model.spec() if isinstance(self.model, ModelChoice) else lookup_model(self.model)
+            except ValueError as error:
+                raise ValueError(f"model: {error}") from None
+            return self
+        if isinstance(self.model, ModelChoice):
+            raise ValueError(f"model: with target {target.kind}, the tokenizer and max_length come from target; "
+                             "give model as a name only")
+        default = target.tokenizer if isinstance(target, HfTarget) else "gpt-oss"
+        encoding = f"hf:{target.tokenizer}" if isinstance(target, HfTarget) else "o200k_harmony"
+        self._model_spec = ModelSpec(self.model or default, encoding, target.max_length)
         return self
 
     @model_validator(mode="after")

@@ -44,6 +44,8 @@ INVALID_IMAGE = "invalid_image"
 INVALID_PREFERENCE = "invalid_preference"
 INVALID_COMPLETION = "invalid_completion"
 TOO_MANY_TOKENS = "too_many_tokens"
+# The target model's chat template (or the harmony renderer) refused or failed on the example.
+CHAT_TEMPLATE_ERROR = "chat_template_error"
 # A field holds personal data or a secret of a kind the recipe rejects on.
 PII_FOUND = "pii"
 # An exception nobody expected; the message carries its type and text.

@@ -18,7 +18,6 @@ from schemas.records import (
     FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS, FILTER_MIN_CHARS, FILTER_MIN_TOKENS,
     FILTER_REPETITION, KEPT, Dropped, Item,
 )
-from transforms.encodings import load_encoding
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import normalize_text
 
@@ -87,10 +86,11 @@ def blocklist_pattern(terms: Iterable[str]) -> re.Pattern | None:
 class ExampleFilter:
     """Applies a ``FiltersSpec``; ``reason(item)`` is the first failing filter's reason, or None."""
 
-    def __init__(self, spec: FiltersSpec, encoding=None):
+    def __init__(self, spec: FiltersSpec, counter=None):
+        """``counter``: the target's token counter (its ``text(str) -> int``), for token bounds on fields."""
         self._spec = spec
         self._blocklist = blocklist_pattern(spec.blocklist)
-        self._encode = encoding.encode_ordinary if encoding is not None else None
+        self._count = counter.text if counter is not None else None
 
     def _value(self, item: Item, name: str, measure: str) -> int | None:
         if name == WHOLE_EXAMPLE:
@@ -100,7 +100,7 @@ class ExampleFilter:
         value = (item.fields or item.row).get(name)
         if not isinstance(value, str):
             return 0 if value is None else None
-        return len(self._encode(value)) if measure == "tokens" else len(value)
+        return self._count(value) if measure == "tokens" else len(value)
 
     def _outside(self, item: Item, bounds: dict[str, int], measure: str, below: bool) -> bool:
         for name, bound in bounds.items():
@@ -132,18 +132,15 @@ class ExampleFilter:
 class _FilterFn(BatchDoFn):
     STAGE = "FilterExamples"
 
-    def __init__(self, spec: FiltersSpec, encoding_name: str | None, encodings_url: str | None):
+    def __init__(self, spec: FiltersSpec, source):
         super().__init__()
         self._spec = spec
-        self._encoding_name = encoding_name
-        self._encodings_url = encodings_url
+        self._source = source
         self._filter: ExampleFilter | None = None
 
     def setup(self):
-        encoding = None
-        if self._spec.needs_encoding():
-            encoding = load_encoding(self._encoding_name, encodings_url=self._encodings_url)
-        self._filter = ExampleFilter(self._spec, encoding)
+        counter = self._source.load() if self._spec.needs_encoding() else None
+        self._filter = ExampleFilter(self._spec, counter)
 
     def handle(self, item: Item, emit) -> None:
         reason = self._filter.reason(item)
@@ -156,9 +153,10 @@ class _FilterFn(BatchDoFn):
 
 class FilterExamples(BatchStage):
     """Drop examples the recipe's filters reject. Returns ``(batches, rejected, *dropped)``, one
-    dropped PCollection (of batches) per reason in ``spec.reasons()``."""
+    dropped PCollection (of batches) per reason in ``spec.reasons()``. ``source``: the target's
+    token source (``TiktokenSource``, ...), needed by token bounds on fields."""
 
-    def __init__(self, *, spec: FiltersSpec, encoding: str | None = None, encodings_url: str | None = None):
-        if spec.needs_encoding() and encoding is None:
+    def __init__(self, *, spec: FiltersSpec, source=None):
+        if spec.needs_encoding() and source is None:
             raise ValueError("token filters on fields need the model's encoding")
-        super().__init__(_FilterFn(spec, encoding, encodings_url), extra_outputs=spec.reasons())
+        super().__init__(_FilterFn(spec, source), extra_outputs=spec.reasons())

@@ -8,13 +8,16 @@ Trained tokens are those that overlap the template's generation spans.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schemas.recipe import LimitsSpec
+from schemas.recipe import HfTarget, LimitsSpec
 from schemas.records import TokenCount
 from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask
+from transforms.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, resolve_tokenizer_files
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class HfTokenCounter:
     def __init__(self, tokenizer, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec()):
         self._tokenizer = tokenizer
         self._renderer = ChatTemplateRenderer(template, limits=limits)
+        self._eos = template.special_tokens.get("eos_token")
 
     @classmethod
     def from_texts(cls, tokenizer_json: str, tokenizer_config: str, chat_template: str | None = None, *,
@@ -50,5 +54,84 @@ class HfTokenCounter:
         encoding = self._tokenizer.encode(rendered.text, add_special_tokens=False)
         return Encoded(list(encoding.ids), trained_mask(encoding.offsets, rendered.trained))
 
+    def text(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
     def chat(self, example: dict[str, Any]) -> TokenCount:
-        return self.encode(example["messages"], tools=example.get("tools")).count()
+        return self.encode(_for_template(example["messages"]), tools=example.get("tools")).count()
+
+    def completion(self, example: dict[str, Any]) -> TokenCount:
+        """As TRL's SFTTrainer tokenizes prompt-completion text: prompt + completion in one
+        encoding with the tokenizer's special tokens, then the EOS token where it is missing."""
+        prompt = self._tokenizer.encode(example["prompt"]).ids
+        ids = self._tokenizer.encode(example["prompt"] + example["completion"]).ids
+        eos = self._tokenizer.token_to_id(self._eos) if self._eos else None
+        if eos is not None and (not ids or ids[-1] != eos):
+            ids.append(eos)
+        trained = max(len(ids) - len(prompt), 0)
+        return TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", len(ids) - trained)))
+
+    def preference(self, example: dict[str, Any]) -> TokenCount:
+        """Both sequences, the prompt with the chosen answer and with the rejected one, rendered
+        whole through the template as a DPO trainer sees them; the limit applies to the longer."""
+        source = example["input"]
+        messages, tools = _for_template(source["messages"]), source.get("tools")
+        chosen = self.encode([*messages, *_for_template(example["preferred_output"])], tools=tools)
+        rejected = self.encode([*messages, *_for_template(example["non_preferred_output"])], tools=tools)
+        total = len(chosen.ids) + len(rejected.ids)
+        return TokenCount(total, max(len(chosen.ids), len(rejected.ids)), sum(chosen.trained) + sum(rejected.trained))
+
+    def count(self, example: dict[str, Any], fmt: str) -> TokenCount:
+        return getattr(self, fmt)(example)
+
+
+def _for_template(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # OpenAI's per-message weight means nothing to a chat template: it is not passed on.
+    return [{k: v for k, v in m.items() if k != "weight"} if "weight" in m else m for m in messages]
+
+
+def _digest(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class HfSource:
+    """Where an open-weights model's counter comes from (a recipe's ``target: {kind: hf}``).
+    ``check()`` at launch resolves the files and pins their sha256, so that every worker counts
+    with the very files the launch found, or fails."""
+
+    LIMIT_KEY = "target.max_length"
+
+    tokenizer: str
+    revision: str = "main"
+    sha256: dict[str, str] = field(default_factory=dict)
+    allow_download: bool = True
+
+    @classmethod
+    def from_target(cls, target: HfTarget) -> "HfSource":
+        return cls(target.tokenizer, target.revision, dict(target.sha256), target.allow_download)
+
+    @property
+    def label(self) -> str:
+        return f"hf:{self.tokenizer}"
+
+    def _files(self):
+        return resolve_tokenizer_files(self.tokenizer, revision=self.revision, sha256=self.sha256,
+                                       allow_download=self.allow_download)
+
+    def check(self) -> "HfSource":
+        """The files resolved now (TokenizerFilesError: none found), their template compiled
+        (ChatTemplateError), and their hashes pinned for the workers."""
+        if os.path.exists(self.tokenizer) and not os.path.isabs(self.tokenizer):  # workers may run elsewhere
+            return replace(self, tokenizer=os.path.abspath(self.tokenizer)).check()
+        files = self._files()
+        ChatTemplateRenderer(ChatTemplate.from_tokenizer_config(json.loads(files.tokenizer_config), files.chat_template))
+        pinned = {TOKENIZER_FILE: _digest(files.tokenizer_json), CONFIG_FILE: _digest(files.tokenizer_config)}
+        if files.chat_template is not None:
+            pinned[TEMPLATE_FILE] = _digest(files.chat_template)
+        return replace(self, sha256=pinned)
+
+    def load(self, limits: LimitsSpec = LimitsSpec()) -> HfTokenCounter:
+        files = self._files()
+        return HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template,
+                                         limits=limits)

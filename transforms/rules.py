@@ -25,6 +25,7 @@ from schemas.formats import (
     MAX_IMAGES_PER_EXAMPLE,
     MESSAGE_KEYS,
     PREFERENCE,
+    REASONING_KEYS,
     PREFERENCE_INPUT_KEYS,
     PREFERENCE_KEYS,
     ROLES,
@@ -60,6 +61,8 @@ class Findings:
     warnings: set[str] = field(default_factory=set)
     # The platform accepts whitespace-only content; rendered from a template it is a data bug.
     reject_blank: bool = False
+    # The keys a message may have: OpenAI's, plus the reasoning field for open-weights targets.
+    message_keys: frozenset = MESSAGE_KEYS
 
     def error(self, code: str, message: str) -> None:
         self.errors.append(Rejection(code, message))
@@ -169,7 +172,7 @@ def _check_message(message: Any, where: str, found: Findings, call_ids: set[str]
         found.error(MESSAGE_MISSING_KEY, f"{where} has no 'role'")
     elif not (isinstance(role, str) and role in ROLES):
         found.error(UNRECOGNIZED_ROLE, f"{where}.role is {role!r}; expected one of {', '.join(sorted(ROLES))}")
-    for key in sorted(set(message) - MESSAGE_KEYS):
+    for key in sorted(set(message) - found.message_keys):
         found.error(MESSAGE_UNRECOGNIZED_KEY, f"{where} has unrecognized key {key!r}")
 
     images = 0
@@ -262,8 +265,8 @@ def _warn_unrecognized_keys(example: dict, known: frozenset, found: Findings) ->
         found.warnings.add(UNRECOGNIZED_EXAMPLE_KEY)
 
 
-def validate_chat(example: Any, *, reject_blank: bool = False) -> Findings:
-    found = Findings(reject_blank=reject_blank)
+def validate_chat(example: Any, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
+    found = Findings(reject_blank=reject_blank, message_keys=MESSAGE_KEYS | REASONING_KEYS if reasoning else MESSAGE_KEYS)
     if not isinstance(example, dict):
         found.error(DATA_TYPE, f"example is {_type(example)}, expected an object")
         return found
@@ -293,8 +296,8 @@ def validate_chat(example: Any, *, reject_blank: bool = False) -> Findings:
     return found
 
 
-def validate_completion(example: Any, *, reject_blank: bool = False) -> Findings:
-    found = Findings(reject_blank=reject_blank)
+def validate_completion(example: Any, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
+    found = Findings(reject_blank=reject_blank, message_keys=MESSAGE_KEYS | REASONING_KEYS if reasoning else MESSAGE_KEYS)
     if not isinstance(example, dict):
         found.error(DATA_TYPE, f"example is {_type(example)}, expected an object")
         return found
@@ -320,9 +323,9 @@ def _check_preferred(value: Any, key: str, found: Findings) -> None:
     _check_message(message, f"{key}[0]", found, set())
 
 
-def validate_preference(example: Any, *, reject_blank: bool = False) -> Findings:
+def validate_preference(example: Any, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
     """DPO: ``input.messages`` (+ tools) and one preferred and one non-preferred assistant message."""
-    found = Findings(reject_blank=reject_blank)
+    found = Findings(reject_blank=reject_blank, message_keys=MESSAGE_KEYS | REASONING_KEYS if reasoning else MESSAGE_KEYS)
     if not isinstance(example, dict):
         found.error(DATA_TYPE, f"example is {_type(example)}, expected an object")
         return found
@@ -359,5 +362,7 @@ def validate_preference(example: Any, *, reject_blank: bool = False) -> Findings
 VALIDATORS = {CHAT: validate_chat, COMPLETION: validate_completion, PREFERENCE: validate_preference}
 
 
-def validate_example(example: Any, fmt: str, *, reject_blank: bool = False) -> Findings:
-    return VALIDATORS[fmt](example, reject_blank=reject_blank)
+def validate_example(example: Any, fmt: str, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
+    """``reasoning``: an assistant message may carry its reasoning (``thinking``, as open-weights
+    chat templates read it), which OpenAI's format does not have."""
+    return VALIDATORS[fmt](example, reject_blank=reject_blank, reasoning=reasoning)

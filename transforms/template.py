@@ -67,7 +67,7 @@ def template_sources(spec: TemplateSpec) -> list[tuple[str, str]]:
              ("template.preferred", spec.preferred), ("template.non_preferred", spec.non_preferred)]
     for index, message in enumerate(spec.messages or ()):
         named += [(f"template.messages[{index}].{key}", getattr(message, key))
-                  for key in ("content", "name", "tool_calls", "tool_call_id")]
+                  for key in ("content", "name", "tool_calls", "tool_call_id", "thinking")]
     return [(name, source) for name, source in named if source is not None]
 
 
@@ -144,14 +144,15 @@ class ExampleTemplate:
                  "preferred": spec.preferred, "non_preferred": spec.non_preferred}
         for index, m in enumerate(spec.messages or ()):
             parts.update({f"{index}.content": m.content, f"{index}.name": m.name,
-                          f"{index}.tool_calls": m.tool_calls, f"{index}.tool_call_id": m.tool_call_id})
+                          f"{index}.tool_calls": m.tool_calls, f"{index}.tool_call_id": m.tool_call_id,
+                          f"{index}.thinking": m.thinking})
         self._names = [name for name, source in parts.items() if source is not None]
         sources = [parts[name] for name in self._names]
         self._parts = [env.from_string(source) for source in sources]
         # The columns each text part prints: a part that renders empty because one of them is
         # null is reported as null_field, naming the column.
         self._part_columns = {name: sorted(meta.find_undeclared_variables(env.parse(source)))
-                              for name, source in zip(self._names, sources) if not name.endswith(("tools", "tool_calls"))}
+                              for name, source in zip(self._names, sources) if not name.endswith(("tools", "tool_calls", "thinking"))}
         try:
             self._whole = env.from_string(_SEPARATOR.join(sources)) if len(sources) > 1 else None
         except jinja2.TemplateSyntaxError:  # parts that parse alone but not joined: render them apart
@@ -203,6 +204,8 @@ class ExampleTemplate:
                 message["name"] = parts[f"{index}.name"]
             if f"{index}.tool_call_id" in parts:
                 message["tool_call_id"] = parts[f"{index}.tool_call_id"]
+            if parts.get(f"{index}.thinking"):
+                message["thinking"] = parts[f"{index}.thinking"]
             if spec.weight is not None:
                 message["weight"] = spec.weight
             messages.append(message)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.models import ENCODING_FILES, ModelSpec
-from schemas.recipe import TokensSpec
-from schemas.records import KEPT, REJECTED, TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount
-from transforms.encodings import EncodingError, load_encoding
+from schemas.recipe import LimitsSpec, TokensSpec
+from schemas.records import (
+    CHAT_TEMPLATE_ERROR, KEPT, REJECTED, TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount,
+)
+from transforms.chat_template import ChatTemplateError
+from transforms.encodings import EncodingError, load_encoding, resolve_encoding_bytes
 from transforms.stage import BatchDoFn, BatchStage
 
 # OpenAI cookbook accounting for chat examples.
@@ -161,33 +164,60 @@ class TokenCounter:
         return getattr(self, fmt)(example)
 
 
-def over_limit(tokens: TokenCount, model: ModelSpec) -> Rejection | None:
+@dataclass(frozen=True)
+class TiktokenSource:
+    """Where an OpenAI model's counter comes from: a tiktoken encoding, resolved offline
+    (``transforms/encodings.py``). Token sources travel to the workers and ``load`` there."""
+
+    encoding: str
+    encodings_url: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.encoding
+
+    def check(self) -> "TiktokenSource":
+        """Fail before the run when the encoding's files cannot be found (EncodingError)."""
+        if self.encoding not in ENCODING_FILES:
+            raise EncodingError(f"unknown encoding {self.encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
+        resolve_encoding_bytes(self.encoding, encodings_url=self.encodings_url)
+        return self
+
+    def load(self, limits: LimitsSpec = LimitsSpec()) -> TokenCounter:
+        return TokenCounter(load_encoding(self.encoding, encodings_url=self.encodings_url), self.encoding)
+
+
+def over_limit(tokens: TokenCount, model: ModelSpec, *, limit_key: str | None = None) -> Rejection | None:
+    """``limit_key``: the recipe key the limit comes from, named instead of the model's table."""
     if tokens.context <= model.max_tokens_per_example:
         return None
-    return Rejection(
-        TOO_MANY_TOKENS,
-        f"example has {tokens.context} tokens; {model.name} allows {model.max_tokens_per_example} per example",
-    )
+    allowed = (f"{limit_key} is {model.max_tokens_per_example}" if limit_key
+               else f"{model.name} allows {model.max_tokens_per_example} per example")
+    return Rejection(TOO_MANY_TOKENS, f"example has {tokens.context} tokens; {allowed}")
 
 
 class _CountTokensFn(BatchDoFn):
     STAGE = "CountTokens"
 
-    def __init__(self, model: ModelSpec, fmt: str, truncate: bool, encodings_url: str | None):
+    def __init__(self, model: ModelSpec, source, fmt: str, truncate: bool, limits: LimitsSpec):
         super().__init__()
         self._model = model
+        self._source = source
         self._format = fmt
         self._truncate = truncate
-        self._encodings_url = encodings_url
-        self._counter: TokenCounter | None = None
+        self._limits = limits
+        self._counter = None
 
     def setup(self):
-        encoding = load_encoding(self._model.encoding, encodings_url=self._encodings_url)
-        self._counter = TokenCounter(encoding, self._model.encoding)
+        self._counter = self._source.load(self._limits)
 
     def handle(self, item: Item, emit) -> None:
-        tokens = self._counter.count(item.example, self._format)
-        rejection = over_limit(tokens, self._model)
+        try:
+            tokens = self._counter.count(item.example, self._format)
+        except ChatTemplateError as error:  # the model's template refuses this example (a role, a shape)
+            emit(REJECTED, self.reject(item, Rejection(CHAT_TEMPLATE_ERROR, str(error))))
+            return
+        rejection = over_limit(tokens, self._model, limit_key=getattr(self._source, "LIMIT_KEY", None))
         if rejection and not self._truncate:
             emit(REJECTED, self.reject(item, rejection))
             return
@@ -198,11 +228,15 @@ class _CountTokensFn(BatchDoFn):
 
 class CountTokens(BatchStage):
     """Count tokens per example; reject (or, under ``spec.over_limit: truncate``, flag) those over
-    the model's limit. ``spec``: the recipe's ``tokens`` section."""
+    the model's limit. ``source``: where the counter comes from (the target's; default the
+    model's tiktoken encoding); ``spec``: the recipe's ``tokens`` section."""
 
-    def __init__(self, *, model: ModelSpec, format: str, spec: TokensSpec = TokensSpec()):
-        if model.encoding not in ENCODING_FILES:
-            raise EncodingError(f"unknown encoding {model.encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
+    def __init__(self, *, model: ModelSpec, format: str, spec: TokensSpec = TokensSpec(), source=None,
+                 limits: LimitsSpec = LimitsSpec()):
+        if source is None:
+            if model.encoding not in ENCODING_FILES:
+                raise EncodingError(f"unknown encoding {model.encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
+            source = TiktokenSource(model.encoding, spec.encodings_url)
         if format not in ("chat", "completion", "preference"):
             raise ValueError(f"unknown example format {format!r}")
-        super().__init__(_CountTokensFn(model, format, spec.over_limit == "truncate", spec.encodings_url))
+        super().__init__(_CountTokensFn(model, source, format, spec.over_limit == "truncate", limits))

@@ -22,8 +22,9 @@ def _message_list_length(example: Any, fmt: str) -> int:
 class _ValidateFn(BatchDoFn):
     STAGE = "ValidateExamples"
 
-    def __init__(self, fmt: str, reject_blank: bool, max_messages: int):
+    def __init__(self, fmt: str, reject_blank: bool, max_messages: int, reasoning: bool):
         super().__init__()
+        self._reasoning = reasoning
         self._format = fmt
         self._reject_blank = reject_blank
         self._max_messages = max_messages
@@ -34,7 +35,8 @@ class _ValidateFn(BatchDoFn):
             message = f"example has {count:,} messages; limits.max_messages is {self._max_messages:,}"
             emit(REJECTED, self.reject(item, Rejection(TOO_MANY_MESSAGES, message)))
             return
-        found = validate_example(item.example, self._format, reject_blank=self._reject_blank)
+        found = validate_example(item.example, self._format, reject_blank=self._reject_blank,
+                                 reasoning=self._reasoning)
         if found.errors:
             emit(REJECTED, self.reject(item, *found.errors))
         elif found.warnings:
@@ -47,10 +49,12 @@ class _ValidateFn(BatchDoFn):
 class ValidateExamples(BatchStage):
     """Check each example against the platform's format rules; returns ``(batches, rejected)``.
 
-    ``reject_blank`` rejects whitespace-only content instead of warning about it.
+    ``reject_blank`` rejects whitespace-only content instead of warning about it; ``reasoning``
+    lets assistant messages carry their reasoning (the open-weights targets).
     """
 
-    def __init__(self, *, format: str, reject_blank: bool = False, limits: LimitsSpec = LimitsSpec()):
+    def __init__(self, *, format: str, reject_blank: bool = False, limits: LimitsSpec = LimitsSpec(),
+                 reasoning: bool = False):
         if format not in VALIDATORS:
             raise ValueError(f"unknown example format {format!r}; known: {', '.join(VALIDATORS)}")
-        super().__init__(_ValidateFn(format, reject_blank, limits.max_messages))
+        super().__init__(_ValidateFn(format, reject_blank, limits.max_messages, reasoning))

@@ -119,3 +119,41 @@ def test_message_template_rules():
 def test_validation_fraction_range(fraction):
     with pytest.raises(ValidationError):
         Recipe.model_validate(with_(CHAT, split={"validation_fraction": fraction}))
+
+
+def test_the_target_defaults_to_openai_and_needs_a_model_there():
+    assert Recipe.model_validate(CHAT).target.kind == "openai"
+    no_model = {k: v for k, v in CHAT.items() if k != "model"}
+    with pytest.raises(ValidationError, match="give the model to fine-tune"):
+        Recipe.model_validate(no_model)
+
+
+def test_open_weights_targets_take_their_limit_and_tokenizer_from_the_target():
+    no_model = {k: v for k, v in CHAT.items() if k != "model"}
+    hf = Recipe.model_validate({**no_model, "target": {"kind": "hf", "tokenizer": "Qwen/Qwen2.5-0.5B", "max_length": 4096}})
+    assert (hf.model_spec().name, hf.model_spec().max_tokens_per_example) == ("Qwen/Qwen2.5-0.5B", 4096)
+    oss = Recipe.model_validate({**no_model, "model": "gpt-oss-120b", "target": "gpt-oss"})
+    assert (oss.model_spec().name, oss.model_spec().encoding, oss.model_spec().max_tokens_per_example) == (
+        "gpt-oss-120b", "o200k_harmony", 131_072)
+    with pytest.raises(ValidationError, match="max_length"):
+        Recipe.model_validate({**no_model, "target": {"kind": "hf", "tokenizer": "x/y"}})
+    with pytest.raises(ValidationError, match="give model as a name only"):
+        Recipe.model_validate({**no_model, "target": "gpt-oss",
+                               "model": {"name": "m", "encoding": "o200k_base", "max_tokens_per_example": 9}})
+    with pytest.raises(ValidationError, match="sha256"):
+        Recipe.model_validate({**no_model, "target": {"kind": "hf", "tokenizer": "x/y", "max_length": 8,
+                                                      "sha256": {"tokenizer.json": "not-a-digest"}}})
+
+
+def test_parquet_output_and_thinking_are_for_the_open_weights_targets():
+    with pytest.raises(ValidationError, match="OpenAI takes JSONL"):
+        Recipe.model_validate(with_(CHAT, output={"path": "out", "format": "parquet"}))
+    thinking = {"messages": [{"role": "user", "content": "{{ q }}"},
+                             {"role": "assistant", "content": "{{ a }}", "thinking": "{{ why }}"}]}
+    with pytest.raises(ValidationError, match="thinking has no place in OpenAI's format"):
+        Recipe.model_validate(with_(CHAT, template=thinking))
+    recipe = Recipe.model_validate(with_(CHAT, template=thinking, target="gpt-oss", output={"path": "o", "format": "parquet"}))
+    assert recipe.output.format == "parquet"
+    with pytest.raises(ValidationError, match="only assistant messages have thinking"):
+        Recipe.model_validate(with_(CHAT, target="gpt-oss", template={
+            "messages": [{"role": "user", "content": "{{ q }}", "thinking": "x"}]}))

@@ -12,7 +12,7 @@ from transforms.filters import (
     is_echo,
     repetition,
 )
-from transforms.encodings import load_encoding
+from transforms.tokens import TiktokenSource
 
 
 def chat(user, assistant):
@@ -56,7 +56,7 @@ def test_echo():
     ],
 )
 def test_each_filter(spec, candidate, reason):
-    assert ExampleFilter(spec, load_encoding("o200k_base")).reason(candidate) == reason
+    assert ExampleFilter(spec, TiktokenSource("o200k_base").load()).reason(candidate) == reason
 
 
 def test_filter_transform_has_one_output_per_reason():
@@ -64,7 +64,7 @@ def test_filter_transform_has_one_output_per_reason():
     with TestPipeline() as p:
         kept, rejected, short, echoes = (
             batched(p, [item(), item(assistant="k"), item(user="x y", assistant="X  y")])
-            | "Filter" >> FilterExamples(spec=spec, encoding="o200k_base")
+            | "Filter" >> FilterExamples(spec=spec, source=TiktokenSource("o200k_base"))
         )
         assert_that(each(kept, "EachKept") | beam.Map(lambda i: i.fields["a"]), equal_to(["Open Settings, then Security."]), label="Kept")
         assert_that(each(short, "EachShort") | beam.Map(lambda d: (d.reason, d.record["a"])), equal_to([("filter_min_chars", "k")]), label="Short")
