@@ -20,14 +20,16 @@ from beam_pipeline.outputs.job_request import job_settings
 from beam_pipeline.outputs.location import check_output_location, input_directories, prepare_output
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
-from schemas.layout import TEMP_DIR, UNITS_DIR
+from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR, TEMP_DIR, UNITS_DIR
 from schemas.models import ModelSpec
 from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
 from transforms.dedup import DecideDuplicates, DedupKeys
-from transforms.encodings import EncodingError, resolve_encoding_bytes
+from transforms.chat_template import ChatTemplateError
+from transforms.encodings import EncodingError
 from transforms.files import join
 from transforms.filters import FilterExamples
+from transforms.hf_files import TokenizerFilesError
 from transforms.pii import RedactPii
 from transforms.readers.base import InputError
 from transforms.readers.paths import expand_paths, infer_format
@@ -37,6 +39,7 @@ from transforms.shards import ShardContext, WriteShards, plan_shards
 from transforms.split import AssignSplit
 from transforms.stage import BatchStage
 from transforms.stats import ComputeStats
+from transforms.targets import TokenSource, is_openai, token_source
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens
 from transforms.units import ProcessUnits, UnitResult, UnitSettings
@@ -58,6 +61,8 @@ class JobPlan:
     model: ModelSpec
     output: str
     example_format: str
+    # Where the workers' token counters come from (the target's, checked and pinned at launch).
+    tokens: TokenSource
     # Files found unreadable before the run (on_bad_file: skip): url -> cause. They are read as
     # failed files, so that stats.json lists them with the others.
     bad_files: dict[str, str] = field(default_factory=dict)
@@ -162,9 +167,9 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
     example_format = resolve_example_format(recipe, [url for url in jsonl if url not in bad_files] or readable)
     model = recipe.model_spec()
     try:
-        resolve_encoding_bytes(model.encoding, encodings_url=recipe.tokens.encodings_url)
-    except EncodingError as error:
-        raise JobError(str(error)) from None
+        tokens = token_source(recipe).check()
+    except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
+        raise JobError(f"target {recipe.target.kind}: {error}") from None
     output = _absolute(recipe.output.path)
     if writes:
         inputs = [_absolute(p) for p in recipe.input.paths]
@@ -173,7 +178,7 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
     columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
-        bad_files=bad_files,
+        tokens=tokens, bad_files=bad_files,
     )
 
 
@@ -198,11 +203,11 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     else:
         stages.append(("TakeExamples", TakeExamples(format=fmt)))
     stages.append(("ValidateExamples", ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits)))
-    stages.append(("CountTokens", CountTokens(model=plan.model, format=fmt, spec=recipe.tokens)))
+        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, reasoning=not is_openai(recipe))))
+    stages.append(("CountTokens", CountTokens(
+        model=plan.model, format=fmt, spec=recipe.tokens, source=plan.tokens, limits=recipe.limits)))
     if recipe.filters.reasons():
-        stages.append(("FilterExamples", FilterExamples(
-            spec=recipe.filters, encoding=plan.model.encoding, encodings_url=recipe.tokens.encodings_url)))
+        stages.append(("FilterExamples", FilterExamples(spec=recipe.filters, source=plan.tokens)))
     return stages
 
 
@@ -236,6 +241,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
+        # The open-weights targets write TRL's rows and a dataset card, whose features are the rows' type.
+        trainer_rows=not is_openai(recipe), row_types=not is_openai(recipe),
     )
     results = units | "ProcessUnits" >> ProcessUnits(
         settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii=recipe.pii, progress=progress,
@@ -247,12 +254,14 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
     output = recipe.output
+    provenance_dir = PROVENANCE_DIR if is_openai(recipe) else DATASET_PROVENANCE_DIR
     specs = (
         p
         | "StartPlan" >> beam.Create([None])
         | "PlanShards" >> beam.FlatMap(
             lambda _, units, decisions: plan_shards(units, decisions, num_shards=output.num_shards,
-                                                    max_shard_bytes=output.max_shard_bytes, provenance=output.provenance),
+                                                    max_shard_bytes=output.max_shard_bytes, provenance=output.provenance,
+                                                    provenance_dir=provenance_dir, parquet=output.format == "parquet"),
             beam.pvalue.AsList(layouts), beam.pvalue.AsList(decisions))
     )
     files, taken_back = specs | "WriteShards" >> WriteShards(
@@ -262,10 +271,13 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     )
     stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
-        dropped_reasons=recipe.dropped_reasons(),
+        dropped_reasons=recipe.dropped_reasons(), target=recipe.target, tokenizer=plan.tokens.label,
     )
-    job = job_settings(recipe.finetune, model=plan.model.name, example_format=plan.example_format)
+    # finetune_job.json is OpenAI's job request; the open-weights targets train elsewhere.
+    job = job_settings(recipe.finetune, model=plan.model.name, example_format=plan.example_format) if is_openai(recipe) else None
     stats | "WriteStats" >> WriteStatsAndMarker(
         output=plan.output, files=files, units=results, job=job,
         report={"title": plan.output, "recipe": recipe_text(recipe)},
+        card=None if is_openai(recipe) else {"title": f"Fine-tuning data for {plan.model.name}",
+                                             "extension": output.format},
     )

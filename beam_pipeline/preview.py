@@ -131,7 +131,8 @@ def report_lines(results: list, fmt: str) -> list[str]:
         if result.tokens is not None:
             t = result.tokens
             roles = ", ".join(f"{role} {n}" for role, n in t.by_role)
-            lines.append(f"   tokens: {t.total} total, {t.trained} trained; {roles}" + (" (estimated)" if t.estimated else ""))
+            lines.append(f"   tokens: {t.total} total, {t.trained} trained" + (f"; {roles}" if roles else "")
+                         + (" (estimated)" if t.estimated else ""))
         if result.warnings:
             lines.append(f"   warnings: {', '.join(result.warnings)}")
         lines.append("")

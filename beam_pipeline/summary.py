@@ -13,9 +13,22 @@ def _codes(counts: dict) -> str:
     return ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "none"
 
 
+def _training_line(stats: dict) -> str:
+    """OpenAI's billing estimate; for the open-weights targets, the packing estimate if asked for."""
+    estimate, packing = stats["estimate"], stats.get("packing")
+    if stats.get("target", {}).get("kind", "openai") == "openai":
+        return (f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
+                + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""))
+    if packing:
+        return (f"packing     {packing['examples']:,} train examples into {packing['sequences']:,} sequences of "
+                f"{packing['max_length']:,} tokens ({packing['padding_share_packed']:.1%} padding; "
+                f"{packing['padding_share_unpacked']:.1%} unpacked)")
+    return f"training    {stats['tokens']['trained']:,} trained tokens (the assistant's) in the kept examples"
+
+
 def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> list[str]:
     """The few lines ``ftprep run`` prints to stderr when it is done."""
-    records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
+    records, tokens = stats["records"], stats["tokens"]
     per_example = tokens["per_example"]
     failed = stats["files"]["failed"]
     return [
@@ -28,8 +41,7 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         f"warnings    {_codes(stats['warnings'])}",
         f"tokens      {tokens['encoding']}; per example p50 {per_example['p50']}, p95 {per_example['p95']}, "
         f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
-        f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
-        + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""),
+        _training_line(stats),
         f"output      {output} (report.html to read in a browser)",
     ] + ([f"time        {elapsed:,.1f} s, {records['read'] / elapsed:,.0f} rows/s"] if elapsed else [])
 
@@ -62,6 +74,9 @@ def validate_summary(stats: dict, output: str) -> list[str]:
     ]
     if tokens["estimated_examples"]:
         lines.append(f"{tokens['estimated_examples']:,} example(s) include estimated parts (tools, tool calls, images, pairs)")
+    if stats.get("target", {}).get("kind", "openai") != "openai":  # OpenAI's billing does not apply
+        label, _, text = _training_line(stats).partition(" ")
+        return lines + [f"{label.capitalize()}: {text.strip()}", f"Output: {output}"]
     lines += [
         f"Dataset has ~{estimate['billed_tokens_per_epoch']:,} tokens that will be charged for per epoch",
         f"By default, you'll train for {estimate['n_epochs']} epochs on this dataset"

@@ -7,12 +7,17 @@ names are the outcomes', ``schemas/records.py``); the files below sit at the top
 STATS_FILE = "stats.json"
 REPORT_FILE = "report.html"
 JOB_FILE = "finetune_job.json"
+# For the open-weights targets: the dataset card that makes the folder a Hugging Face dataset.
+CARD_FILE = "README.md"
 # Written last: schedulers key on it.
 SUCCESS_FILE = "_SUCCESS"
 # Written before any worker starts: marks the directory as an ftprep output (see beam_pipeline/outputs/location.py).
 MANIFEST_FILE = "_FTPREP"
 # With output.provenance: the source file and row of every kept example, per split.
 PROVENANCE_DIR = "provenance"
+# The same in a Hugging Face dataset folder (the open-weights targets): datasets infers splits
+# from any directory named train or validation, and skips those whose names start with "__".
+DATASET_PROVENANCE_DIR = "__provenance__"
 # Pass 1's files (one per read unit), removed before _SUCCESS is written.
 TEMP_DIR = "_temporary"
 UNITS_DIR = "units"

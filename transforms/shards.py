@@ -17,23 +17,25 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import apache_beam as beam
 import numpy as np
 import orjson
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.layout import PROVENANCE_DIR
+from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import Decision
 from transforms.files import read_bytes
+from transforms.row_types import arrow_schema, merge_all, table
 from transforms.stats import KeptExample, StatsAccumulator
 from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
 
 # Without output.num_shards, a shard holds about this much (cut between units).
 DEFAULT_SHARD_BYTES = 64 << 20
-SHARD_NAME = "part-{index:05d}-of-{count:05d}.jsonl"
+SHARD_NAME = "part-{index:05d}-of-{count:05d}.{extension}"
 COPY_CHUNK = 1 << 20
 
 
@@ -58,10 +60,13 @@ class ShardSpec:
     index: int
     count: int
     pieces: tuple[Piece, ...]
+    # The examples as Parquet of this type (``transforms/row_types.py``), the run's one; None: JSONL.
+    row_type: Any = None
 
     @property
     def name(self) -> str:
-        return f"{self.output}/{SHARD_NAME.format(index=self.index, count=self.count)}"
+        extension = "jsonl" if self.row_type is None else "parquet"
+        return f"{self.output}/{SHARD_NAME.format(index=self.index, count=self.count, extension=extension)}"
 
 
 class DroppedRows:
@@ -162,16 +167,20 @@ def plan_shards(
     num_shards: int | None = None,
     max_shard_bytes: int | None = None,
     provenance: bool = False,
+    provenance_dir: str = PROVENANCE_DIR,
+    parquet: bool = False,
     default_shard_bytes: int = DEFAULT_SHARD_BYTES,
 ) -> list[ShardSpec]:
     """Every shard of every output, in order. Each output's records are cut, in (file, row)
     order, into ``num_shards`` shards (at most: never an empty one; else one per
     ``default_shard_bytes``) balanced by bytes, each cut further to ``max_shard_bytes``. Units
     pass 1 kept line sizes for (``UnitSettings.keep_sizes``) can be cut between any two records,
-    the others only between units."""
+    the others only between units. ``parquet``: the splits' shards are Parquet, all of the type
+    merged from the units' row types."""
     units = sorted((u for u in units if u.path is not None), key=lambda u: u.key)
     dropped = DroppedRows(decisions)
     plans: list[ShardSpec] = []
+    examples_type = merge_all(u.row_type for u in units) if parquet else None
 
     def add(output: str, candidates: list[_Candidate]) -> None:
         candidates = [c for c in candidates if c.piece.count > 0]
@@ -179,8 +188,9 @@ def plan_shards(
             return
         count = num_shards or max(1, math.ceil(sum(c.weight for c in candidates) / default_shard_bytes))
         shards = _cut(candidates, count, max_shard_bytes)
+        kind = examples_type if output in SPLITS else None
         for index, shard in enumerate(shards):
-            plans.append(ShardSpec(output, index, len(shards), tuple(shard)))
+            plans.append(ShardSpec(output, index, len(shards), tuple(shard), kind))
 
     def sizes(unit: UnitResult, name: str) -> np.ndarray | None:
         return np.frombuffer(unit.sizes[name], dtype=np.uint32) if name in unit.sizes else None
@@ -206,7 +216,7 @@ def plan_shards(
                                       index_lines, index_lines, keep))
         add(split, examples)
         if provenance:
-            add(f"{PROVENANCE_DIR}/{split}", sources)
+            add(f"{provenance_dir}/{split}", sources)
     filtered = sorted({name for u in units for name in u.sections if name.startswith(f"{DROPPED_DIR}/")})
     for output in (REJECTED_DIR, *filtered):
         add(output, [_Candidate(Piece(unit.path, unit.file, unit.sections[output], None, unit.sections[output].records),
@@ -294,12 +304,16 @@ class _WriteShardFn(beam.DoFn):
         split = reason = spec.output.rpartition("/")[2]
         stats = StatsAccumulator()
         path = FileSystems.join(self._context.output_dir, spec.name)
+        if spec.row_type is not None:
+            self._parquet(spec, dropped, path)
+            yield spec.output, path
+            return
         with FileSystems.create(path) as out:
             for piece in spec.pieces:
                 gone = dropped.of(piece.file, split)
                 if spec.output in SPLITS:
                     self._examples(piece, split, gone, out, stats)
-                elif spec.output.startswith(PROVENANCE_DIR + "/"):
+                elif spec.output.rpartition("/")[0] in (PROVENANCE_DIR, DATASET_PROVENANCE_DIR):
                     self._sources(piece, gone, out)
                 elif reason in DUPLICATE_REASONS:
                     self._write_duplicates(piece, self._duplicates_of(reason), out, stats)
@@ -319,6 +333,17 @@ class _WriteShardFn(beam.DoFn):
             _copy(piece.path, piece.section, out)
         else:
             out.write(b"".join(line + b"\n" for line, kept in zip(_lines(piece.path, piece.section), keep) if kept))
+
+    def _parquet(self, spec: ShardSpec, dropped: DroppedRows, path: str) -> None:
+        """The examples as Parquet, a row group per piece (a unit's share: bounded memory)."""
+        schema = arrow_schema(spec.row_type)
+        with FileSystems.create(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+            for piece in spec.pieces:
+                lines = _lines(piece.path, piece.section)
+                gone = dropped.of(piece.file, spec.output)
+                if len(gone):
+                    lines = [line for line, kept in zip(lines, ~np.isin(_rows(piece), gone)) if kept]
+                writer.write_table(table([orjson.loads(line) for line in lines], spec.row_type))
 
     def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]

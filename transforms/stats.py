@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterable, Literal, NamedTuple
 import apache_beam as beam
 
 from schemas.models import ModelSpec
-from schemas.recipe import FinetuneSpec, SplitSpec
+from schemas.recipe import FinetuneSpec, OpenAITarget, SplitSpec, Target
 from schemas.records import SPLITS, TRAIN, TokenCount
+from transforms.packing import packing_estimate
 
 PERCENTILES = (50, 90, 95, 99)
 # OpenAI's default epochs, as its cookbook's data-prep notebook derives them: aim for 3 epochs,
@@ -111,6 +112,8 @@ class StatsAccumulator:
         self.tokens["trained"] += sign * tokens.trained
         self._observe("total", tokens.total, sign)
         self._observe("trained", tokens.trained, sign)
+        if split == TRAIN:  # what packing packs: the sequences the model sees
+            self._observe("train_context", tokens.context, sign)
         for role, n in tokens.by_role:
             self.tokens[f"role:{role}"] += sign * n
             self._observe(f"role:{role}", n, sign)
@@ -216,6 +219,9 @@ def build_stats(
     n_epochs: int | Literal["auto"] = "auto",
     price_per_million_tokens: float | None = None,
     dropped_reasons: Iterable[str] = (),
+    target: str = "openai",
+    tokenizer: str | None = None,
+    packing: bool = False,
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
     ``dropped_reasons`` is listed, with 0 when nothing was dropped for it."""
@@ -254,6 +260,10 @@ def build_stats(
             price_per_million_tokens=price_per_million_tokens,
         ),
         "model": {"name": model.name, "max_tokens_per_example": model.max_tokens_per_example},
+        "target": {"kind": target, "tokenizer": tokenizer or model.encoding,
+                   "max_tokens_per_example": model.max_tokens_per_example},
+        **({"packing": packing_estimate(acc.histograms.get("train_context", {}), model.max_tokens_per_example)}
+           if packing else {}),
         "files": {
             "read": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
             "failed": [{"path": path, "error": error} for path, error in sorted(acc.failed_files.items())],
@@ -312,13 +322,16 @@ class ComputeStats(beam.PTransform):
         split: SplitSpec = SplitSpec(),
         finetune: FinetuneSpec = FinetuneSpec(),
         dropped_reasons: Iterable[str] = (),
+        target: Target = OpenAITarget(),
+        tokenizer: str | None = None,
     ):
         super().__init__()
         self._files = sorted(set(files))
         self._model = model
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
-                         "dropped_reasons": sorted(dropped_reasons)}
+                         "dropped_reasons": sorted(dropped_reasons), "target": target.kind, "tokenizer": tokenizer,
+                         "packing": getattr(target, "packing", False)}
 
     def expand(self, parts: dict):
         unknown = set(parts) - {"units", "taken_back", "decisions"}

@@ -18,20 +18,21 @@ import tempfile
 from array import array
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import Any, Iterator
 
 import apache_beam as beam
 import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.formats import message_count
+from schemas.formats import message_count, trainer_row
 from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
 from transforms.pii import PII_OUTPUT, redact_document, scanner_for
 from transforms.readers.base import BadInputFile, ReadUnit
 from transforms.readers.registry import read_unit
+from transforms.row_types import merge, row_type
 from transforms.stage import BATCH_ROWS, RecordChain, StageCounters
 from transforms.stats import KeptExample, StatsAccumulator
 
@@ -82,6 +83,9 @@ class UnitResult:
     # between any two records of a unit, duplicates left out.
     sizes: dict[str, bytes] = field(default_factory=dict)
     rows: dict[str, bytes] = field(default_factory=dict)
+    # With UnitSettings.row_types (Parquet output): the type of the unit's examples
+    # (``transforms/row_types.py``), merged over the run into the shards' one schema.
+    row_type: Any = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -123,6 +127,7 @@ class _Spools:
         self._sizes: dict[str, array] = defaultdict(lambda: array("I")) if keep_sizes else None
         self.rows: dict[str, array] = defaultdict(lambda: array("Q"))
         self.keep_sizes = keep_sizes
+        self.row_type: Any = None  # of the examples written, when asked for
 
     def write(self, name: str, data: bytes, records: int = 1, sizes: list[int] | None = None) -> None:
         if not data:
@@ -175,6 +180,8 @@ class UnitSettings:
     limits: LimitsSpec = LimitsSpec()  # the recipe's (max_field_chars applies while reading)
     dedup: DedupSpec = DedupSpec()  # the recipe's: which key records to write (exact, near bands)
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
+    trainer_rows: bool = False  # write examples as TRL's trainers read them (the open-weights targets)
+    row_types: bool = False  # note the examples' type (the output is Parquet)
     batch_rows: int = BATCH_ROWS
 
 
@@ -219,7 +226,8 @@ class UnitProcessor:
             self._batch(batch, file, spools, stats, samples)
         path, sections, sizes = spools.save(FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row)))
         chosen = [(code, doc) for code, docs in sorted(samples.items()) for doc in docs]
-        return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers())
+        return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers(),
+                          spools.row_type)
 
     def _batch(self, batch: list[Item], file: int, spools: _Spools, stats: StatsAccumulator, samples) -> None:
         kept, left = self._chain.run(batch)
@@ -236,7 +244,12 @@ class UnitProcessor:
             items = [item for item in kept if item.split == split]
             if not items:
                 continue
-            lines = [dumps_line(item.example) for item in items]
+            examples = [item.example for item in items]
+            if settings.trainer_rows:
+                examples = [trainer_row(example, settings.format) for example in examples]
+            if settings.row_types:
+                spools.row_type = merge(spools.row_type or "null", row_type(examples))
+            lines = [dumps_line(example) for example in examples]
             spools.lines(split, lines)
             messages = [message_count(item.example, settings.format) for item in items]
             entries = [index_entry(item, len(line) + 1, n) for item, line, n in zip(items, lines, messages)]

@@ -1,5 +1,6 @@
-"""The run's last step: ``stats.json``, ``report.html``, ``finetune_job.json``, the temporary
-files' removal and then the ``_SUCCESS`` marker.
+"""The run's last step: ``stats.json``, ``report.html``, ``finetune_job.json`` (OpenAI) or the
+dataset card ``README.md`` (open-weights targets), the temporary files' removal and then the
+``_SUCCESS`` marker.
 
 Everything is written through Beam's filesystems. The shards are written by
 ``transforms/shards.py`` from pass 1's temporary files under ``_temporary/``; this step runs
@@ -17,11 +18,13 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
+from beam_pipeline.outputs.card import dataset_card
 from beam_pipeline.outputs.job_request import job_spec
 from beam_pipeline.outputs.report import render_report
-from schemas.layout import JOB_FILE, REPORT_FILE, STATS_FILE, SUCCESS_FILE
+from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, STATS_FILE, SUCCESS_FILE
 from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
+from transforms.row_types import merge_all
 from transforms.units import SAMPLES_PER_CODE
 
 
@@ -75,12 +78,14 @@ def _prune_empty_directories(output: str) -> None:
 
 
 class _FinalizeFn(beam.DoFn):
-    def __init__(self, output: str, job: dict | None, report: dict | None):
+    def __init__(self, output: str, job: dict | None, report: dict | None, card: dict | None):
         self._output = output
         self._job = job
         self._report = report
+        self._card = card
 
-    def process(self, stats: dict, files: list[tuple[str, str]], temporary: list[str], samples: dict):
+    def process(self, stats: dict, files: list[tuple[str, str]], temporary: list[str], samples: dict,
+                row_types: list):
         written = [STATS_FILE]
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
         if self._report is not None:
@@ -97,6 +102,10 @@ class _FinalizeFn(beam.DoFn):
             )
             write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
             written.append(JOB_FILE)
+        if self._card is not None:
+            card = dataset_card(stats, row_type=merge_all(row_types), **self._card)
+            write_bytes(join(self._output, CARD_FILE), card.encode())
+            written.append(CARD_FILE)
         if temporary:
             FileSystems.delete(sorted(temporary))
         _prune_empty_directories(self._output)
@@ -109,24 +118,31 @@ class _FinalizeFn(beam.DoFn):
 
 class WriteStatsAndMarker(beam.PTransform):
     """The stats document in; ``stats.json``, ``report.html`` (given ``report``: its title and
-    recipe text), ``finetune_job.json`` (given ``job``), the removal of pass 1's temporary files
+    recipe text), ``finetune_job.json`` (given ``job``), ``README.md`` (given ``card``: its title and
+    the shards' extension), the removal of pass 1's temporary files
     and then ``_SUCCESS`` written. ``files``: ``(output, path)`` of every shard written (as a side
     input it makes this step wait for them); ``units``: pass 1's results (samples, temporary files).
     """
 
-    def __init__(self, *, output: str, files, units, job: dict | None = None, report: dict | None = None):
+    def __init__(self, *, output: str, files, units, job: dict | None = None, report: dict | None = None,
+                 card: dict | None = None):
         super().__init__()
         self._output = output
         self._files = files
         self._units = units
         self._job = job
         self._report = report
+        self._card = card
 
     def expand(self, stats):
         # Not the units themselves as a side input: their stats and samples would all be held at once.
         temporary = (self._units | "TemporaryFiles" >> beam.Map(lambda unit: unit.path)
                      | "ThatExist" >> beam.Filter(lambda path: path is not None))
         samples = self._units | "ReportSamples" >> beam.CombineGlobally(ReportSamplesFn())
+        # The examples' row types (units noted them for the card's features; None otherwise).
+        row_types = (self._units | "RowTypes" >> beam.Map(lambda unit: unit.row_type)
+                     | "ThatAreNoted" >> beam.Filter(lambda kind: kind is not None))
         return stats | "WriteStatsThenSuccess" >> beam.ParDo(
-            _FinalizeFn(self._output, self._job, self._report),
-            beam.pvalue.AsList(self._files), beam.pvalue.AsList(temporary), beam.pvalue.AsSingleton(samples))
+            _FinalizeFn(self._output, self._job, self._report, self._card),
+            beam.pvalue.AsList(self._files), beam.pvalue.AsList(temporary), beam.pvalue.AsSingleton(samples),
+            beam.pvalue.AsList(row_types))

@@ -22,18 +22,21 @@ from typing import Iterable
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
-from schemas.layout import JOB_FILE, MANIFEST_FILE, PROVENANCE_DIR, REPORT_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR, UNITS_DIR
+from schemas.layout import (
+    CARD_FILE, DATASET_PROVENANCE_DIR, JOB_FILE, MANIFEST_FILE, PROVENANCE_DIR, REPORT_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR, UNITS_DIR,
+)
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS
 from transforms.files import join, write_bytes
 
 LOGGER = logging.getLogger(__name__)
 
-_TOP_FILES = (MANIFEST_FILE, SUCCESS_FILE, STATS_FILE, REPORT_FILE, JOB_FILE)
-_SHARDED = "|".join([*SPLITS, REJECTED_DIR, rf"{DROPPED_DIR}/[a-z0-9_]+", *(f"{PROVENANCE_DIR}/{s}" for s in SPLITS)])
+_TOP_FILES = (MANIFEST_FILE, SUCCESS_FILE, STATS_FILE, REPORT_FILE, JOB_FILE, CARD_FILE)
+_PROVENANCE = f"(?:{PROVENANCE_DIR}|{DATASET_PROVENANCE_DIR})"
+_SHARDED = "|".join([*SPLITS, REJECTED_DIR, rf"{DROPPED_DIR}/[a-z0-9_]+", *(f"{_PROVENANCE}/{s}" for s in SPLITS)])
 # A shard, or Beam's file sink's temporary directory (beam-temp-part-<uuid1 hex>) and what is in it.
-_SHARD_FILE = re.compile(rf"(?:{_SHARDED})/(?:part-\d{{5,}}-of-\d{{5,}}\.jsonl|beam-temp-part-[0-9a-f]{{32}}(?:/[^/]+)?)"
+_SHARD_FILE = re.compile(rf"(?:{_SHARDED})/(?:part-\d{{5,}}-of-\d{{5,}}\.(?:jsonl|parquet)|beam-temp-part-[0-9a-f]{{32}}(?:/[^/]+)?)"
                          rf"|{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit")
-_DIRECTORY = re.compile(rf"(?:{_SHARDED}|{DROPPED_DIR}|{PROVENANCE_DIR})(?:/beam-temp-part-[0-9a-f]{{32}})?"
+_DIRECTORY = re.compile(rf"(?:{_SHARDED}|{DROPPED_DIR}|{_PROVENANCE})(?:/beam-temp-part-[0-9a-f]{{32}})?"
                         rf"|{TEMP_DIR}(?:/{UNITS_DIR})?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 

@@ -95,18 +95,32 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
         {"key": "records.rejected", "label": "rejected", "value": records["rejected"], "tone": "bad" if records["rejected"] else ""},
         {"key": "records.dropped", "label": "dropped (filters, duplicates)", "value": dropped, "tone": ""},
         {"key": "tokens.total", "label": "tokens kept", "value": tokens["total"], "tone": ""},
-        {"key": "estimate.n_epochs", "label": "epochs (estimate)", "value": estimate.get("n_epochs"), "tone": ""},
-        {"key": "estimate.billed_tokens", "label": "billed training tokens", "value": estimate.get("billed_tokens"), "tone": ""},
     ]
+    packing = stats.get("packing")
+    if stats.get("target", {}).get("kind", "openai") == "openai":
+        cards += [
+            {"key": "estimate.n_epochs", "label": "epochs (estimate)", "value": estimate.get("n_epochs"), "tone": ""},
+            {"key": "estimate.billed_tokens", "label": "billed training tokens", "value": estimate.get("billed_tokens"), "tone": ""},
+        ]
+        panel = ("Training estimate", [(f"estimate.{k}", label, estimate[k]) for k, label in (
+            ("train_examples", "train examples"), ("n_epochs", "epochs"), ("billed_tokens_per_epoch", "billed tokens per epoch"),
+            ("billed_tokens", "billed tokens"), ("cost", "cost (USD)")) if k in estimate])
+    else:
+        cards.append({"key": "tokens.trained", "label": "trained tokens", "value": tokens["trained"], "tone": ""})
+        if packing:
+            cards.append({"key": "packing.sequences", "label": "packed sequences (train)", "value": packing["sequences"], "tone": ""})
+        panel = (f"Packing into {packing['max_length']:,}-token sequences" if packing else "Training data", [
+            (f"packing.{k}", label, packing[k]) for k, label in (
+                ("examples", "train examples"), ("tokens", "train tokens"), ("sequences", "sequences (best-fit decreasing)"),
+                ("examples_per_sequence", "examples per sequence"), ("padding_share_packed", "padding share, packed"),
+                ("padding_share_unpacked", "padding share, one example per sequence"))
+        ] if packing else [("records.train", "train examples", records["train"]), ("tokens.train", "train tokens", tokens["train"])])
     histogram, limit_note = _histogram(tokens.get("histogram") or {}, stats["model"]["max_tokens_per_example"])
-    estimate_rows = [(k, label) for k, label in (
-        ("train_examples", "train examples"), ("n_epochs", "epochs"), ("billed_tokens_per_epoch", "billed tokens per epoch"),
-        ("billed_tokens", "billed tokens"), ("cost", "cost (USD)")) if k in estimate]
     samples = samples or {}
     sample_rows = [(code, [{**doc, "preview": _preview(doc)} for doc in docs]) for code, docs in sorted(samples.items())]
     return PAGE.render(
         title=title, stats=stats, cards=cards, histogram=histogram, limit_note=limit_note,
-        per_example=tokens["per_example"], estimate_rows=estimate_rows,
+        per_example=tokens["per_example"], panel=panel,
         roles=_bars(list(tokens["by_role"].items()), "tokens.by_role", "#7a5af8", "No tokens."),
         rejections=_bars(list(stats["rejections"].items()), "rejections", "#d92d20", "Nothing was rejected."),
         drops=_bars(list(records["dropped"].items()), "records.dropped", "#f79009", "Nothing was dropped."),

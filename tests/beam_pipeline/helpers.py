@@ -25,7 +25,12 @@ def run(*argv: str) -> int:
 
 
 def read_lines(directory: Path) -> list[dict]:
-    return [json.loads(line) for f in sorted(directory.glob("part-*.jsonl")) for line in f.read_text(encoding="utf-8").splitlines()]
+    """The records of an output's shards: JSON lines, or the rows of Parquet shards."""
+    import pyarrow.parquet as pq
+
+    rows = [row for f in sorted(directory.glob("part-*.parquet")) for row in pq.read_table(f).to_pylist()]
+    return rows + [json.loads(line) for f in sorted(directory.glob("part-*.jsonl"))
+                   for line in f.read_text(encoding="utf-8").splitlines()]
 
 
 def read_output(output: Path) -> dict:
@@ -36,8 +41,9 @@ def read_output(output: Path) -> dict:
         "stats": json.loads((output / "stats.json").read_text()),
         "dropped": {d.name: read_lines(d) for d in sorted((output / "dropped").glob("*")) if d.is_dir()},
     }
-    if (output / "provenance").is_dir():
-        out["provenance"] = {split: read_lines(output / "provenance" / split) for split in ("train", "validation")}
+    for name in ("provenance", "__provenance__"):  # the latter in a Hugging Face dataset folder
+        if (output / name).is_dir():
+            out["provenance"] = {split: read_lines(output / name / split) for split in ("train", "validation")}
     return out
 
 

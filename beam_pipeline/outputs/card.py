@@ -1,0 +1,75 @@
+"""``README.md``: the dataset card that makes an open-weights target's output folder a Hugging
+Face dataset (``load_dataset(folder)``, or ``push_to_hub`` of the folder as it is).
+
+Its YAML header is what ``datasets`` reads: ``configs`` (which files make which split) and
+``dataset_info.features`` (from the run's row type). The body says
+what the data was prepared for, with its counts and token statistics from ``stats.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from schemas.records import SPLITS
+from transforms.row_types import features_yaml
+
+TRL_TRAINERS = {"chat": "SFTTrainer", "completion": "SFTTrainer", "preference": "DPOTrainer"}
+
+
+def _header(stats: dict, row_type: Any, extension: str) -> dict:
+    records = stats["records"]
+    splits = [split for split in SPLITS if records[split]]
+    return {
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": split, "path": f"{split}/*.{extension}"} for split in splits]}],
+        # Not dataset_info.splits: datasets wants each split's size in Arrow bytes there, which
+        # only datasets itself knows; the body gives the counts.
+        "dataset_info": {"features": features_yaml(row_type)},
+        "tags": ["ftprep", "trl", "sft" if stats["format"] != "preference" else "dpo"],
+    }
+
+
+def _line(summary: dict) -> str:
+    if not summary or not summary.get("count"):
+        return "–"
+    return f"{summary['p50']:,} / {summary['p95']:,} / {summary['max']:,}"
+
+
+def dataset_card(stats: dict, *, row_type: Any, extension: str, title: str) -> str:
+    """The card's text for a run's ``stats`` whose splits are ``<split>/*.<extension>``."""
+    records, tokens, target = stats["records"], stats["tokens"], stats["target"]
+    fmt = stats["format"]
+    header = yaml.safe_dump(_header(stats, row_type, extension), sort_keys=False, allow_unicode=True)
+    loader = "parquet" if extension == "parquet" else "json"
+    lines = [
+        "---", header.rstrip("\n"), "---", "",
+        f"# {title}", "",
+        f"{fmt.capitalize()} examples for **{stats['model']['name']}**, prepared by ftprep for the "
+        f"`{target['kind']}` target: counted with `{target['tokenizer']}`, at most "
+        f"{target['max_tokens_per_example']:,} tokens per example. Rows are in TRL's "
+        f"{'conversational' if fmt != 'completion' else 'prompt-completion'} format, for `{TRL_TRAINERS[fmt]}`.",
+        "",
+        "| split | examples | tokens |",
+        "| --- | ---: | ---: |",
+        *(f"| {split} | {records[split]:,} | {tokens[split]:,} |" for split in SPLITS),
+        "",
+        f"Tokens per example (p50 / p95 / max): {_line(tokens.get('per_example'))}; "
+        f"trained on (the assistant's tokens): {_line(tokens.get('trained_per_example'))}. "
+        f"Not written: {records['rejected']:,} rejected and {sum(records['dropped'].values()):,} dropped "
+        "rows, each with its reason in `rejected/` and `dropped/` (`stats.json` counts them).",
+    ]
+    packing = stats.get("packing")
+    if packing:
+        lines += ["", f"Packed (best-fit decreasing) into {packing['max_length']:,}-token sequences, the train "
+                  f"split makes {packing['sequences']:,} sequences ({packing['examples_per_sequence']} examples "
+                  f"each, {packing['padding_share_packed']:.1%} padding; padded one example per sequence "
+                  f"instead: {packing['padding_share_unpacked']:.1%})."]
+    lines += ["", "```python", "from datasets import load_dataset", "",
+              f'dataset = load_dataset("{loader}", data_files={{"train": "train/*.{extension}"}})  '
+              "# or load_dataset(<this folder>)", "```", ""]
+    if isinstance(row_type, dict) and "tools" in row_type.get("struct", {}):
+        lines += ["`tools` holds each example's tool definitions as JSON text (`json.loads` it): their "
+                  "parameters are JSON Schemas of any shape, which one Arrow type cannot hold.", ""]
+    return "\n".join(lines)
