@@ -48,6 +48,19 @@ def _encoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
 
 
+def _target_flags(command: argparse.ArgumentParser) -> None:
+    """What the data is prepared for; each flag replaces one key of the recipe's ``target``."""
+    group = command.add_argument_group("target")
+    group.add_argument("--target", choices=["openai", "hf", "gpt-oss"],
+                       help="openai (default): OpenAI's rules and tiktoken; hf: an open-weights model's tokenizer "
+                            "and chat template; gpt-oss: the harmony format; replaces target.kind")
+    group.add_argument("--tokenizer", metavar="DIR_URL_OR_HUB_ID",
+                       help="for --target hf: a folder or URL holding tokenizer.json and tokenizer_config.json, or a "
+                            "hub id; replaces target.tokenizer")
+    group.add_argument("--max-length", type=int, metavar="N",
+                       help="for hf and gpt-oss: the training sequence length; replaces target.max_length")
+
+
 def _job_flags(command: argparse.ArgumentParser) -> None:
     """How a job that writes runs: its output, bad files, progress, waiting."""
     group = command.add_argument_group("job")
@@ -62,7 +75,8 @@ def _job_flags(command: argparse.ArgumentParser) -> None:
 
 # Flags that replace one recipe key.
 _FLAG_KEYS = {"input": "input.paths", "output": "output.path", "encodings_url": "tokens.encodings_url",
-              "on_bad_file": "input.on_bad_file"}
+              "on_bad_file": "input.on_bad_file", "target": "target.kind", "tokenizer": "target.tokenizer",
+              "max_length": "target.max_length"}
 
 
 def recipe_overrides(args: argparse.Namespace) -> list[Override]:
@@ -90,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     _recipe_flags(run, writes=True)
+    _target_flags(run)
     _encoding_flags(run)
     _job_flags(run)
 
@@ -103,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _recipe_flags(preview, writes=False)
     preview.add_argument("--rows", type=int, default=5, metavar="N", help="rows to preview (default 5)")
+    _target_flags(preview)
     _encoding_flags(preview)
 
     inspect = commands.add_parser(
@@ -129,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     validate.add_argument("paths", nargs="+", metavar="PATH", help="JSONL files, globs or directories (fsspec URLs)")
-    validate.add_argument("--model", required=True, help="the model to fine-tune, e.g. gpt-4o-mini-2024-07-18")
+    validate.add_argument("--model", help="the model to fine-tune, e.g. gpt-4o-mini-2024-07-18 (needed for the "
+                                           "openai target; for the others a name for the outputs)")
     validate.add_argument("--format", default="auto", choices=["auto", "chat", "completion", "preference"],
                           help="example format (default: detected from the first line)")
     validate.add_argument("--output", required=True, metavar="URL", help="directory for stats, rejected/ and train/")
@@ -140,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--price-per-million-tokens", type=float, metavar="USD",
                           help="training price, to estimate the cost")
     validate.add_argument("--allow-rejected", action="store_true", help="exit 0 even when lines were rejected")
+    _target_flags(validate)
     _encoding_flags(validate)
     _job_flags(validate)
     return parser

@@ -88,6 +88,8 @@ def recipe_from_document(doc: Any, *, overrides: Sequence[Override] = (), origin
     """``doc`` with ``overrides`` set, validated."""
     if not isinstance(doc, dict):
         raise RecipeError(f"{origin}: expected a mapping at the top level, got {type(doc).__name__}")
+    if isinstance(doc.get("target"), str) and overrides:  # target: gpt-oss, then --max-length sets into it
+        doc["target"] = {"kind": doc["target"]}
     for key, value in overrides:
         set_dotted(doc, key, value)
     try:

@@ -18,6 +18,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DATA = Path(__file__).resolve().parent / "data"
+TOKENIZERS = Path(__file__).resolve().parent / "tokenizers"
+# A ChatML-style chat template (written for these examples) that marks the assistant's turns
+# for the loss with {% generation %}, as transformers' assistant-token masks read them.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message.role not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('this template has no role ' + message.role) }}{% endif %}"
+    "<|im_start|>{{ message.role }}\n"
+    "{% if message.role == 'assistant' %}{% generation %}{{ message.content }}<|im_end|>{% endgeneration %}\n"
+    "{% else %}{{ message.content }}<|im_end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 PRODUCTS = ["Acme Cloud Storage", "Acme Billing", "Acme Mobile"]
 QUESTIONS = [
@@ -173,6 +186,27 @@ def write_chat_jsonl() -> None:
         f.write('{"messages": [{"role": "user", "content": "cut off mid-upl\n')
 
 
+def write_tokenizer() -> None:
+    """A small byte-level BPE tokenizer trained on the example rows, with the ChatML template:
+    an open-weights model's files as the hub ships them, for the ``hf`` target's example."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    corpus = [text for question in QUESTIONS for text in question] + [text for ticket in TICKETS for text in ticket]
+    corpus += [f"You answer questions about {product}." for product in PRODUCTS] + ["system user assistant"]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(corpus * 4, trainer)
+    folder = TOKENIZERS / "chatml-tiny"
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+              "model_max_length": 4096, "chat_template": CHATML_TEMPLATE}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     DATA.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20261126)
@@ -182,6 +216,7 @@ def main() -> None:
     write_completion_csv()
     write_preferences_csv()
     write_chat_jsonl()
+    write_tokenizer()
     print(json.dumps(sorted(p.name for p in DATA.iterdir())))
 
 
