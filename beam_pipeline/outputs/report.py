@@ -97,7 +97,8 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
         {"key": "tokens.total", "label": "tokens kept", "value": tokens["total"], "tone": ""},
     ]
     packing = stats.get("packing")
-    if stats.get("target", {}).get("kind", "openai") == "openai":
+    openai = stats.get("target", {}).get("kind", "openai") == "openai"
+    if openai:
         cards += [
             {"key": "estimate.n_epochs", "label": "epochs (estimate)", "value": estimate.get("n_epochs"), "tone": ""},
             {"key": "estimate.billed_tokens", "label": "billed training tokens", "value": estimate.get("billed_tokens"), "tone": ""},
@@ -121,7 +122,8 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
     return PAGE.render(
         title=title, stats=stats, cards=cards, histogram=histogram, limit_note=limit_note,
         per_example=tokens["per_example"], panel=panel,
-        roles=_bars(list(tokens["by_role"].items()), "tokens.by_role", "#7a5af8", "No tokens."),
+        roles=_bars(list(tokens["by_role"].items()), "tokens.by_role", "#7a5af8",
+                    "No tokens." if openai else "This target counts whole rendered sequences, not roles."),
         rejections=_bars(list(stats["rejections"].items()), "rejections", "#d92d20", "Nothing was rejected."),
         drops=_bars(list(records["dropped"].items()), "records.dropped", "#f79009", "Nothing was dropped."),
         pii=_bars(list(stats["pii"].items()), "pii", "#0e9384", "No personal data found (or no PII step)."),

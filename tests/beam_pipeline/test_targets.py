@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from beam_pipeline.cli import main
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output, run, write_recipe
@@ -75,7 +76,10 @@ def test_hf_counts_masks_and_limit_equal_transformers_and_the_parquet_loads(tmp_
     assert not (out_dir / "finetune_job.json").exists()
     assert_counts_add_up(read_output(out_dir))
     card = (out_dir / "README.md").read_text()
-    assert "path: train/*.parquet" in card and f"| train | {stats['records']['train']:,} |" in card
+    header = yaml.safe_load(card.split("---")[1])
+    assert [entry["split"] for entry in header["configs"][0]["data_files"]] == ["train", "validation"]
+    assert header["dataset_info"]["features"] == loaded["train"].features._to_yaml_list()
+    assert f"| train | {stats['records']['train']:,} |" in card
     # The parquet builder on the folder, as the issue asks: the same splits and rows.
     by_folder = datasets.load_dataset("parquet", data_dir=str(out_dir))
     assert {split: len(by_folder[split]) for split in by_folder} == {split: len(loaded[split]) for split in loaded}

@@ -50,6 +50,20 @@ def test_every_figure_on_the_page_is_the_stats_figure(example_run):
             assert shown[f"records.dropped.{reason}"] == f"{n:,}"
 
 
+def test_an_open_weights_run_shows_its_packing_not_openais_bill(tmp_path):
+    out = tmp_path / "out"
+    assert run(str(REPO / "examples/recipes/parquet_chat_hf.yaml"), "--output", str(out), IN_MEMORY) == 0
+    page = (out / "report.html").read_text()
+    stats = read_output(out)["stats"]
+    shown = figures(page)
+    assert {"packing.sequences", "packing.padding_share_packed", "tokens.trained"} <= set(shown)
+    assert not any(key.startswith("estimate.") for key in shown)
+    for key, text in shown.items():
+        expected = sum(stats["records"]["dropped"].values()) if key == "records.dropped" else lookup(stats, key)
+        assert text.replace(",", "") == str(expected), key
+    assert "target hf" in page and "counts whole rendered sequences" in page
+
+
 def test_the_page_is_self_contained_and_shows_samples_and_the_recipe(example_run):
     page = (example_run / "report.html").read_text()
     assert not re.search(r'<script|<link|@import|url\(|src="http|href="http', page)
