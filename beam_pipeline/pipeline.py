@@ -203,7 +203,7 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     else:
         stages.append(("TakeExamples", TakeExamples(format=fmt)))
     stages.append(("ValidateExamples", ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, reasoning=not is_openai(recipe))))
+        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, open_weights=not is_openai(recipe))))
     stages.append(("CountTokens", CountTokens(
         model=plan.model, format=fmt, spec=recipe.tokens, source=plan.tokens, limits=recipe.limits)))
     if recipe.filters.reasons():

@@ -86,7 +86,11 @@ def _message_lines(message: dict) -> list[str]:
     if message.get("tool_calls"):
         content = (content if content != "null" else "") + " tool_calls=" + json.dumps(message["tool_calls"], ensure_ascii=False)
     text = content.splitlines() or [""]
-    return [f"   {label if i == 0 else '':<16}│ {line}" for i, line in enumerate(text)]
+    lines = [f"   {label if i == 0 else '':<16}│ {line}" for i, line in enumerate(text)]
+    thinking = message.get("thinking") or message.get("reasoning_content")
+    if isinstance(thinking, str):  # the open-weights targets: shown before the answer, as rendered
+        lines = [f"   {'  (thinking)' if i == 0 else '':<16}│ {line}" for i, line in enumerate(thinking.splitlines())] + lines
+    return lines
 
 
 def _example_lines(example) -> list[str]:

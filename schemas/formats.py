@@ -97,13 +97,22 @@ def trainer_row(example: dict[str, Any], fmt: str) -> dict[str, Any]:
     Chat (``messages``, ``tools``) and prompt/completion rows are already in TRL's
     conversational and standard shapes; a preference example becomes TRL's conversational
     preference row: ``prompt`` (the input messages), ``chosen`` and ``rejected`` (one assistant
-    message each). Source: TRL's "Dataset formats and types" guide.
+    message each). OpenAI's per-message ``weight`` is left out: TRL has none (the examples that
+    had a weight of 0 are counted under the warning ``weight_not_applied``). Source: TRL's
+    "Dataset formats and types" guide.
     """
-    if fmt != PREFERENCE:
+    if fmt == COMPLETION:
         return example
+    if fmt == CHAT:
+        return {**example, "messages": without_weights(example["messages"])}
     source = example["input"]
-    row = {"prompt": source["messages"], "chosen": example["preferred_output"],
-           "rejected": example["non_preferred_output"]}
+    row = {"prompt": without_weights(source["messages"]), "chosen": without_weights(example["preferred_output"]),
+           "rejected": without_weights(example["non_preferred_output"])}
     if source.get("tools"):
         row["tools"] = source["tools"]
     return row
+
+
+def without_weights(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages without OpenAI's per-message ``weight``, which chat templates and TRL lack."""
+    return [{k: v for k, v in m.items() if k != "weight"} if "weight" in m else m for m in messages]

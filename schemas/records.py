@@ -62,6 +62,9 @@ TRAILING_UNTRAINED_MESSAGES = "trailing_untrained_messages"
 BLANK_CONTENT = "blank_content"
 # A top-level key the format does not define; the platform may reject the file for it.
 UNRECOGNIZED_EXAMPLE_KEY = "unrecognized_example_key"
+# An assistant message has weight 0, which TRL-style training cannot honour (it has no
+# per-message weight): for the open-weights targets the message is trained on like the others.
+WEIGHT_NOT_APPLIED = "weight_not_applied"
 # Over the model's limit but kept (tokens.over_limit: truncate): the platform truncates it.
 TRUNCATED_TO_LIMIT = "truncated_to_limit"
 

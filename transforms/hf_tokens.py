@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from schemas.formats import without_weights
 from schemas.recipe import HfTarget, LimitsSpec
 from schemas.records import TokenCount
 from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask
@@ -58,7 +59,7 @@ class HfTokenCounter:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def chat(self, example: dict[str, Any]) -> TokenCount:
-        return self.encode(_for_template(example["messages"]), tools=example.get("tools")).count()
+        return self.encode(without_weights(example["messages"]), tools=example.get("tools")).count()
 
     def completion(self, example: dict[str, Any]) -> TokenCount:
         """As TRL's SFTTrainer tokenizes prompt-completion text: prompt + completion in one
@@ -75,19 +76,14 @@ class HfTokenCounter:
         """Both sequences, the prompt with the chosen answer and with the rejected one, rendered
         whole through the template as a DPO trainer sees them; the limit applies to the longer."""
         source = example["input"]
-        messages, tools = _for_template(source["messages"]), source.get("tools")
-        chosen = self.encode([*messages, *_for_template(example["preferred_output"])], tools=tools)
-        rejected = self.encode([*messages, *_for_template(example["non_preferred_output"])], tools=tools)
+        messages, tools = without_weights(source["messages"]), source.get("tools")
+        chosen = self.encode([*messages, *without_weights(example["preferred_output"])], tools=tools)
+        rejected = self.encode([*messages, *without_weights(example["non_preferred_output"])], tools=tools)
         total = len(chosen.ids) + len(rejected.ids)
         return TokenCount(total, max(len(chosen.ids), len(rejected.ids)), sum(chosen.trained) + sum(rejected.trained))
 
     def count(self, example: dict[str, Any], fmt: str) -> TokenCount:
         return getattr(self, fmt)(example)
-
-
-def _for_template(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # OpenAI's per-message weight means nothing to a chat template: it is not passed on.
-    return [{k: v for k, v in m.items() if k != "weight"} if "weight" in m else m for m in messages]
 
 
 def _digest(text: str | None) -> str | None:

@@ -51,6 +51,7 @@ from schemas.records import (
     TRAILING_UNTRAINED_MESSAGES,
     UNRECOGNIZED_EXAMPLE_KEY,
     UNRECOGNIZED_ROLE,
+    WEIGHT_NOT_APPLIED,
     Rejection,
 )
 
@@ -61,8 +62,12 @@ class Findings:
     warnings: set[str] = field(default_factory=set)
     # The platform accepts whitespace-only content; rendered from a template it is a data bug.
     reject_blank: bool = False
-    # The keys a message may have: OpenAI's, plus the reasoning field for open-weights targets.
-    message_keys: frozenset = MESSAGE_KEYS
+    # For the open-weights targets: a message may carry its reasoning, and weight 0 is not applied.
+    open_weights: bool = False
+
+    @property
+    def message_keys(self) -> frozenset:
+        return MESSAGE_KEYS | REASONING_KEYS if self.open_weights else MESSAGE_KEYS
 
     def error(self, code: str, message: str) -> None:
         self.errors.append(Rejection(code, message))
@@ -200,6 +205,8 @@ def _check_message(message: Any, where: str, found: Findings, call_ids: set[str]
             found.error(INVALID_WEIGHT, f"{where}.weight is only allowed on assistant messages")
         elif type(weight) is not int or weight not in (0, 1):
             found.error(INVALID_WEIGHT, f"{where}.weight is {weight!r}; expected 0 or 1")
+        elif weight == 0 and found.open_weights:
+            found.warnings.add(WEIGHT_NOT_APPLIED)
     if calls_tools and role != "assistant":
         found.error(INVALID_TOOL_CALL, f"{where}: only assistant messages may call tools, not {role}")
     if "tool_calls" in message and "function_call" in message:
@@ -265,8 +272,8 @@ def _warn_unrecognized_keys(example: dict, known: frozenset, found: Findings) ->
         found.warnings.add(UNRECOGNIZED_EXAMPLE_KEY)
 
 
-def validate_chat(example: Any, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
-    found = Findings(reject_blank=reject_blank, message_keys=MESSAGE_KEYS | REASONING_KEYS if reasoning else MESSAGE_KEYS)
+def validate_chat(example: Any, *, reject_blank: bool = False, open_weights: bool = False) -> Findings:
+    found = Findings(reject_blank=reject_blank, open_weights=open_weights)
     if not isinstance(example, dict):
         found.error(DATA_TYPE, f"example is {_type(example)}, expected an object")
         return found
@@ -285,7 +292,7 @@ def validate_chat(example: Any, *, reject_blank: bool = False, reasoning: bool =
         found.error(EXAMPLE_MISSING_ASSISTANT_MESSAGE, "example has no assistant message")
     else:
         assistants = [m for m in messages if m.get("role") == "assistant"]
-        if all(m.get("weight", 1) == 0 for m in assistants):
+        if not found.open_weights and all(m.get("weight", 1) == 0 for m in assistants):
             found.warnings.add(NO_TRAINED_MESSAGE)
         if roles[-1] != "assistant":
             found.warnings.add(TRAILING_UNTRAINED_MESSAGES)
@@ -296,8 +303,8 @@ def validate_chat(example: Any, *, reject_blank: bool = False, reasoning: bool =
     return found
 
 
-def validate_completion(example: Any, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
-    found = Findings(reject_blank=reject_blank, message_keys=MESSAGE_KEYS | REASONING_KEYS if reasoning else MESSAGE_KEYS)
+def validate_completion(example: Any, *, reject_blank: bool = False, open_weights: bool = False) -> Findings:
+    found = Findings(reject_blank=reject_blank, open_weights=open_weights)
     if not isinstance(example, dict):
         found.error(DATA_TYPE, f"example is {_type(example)}, expected an object")
         return found
@@ -323,9 +330,9 @@ def _check_preferred(value: Any, key: str, found: Findings) -> None:
     _check_message(message, f"{key}[0]", found, set())
 
 
-def validate_preference(example: Any, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
+def validate_preference(example: Any, *, reject_blank: bool = False, open_weights: bool = False) -> Findings:
     """DPO: ``input.messages`` (+ tools) and one preferred and one non-preferred assistant message."""
-    found = Findings(reject_blank=reject_blank, message_keys=MESSAGE_KEYS | REASONING_KEYS if reasoning else MESSAGE_KEYS)
+    found = Findings(reject_blank=reject_blank, open_weights=open_weights)
     if not isinstance(example, dict):
         found.error(DATA_TYPE, f"example is {_type(example)}, expected an object")
         return found
@@ -362,7 +369,8 @@ def validate_preference(example: Any, *, reject_blank: bool = False, reasoning: 
 VALIDATORS = {CHAT: validate_chat, COMPLETION: validate_completion, PREFERENCE: validate_preference}
 
 
-def validate_example(example: Any, fmt: str, *, reject_blank: bool = False, reasoning: bool = False) -> Findings:
-    """``reasoning``: an assistant message may carry its reasoning (``thinking``, as open-weights
-    chat templates read it), which OpenAI's format does not have."""
-    return VALIDATORS[fmt](example, reject_blank=reject_blank, reasoning=reasoning)
+def validate_example(example: Any, fmt: str, *, reject_blank: bool = False, open_weights: bool = False) -> Findings:
+    """``open_weights`` (targets hf and gpt-oss): an assistant message may carry its reasoning
+    (``thinking``, as open-weights chat templates read it), which OpenAI's format does not have,
+    and a weight of 0 is a warning (``weight_not_applied``): TRL has no per-message weight."""
+    return VALIDATORS[fmt](example, reject_blank=reject_blank, open_weights=open_weights)

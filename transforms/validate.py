@@ -22,9 +22,9 @@ def _message_list_length(example: Any, fmt: str) -> int:
 class _ValidateFn(BatchDoFn):
     STAGE = "ValidateExamples"
 
-    def __init__(self, fmt: str, reject_blank: bool, max_messages: int, reasoning: bool):
+    def __init__(self, fmt: str, reject_blank: bool, max_messages: int, open_weights: bool):
         super().__init__()
-        self._reasoning = reasoning
+        self._open_weights = open_weights
         self._format = fmt
         self._reject_blank = reject_blank
         self._max_messages = max_messages
@@ -36,7 +36,7 @@ class _ValidateFn(BatchDoFn):
             emit(REJECTED, self.reject(item, Rejection(TOO_MANY_MESSAGES, message)))
             return
         found = validate_example(item.example, self._format, reject_blank=self._reject_blank,
-                                 reasoning=self._reasoning)
+                                 open_weights=self._open_weights)
         if found.errors:
             emit(REJECTED, self.reject(item, *found.errors))
         elif found.warnings:
@@ -49,12 +49,12 @@ class _ValidateFn(BatchDoFn):
 class ValidateExamples(BatchStage):
     """Check each example against the platform's format rules; returns ``(batches, rejected)``.
 
-    ``reject_blank`` rejects whitespace-only content instead of warning about it; ``reasoning``
-    lets assistant messages carry their reasoning (the open-weights targets).
+    ``reject_blank`` rejects whitespace-only content instead of warning about it; ``open_weights``
+    (targets hf and gpt-oss) lets assistant messages carry their reasoning and warns of weights.
     """
 
     def __init__(self, *, format: str, reject_blank: bool = False, limits: LimitsSpec = LimitsSpec(),
-                 reasoning: bool = False):
+                 open_weights: bool = False):
         if format not in VALIDATORS:
             raise ValueError(f"unknown example format {format!r}; known: {', '.join(VALIDATORS)}")
-        super().__init__(_ValidateFn(format, reject_blank, limits.max_messages, reasoning))
+        super().__init__(_ValidateFn(format, reject_blank, limits.max_messages, open_weights))

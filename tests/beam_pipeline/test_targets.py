@@ -190,3 +190,24 @@ def test_a_template_the_model_refuses_rejects_the_example_with_its_code(tmp_path
     assert rejected["errors"][0]["code"] == "chat_template_error"
     assert "this template has no role tool" in rejected["errors"][0]["message"]
     assert rejected["source"]["row"] == 1
+
+
+def test_openai_weights_are_not_written_for_trainers_and_are_counted_as_not_applied(tmp_path):
+    lines = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!", "weight": 0},
+                           {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye!", "weight": 1}]},
+             {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["validate", str(tmp_path / "a.jsonl"), "--target", "hf", "--tokenizer", str(TOKENIZER),
+                 "--max-length", "512", "--output", str(tmp_path / "out"), IN_MEMORY]) == 0
+    out = read_output(tmp_path / "out")
+    assert out["stats"]["warnings"] == {"missing_system_message": 2, "weight_not_applied": 1}
+    assert all("weight" not in m for example in out["train"] for m in example["messages"])
+    assert out["stats"]["target"]["kind"] == "hf" and not (tmp_path / "out" / "finetune_job.json").exists()
+
+
+def test_preview_shows_the_reasoning_and_the_targets_counts(tmp_path, capsys):
+    path = chat_recipe(tmp_path, {"kind": "gpt-oss", "max_length": 4096}, assistant={"thinking": "{{ reasoning }}"})
+    assert main(["preview", path, "--rows", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "(thinking)" in printed and "The user asks about case 0" in printed
+    assert "trained" in printed and "; " not in printed.split("tokens:")[1].splitlines()[0]
