@@ -48,17 +48,23 @@ def _encoding_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("-v", "--verbose", action="store_true", help="log Beam's own progress too")
 
 
-def _target_flags(command: argparse.ArgumentParser) -> None:
-    """What the data is prepared for; each flag replaces one key of the recipe's ``target``."""
+def _target_flags(command: argparse.ArgumentParser, *, model: bool = True) -> None:
+    """What the data is prepared for; each flag replaces one key of the recipe's ``target`` (or ``model``)."""
     group = command.add_argument_group("target")
-    group.add_argument("--target", choices=["openai", "hf", "gpt-oss"],
+    if model:
+        group.add_argument("--model", help="the model to fine-tune; replaces model")
+    from schemas.recipe import TARGET_KINDS
+
+    group.add_argument("--target", choices=TARGET_KINDS,
                        help="openai (default): OpenAI's rules and tiktoken; hf: an open-weights model's tokenizer "
-                            "and chat template; gpt-oss: the harmony format; replaces target.kind")
+                            "and chat template; gpt-oss: the harmony format; azure-openai, together, fireworks, "
+                            "vertex-gemini, bedrock-nova: that provider's format, rules and limits; replaces target.kind")
     group.add_argument("--tokenizer", metavar="DIR_URL_OR_HUB_ID",
-                       help="for --target hf: a folder or URL holding tokenizer.json and tokenizer_config.json, or a "
-                            "hub id; replaces target.tokenizer")
+                       help="for --target hf (and together, fireworks: exact counts): a folder or URL holding "
+                            "tokenizer.json and tokenizer_config.json, or a hub id; replaces target.tokenizer")
     group.add_argument("--max-length", type=int, metavar="N",
-                       help="for hf and gpt-oss: the training sequence length; replaces target.max_length")
+                       help="the training sequence length (hf, gpt-oss), or a hosted model's per-example token "
+                            "limit; replaces target.max_length")
 
 
 def _job_flags(command: argparse.ArgumentParser) -> None:
@@ -76,7 +82,7 @@ def _job_flags(command: argparse.ArgumentParser) -> None:
 # Flags that replace one recipe key.
 _FLAG_KEYS = {"input": "input.paths", "output": "output.path", "encodings_url": "tokens.encodings_url",
               "on_bad_file": "input.on_bad_file", "target": "target.kind", "tokenizer": "target.tokenizer",
-              "max_length": "target.max_length"}
+              "max_length": "target.max_length", "model": "model"}
 
 
 def recipe_overrides(args: argparse.Namespace) -> list[Override]:
@@ -139,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Check JSONL files already in a fine-tuning format against the platform's rules and the model's "
             "limit, count tokens and estimate the training cost. Valid lines go to train/ (and validation/ "
-            "with --validation-fraction). Exits 3 when any line was rejected, unless --allow-rejected. "
+            "with --validation-fraction). Exits 3 when any line was rejected (or, for a hosted target, the files break "
+            "its per-file limits), unless --allow-rejected. "
             "Unknown --flags are Beam pipeline options."
         ),
         allow_abbrev=False,
@@ -157,7 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--price-per-million-tokens", type=float, metavar="USD",
                           help="training price, to estimate the cost")
     validate.add_argument("--allow-rejected", action="store_true", help="exit 0 even when lines were rejected")
-    _target_flags(validate)
+    _target_flags(validate, model=False)
     _encoding_flags(validate)
     _job_flags(validate)
     return parser
@@ -282,7 +289,9 @@ def validate_command(args: argparse.Namespace, beam_args: list[str]) -> int:
         return code
     for line in validate_summary(stats, output):
         print(line)
-    if stats["records"]["rejected"] and not args.allow_rejected:
+    from beam_pipeline.summary import failed_checks
+
+    if (stats["records"]["rejected"] or failed_checks(stats)) and not args.allow_rejected:
         return EXIT_REJECTED
     return code
 

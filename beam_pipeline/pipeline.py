@@ -39,7 +39,10 @@ from transforms.shards import ShardContext, WriteShards, plan_shards
 from transforms.split import AssignSplit
 from transforms.stage import BatchStage
 from transforms.stats import ComputeStats
-from transforms.targets import TokenSource, is_openai, token_source
+from transforms.target_rules import CheckTarget
+from transforms.targets import (
+    TokenSource, is_open_weights, is_openai, takes_openai_job, target_description, token_source,
+)
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
 from transforms.tokens import CountTokens
 from transforms.units import ProcessUnits, UnitResult, UnitSettings
@@ -203,7 +206,9 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     else:
         stages.append(("TakeExamples", TakeExamples(format=fmt)))
     stages.append(("ValidateExamples", ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, open_weights=not is_openai(recipe))))
+        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, open_weights=is_open_weights(recipe))))
+    if not (is_openai(recipe) or is_open_weights(recipe)):  # a hosted provider's own rules
+        stages.append(("CheckTarget", CheckTarget(kind=recipe.target.kind, format=fmt)))
     stages.append(("CountTokens", CountTokens(
         model=plan.model, format=fmt, spec=recipe.tokens, source=plan.tokens, limits=recipe.limits)))
     if recipe.filters.reasons():
@@ -241,8 +246,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
-        # The open-weights targets write TRL's rows and a dataset card, whose features are the rows' type.
-        trainer_rows=not is_openai(recipe), row_types=not is_openai(recipe),
+        # Rows in the target's shape; the open-weights targets' dataset card needs the rows' type.
+        target=recipe.target.kind, row_types=is_open_weights(recipe),
     )
     results = units | "ProcessUnits" >> ProcessUnits(
         settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii=recipe.pii, progress=progress,
@@ -254,7 +259,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
     output = recipe.output
-    provenance_dir = PROVENANCE_DIR if is_openai(recipe) else DATASET_PROVENANCE_DIR
+    provenance_dir = DATASET_PROVENANCE_DIR if is_open_weights(recipe) else PROVENANCE_DIR
     specs = (
         p
         | "StartPlan" >> beam.Create([None])
@@ -272,12 +277,20 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
         dropped_reasons=recipe.dropped_reasons(), target=recipe.target, tokenizer=plan.tokens.label,
+        target_info=target_description(recipe, plan.tokens),
     )
-    # finetune_job.json is OpenAI's job request; the open-weights targets train elsewhere.
-    job = job_settings(recipe.finetune, model=plan.model.name, example_format=plan.example_format) if is_openai(recipe) else None
+    # finetune_job.json: OpenAI's body (OpenAI, Azure OpenAI) or the hosted provider's; the
+    # open-weights targets train elsewhere.
+    job = None
+    if takes_openai_job(recipe):
+        job = job_settings(recipe.finetune, model=plan.model.name, example_format=plan.example_format)
+    elif not is_open_weights(recipe):
+        n_epochs = recipe.finetune.n_epochs if recipe.finetune.n_epochs != "auto" else None
+        job = {"target": recipe.target.kind, "model": plan.model.name, "n_epochs": n_epochs,
+               "suffix": recipe.finetune.suffix, "example_format": plan.example_format}
     stats | "WriteStats" >> WriteStatsAndMarker(
         output=plan.output, files=files, units=results, job=job,
         report={"title": plan.output, "recipe": recipe_text(recipe)},
-        card=None if is_openai(recipe) else {"title": f"Fine-tuning data for {plan.model.name}",
-                                             "extension": output.format},
+        card={"title": f"Fine-tuning data for {plan.model.name}", "extension": output.format}
+        if is_open_weights(recipe) else None,
     )

@@ -13,10 +13,20 @@ def _codes(counts: dict) -> str:
     return ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "none"
 
 
+OPENAI_BILLING = ("openai", "azure-openai")
+
+
+def failed_checks(stats: dict) -> list[str]:
+    """A hosted provider's per-file limits the run's files break, one line each."""
+    target = stats.get("target", {})
+    return [f"{target.get('title', target.get('kind'))}: {check['rule']} is {check['limit']:,}, the run has "
+            f"{check['actual']:,} ({target.get('limits_source', '')})" for check in target.get("checks", ()) if not check["ok"]]
+
+
 def _training_line(stats: dict) -> str:
     """OpenAI's billing estimate; for the open-weights targets, the packing estimate if asked for."""
     estimate, packing = stats["estimate"], stats.get("packing")
-    if stats.get("target", {}).get("kind", "openai") == "openai":
+    if stats.get("target", {}).get("kind", "openai") in OPENAI_BILLING:
         return (f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
                 + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""))
     if packing:
@@ -42,6 +52,7 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         f"tokens      {tokens['encoding']}; per example p50 {per_example['p50']}, p95 {per_example['p95']}, "
         f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
         _training_line(stats),
+        *(f"LIMIT       {line}" for line in failed_checks(stats)),
         f"output      {output} (report.html to read in a browser)",
     ] + ([f"time        {elapsed:,.1f} s, {records['read'] / elapsed:,.0f} rows/s"] if elapsed else [])
 
@@ -73,8 +84,12 @@ def validate_summary(stats: dict, output: str) -> list[str]:
         f"Token limit: {limit:,} per example for {stats['model']['name']} ({tokens['encoding']})",
     ]
     if tokens["estimated_examples"]:
-        lines.append(f"{tokens['estimated_examples']:,} example(s) include estimated parts (tools, tool calls, images, pairs)")
-    if stats.get("target", {}).get("kind", "openai") != "openai":  # OpenAI's billing does not apply
+        counting = stats.get("target", {}).get("counting", {})
+        why = (counting["method"] if counting and not counting.get("exact")
+               else "tools, tool calls, images, pairs")
+        lines.append(f"{tokens['estimated_examples']:,} example(s) include estimated parts ({why})")
+    lines += [f"File limit broken: {line}" for line in failed_checks(stats)]
+    if stats.get("target", {}).get("kind", "openai") not in OPENAI_BILLING:  # OpenAI's billing does not apply
         label, _, text = _training_line(stats).partition(" ")
         return lines + [f"{label.capitalize()}: {text.strip()}", f"Output: {output}"]
     lines += [

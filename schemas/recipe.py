@@ -189,8 +189,26 @@ class GptOssTarget(_Strict):
     conversation_start_date: str | None = None
 
 
-Target = Annotated[OpenAITarget | HfTarget | GptOssTarget, Field(discriminator="kind")]
-TARGET_KINDS: tuple[str, ...] = ("openai", "hf", "gpt-oss")
+HostedKind = Literal["azure-openai", "together", "fireworks", "vertex-gemini", "bedrock-nova"]
+
+
+class HostedTargetSpec(_Strict):
+    """Another provider's hosted fine-tuning (``schemas/targets/``): its row format, rules, model
+    table, limits, token counting and job request. ``model`` names the provider's model."""
+
+    kind: HostedKind
+    # A model outside ftprep's table for this provider (its per-example token limit), or a lower limit.
+    max_length: int | None = Field(None, gt=0)
+    # Together and Fireworks tune open-weights models: the model's tokenizer (as for target hf)
+    # makes their counts exact instead of estimated.
+    tokenizer: str | None = None
+    revision: str = "main"
+    sha256: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = {}
+    allow_download: bool = True
+
+
+Target = Annotated[OpenAITarget | HfTarget | GptOssTarget | HostedTargetSpec, Field(discriminator="kind")]
+TARGET_KINDS: tuple[str, ...] = ("openai", "hf", "gpt-oss", *get_args(HostedKind))
 
 
 class SplitSpec(_Strict):
@@ -320,6 +338,30 @@ class LimitsSpec(_Strict):
     max_render_seconds: float = Field(default=2.0, gt=0, le=600)
 
 
+def hosted_model_spec(target: HostedTargetSpec, model: str | None, example_format: str | None) -> ModelSpec:
+    """The provider's model from its table (with the page its limit is from), or a model outside
+    it given with target.max_length; the provider must take the example format."""
+    from schemas.targets import HOSTED
+
+    hosted = HOSTED[target.kind]
+    if example_format is not None and example_format not in hosted.formats:
+        raise ValueError(f"target {target.kind} takes {', '.join(hosted.formats)} examples, not {example_format}")
+    if not model:
+        raise ValueError(f"model: give the {hosted.title} model to fine-tune"
+                         + (f" ({', '.join(sorted(hosted.models))})" if hosted.models else ""))
+    known = hosted.models.get(model)
+    if known is None and target.max_length is None:
+        listed = f"known: {', '.join(sorted(hosted.models))}" if hosted.models else "ftprep has no table for it"
+        raise ValueError(f"model: {model!r} is not in ftprep's {hosted.title} table ({listed}); give target.max_length, "
+                         "its per-example token limit, to use it")
+    limit = min(x for x in (target.max_length, known and known.max_tokens_per_example) if x)
+    encoding = (known.encoding if known and known.encoding else
+                "o200k_base" if hosted.counting.method == "tiktoken" else f"estimate:{target.kind}")
+    if target.tokenizer:
+        encoding = f"hf:{target.tokenizer}"
+    return ModelSpec(model, encoding, limit)
+
+
 class Recipe(_Strict):
     input: InputSpec
     template: TemplateSpec | None = None
@@ -363,6 +405,13 @@ class Recipe(_Strict):
         if isinstance(self.model, ModelChoice):
             raise ValueError(f"model: with target {target.kind}, the tokenizer and max_length come from target; "
                              "give model as a name only")
+        if isinstance(target, HostedTargetSpec):
+            if self.output.format != "jsonl":
+                raise ValueError(f"output.format: target {target.kind} takes JSONL")
+            if self.template is not None and any(m.thinking is not None for m in self.template.messages or ()):
+                raise ValueError(f"template: thinking has no place in target {target.kind}'s format")
+            self._model_spec = hosted_model_spec(target, self.model, self.example_format)
+            return self
         default = target.tokenizer if isinstance(target, HfTarget) else "gpt-oss"
         encoding = f"hf:{target.tokenizer}" if isinstance(target, HfTarget) else "o200k_harmony"
         self._model_spec = ModelSpec(self.model or default, encoding, target.max_length)

@@ -21,7 +21,7 @@ import apache_beam as beam
 
 from schemas.models import ModelSpec
 from schemas.recipe import FinetuneSpec, OpenAITarget, SplitSpec, Target
-from schemas.records import SPLITS, TRAIN, TokenCount
+from schemas.records import SPLITS, TRAIN, VALIDATION, TokenCount
 from transforms.packing import packing_estimate
 
 PERCENTILES = (50, 90, 95, 99)
@@ -222,6 +222,7 @@ def build_stats(
     target: str = "openai",
     tokenizer: str | None = None,
     packing: bool = False,
+    target_info: dict | None = None,
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
     ``dropped_reasons`` is listed, with 0 when nothing was dropped for it."""
@@ -261,7 +262,8 @@ def build_stats(
         ),
         "model": {"name": model.name, "max_tokens_per_example": model.max_tokens_per_example},
         "target": {"kind": target, "tokenizer": tokenizer or model.encoding,
-                   "max_tokens_per_example": model.max_tokens_per_example},
+                   "max_tokens_per_example": model.max_tokens_per_example,
+                   **_with_checks(target_info or {}, acc)},
         **({"packing": packing_estimate(acc.histograms.get("train_context", {}), model.max_tokens_per_example)}
            if packing else {}),
         "files": {
@@ -270,6 +272,18 @@ def build_stats(
         },
         **context,
     }
+
+
+def _with_checks(info: dict, acc: StatsAccumulator) -> dict:
+    """A hosted provider's per-file limits checked against the counts: ``checks``, one per limit."""
+    if "limits" not in info:
+        return info
+    counts = {"min_train_examples": acc.kept[TRAIN], "max_train_examples": acc.kept[TRAIN],
+              "max_validation_examples": acc.kept[VALIDATION]}
+    checks = [{"rule": rule, "limit": limit, "actual": counts[rule],
+               "ok": counts[rule] >= limit if rule.startswith("min_") else counts[rule] <= limit}
+              for rule, limit in info["limits"].items()]
+    return {**info, "checks": checks}
 
 
 class StatsCombineFn(beam.CombineFn):
@@ -324,6 +338,7 @@ class ComputeStats(beam.PTransform):
         dropped_reasons: Iterable[str] = (),
         target: Target = OpenAITarget(),
         tokenizer: str | None = None,
+        target_info: dict | None = None,
     ):
         super().__init__()
         self._files = sorted(set(files))
@@ -331,7 +346,7 @@ class ComputeStats(beam.PTransform):
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
                          "dropped_reasons": sorted(dropped_reasons), "target": target.kind, "tokenizer": tokenizer,
-                         "packing": getattr(target, "packing", False)}
+                         "packing": getattr(target, "packing", False), "target_info": target_info}
 
     def expand(self, parts: dict):
         unknown = set(parts) - {"units", "taken_back", "decisions"}

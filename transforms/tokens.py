@@ -3,6 +3,7 @@ files are resolved offline by ``transforms/encodings.py``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from schemas.models import ENCODING_FILES, ModelSpec
@@ -185,6 +186,68 @@ class TiktokenSource:
 
     def load(self, limits: LimitsSpec = LimitsSpec()) -> TokenCounter:
         return TokenCounter(load_encoding(self.encoding, encodings_url=self.encodings_url), self.encoding)
+
+
+class CharEstimateCounter:
+    """Tokens estimated from characters, for providers that publish no tokenizer: every text of a
+    message (content, reasoning) at ``chars_per_token`` characters a token, rounded up per message.
+    Every count is flagged ``estimated``."""
+
+    def __init__(self, chars_per_token: float):
+        self._ratio = chars_per_token
+
+    def text(self, text: str) -> int:
+        return math.ceil(len(text) / self._ratio)
+
+    def _message(self, message: dict) -> int:
+        content = message.get("content")
+        parts = [content] if isinstance(content, str) else [
+            p.get("text", "") for p in content or () if isinstance(p, dict) and p.get("type") == "text"]
+        return sum(self.text(t) for t in (*parts, message.get("thinking") or "") if t)
+
+    def _messages(self, messages: list[dict]) -> tuple[dict[str, int], int]:
+        by_role: dict[str, int] = {}
+        trained = 0
+        for message in messages:
+            n = self._message(message)
+            by_role[message["role"]] = by_role.get(message["role"], 0) + n
+            if message["role"] == "assistant" and message.get("weight", 1) != 0:
+                trained += n
+        return by_role, trained
+
+    def count(self, example: dict, fmt: str) -> TokenCount:
+        if fmt == "completion":
+            prompt, completion = self.text(example["prompt"]), self.text(example["completion"])
+            return TokenCount(prompt + completion, prompt + completion, completion,
+                              (("completion", completion), ("prompt", prompt)), True)
+        if fmt == "chat":
+            by_role, trained = self._messages(example["messages"])
+            total = sum(by_role.values())
+            return TokenCount(total, total, trained, tuple(sorted(by_role.items())), True)
+        by_role, _ = self._messages(example["input"]["messages"])
+        shared = sum(by_role.values())
+        preferred = self._message(example["preferred_output"][0])
+        rejected = self._message(example["non_preferred_output"][0])
+        return TokenCount(2 * shared + preferred + rejected, shared + max(preferred, rejected), preferred + rejected,
+                          (), True)
+
+
+@dataclass(frozen=True)
+class CharEstimateSource:
+    """A provider's documented characters-per-token estimate (``schemas/targets/``)."""
+
+    provider: str
+    chars_per_token: float
+
+    @property
+    def label(self) -> str:
+        return f"estimate: {self.chars_per_token:g} characters a token ({self.provider})"
+
+    def check(self) -> "CharEstimateSource":
+        return self
+
+    def load(self, limits: LimitsSpec = LimitsSpec()) -> CharEstimateCounter:
+        return CharEstimateCounter(self.chars_per_token)
 
 
 def over_limit(tokens: TokenCount, model: ModelSpec, *, limit_key: str | None = None) -> Rejection | None:

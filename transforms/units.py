@@ -25,9 +25,10 @@ import numpy as np
 import orjson
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.formats import message_count, trainer_row
+from schemas.formats import message_count
 from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
+from schemas.targets import target_row
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
 from transforms.pii import PII_OUTPUT, redact_document, scanner_for
 from transforms.readers.base import BadInputFile, ReadUnit
@@ -180,7 +181,7 @@ class UnitSettings:
     limits: LimitsSpec = LimitsSpec()  # the recipe's (max_field_chars applies while reading)
     dedup: DedupSpec = DedupSpec()  # the recipe's: which key records to write (exact, near bands)
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
-    trainer_rows: bool = False  # write examples as TRL's trainers read them (the open-weights targets)
+    target: str = "openai"  # the recipe's target kind: the rows are written in its shape (schemas/targets)
     row_types: bool = False  # note the examples' type (the output is Parquet)
     batch_rows: int = BATCH_ROWS
 
@@ -245,8 +246,8 @@ class UnitProcessor:
             if not items:
                 continue
             examples = [item.example for item in items]
-            if settings.trainer_rows:
-                examples = [trainer_row(example, settings.format) for example in examples]
+            if settings.target != "openai":
+                examples = [target_row(settings.target, example, settings.format) for example in examples]
             if settings.row_types:
                 spools.row_type = merge(spools.row_type or "null", row_type(examples))
             lines = [dumps_line(example) for example in examples]

@@ -23,6 +23,7 @@ from beam_pipeline.outputs.job_request import job_spec
 from beam_pipeline.outputs.report import render_report
 from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, STATS_FILE, SUCCESS_FILE
 from schemas.records import TRAIN, VALIDATION
+from schemas.targets import HOSTED
 from transforms.files import join, write_bytes
 from transforms.row_types import merge_all
 from transforms.units import SAMPLES_PER_CODE
@@ -93,7 +94,16 @@ class _FinalizeFn(beam.DoFn):
             write_bytes(join(self._output, REPORT_FILE), page.encode())
             written.append(REPORT_FILE)
         shards = sorted(_relative(self._output, path) for _, path in files)
-        if self._job is not None:
+        if self._job is not None and "target" in self._job:  # a hosted provider's own job request
+            job = dict(self._job)
+            spec = HOSTED[job.pop("target")].job_request(
+                **job,
+                train_files=[_relative(self._output, path) for output, path in sorted(files) if output == TRAIN],
+                validation_files=[_relative(self._output, path) for output, path in sorted(files) if output == VALIDATION],
+            )
+            write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
+            written.append(JOB_FILE)
+        elif self._job is not None:
             spec = job_spec(
                 **self._job,
                 train_files=[_relative(self._output, path) for output, path in sorted(files) if output == TRAIN],

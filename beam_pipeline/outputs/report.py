@@ -97,7 +97,7 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
         {"key": "tokens.total", "label": "tokens kept", "value": tokens["total"], "tone": ""},
     ]
     packing = stats.get("packing")
-    openai = stats.get("target", {}).get("kind", "openai") == "openai"
+    openai = stats.get("target", {}).get("kind", "openai") in ("openai", "azure-openai")  # OpenAI's billing
     if openai:
         cards += [
             {"key": "estimate.n_epochs", "label": "epochs (estimate)", "value": estimate.get("n_epochs"), "tone": ""},

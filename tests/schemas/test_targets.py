@@ -1,0 +1,156 @@
+"""Each hosted provider's conversion: rows that hold to the provider's documented schema, every
+message, role and trained flag kept where the format can express it, the provider's rule as the
+code of what it cannot."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from schemas.targets import HOSTED, TargetRuleError, target_row
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "targets"
+SYSTEM = {"role": "system", "content": "You are Acme's support assistant."}
+MULTI_TURN = {"messages": [SYSTEM, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                           {"role": "user", "content": "Plans?"}, {"role": "assistant", "content": "Basic or Pro."}]}
+TOOL_CALL = {"messages": [{"role": "user", "content": "Where is A-1?"},
+                          {"role": "assistant", "content": None, "tool_calls": [
+                              {"id": "c1", "type": "function", "function": {"name": "order", "arguments": "{}"}}]},
+                          {"role": "tool", "tool_call_id": "c1", "content": "shipped"},
+                          {"role": "assistant", "content": "It shipped."}]}
+WEIGHTED = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hm.", "weight": 0},
+                         {"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!", "weight": 1}]}
+IMAGE = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                                                   {"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]},
+                      {"role": "assistant", "content": "A cat."}]}
+PAIR = {"input": {"messages": [SYSTEM, {"role": "user", "content": "2+2?"}]},
+        "preferred_output": [{"role": "assistant", "content": "4"}],
+        "non_preferred_output": [{"role": "assistant", "content": "5"}]}
+COMPLETION = {"prompt": "2+2?", "completion": "4"}
+
+
+def schema(kind):
+    return json.loads((SCHEMAS / HOSTED[kind].schema_file).read_text())
+
+
+def conversation(row):
+    """(role, text, trained) of every turn of a provider's row, in ftprep's role names."""
+    if "contents" in row:  # Gemini
+        system = [("system", "".join(p["text"] for p in row.get("systemInstruction", {}).get("parts", ())), True)]
+        return system[: 1 if "systemInstruction" in row else 0] + [
+            ("assistant" if c["role"] == "model" else "user", "".join(p["text"] for p in c["parts"]), True)
+            for c in row["contents"]]
+    if "schemaVersion" in row:  # Nova
+        system = [("system", "".join(b["text"] for b in row["system"]), True)] if "system" in row else []
+        return system + [(m["role"], "".join(b["text"] for b in m["content"]), True) for m in row["messages"]]
+    return [(m["role"], m["content"], m.get("weight", 1) == 1) for m in row["messages"]]
+
+
+def source_turns(example):
+    return [(m["role"], m["content"], m.get("weight", 1) == 1) for m in example["messages"]]
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTED))
+def test_every_message_role_and_trained_flag_survives_where_the_format_has_them(kind):
+    row = target_row(kind, MULTI_TURN, "chat")
+    jsonschema.validate(row, schema(kind))
+    assert conversation(row) == source_turns(MULTI_TURN)
+
+
+@pytest.mark.parametrize("kind, code", [
+    ("together", "together_tools"), ("fireworks", "fireworks_tools"), ("vertex-gemini", "vertex_gemini_tools"),
+    ("bedrock-nova", "bedrock_nova_tools")])
+def test_tool_calls_are_rejected_with_the_providers_code(kind, code):
+    with pytest.raises(TargetRuleError) as error:
+        target_row(kind, TOOL_CALL, "chat")
+    assert error.value.code == code
+
+
+def test_azure_keeps_openais_rows_whole_tools_and_weights_included():
+    for example in (TOOL_CALL, WEIGHTED, MULTI_TURN):
+        assert target_row("azure-openai", example, "chat") == example
+        jsonschema.validate(example, schema("azure-openai"))
+
+
+def test_weights_survive_on_fireworks_and_are_refused_where_there_is_no_weight():
+    row = target_row("fireworks", WEIGHTED, "chat")
+    jsonschema.validate(row, schema("fireworks"))
+    assert conversation(row) == source_turns(WEIGHTED)
+    for kind, code in (("together", "together_weight"), ("vertex-gemini", "vertex_gemini_weight"),
+                       ("bedrock-nova", "bedrock_nova_weight")):
+        with pytest.raises(TargetRuleError) as error:
+            target_row(kind, WEIGHTED, "chat")
+        assert error.value.code == code
+
+
+@pytest.mark.parametrize("kind, code", [
+    ("together", "together_content"), ("fireworks", "fireworks_content"), ("vertex-gemini", "vertex_gemini_file_uri"),
+    ("bedrock-nova", "bedrock_nova_image_uri")])
+def test_an_image_the_provider_cannot_reach_is_rejected(kind, code):
+    with pytest.raises(TargetRuleError) as error:
+        target_row(kind, IMAGE, "chat")
+    assert error.value.code == code
+
+
+def test_images_in_the_providers_own_store_are_converted():
+    gs = {"messages": [{**IMAGE["messages"][0], "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "gs://b/cat.png"}}]},
+        IMAGE["messages"][1]]}
+    row = target_row("vertex-gemini", gs, "chat")
+    jsonschema.validate(row, schema("vertex-gemini"))
+    assert row["contents"][0]["parts"][1] == {"fileData": {"mimeType": "image/png", "fileUri": "gs://b/cat.png"}}
+    s3 = {"messages": [{**IMAGE["messages"][0], "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "s3://b/cat.jpg"}}]},
+        IMAGE["messages"][1]]}
+    row = target_row("bedrock-nova", s3, "chat")
+    jsonschema.validate(row, schema("bedrock-nova"))
+    assert row["messages"][0]["content"][1]["image"]["format"] == "jpeg"
+
+
+def test_the_providers_order_rules():
+    starts_with_assistant = {"messages": [{"role": "assistant", "content": "Hi"}, {"role": "user", "content": "?"},
+                                          {"role": "assistant", "content": "!"}]}
+    for kind, code in (("together", "together_order"), ("bedrock-nova", "bedrock_nova_first_turn")):
+        with pytest.raises(TargetRuleError) as error:
+            target_row(kind, starts_with_assistant, "chat")
+        assert error.value.code == code
+    late_system = {"messages": [{"role": "user", "content": "Hi"}, SYSTEM, {"role": "assistant", "content": "!"}]}
+    with pytest.raises(TargetRuleError) as error:
+        target_row("fireworks", late_system, "chat")
+    assert error.value.code == "fireworks_system_first"
+    ends_with_user = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "!"},
+                                   {"role": "user", "content": "Bye"}]}
+    with pytest.raises(TargetRuleError) as error:
+        target_row("bedrock-nova", ends_with_user, "chat")
+    assert error.value.code == "bedrock_nova_last_turn"
+
+
+def test_novas_reserved_keywords():
+    with pytest.raises(TargetRuleError) as error:
+        target_row("bedrock-nova", {"messages": [{"role": "user", "content": "User: hi"},
+                                                 {"role": "assistant", "content": "Hello"}]}, "chat")
+    assert error.value.code == "bedrock_nova_reserved_keyword"
+
+
+@pytest.mark.parametrize("kind", ["together", "bedrock-nova"])
+def test_preference_pairs_in_the_providers_shape(kind):
+    row = target_row(kind, PAIR, "preference")
+    jsonschema.validate(row, schema(kind))
+    if kind == "bedrock-nova":
+        assert [c["preferenceLabel"] for c in row["messages"][-1]["candidates"]] == ["preferred", "non-preferred"]
+        assert row["system"] == [{"text": SYSTEM["content"]}]
+
+
+@pytest.mark.parametrize("kind", ["together", "vertex-gemini", "bedrock-nova"])
+def test_completions_in_the_providers_shape(kind):
+    row = target_row(kind, COMPLETION, "completion")
+    jsonschema.validate(row, schema(kind))
+
+
+def test_every_provider_names_its_pages_and_what_it_does_not_publish():
+    for kind, hosted in HOSTED.items():
+        assert all(url.startswith("https://") for url in hosted.sources.values()), kind
+        assert all(model.source.startswith("https://") for model in hosted.models.values()), kind
+        assert hosted.counting.method in ("tiktoken", "estimate") and hosted.counting.source, kind
+        assert (SCHEMAS / hosted.schema_file).is_file(), kind
