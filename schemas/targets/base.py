@@ -93,3 +93,17 @@ def reject_tools(example: dict[str, Any], code: str, name: str) -> None:
 
 def weights_of(messages: Sequence[dict[str, Any]]) -> list[int]:
     return [m.get("weight", 1) for m in messages if m.get("role") == "assistant"]
+
+
+def flat_job_body(names: Mapping[str, str], *, placeholder: str, model: str, train_files: Sequence[str],
+                  validation_files: Sequence[str], n_epochs: int | None, suffix: str | None) -> dict[str, Any]:
+    """A job request whose fields sit at the top level, under the provider's ``names`` for model,
+    train, validation, epochs and suffix; files as ``<placeholder of train/part-…>``."""
+    body: dict[str, Any] = {names["model"]: model, names["train"]: f"<{placeholder} of {' + '.join(train_files)}>"}
+    if validation_files:
+        body[names["validation"]] = f"<{placeholder} of {' + '.join(validation_files)}>"
+    if n_epochs is not None:
+        body[names["epochs"]] = n_epochs
+    if suffix:
+        body[names["suffix"]] = suffix
+    return body

@@ -8,7 +8,9 @@ schema documented there, and neither are the completion and preference formats o
 
 from __future__ import annotations
 
-from schemas.targets.base import Counting, DatasetLimits, HostedTarget, TargetRuleError, reject_tools, text_of
+from schemas.targets.base import (
+    Counting, DatasetLimits, HostedTarget, TargetRuleError, flat_job_body, reject_tools, text_of,
+)
 
 DATA = "https://docs.fireworks.ai/fine-tuning/fine-tuning-models"
 JOBS = "https://docs.fireworks.ai/tools-sdks/firectl/commands/create-supervised-fine-tuning-job"
@@ -35,14 +37,9 @@ def job_request(*, model: str, train_files, validation_files, n_epochs: int | No
                 example_format: str) -> dict:
     """The fields of ``firectl create sftj`` (the dataset ids as placeholders: Fireworks datasets
     are uploaded with ``firectl create dataset``)."""
-    body = {"baseModel": model, "dataset": f"<dataset id of {' + '.join(train_files)}>"}
-    if validation_files:
-        body["evaluationDataset"] = f"<dataset id of {' + '.join(validation_files)}>"
-    if n_epochs is not None:
-        body["epochs"] = n_epochs
-    if suffix:
-        body["outputModel"] = suffix
-    return body
+    return flat_job_body({"model": "baseModel", "train": "dataset", "validation": "evaluationDataset",
+                          "epochs": "epochs", "suffix": "outputModel"}, placeholder="dataset id", model=model,
+                         train_files=train_files, validation_files=validation_files, n_epochs=n_epochs, suffix=suffix)
 
 
 TARGET = HostedTarget(

@@ -11,7 +11,9 @@ otherwise estimated at 4 characters a token.
 
 from __future__ import annotations
 
-from schemas.targets.base import Counting, DatasetLimits, HostedTarget, TargetRuleError, reject_tools, text_of, weights_of
+from schemas.targets.base import (
+    Counting, DatasetLimits, HostedTarget, TargetRuleError, flat_job_body, reject_tools, text_of, weights_of,
+)
 
 DATA = "https://docs.together.ai/docs/fine-tuning/data-preparation"
 JOBS = "https://docs.together.ai/reference/post-fine-tunes"
@@ -57,13 +59,9 @@ def to_row(example: dict, fmt: str) -> dict:
 def job_request(*, model: str, train_files, validation_files, n_epochs: int | None, suffix: str | None,
                 example_format: str) -> dict:
     """The body of ``POST /v1/fine-tunes`` (file ids as placeholders)."""
-    body = {"model": model, "training_file": f"<file id of {' + '.join(train_files)}>"}
-    if validation_files:
-        body["validation_file"] = f"<file id of {' + '.join(validation_files)}>"
-    if n_epochs is not None:
-        body["n_epochs"] = n_epochs
-    if suffix:
-        body["suffix"] = suffix
+    body = flat_job_body({"model": "model", "train": "training_file", "validation": "validation_file",
+                          "epochs": "n_epochs", "suffix": "suffix"}, placeholder="file id", model=model,
+                         train_files=train_files, validation_files=validation_files, n_epochs=n_epochs, suffix=suffix)
     body["training_method"] = {"method": "dpo" if example_format == "preference" else "sft"}
     return body
 

@@ -73,3 +73,14 @@ def test_a_model_outside_the_table_needs_its_limit(tmp_path, capsys):
                  "--model", "gemini-9-ultra", "--output", str(tmp_path / "out"), IN_MEMORY])
     assert code == 2
     assert "not in ftprep's Vertex AI Gemini table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [
+    [], ["--target", "hf", "--tokenizer", "examples/tokenizers/chatml-tiny", "--max-length", "4096"],
+    ["--target", "gpt-oss", "--model", "gpt-oss-20b"]], ids=["openai", "hf", "gpt-oss"])
+def test_the_same_recipe_renders_for_openai_and_the_open_weights_targets(options, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert run("examples/recipes/parquet_chat.yaml", *options, "--output", str(tmp_path / "out"), IN_MEMORY) == 0
+    out = read_output(tmp_path / "out")
+    assert_counts_add_up(out)
+    assert all([m["role"] for m in row["messages"]] == ["system", "user", "assistant"] for row in out["train"])
