@@ -43,14 +43,23 @@ def test_the_example_recipe_renders_for_every_provider(kind, tmp_path, monkeypat
 
 def test_validate_shows_what_an_openai_file_breaks_at_another_provider(tmp_path, capsys):
     data = REPO / "examples" / "data" / "chat_examples.jsonl"
-    code = main(["validate", str(data), "--target", "vertex-gemini", "--model", "gemini-2.5-flash",
-                 "--output", str(tmp_path / "gemini"), IN_MEMORY])
+    code = main(["validate", str(data), "--target", "bedrock-nova", "--model", "amazon.nova-lite-v1:0:300k",
+                 "--output", str(tmp_path / "nova"), IN_MEMORY])
     assert code == 3
-    out = read_output(tmp_path / "gemini")
-    assert out["stats"]["rejections"]["vertex_gemini_tools"] == 1
-    (rejected,) = [r for r in out["rejected"] if r["errors"][0]["code"] == "vertex_gemini_tools"]
+    out = read_output(tmp_path / "nova")
+    assert out["stats"]["rejections"]["bedrock_nova_tools"] == 1
+    (rejected,) = [r for r in out["rejected"] if r["errors"][0]["code"] == "bedrock_nova_tools"]
     assert rejected["source"]["row"] == 10 and "tool" in rejected["errors"][0]["message"]
-    assert "vertex_gemini_tools: 1" in capsys.readouterr().out
+    assert "bedrock_nova_tools: 1" in capsys.readouterr().out
+    # Gemini takes the same tool-calling example, as function-call parts.
+    assert main(["validate", str(data), "--target", "vertex-gemini", "--model", "gemini-2.5-flash",
+                 "--output", str(tmp_path / "gemini"), IN_MEMORY]) == 3
+    gemini = read_output(tmp_path / "gemini")
+    assert not any(code.startswith("vertex_gemini") for code in gemini["stats"]["rejections"])
+    assert any("tools" in row for row in gemini["train"] + gemini["validation"])
+    schema = json.loads((REPO / "schemas" / "targets" / "vertex_gemini.schema.json").read_text())
+    for row in gemini["train"] + gemini["validation"]:
+        jsonschema.validate(row, schema)
 
 
 def test_a_file_under_the_providers_minimum_fails_validate_naming_the_limit(tmp_path, capsys):

@@ -59,12 +59,27 @@ def test_every_message_role_and_trained_flag_survives_where_the_format_has_them(
 
 
 @pytest.mark.parametrize("kind, code", [
-    ("together", "together_tools"), ("fireworks", "fireworks_tools"), ("vertex-gemini", "vertex_gemini_tools"),
-    ("bedrock-nova", "bedrock_nova_tools")])
+    ("together", "together_tools"), ("fireworks", "fireworks_tools"), ("bedrock-nova", "bedrock_nova_tools")])
 def test_tool_calls_are_rejected_with_the_providers_code(kind, code):
     with pytest.raises(TargetRuleError) as error:
         target_row(kind, TOOL_CALL, "chat")
     assert error.value.code == code
+
+
+def test_gemini_takes_tool_calls_as_function_call_and_response_parts():
+    tools = [{"type": "function", "function": {"name": "order", "description": "Find an order.",
+                                               "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}]
+    row = target_row("vertex-gemini", {**TOOL_CALL, "tools": tools}, "chat")
+    jsonschema.validate(row, schema("vertex-gemini"))
+    assert [c["role"] for c in row["contents"]] == ["user", "model", "user", "model"]
+    assert row["contents"][1]["parts"] == [{"functionCall": {"name": "order", "args": {}}}]
+    assert row["contents"][2]["parts"] == [{"functionResponse": {"name": "order", "response": {"content": "shipped"}}}]
+    assert row["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["id"]["type"] == "STRING"
+    bad = {"messages": [TOOL_CALL["messages"][0], {**TOOL_CALL["messages"][1], "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "order", "arguments": "[1, 2]"}}]}]}
+    with pytest.raises(TargetRuleError) as error:
+        target_row("vertex-gemini", bad, "chat")
+    assert error.value.code == "vertex_gemini_function_args"
 
 
 def test_azure_keeps_openais_rows_whole_tools_and_weights_included():
@@ -88,8 +103,10 @@ def test_weights_survive_on_fireworks_and_are_refused_where_there_is_no_weight()
     ("together", "together_content"), ("fireworks", "fireworks_content"), ("vertex-gemini", "vertex_gemini_file_uri"),
     ("bedrock-nova", "bedrock_nova_image_uri")])
 def test_an_image_the_provider_cannot_reach_is_rejected(kind, code):
+    inline = {"messages": [{**IMAGE["messages"][0], "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}, IMAGE["messages"][1]]}
     with pytest.raises(TargetRuleError) as error:
-        target_row(kind, IMAGE, "chat")
+        target_row(kind, inline, "chat")
     assert error.value.code == code
 
 
