@@ -96,12 +96,22 @@ def recipe_overrides(args: argparse.Namespace) -> list[Override]:
     return overrides
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ftprep")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ftprep",
         description="Turn Parquet/CSV/JSONL shards into validated fine-tuning JSONL with Apache Beam.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=f"ftprep {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run",

@@ -7,6 +7,7 @@ but the data lacks, an output path that already holds a run.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -91,10 +92,18 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
         if not present:  # an empty file, or JSONL whose first line is not an object: look further
             continue
         missing = sorted(needed - set(present))
+        fmt = recipe.input.format or infer_format(url)
+        if missing and any(not c.isprintable() for name in present for c in name):
+            # Binary read as text: name what it looks like, not its bytes.
+            kind = "a Parquet file (it starts with PAR1)" if present[0].startswith("PAR1") else "binary, not text"
+            raise JobError(f"{url} is read as {fmt} but looks like {kind}; set input.format to its format "
+                           "(parquet, csv, jsonl)")
         if missing:
+            close = {name: difflib.get_close_matches(name, present, n=1, cutoff=0.6) for name in missing}
+            hints = "; ".join(f"{name}: did you mean {match[0]}?" for name, match in close.items() if match)
             raise JobError(
                 f"the recipe uses column(s) {', '.join(missing)} that {url} does not have; "
-                f"its columns are: {', '.join(present)}"
+                f"its columns are: {', '.join(present)}" + (f" ({hints})" if hints else "")
             )
         return
 

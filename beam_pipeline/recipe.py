@@ -8,11 +8,12 @@ override is checked exactly as the same key written in the file would be.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import difflib
+from typing import Any, Sequence, get_args
 
 import fsspec
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from beam_pipeline.errors import UsageError
 from schemas.recipe import Recipe
@@ -26,6 +27,31 @@ class RecipeError(UsageError):
 Override = tuple[str, Any]
 
 
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The recipe sections an annotation can hold (through Optional, unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _keys_at(loc: tuple) -> set[str]:
+    """The keys the recipe allows beside the one at ``loc`` (whatever the section is)."""
+    models: list[type[BaseModel]] = [Recipe]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        inner = [inner for model in models if part in model.model_fields
+                 for inner in _models_in(model.model_fields[part].annotation)]
+        if inner:  # else a union's tag in the path (target.hf...): the section stays the same
+            models = inner
+    return {key for model in models for key in model.model_fields}
+
+
+def _unknown_key(where: str, loc: tuple) -> str:
+    close = difflib.get_close_matches(str(loc[-1]), sorted(_keys_at(loc)), n=1, cutoff=0.6)
+    return f"{where}: unknown key" + (f" (did you mean {close[0]}?)" if close else "")
+
+
 def _describe(error: ValidationError) -> str:
     problems = []
     for e in error.errors():
@@ -33,7 +59,7 @@ def _describe(error: ValidationError) -> str:
         if not where:  # the recipe as a whole (the message names the keys)
             problems.append(e["msg"].removeprefix("Value error, "))
         elif e["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown key")
+            problems.append(_unknown_key(where, e["loc"]))
         elif e["type"] == "missing":
             problems.append(f"{where}: required key is missing")
         else:

@@ -7,6 +7,7 @@ raises on names newer than the installed release.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 
@@ -103,9 +104,11 @@ def lookup_model(name: str, *, encoding: str | None = None, max_tokens_per_examp
     encoding = encoding or encoding_for(base)
     limit = max_tokens_per_example or MAX_TOKENS_PER_EXAMPLE.get(base)
     if encoding is None or limit is None:
-        known = ", ".join(sorted({*MAX_TOKENS_PER_EXAMPLE, *ALIASES}))
+        names = sorted({*MAX_TOKENS_PER_EXAMPLE, *ALIASES})
+        close = difflib.get_close_matches(base, names, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise UnknownModelError(
-            f"unknown model {name!r}; known models: {known} "
+            f"unknown model {name!r}{hint}; known models: {', '.join(names)} "
             "(for another model give model as {name, encoding, max_tokens_per_example})"
         )
     if encoding not in ENCODING_FILES:

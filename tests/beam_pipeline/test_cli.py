@@ -42,6 +42,9 @@ def error_line(capsys):
          r"column\(s\) prompt that .*qa.parquet does not have; its columns are: question, answer"),
         ({"template": {"messages": [{"role": "user", "content": "{{ question"}, {"role": "assistant", "content": "x"}]}}, "does not parse"),
         ({"output": {}}, "output.path: required key is missing"),
+        ({"template": {"messages": [{"role": "user", "content": "{{ questoin }}"}, {"role": "assistant", "content": "{{ answer }}"}]}},
+         r"column\(s\) questoin .* \(questoin: did you mean question\?\)"),
+
         ({"template": {"messages": [{"role": "user", "content": "{{ question }}"},
                                     {"role": "assistant", "content": "{{ answer.__class__.__mro__ }}"}]}},
          r"template_error: template.messages\[1\].content is refused: it uses attribute '__mro__', attribute '__class__'"),
@@ -53,6 +56,21 @@ def test_bad_recipes_exit_2_with_one_line(data, capsys, changes, message):
     assert run(write_recipe(data, recipe_doc(data, **changes)), IN_MEMORY) == 2
     assert re.search(message, error_line(capsys))
     assert not (data / "out").exists()
+
+
+def test_a_parquet_file_read_as_csv_is_named_not_printed(data, capsys):
+    (data / "qa.parquet").rename(data / "qa.csv")
+    path = write_recipe(data, recipe_doc(data, input={"paths": [str(data / "qa.csv")]}))
+    assert run(path, IN_MEMORY) == 2
+    line = error_line(capsys)
+    assert "qa.csv is read as csv but looks like a Parquet file (it starts with PAR1); set input.format" in line
+    assert "\\x" not in line and "PAR1\x15" not in line
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("ftprep ")
 
 
 def test_missing_recipe_file(capsys, tmp_path):

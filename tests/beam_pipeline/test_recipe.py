@@ -59,3 +59,18 @@ def test_a_recipe_nested_too_deeply_or_too_large_is_refused(tmp_path):
     (tmp_path / "big.yaml").write_text("# " + "x" * (11 << 20) + "\n")
     with pytest.raises(RecipeError, match="larger than 10 MB"):
         load_recipe(str(tmp_path / "big.yaml"))
+
+
+def test_an_unknown_key_suggests_the_likely_one(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("input: {paths: [a.csv]}\nmodel: gpt-4o-mini\noutput: {path: o}\n"
+                    "template: {messages: [{role: user, contnt: '{{ q }}'}, {role: assistant, content: '{{ a }}'}]}\n"
+                    "split: {valdation_fraction: 0.2}\n")
+    with pytest.raises(RecipeError) as error:
+        load_recipe(str(path))
+    assert "split.valdation_fraction: unknown key (did you mean validation_fraction?)" in str(error.value)
+    assert "template.messages.0.contnt: unknown key (did you mean content?)" in str(error.value)
+    path.write_text("input: {paths: [a.csv]}\nmodel: gpt-4o-mni\noutput: {path: o}\n"
+                    "template: {messages: [{role: user, content: '{{ q }}'}, {role: assistant, content: '{{ a }}'}]}\n")
+    with pytest.raises(RecipeError, match=r"unknown model 'gpt-4o-mni' \(did you mean gpt-4o-mini\?\)"):
+        load_recipe(str(path))
