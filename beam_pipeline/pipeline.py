@@ -35,7 +35,7 @@ from transforms.pii import RedactPii
 from transforms.readers.base import InputError
 from transforms.readers.paths import expand_paths, infer_format
 from transforms.readers.planning import PlanUnits
-from transforms.readers.probes import first_json_object, not_jsonl_reason, peek_columns
+from transforms.readers.probes import json_objects, not_jsonl_reason, peek_columns
 from transforms.shards import ShardContext, WriteShards, plan_shards
 from transforms.split import AssignSplit
 from transforms.stage import BatchStage
@@ -130,18 +130,24 @@ def check_jsonl_heads(files: list[str], *, on_bad_file: str = "fail", limit: int
 
 
 def resolve_example_format(recipe: Recipe, files: list[str]) -> str:
+    """The recipe's example format, else the format of the first line (of the first lines of the
+    first files) that is an example of some format: a broken or foreign line before it is the
+    run's to reject (invalid_json, ...), not a reason to stop."""
     if recipe.example_format is not None:
         return recipe.example_format
-    first = first_json_object(files[0])
-    fmt = detect_format(first)
-    if fmt is None:
-        keys = ", ".join(sorted(first)) if isinstance(first, dict) else "no object"
-        raise JobError(
-            f"cannot tell the example format of {files[0]} (first line has: {keys}); "
-            "pass --format chat, completion or preference"
-        )
-    LOGGER.info("examples are in %s format (detected from %s)", fmt, files[0])
-    return fmt
+    seen = []
+    for url in files[:10]:
+        for value in json_objects(url):
+            fmt = detect_format(value)
+            if fmt is not None:
+                LOGGER.info("examples are in %s format (detected from %s)", fmt, url)
+                return fmt
+            seen.append(", ".join(sorted(value)) if isinstance(value, dict) else type(value).__name__)
+    found = f"lines with: {'; '.join(dict.fromkeys(seen[:3]))}" if seen else "no line that parses as JSON"
+    raise JobError(
+        f"cannot tell the example format of {files[0]} (none of its first lines is a chat, completion or "
+        f"preference example; {found}); pass --format chat, completion or preference"
+    )
 
 
 def recipe_columns(recipe: Recipe) -> set[str]:

@@ -160,6 +160,18 @@ def test_files_that_are_not_examples_are_named(tmp_path, capsys, make, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("first", ['{"messages": [{"role": "user", "content": "cut off mid-upl', '["an", "array"]',
+                                   '{"note": "exported by tool X"}'])
+def test_the_format_comes_from_the_first_lines_that_are_examples(tmp_path, first):
+    path = tmp_path / "data.jsonl"
+    path.write_text(first + "\n" + "".join(json.dumps(e) + "\n" for e in toy_chat()))
+    assert validate(str(path), "--model", "gpt-4o-mini", "--output", str(tmp_path / "out")) == 3  # the first line: rejected
+    out = read_output(tmp_path / "out")
+    assert out["stats"]["format"] == "chat" and out["stats"]["records"]["train"] == len(toy_chat())
+    (rejected,) = out["rejected"]
+    assert rejected["source"]["row"] == 0
+
+
 def test_unknown_model_is_a_usage_error(tmp_path, capsys):
     path = write_jsonl(tmp_path / "x.jsonl", toy_chat())
     assert validate(path, "--model", "gpt-9", "--output", str(tmp_path / "out")) == 2

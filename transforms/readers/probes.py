@@ -38,14 +38,19 @@ def not_jsonl_reason(url: str, head_bytes: int = 4096) -> str | None:
     return None
 
 
-def first_json_object(url: str, max_lines: int = 100):
-    """The first line of a JSONL file that parses as JSON, or None."""
+def json_objects(url: str, max_lines: int = 100):
+    """The lines among the first ``max_lines`` of a JSONL file that parse as JSON, parsed (a
+    broken line is skipped: the run rejects it as invalid_json)."""
     with fsspec.open(url, "rb", compression="infer") as f:
         for index, line in enumerate(iter_lines(f)):
             if index >= max_lines:
                 break
             try:
-                return orjson.loads(strip_bom_bytes(line) if index == 0 else line)
+                yield orjson.loads(strip_bom_bytes(line) if index == 0 else line)
             except orjson.JSONDecodeError:
                 continue
-    return None
+
+
+def first_json_object(url: str, max_lines: int = 100):
+    """The first line of a JSONL file that parses as JSON, or None."""
+    return next(json_objects(url, max_lines), None)
