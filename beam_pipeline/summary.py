@@ -5,8 +5,8 @@ from __future__ import annotations
 
 def _distribution(name: str, d: dict) -> str:
     if not d or not d.get("count"):
-        return f"{name:<34} none"
-    return f"{name:<34} min {d['min']}, p50 {d['p50']}, mean {d['mean']}, p95 {d['p95']}, max {d['max']}"
+        return f"{name:<38} none"
+    return f"{name:<38} min {d['min']}, p50 {d['p50']}, mean {d['mean']}, p95 {d['p95']}, max {d['max']}"
 
 
 def _codes(counts: dict) -> str:
@@ -79,7 +79,10 @@ def validate_summary(stats: dict, output: str) -> list[str]:
     lines += [
         _distribution("Messages per example:", stats["messages_per_example"]),
         _distribution("Total tokens per example:", tokens["per_example"]),
-        _distribution("Assistant tokens per example:", tokens["by_role_per_example"].get("assistant", {})),
+        # The cookbook's "assistant tokens" (content only), then the same messages with their overhead.
+        *([_distribution("Assistant content tokens per example:", tokens["assistant_content_per_example"])]
+          if tokens.get("assistant_content") else []),
+        _distribution("Assistant message tokens per example:", tokens["by_role_per_example"].get("assistant", {})),
         _distribution("Trained tokens per example:", tokens["trained_per_example"]),
         f"Token limit: {limit:,} per example for {stats['model']['name']} ({tokens['encoding']})",
     ]

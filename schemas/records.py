@@ -123,7 +123,8 @@ class TokenCount:
     OpenAI's per-message overhead). ``context``: the longest sequence the model sees, which
     the per-example limit applies to (equal to ``total`` except for preference pairs).
     ``trained``: tokens of the messages the model learns from. ``by_role``: ``total`` split by
-    message role (``prompt``/``completion`` for the completion format). ``estimated``: the
+    message role (``prompt``/``completion`` for the completion format), each message's overhead
+    included; ``assistant_content``: the cookbook's content-only count of the assistant messages. ``estimated``: the
     count includes parts with no published counting method (tool calls, tools, images).
     """
 
@@ -132,6 +133,9 @@ class TokenCount:
     trained: int
     by_role: tuple[tuple[str, int], ...] = ()
     estimated: bool = False
+    # The OpenAI cookbook's "assistant tokens": the assistant messages' content alone, without the
+    # per-message overhead and role that ``by_role`` includes (tiktoken counting only; else 0).
+    assistant_content: int = 0
 
 
 @dataclass(slots=True)

@@ -362,8 +362,8 @@ class _WriteShardFn(beam.DoFn):
             decision = duplicates.get((piece.file, row))
             if decision is None:
                 continue
-            _, _, total, context, trained, by_role, estimated, warnings, messages = orjson.loads(entry)
-            tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated))
+            _, _, total, context, trained, by_role, estimated, warnings, messages, content = orjson.loads(entry)
+            tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated), content)
             stats.take_back(KeptExample.of(decision.split, tokens, warnings, messages, limit))
             head = orjson.dumps({"source": {"file": files[decision.file], "row": decision.row},
                                  "reason": decision.reason,

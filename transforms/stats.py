@@ -112,6 +112,9 @@ class StatsAccumulator:
         self.tokens["trained"] += sign * tokens.trained
         self._observe("total", tokens.total, sign)
         self._observe("trained", tokens.trained, sign)
+        if tokens.assistant_content:
+            self.tokens["assistant_content"] += sign * tokens.assistant_content
+            self._observe("assistant_content", tokens.assistant_content, sign)
         if split == TRAIN:  # what packing packs: the sequences the model sees
             self._observe("train_context", tokens.context, sign)
         for role, n in tokens.by_role:
@@ -246,6 +249,10 @@ def build_stats(
             "total": sum(acc.tokens[split] for split in SPLITS),
             **{split: acc.tokens[split] for split in SPLITS},
             "trained": acc.tokens["trained"],
+            # The OpenAI cookbook's "assistant tokens": content only (by_role.assistant adds each
+            # message's overhead and role).
+            "assistant_content": acc.tokens["assistant_content"],
+            "assistant_content_per_example": per_example_summary(acc.histograms.get("assistant_content", {})),
             "by_role": {role: acc.tokens[f"role:{role}"] for role in roles},
             "estimated_examples": acc.estimated,
             "per_example": per_example_summary(acc.histograms.get("total", {})),

@@ -135,11 +135,17 @@ class TokenCounter:
                 trained += tokens
         return by_role, trained, estimated
 
+    def assistant_content(self, messages: list[dict]) -> int:
+        """The cookbook's ``num_assistant_tokens_from_messages``: each assistant message's content."""
+        return sum(self.text(m["content"]) for m in messages
+                   if m.get("role") == "assistant" and isinstance(m.get("content"), str))
+
     def chat(self, example: dict) -> TokenCount:
         by_role, trained, estimated = self._messages(example["messages"])
         functions = self._functions(example)
         total = sum(by_role.values()) + TOKENS_PER_EXAMPLE + self.tool_definitions(functions)
-        return TokenCount(total, total, trained, tuple(sorted(by_role.items())), estimated or bool(functions))
+        return TokenCount(total, total, trained, tuple(sorted(by_role.items())), estimated or bool(functions),
+                          self.assistant_content(example["messages"]))
 
     def completion(self, example: dict) -> TokenCount:
         prompt, completion = self.text(example["prompt"]), self.text(example["completion"])

@@ -106,7 +106,7 @@ def index_entry(item: Item, size: int, messages: int) -> bytes:
     """One kept record in the unit's index: row, line size, tokens, warnings, messages."""
     tokens = item.tokens
     return orjson.dumps([item.source.row, size, tokens.total, tokens.context, tokens.trained,
-                         tokens.by_role, tokens.estimated, item.warnings, messages]) + b"\n"
+                         tokens.by_role, tokens.estimated, item.warnings, messages, tokens.assistant_content]) + b"\n"
 
 
 def small_rejected(doc: dict) -> dict:

@@ -80,7 +80,17 @@ def test_counts_epochs_and_billing_agree_with_the_notebook(tmp_path, capsys):
     assert stats["records"] == {"read": 8, "train": 8, "validation": 0, "rejected": 0, "dropped": {}}
     assert out["train"] and sorted(map(json.dumps, out["train"])) == sorted(map(json.dumps, examples))
 
+    # The notebook's num_assistant_tokens_from_messages: assistant content alone, per example.
+    content = [sum(len(encoding.encode(m["content"])) for m in e["messages"] if m["role"] == "assistant") for e in examples]
+    assert [TokenCounter(encoding, "cl100k_base").chat(e).assistant_content for e in examples] == content
+    assistant = stats["tokens"]["assistant_content_per_example"]
+    assert (assistant["min"], assistant["max"], stats["tokens"]["assistant_content"]) == (min(content), max(content), sum(content))
+    # by_role.assistant is the same messages with each one's overhead (3) and role (1 token).
+    assert stats["tokens"]["by_role"]["assistant"] == sum(content) + 4 * len(examples)
+
     printed = capsys.readouterr().out
+    assert f"Assistant content tokens per example:  min {min(content)}," in printed
+    assert "Assistant message tokens per example:" in printed
     assert "No errors found" in printed
     assert "missing_system_message: 1" in printed
     assert "By default, you'll train for 12 epochs on this dataset" in printed

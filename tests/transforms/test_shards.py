@@ -22,7 +22,7 @@ def example(row: int) -> bytes:
 def unit(tmp_path, file: int, rows: range, *, sizes: bool = False, rejected: int = 0) -> UnitResult:
     """A unit file as pass 1 writes one: every row kept, in train."""
     lines = [example(row) for row in rows]
-    index = [orjson.dumps([row, len(line) + 1, 10, 10, 4, [["assistant", 4], ["user", 6]], False, [], 2]) for row, line in zip(rows, lines)]
+    index = [orjson.dumps([row, len(line) + 1, 10, 10, 4, [["assistant", 4], ["user", 6]], False, [], 2, 0]) for row, line in zip(rows, lines)]
     sections, data = {}, b""
     blocks = {"train": lines, index_section("train"): index,
               "rejected": [orjson.dumps({"source": {"file": "f", "row": r}}) for r in range(rejected)]}
