@@ -22,7 +22,7 @@ from beam_pipeline.outputs.location import check_output_location, input_director
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
 from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR, TEMP_DIR, UNITS_DIR
-from schemas.models import ModelSpec
+from schemas.models import ModelSpec, snapshot_of
 from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
 from transforms.dedup import DecideDuplicates, DedupKeys
@@ -184,6 +184,10 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
         check_columns(readable, recipe, needed)
     example_format = resolve_example_format(recipe, [url for url in jsonl if url not in bad_files] or readable)
     model = recipe.model_spec()
+    if is_openai(recipe):
+        notice = target_description(recipe, None).get("retirement")
+        if notice:
+            LOGGER.warning("%s: %s (%s)", notice["date"], notice["what"], notice["source"])
     try:
         tokens = token_source(recipe).check()
     except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
@@ -298,7 +302,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     # open-weights targets train elsewhere.
     job = None
     if takes_openai_job(recipe):
-        job = job_settings(recipe.finetune, model=plan.model.name, example_format=plan.example_format)
+        # The dated snapshot, never an alias that may move (the platform's guidance).
+        job = job_settings(recipe.finetune, model=snapshot_of(plan.model.name), example_format=plan.example_format)
     elif not is_open_weights(recipe):
         n_epochs = recipe.finetune.n_epochs if recipe.finetune.n_epochs != "auto" else None
         job = {"target": recipe.target.kind, "model": plan.model.name, "n_epochs": n_epochs,

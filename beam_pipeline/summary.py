@@ -23,6 +23,14 @@ def failed_checks(stats: dict) -> list[str]:
             f"{check['actual']:,} ({target.get('limits_source', '')})" for check in target.get("checks", ()) if not check["ok"]]
 
 
+def retirement_line(stats: dict) -> str | None:
+    notice = stats.get("target", {}).get("retirement")
+    if not notice:
+        return None
+    when = "since" if notice["status"] == "retired" else f"in {notice['days_left']} days, on"
+    return f"{notice['what'].split(' after')[0]} {when} {notice['date']} ({notice['source']})"
+
+
 def _training_line(stats: dict) -> str:
     """OpenAI's billing estimate; for the open-weights targets, the packing estimate if asked for."""
     estimate, packing = stats["estimate"], stats.get("packing")
@@ -53,6 +61,7 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
         _training_line(stats),
         *(f"LIMIT       {line}" for line in failed_checks(stats)),
+        *([f"WARNING     {retirement_line(stats)}"] if retirement_line(stats) else []),
         f"output      {output} (report.html to read in a browser)",
     ] + ([f"time        {elapsed:,.1f} s, {records['read'] / elapsed:,.0f} rows/s"] if elapsed else [])
 
@@ -92,6 +101,8 @@ def validate_summary(stats: dict, output: str) -> list[str]:
                else "tools, tool calls, images, pairs")
         lines.append(f"{tokens['estimated_examples']:,} example(s) include estimated parts ({why})")
     lines += [f"File limit broken: {line}" for line in failed_checks(stats)]
+    if retirement_line(stats):
+        lines.append(f"Warning: {retirement_line(stats)}")
     if stats.get("target", {}).get("kind", "openai") not in OPENAI_BILLING:  # OpenAI's billing does not apply
         label, _, text = _training_line(stats).partition(" ")
         return lines + [f"{label.capitalize()}: {text.strip()}", f"Output: {output}"]

@@ -114,3 +114,35 @@ def lookup_model(name: str, *, encoding: str | None = None, max_tokens_per_examp
     if encoding not in ENCODING_FILES:
         raise UnknownModelError(f"unknown encoding {encoding!r}; known: {', '.join(sorted(ENCODING_FILES))}")
     return ModelSpec(name=name, encoding=encoding, max_tokens_per_example=limit)
+
+
+def snapshot_of(name: str) -> str:
+    """The dated snapshot a job should pin: an alias (``gpt-4o-mini``) resolved, any other name kept."""
+    return ALIASES.get(name, name)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    date: str  # ISO date
+    what: str
+    source: str
+
+
+# OpenAI's deprecations page, May 2026 entry: self-serve fine-tuning winds down; organisations
+# that never fine-tuned lost job creation on 2026-05-07, inactive ones on 2026-07-02, and no one
+# can create fine-tuning jobs after 2027-01-06. It applies to every base model of the table.
+# Per-model retirement dates of the base models are not tracked here.
+FINE_TUNING_SHUTDOWN = Retirement(
+    "2027-01-06", "OpenAI creates no new fine-tuning jobs after this date (for every organisation)",
+    "OpenAI deprecations page (https://platform.openai.com/docs/deprecations), May 2026")
+
+
+def retirement_notice(today: str) -> dict | None:
+    """The shutdown as stats.json states it, from 90 days before it: retiring, then retired."""
+    from datetime import date
+
+    days = (date.fromisoformat(FINE_TUNING_SHUTDOWN.date) - date.fromisoformat(today)).days
+    if days > 90:
+        return None
+    return {"status": "retired" if days < 0 else "retiring", "date": FINE_TUNING_SHUTDOWN.date,
+            "days_left": max(days, 0), "what": FINE_TUNING_SHUTDOWN.what, "source": FINE_TUNING_SHUTDOWN.source}

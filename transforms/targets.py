@@ -9,6 +9,9 @@ Each source is a small picklable value: ``check()`` before the run, ``load()`` o
 
 from __future__ import annotations
 
+from datetime import date
+
+from schemas.models import retirement_notice
 from schemas.recipe import GptOssTarget, HfTarget, HostedTargetSpec, Recipe
 from schemas.targets import HOSTED
 from transforms.harmony_tokens import HarmonySource
@@ -52,6 +55,9 @@ def target_description(recipe: Recipe, source: TokenSource) -> dict:
     pages its rules come from, how tokens were counted, its per-file limits and what it does not
     publish. The per-file limits are checked against the run's counts in the stats."""
     hosted = HOSTED.get(recipe.target.kind)
+    if recipe.target.kind == "openai":
+        notice = retirement_notice(date.today().isoformat())
+        return {"retirement": notice} if notice else {}
     if hosted is None:
         return {}
     exact = not isinstance(source, CharEstimateSource)

@@ -186,3 +186,13 @@ def test_unknown_model_is_a_usage_error(tmp_path, capsys):
     path = write_jsonl(tmp_path / "x.jsonl", toy_chat())
     assert validate(path, "--model", "gpt-9", "--output", str(tmp_path / "out")) == 2
     assert "unknown model 'gpt-9'" in capsys.readouterr().err
+
+
+def test_an_alias_is_pinned_to_its_snapshot_and_the_shutdown_is_stated(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "toy.jsonl", toy_chat())
+    assert validate(path, "--model", "gpt-4o-mini", "--output", str(tmp_path / "out")) == 0
+    assert json.loads((tmp_path / "out" / "finetune_job.json").read_text())["model"] == "gpt-4o-mini-2024-07-18"
+    notice = read_output(tmp_path / "out")["stats"]["target"].get("retirement")
+    if notice is not None:  # from 90 days before 2027-01-06 (the suite's date decides)
+        assert notice["date"] == "2027-01-06" and "deprecations" in notice["source"]
+        assert "Warning: OpenAI creates no new fine-tuning jobs" in capsys.readouterr().out

@@ -59,3 +59,21 @@ def test_overrides_and_unknown_models():
         lookup_model("llama-3-8b", encoding="cl100k_base")
     with pytest.raises(UnknownModelError, match="unknown encoding"):
         lookup_model("gpt-4o-mini", encoding="p50k_edit")
+
+
+def test_aliases_pin_to_their_snapshot():
+    from schemas.models import snapshot_of
+
+    assert snapshot_of("gpt-4o-mini") == "gpt-4o-mini-2024-07-18"
+    assert snapshot_of("gpt-4.1-2025-04-14") == "gpt-4.1-2025-04-14"
+    assert snapshot_of("ft:gpt-4o-mini-2024-07-18:acme::abc") == "ft:gpt-4o-mini-2024-07-18:acme::abc"
+
+
+def test_the_fine_tuning_shutdown_is_announced_from_90_days_before_with_its_source():
+    from schemas.models import retirement_notice
+
+    assert retirement_notice("2026-09-01") is None
+    soon = retirement_notice("2026-11-27")
+    assert (soon["status"], soon["days_left"], soon["date"]) == ("retiring", 40, "2027-01-06")
+    assert "deprecations" in soon["source"]
+    assert retirement_notice("2027-02-01")["status"] == "retired"
