@@ -184,10 +184,6 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
         check_columns(readable, recipe, needed)
     example_format = resolve_example_format(recipe, [url for url in jsonl if url not in bad_files] or readable)
     model = recipe.model_spec()
-    if is_openai(recipe):
-        notice = target_description(recipe, None).get("retirement")
-        if notice:
-            LOGGER.warning("%s: %s (%s)", notice["date"], notice["what"], notice["source"])
     try:
         tokens = token_source(recipe).check()
     except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
