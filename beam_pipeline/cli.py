@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from typing import TYPE_CHECKING, Sequence
 
 from beam_pipeline.errors import UsageError
@@ -222,6 +223,7 @@ def execute(
         with quiet:
             if reporter is not None:
                 reporter.start()
+            started = time.monotonic()
             try:
                 result = pipeline.run()
             finally:
@@ -236,6 +238,8 @@ def execute(
                             _job_id(result) or "no job id reported", plan.output)
                 return 0, None, plan.output, None
             state = result.wait_until_finish()
+            if elapsed is None and is_local(options):  # --no-progress: the run's time all the same
+                elapsed = time.monotonic() - started
     except Exception as error:  # noqa: BLE001 - the runner's failure: one line, the traceback in the log
         LOGGER.error("the pipeline failed", exc_info=True, extra=LOG_ONLY)
         print(f"ftprep: error: {failure_line(error, output=plan.output, log_path=args.log_path)}", file=sys.stderr)

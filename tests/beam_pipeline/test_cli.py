@@ -185,3 +185,9 @@ def test_validate_refuses_unknown_flags_too(data, capsys):
                  "--validation-fractoin=0.1"])
     assert code == 2
     assert "did you mean --validation-fraction?" in error_line(capsys)
+
+
+def test_the_summary_ends_with_time_and_rate_without_progress_lines(data, capsys):
+    assert run(write_recipe(data, recipe_doc(data)), "--no-progress", IN_MEMORY) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("time ") and last.endswith("rows/s")
