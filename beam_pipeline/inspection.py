@@ -1,7 +1,8 @@
 """``ftprep inspect``: what is in the input files, before writing a recipe for them.
 
 For each file: its format, row count (Parquet: from the footer, without reading the data;
-CSV/JSONL: counted, up to COUNT_LIMIT_BYTES of file), and per column its type, nulls among
+CSV/JSONL: counted, up to COUNT_LIMIT_BYTES of file), and per column its type, nulls (a run's
+``null_field``) and empty or blank strings (a run's ``missing_content``, for a message) among
 the sampled rows and a few sample values; then the column names a template can use.
 """
 
@@ -72,7 +73,9 @@ def inspect_csv(url: str, rows: int, dialect: CsvOptions) -> dict:
         size = _size(url)
         if size is not None and size <= COUNT_LIMIT_BYTES:
             count = len(records) + sum(1 for fields in reader if fields)
-    columns = [(name, "string", [r.get(name) if r.get(name) != "" else None for r in records]) for name in header]
+    # An empty cell is an empty string, as the run reads it (its message is then missing_content),
+    # not a null (null_field): inspect counts the two apart.
+    columns = [(name, "string", [r.get(name) for r in records]) for name in header]
     return {"rows": count, "detail": f"header of {len(header)} column(s)", "columns": columns, "samples": rows}
 
 
@@ -136,11 +139,13 @@ def inspect_lines(patterns: list[str], *, fmt: str | None = None, rows: int = 3,
         lines.append(f"{url}  [{kind}; {count}; {info['detail']}]")
         width = max([len(name) for name, _, _ in info["columns"]] + [6])
         type_width = max([len(t) for _, t, _ in info["columns"]] + [4])
-        lines.append(f"  {'column':<{width}}  {'type':<{type_width}}  {'nulls':>9}  samples")
+        lines.append(f"  {'column':<{width}}  {'type':<{type_width}}  {'nulls':>9}  {'empty':>9}  samples")
         for name, column_type, values in info["columns"]:
             nulls = sum(v is None for v in values)
-            samples = ", ".join(_short(v) for v in values[:rows] if v is not None) or "—"
-            lines.append(f"  {name:<{width}}  {column_type:<{type_width}}  {nulls:>4}/{len(values):<4}  {samples}")
+            empty = sum(isinstance(v, str) and not v.strip() for v in values)
+            samples = ", ".join(_short(v) for v in values[:rows] if v not in (None, "")) or "—"
+            lines.append(f"  {name:<{width}}  {column_type:<{type_width}}  {nulls:>4}/{len(values):<4}  "
+                         f"{empty:>4}/{len(values):<4}  {samples}")
             usable[name] = None
         lines.append("")
     names = [n for n in usable if _usable(n)]

@@ -13,13 +13,14 @@ def test_inspect_parquet_and_csv(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "qa.parquet"), str(tmp_path / "t.csv"), "--rows", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{tmp_path / 'qa.parquet'}  [parquet; 3 rows; 2 row group(s)]"
-    assert out[2].split() == ["question", "string", "1/3", "How?,", "Why?"]
-    assert out[3].split() == ["score", "int64", "0/3", "1,", "2"]
+    assert out[2].split() == ["question", "string", "1/3", "0/3", "How?,", "Why?"]
+    assert out[3].split() == ["score", "int64", "0/3", "0/3", "1,", "2"]
     assert out[4].split()[:3] == ["tags", "list<element:", "string>"]
     csv_at = out.index(f"{tmp_path / 't.csv'}  [csv; 2 rows; header of 3 column(s)]")
-    assert out[csv_at + 2].split() == ["subject", "string", "0/2", "Login,", "Refund"]
-    assert out[csv_at + 3].split() == ["body", "text", "string", "0/2", "two⏎lines,", "charged", "twice"]
-    assert out[csv_at + 4].split() == ["reply", "string", "1/2", "Done"]
+    assert out[csv_at + 2].split() == ["subject", "string", "0/2", "0/2", "Login,", "Refund"]
+    assert out[csv_at + 3].split() == ["body", "text", "string", "0/2", "0/2", "two⏎lines,", "charged", "twice"]
+    # An empty CSV cell is an empty string, not a null: the run calls its message missing_content.
+    assert out[csv_at + 4].split() == ["reply", "string", "0/2", "1/2", "Done"]
     assert out[-2] == ("Columns a template can use: {{ question }}, {{ score }}, {{ tags }}, {{ subject }}, {{ reply }}")
     assert out[-1] == "Not usable as template names (rename the column): 'body text'"
 
