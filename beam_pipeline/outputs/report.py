@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 
 import jinja2
 
@@ -41,38 +42,63 @@ def _bars(items: list[tuple[str, int]], key_prefix: str, color: str, empty: str)
     return "".join(parts)
 
 
+def _nice_step(span: float, ticks: int = 5) -> int:
+    """A round tick step (1, 2 or 5 times a power of ten) giving about ``ticks`` ticks over ``span``."""
+    raw = max(span / ticks, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return int(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
+
+
 def _histogram(hist: dict, limit: int) -> tuple[str, str]:
+    """Tokens per example: bars over the range the data covers (from the first non-empty bin, not
+    from 0), round ticks on both axes with their titles, gridlines, and the limit marked when it
+    falls near the data (else a note says how far off it is)."""
     counts, width = hist.get("counts") or [], hist.get("bin_width") or 0
-    if not counts:
+    if not counts or not any(counts):
         return '<p class="muted">No kept examples.</p>', ""
-    w, h, left, bottom = 1000, 240, 50, 28
-    plot_w, plot_h = w - left - 10, h - bottom - 10
-    span = len(counts) * width
-    show_limit = limit <= span * 1.15
-    x_max = max(span, limit) if show_limit else span
-    top = max(counts)
+    w, h, left, bottom, top_pad = 1000, 260, 64, 44, 14
+    plot_w, plot_h = w - left - 14, h - bottom - top_pad
+    first = next(i for i, n in enumerate(counts) if n)
+    span_end = len(counts) * width
+    show_limit = limit <= span_end * 1.15
+    x_end = max(span_end, limit) if show_limit else span_end
+    x_step = _nice_step(x_end - first * width)
+    x_start = (first * width // x_step) * x_step
+    x_end = -(-x_end // x_step) * x_step
+    y_step = _nice_step(max(counts), 4)
+    y_top = -(-max(counts) // y_step) * y_step
+
+    def x_of(value: float) -> float:
+        return left + plot_w * (value - x_start) / max(x_end - x_start, 1)
+
+    def y_of(value: float) -> float:
+        return h - bottom - plot_h * value / y_top
+
     parts = [f'<svg viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="tokens per example">']
-    parts.append(f'<line x1="{left}" y1="{h - bottom}" x2="{w - 10}" y2="{h - bottom}" stroke="#9aa3b2"/>')
+    for value in range(0, y_top + 1, y_step):
+        y = y_of(value)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{w - 14}" y2="{y:.1f}" stroke="#e4e7ec"/>'
+                     f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,}</text>')
     for i, n in enumerate(counts):
         if not n:
             continue
-        x = left + plot_w * (i * width) / x_max
-        bw = max(1.0, plot_w * width / x_max - 1)
-        bh = plot_h * n / top
-        parts.append(f'<rect x="{x:.1f}" y="{h - bottom - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="#4f6bed">'
+        x0, x1 = x_of(i * width), x_of((i + 1) * width)
+        parts.append(f'<rect x="{x0:.1f}" y="{y_of(n):.1f}" width="{max(1.0, x1 - x0 - 1):.1f}" '
+                     f'height="{h - bottom - y_of(n):.1f}" fill="#4f6bed">'
                      f'<title>{i * width:,}–{(i + 1) * width - 1:,} tokens: {n:,} examples</title></rect>')
-    for tick in range(0, 6):
-        value = round(x_max * tick / 5)
-        x = left + plot_w * value / x_max
-        parts.append(f'<text x="{x:.1f}" y="{h - 10}" text-anchor="middle">{value:,}</text>')
-    parts.append(f'<text x="{left - 6}" y="{18}" text-anchor="end">{top:,}</text>')
+    parts.append(f'<line x1="{left}" y1="{h - bottom}" x2="{w - 14}" y2="{h - bottom}" stroke="#9aa3b2"/>')
+    for value in range(x_start, x_end + 1, x_step):
+        parts.append(f'<text x="{x_of(value):.1f}" y="{h - bottom + 16}" text-anchor="middle">{value:,}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{h - 6}" text-anchor="middle" class="axis">tokens per example</text>'
+                 f'<text transform="translate(14 {top_pad + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
+                 f'class="axis">examples</text>')
     if show_limit:
-        x = left + plot_w * limit / x_max
-        parts.append(f'<line x1="{x:.1f}" y1="8" x2="{x:.1f}" y2="{h - bottom}" stroke="#b42318" stroke-dasharray="5 4"/>'
-                     f'<text x="{x - 4:.1f}" y="20" text-anchor="end" fill="#b42318">limit {limit:,}</text>')
+        x = x_of(limit)
+        parts.append(f'<line x1="{x:.1f}" y1="{top_pad}" x2="{x:.1f}" y2="{h - bottom}" stroke="#b42318" stroke-dasharray="5 4"/>'
+                     f'<text x="{x - 4:.1f}" y="{top_pad + 10}" text-anchor="end" fill="#b42318">limit {limit:,}</text>')
         note = ""
     else:
-        note = f"The model's limit, {limit:,} tokens, is {limit / max(span, 1):,.0f}× the chart's width, off to the right."
+        note = f"The model's limit, {limit:,} tokens, is {limit / max(span_end, 1):,.0f}× the longest example's bin, off to the right."
     parts.append("</svg>")
     return "".join(parts), note
 

@@ -100,3 +100,19 @@ def test_the_page_renders_in_headless_chromium(example_run, tmp_path):
     )
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_the_histogram_fits_the_data_and_titles_its_axes():
+    import re
+
+    from beam_pipeline.outputs.report import _histogram
+
+    svg, note = _histogram({"bin_width": 50, "counts": [0] * 6 + [3, 9, 4, 1]}, 550)
+    x_ticks = [int(v.replace(",", "")) for v in re.findall(r'text-anchor="middle">([\d,]+)</text>', svg)]
+    assert x_ticks[0] >= 200 and x_ticks[-1] >= 550  # from the data's first bin, through the limit
+    assert "tokens per example</text>" in svg and ">examples</text>" in svg
+    assert "limit 550" in svg and note == ""
+    y_ticks = [int(v) for v in re.findall(r'text-anchor="end">(\d+)</text>', svg)]
+    assert y_ticks[0] == 0 and y_ticks[-1] >= 9
+    _, far = _histogram({"bin_width": 50, "counts": [1, 2]}, 65_536)
+    assert "off to the right" in far
