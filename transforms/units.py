@@ -14,6 +14,7 @@ a shuffle, and every run writes the same bytes.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from array import array
 from collections import defaultdict
@@ -109,12 +110,42 @@ def index_entry(item: Item, size: int, messages: int) -> bytes:
                          tokens.by_role, tokens.estimated, item.warnings, messages, tokens.assistant_content]) + b"\n"
 
 
+_MESSAGE_PATH = re.compile(r"\bmessages\[(\d+)\]")
+FOCUS_VALUE_CHARS = 160
+
+
+def _cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > FOCUS_VALUE_CHARS:
+        return value[:FOCUS_VALUE_CHARS] + f"… [{len(value):,} characters]"
+    if isinstance(value, dict):
+        return {k: _cut(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v) for v in value[:10]]
+    return value
+
+
+def _focus(doc: dict) -> dict:
+    """The messages the errors name (``messages[2]...``), each value cut: the part of a long
+    example an error is about, which a cut of the whole would hide."""
+    example = doc.get("example")
+    holder = example.get("input", example) if isinstance(example, dict) else None
+    messages = holder.get("messages") if isinstance(holder, dict) else None
+    if not isinstance(messages, list):
+        return {}
+    named = sorted({int(i) for e in doc.get("errors", ()) for i in _MESSAGE_PATH.findall(e.get("message", ""))})
+    return {f"messages[{i}]": _cut(messages[i]) for i in named[:3] if i < len(messages)}
+
+
 def small_rejected(doc: dict) -> dict:
-    """A rejected document cut to what the report shows (rows can be large)."""
+    """A rejected document cut to what the report shows (rows can be large), with the messages
+    its errors name shown whole enough to see the problem (``focus``)."""
     record = {k: v for k, v in doc.items() if k not in ("source", "errors")}
     text = orjson.dumps(record, default=str).decode()
     if len(text) > RECORD_PREVIEW_CHARS:
         record = {"record": text[:RECORD_PREVIEW_CHARS] + f"… [{len(text):,} characters]"}
+        focus = _focus(doc)
+        if focus:
+            record["focus"] = focus
     return {"source": doc["source"], "errors": doc["errors"], **record}
 
 

@@ -104,9 +104,14 @@ def _histogram(hist: dict, limit: int) -> tuple[str, str]:
 
 
 def _preview(doc: dict) -> str:
-    shown = {k: v for k, v in doc.items() if k not in ("source", "errors")}
+    """The rejected record, cut; then the messages its errors name (``focus``), which the cut hides."""
+    shown = {k: v for k, v in doc.items() if k not in ("source", "errors", "focus")}
     text = json.dumps(shown, ensure_ascii=False, indent=1)
-    return text if len(text) <= RECORD_PREVIEW_CHARS else text[:RECORD_PREVIEW_CHARS] + f"… [{len(text):,} characters]"
+    if len(text) > RECORD_PREVIEW_CHARS:
+        text = text[:RECORD_PREVIEW_CHARS] + f"… [{len(text):,} characters]"
+    if doc.get("focus"):
+        text += "\n\nwhat the error is about:\n" + json.dumps(doc["focus"], ensure_ascii=False, indent=1)
+    return text
 
 
 def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, recipe: str | None = None,

@@ -116,3 +116,16 @@ def test_the_histogram_fits_the_data_and_titles_its_axes():
     assert y_ticks[0] == 0 and y_ticks[-1] >= 9
     _, far = _histogram({"bin_width": 50, "counts": [1, 2]}, 65_536)
     assert "off to the right" in far
+
+
+def test_a_long_rejected_record_still_shows_the_message_its_error_names():
+    from beam_pipeline.outputs.report import _preview
+    from transforms.units import small_rejected
+
+    example = {"messages": [{"role": "system", "content": "You are helpful. " * 40},
+                            {"role": "user", "content": "Question? " * 20}, {"role": "assistant", "content": ""}]}
+    doc = {"source": {"file": "f", "row": 3}, "errors": [{"code": "missing_content", "message": "messages[2].content is empty"}],
+           "record": {"q": "x"}, "example": example}
+    shown = _preview(small_rejected(doc))
+    assert "what the error is about" in shown
+    assert '"messages[2]": {\n  "role": "assistant",\n  "content": ""' in shown
