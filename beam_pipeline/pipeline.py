@@ -201,8 +201,15 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
 
 
 def recipe_text(recipe: Recipe) -> str:
-    """The recipe as given (with its overrides), for the report."""
-    return yaml.safe_dump(recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, allow_unicode=True)
+    """The recipe for the report: as its author wrote it, with the command line's overrides listed
+    after it; a recipe built in code (``ftprep validate``) as its settings."""
+    if recipe.source_text is None:
+        return yaml.safe_dump(recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, allow_unicode=True)
+    text = recipe.source_text.rstrip("\n") + "\n"
+    if recipe.overrides:
+        changes = yaml.safe_dump([{key: value} for key, value in recipe.overrides], sort_keys=False, allow_unicode=True)
+        text += "\n# changed on the command line, in this order:\n" + "".join(f"# {line}\n" for line in changes.splitlines())
+    return text
 
 
 def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:

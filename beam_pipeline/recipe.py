@@ -167,4 +167,5 @@ def load_recipe(url: str, *, overrides: Sequence[Override] = ()) -> Recipe:
     if doc is None:
         doc = {}
     _check_size(doc, f"recipe {url!r}")
-    return recipe_from_document(doc, overrides=overrides, origin=f"recipe {url}")
+    recipe = recipe_from_document(doc, overrides=overrides, origin=f"recipe {url}")
+    return recipe.with_source(data.decode("utf-8"), overrides)

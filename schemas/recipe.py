@@ -380,6 +380,22 @@ class Recipe(_Strict):
     limits: LimitsSpec = LimitsSpec()
     # The model's encoding and limit, looked up once, when the recipe is validated.
     _model_spec: ModelSpec = PrivateAttr()
+    # The recipe as its author wrote it (comments and all), and what the command line changed,
+    # for the report; None when it was built in code.
+    _source_text: str | None = PrivateAttr(default=None)
+    _overrides: tuple = PrivateAttr(default=())
+
+    def with_source(self, text: str, overrides=()) -> "Recipe":
+        self._source_text, self._overrides = text, tuple(overrides)
+        return self
+
+    @property
+    def source_text(self) -> str | None:
+        return self._source_text
+
+    @property
+    def overrides(self) -> tuple:
+        return self._overrides
 
     @field_validator("target", mode="before")
     @classmethod

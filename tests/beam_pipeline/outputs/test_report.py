@@ -1,5 +1,6 @@
 """report.html: every figure equals stats.json, nothing is fetched, and it renders in a browser."""
 
+import html
 import re
 import shutil
 import subprocess
@@ -129,3 +130,10 @@ def test_a_long_rejected_record_still_shows_the_message_its_error_names():
     shown = _preview(small_rejected(doc))
     assert "what the error is about" in shown
     assert '"messages[2]": {\n  "role": "assistant",\n  "content": ""' in shown
+
+
+def test_the_recipe_is_shown_as_written_with_the_command_lines_changes(example_run):
+    page = html.unescape((example_run / "report.html").read_text())
+    written = (REPO / "examples/recipes/csv_chat.yaml").read_text()
+    assert written.rstrip("\n") in page  # comments, quoting and order as the author wrote them
+    assert "# changed on the command line, in this order:\n# - output.provenance: true" in page
