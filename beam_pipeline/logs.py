@@ -63,7 +63,12 @@ def new_log_path() -> str:
     """A fresh log file under the temporary directory; the oldest beyond ``LOGS_KEPT`` are removed."""
     directory = os.path.join(tempfile.gettempdir(), "ftprep-logs")
     os.makedirs(directory, exist_ok=True)
-    logs = sorted((entry.stat().st_mtime, entry.path) for entry in os.scandir(directory) if entry.name.endswith(".log"))
+    logs = []
+    for entry in os.scandir(directory):
+        if entry.name.endswith(".log"):
+            with contextlib.suppress(FileNotFoundError):  # another ftprep pruned it meanwhile
+                logs.append((entry.stat().st_mtime, entry.path))
+    logs.sort()
     for _, path in logs[: max(0, len(logs) - LOGS_KEPT + 1)]:
         with contextlib.suppress(OSError):
             os.remove(path)
