@@ -50,7 +50,8 @@ def recipe(tmp_path, **changes):
         "template": TEMPLATE,
         "model": "gpt-4o-mini",
         "split": {"validation_fraction": 0.3},
-        "filters": {"max_repetition": 0.5},
+        # min_chars drops nothing here: its reason is counted (0) but gets no dropped/ folder.
+        "filters": {"max_repetition": 0.5, "min_chars": {"example": 1}},
         "dedup": {"exact": True, "near": {"threshold": 0.7, "shingle": 3}},
         "output": {"path": str(tmp_path / "out")},
     }
@@ -62,7 +63,7 @@ def dropped(output: Path, reason: str):
     return read_lines(output / "dropped" / reason)
 
 
-def test_planted_duplicates_leave_with_the_same_survivors_on_one_and_two_workers(tmp_path):
+def test_planted_duplicates_leave_with_the_same_survivors_on_one_and_two_workers(tmp_path, capsys):
     planted_shards(tmp_path)
     path = recipe(tmp_path)
     assert run(path, "--output", str(tmp_path / "one"), IN_MEMORY) == 0
@@ -71,8 +72,14 @@ def test_planted_duplicates_leave_with_the_same_survivors_on_one_and_two_workers
     outputs = {name: read_output(tmp_path / name) for name in ("one", "two")}
     for out in outputs.values():
         assert_counts_add_up(out)
-        assert out["stats"]["records"]["dropped"] == {"duplicate_exact": 3, "duplicate_near": 1, "filter_repetition": 1}
+        assert out["stats"]["records"]["dropped"] == {"duplicate_exact": 3, "duplicate_near": 1, "filter_min_chars": 0,
+                                                      "filter_repetition": 1}
     one, two = (tmp_path / "one"), (tmp_path / "two")
+    assert sorted(p.name for p in (one / "dropped").iterdir()) == ["duplicate_exact", "duplicate_near", "filter_repetition"]
+    assert sorted(p.name for p in (two / "dropped").iterdir()) == ["duplicate_exact", "duplicate_near", "filter_repetition"]
+    # A normal run prints ftprep's lines only: Beam's own (its workers' included) go to the log.
+    err = capsys.readouterr().err
+    assert "apitools" not in err and "Logging handler created" not in err
     for reason in ("duplicate_exact", "duplicate_near"):
         assert sorted(map(json.dumps, dropped(one, reason))) == sorted(map(json.dumps, dropped(two, reason)))
     survivors = {split: sorted(map(json.dumps, outputs["one"][split])) for split in ("train", "validation")}
