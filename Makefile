@@ -16,28 +16,47 @@ UV := $(TOOLS_VENV)/bin/uv
 # it is imported, even where the machine says not to, or every worker process compiles Beam anew.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean locks
 
+# uv if it installs; pip otherwise (slower, same pins).
 $(UV):
 	$(PYTHON) -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/python -m pip install --quiet 'uv>=0.5,<1'
+	$(TOOLS_VENV)/bin/python -m pip install --quiet 'uv>=0.5,<1' || echo "uv unavailable: installing with pip"
 
-# --seed: pip in the environment too (Beam's Dataflow staging builds the package with it).
-$(STAMP): pyproject.toml $(UV)
-	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test]'
+# The environments are pinned: requirements/*.txt are compiled from pyproject.toml (`make locks`
+# re-pins; tests/deploy/test_locks.py checks they still cover it), then ftprep itself is added
+# without resolving again. --seed: pip in the environment too (Beam's Dataflow staging builds
+# the package with it).
+define install
+	if [ -x $(UV) ]; then \
+		$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(1) && \
+		VIRTUAL_ENV=$(1) $(UV) pip install --quiet -r $(2) && \
+		VIRTUAL_ENV=$(1) $(UV) pip install --quiet --no-deps -e .; \
+	else \
+		$(PYTHON) -m venv $(1) && $(1)/bin/pip install --quiet -r $(2) && $(1)/bin/pip install --quiet --no-deps -e .; \
+	fi
+endef
+
+$(STAMP): pyproject.toml requirements/run.txt $(UV)
+	$(call install,$(VENV),requirements/run.txt)
 	touch $(STAMP)
 
 # The tests also build the Dataflow job description offline (Beam's GCP client: the dataflow extra)
 # and write to S3 and read GCS on loopback servers (the s3 extra; gcsfs comes with dataflow).
-$(TEST_STAMP): $(STAMP)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet -e '.[test,dataflow,s3]'
+$(TEST_STAMP): $(STAMP) requirements/test.txt
+	$(call install,$(VENV),requirements/test.txt)
 	touch $(TEST_STAMP)
 
-$(AIRFLOW_STAMP): pyproject.toml $(UV)
-	$(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
-	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip install --quiet -e '.[airflow]'
+$(AIRFLOW_STAMP): pyproject.toml requirements/airflow.txt $(UV)
+	$(call install,$(AIRFLOW_VENV),requirements/airflow.txt)
 	touch $(AIRFLOW_STAMP)
+
+# Re-pin after changing pyproject.toml's dependencies (needs the package index).
+LOCK = $(UV) pip compile pyproject.toml --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28
+locks: $(UV)
+	$(LOCK) --extra test -o requirements/run.txt
+	$(LOCK) --extra test --extra dataflow --extra s3 -o requirements/test.txt
+	$(LOCK) --extra airflow -o requirements/airflow.txt
 
 run: $(STAMP)
 	$(BIN)/ftprep run examples/recipes/parquet_chat.yaml --overwrite
