@@ -150,6 +150,20 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
     inspect.add_argument("-v", "--verbose", action="store_true", help="log more")
 
+    metrics = commands.add_parser(
+        "metrics",
+        help="turn a training run's loss and accuracy into curves, verdicts and suggested epochs",
+        description=("Read a training run's metrics (OpenAI's results CSV, Hugging Face trainer_state.json, or a "
+                     "CSV/JSONL of step and metric columns; fsspec URLs) and write metrics.html, metrics.json and, "
+                     "when epochs can be suggested, finetune_job.suggested.json."),
+        allow_abbrev=False,
+    )
+    metrics.add_argument("results", nargs="+", metavar="RESULTS", help="metric files of one run")
+    metrics.add_argument("--data", metavar="OUTPUT_DIR",
+                         help="the ftprep output the run trained on: its stats.json gives epochs and the validation size")
+    metrics.add_argument("--output", default="metrics", metavar="DIR", help="where to write (default: ./metrics)")
+    metrics.add_argument("-v", "--verbose", action="store_true", help="log more")
+
     validate = commands.add_parser(
         "validate",
         help="check JSONL that already is in a fine-tuning format",
@@ -326,6 +340,18 @@ def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def metrics_command(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from beam_pipeline.metrics import metrics_lines, write_metrics
+
+    if beam_args:
+        raise UsageError(f"unknown argument(s) for metrics: {' '.join(beam_args)}")
+    doc = write_metrics(args.results, output=args.output, data=args.data)
+    for line in metrics_lines(doc):
+        print(line)
+    print(f"output      {args.output} (metrics.html to read in a browser)")
+    return 0
+
+
 def inspect_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.inspection import inspect_lines
 
@@ -347,10 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # run and validate keep Beam's whole output in a log file; a failure names it.
     args.log_path = new_log_path() if args.command in ("run", "validate") else None
     configure_logging(args.verbose, args.log_path)
-    if args.command in ("preview", "inspect") and not args.verbose:
+    if args.command in ("preview", "inspect", "metrics") and not args.verbose:
         logging.getLogger("transforms").setLevel(logging.WARNING)  # no "reading <file>" lines in the answer
     command = {"run": run_command, "validate": validate_command, "preview": preview_command,
-               "inspect": inspect_command}[args.command]
+               "inspect": inspect_command, "metrics": metrics_command}[args.command]
     try:
         if args.command in ("run", "validate"):
             from beam_pipeline.options import check_flags

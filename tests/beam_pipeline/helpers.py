@@ -106,3 +106,23 @@ def snapshot(output: Path) -> dict:
                 if k not in ("training_file", "validation_file")},
         "success": (output / "_SUCCESS").exists(),
     }
+
+
+def screenshot(page: Path, tmp_path: Path) -> bytes:
+    """``page`` rendered by headless Chromium, as PNG bytes; the test is skipped without Chromium."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here (apt install chromium)")
+    png = tmp_path / f"{page.stem}.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={png}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    return png.read_bytes()

@@ -2,13 +2,11 @@
 
 import html
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.beam_pipeline.helpers import IN_MEMORY, read_output, run
+from tests.beam_pipeline.helpers import IN_MEMORY, read_output, run, screenshot
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -89,17 +87,7 @@ def test_validate_writes_a_report_too(tmp_path):
 
 
 def test_the_page_renders_in_headless_chromium(example_run, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no Chromium here (apt install chromium)")
-    png = tmp_path / "report.png"
-    subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={png}", (example_run / "report.html").as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
-    data = png.read_bytes()
+    data = screenshot(example_run / "report.html", tmp_path)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 

@@ -1,0 +1,90 @@
+"""``ftprep metrics``: a training run's loss and accuracy as curves, verdicts and a suggestion
+for the next run's epochs (``reading``: the files; ``verdicts``: the judging; ``page``: the HTML)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fsspec
+
+from beam_pipeline.metrics.page import render_metrics
+from beam_pipeline.metrics.reading import MetricsError, read_run
+from beam_pipeline.metrics.verdicts import epoch_of, judge, smooth
+from schemas.layout import JOB_FILE, STATS_FILE
+from transforms.files import join, write_bytes
+
+METRICS_JSON, METRICS_HTML, SUGGESTED_JOB = "metrics.json", "metrics.html", "finetune_job.suggested.json"
+
+
+def _load_json(url: str) -> dict | None:
+    try:
+        with fsspec.open(url, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise MetricsError(f"{url}: cannot be read: {type(error).__name__}: {error}") from None
+
+
+def metrics_document(urls: list[str], *, data: str | None = None) -> tuple[dict[str, Any], dict | None]:
+    """The metrics.json document for the files at ``urls`` (``data``: the ftprep output that made
+    the run's data), and that output's job request when it has one."""
+    run = read_run(urls)
+    stats = _load_json(join(data, STATS_FILE)) if data else None
+    if data and stats is None:
+        raise MetricsError(f"--data {data}: no {STATS_FILE} there (give the output folder of the ftprep run)")
+    judged = judge(run, stats)
+    steps_per_epoch = judged["steps_per_epoch"]
+    epoch = epoch_of(run, steps_per_epoch)
+    curves = {}
+    for group, names in (("loss", ("train_loss", "valid_loss")), ("accuracy", ("train_accuracy", "valid_accuracy"))):
+        curves[group] = {}
+        for name in names:
+            points = sorted(run.series[name].items())
+            if points:
+                curves[group][name.split("_")[0]] = {"raw": points, "smoothed": [[s, round(v, 6)] for s, v in smooth(points)]}
+    last = judged["steps"]
+    ticks = []
+    if judged["run_epochs"]:
+        for n in range(1, judged["run_epochs"] + 1):
+            step = round(n * steps_per_epoch) if steps_per_epoch else next(
+                (s for s in sorted(run.epochs) if run.epochs[s] >= n), None)
+            if step is not None and step <= last:
+                ticks.append({"step": step, "epoch": n})
+    doc = {"inputs": run.sources, "kind": run.kind, "data": data, "steps": last, **judged,
+           "epoch_ticks": ticks, "unknown_columns": sorted(run.unknown_columns), "curves": curves,
+           "final_epoch": None if epoch(last) is None else round(epoch(last), 3)}
+    return doc, (_load_json(join(data, JOB_FILE)) if data else None)
+
+
+def write_metrics(urls: list[str], *, output: str, data: str | None = None) -> dict[str, Any]:
+    doc, job = metrics_document(urls, data=data)
+    write_bytes(join(output, METRICS_JSON), json.dumps(doc, indent=1).encode() + b"\n")
+    write_bytes(join(output, METRICS_HTML), render_metrics(doc).encode())
+    if doc["suggested_epochs"] is not None:
+        suggested = dict(job) if job else {"hyperparameters": {}}
+        if job and "method" in job:  # OpenAI's body: method.<type>.hyperparameters.n_epochs
+            method = json.loads(json.dumps(job["method"]))
+            method[method["type"]].setdefault("hyperparameters", {})["n_epochs"] = doc["suggested_epochs"]
+            suggested["method"] = method
+        else:
+            suggested.setdefault("hyperparameters", {})["n_epochs"] = doc["suggested_epochs"]
+        write_bytes(join(output, SUGGESTED_JOB), json.dumps(suggested, indent=2).encode() + b"\n")
+    return doc
+
+
+def metrics_lines(doc: dict) -> list[str]:
+    """What ``ftprep metrics`` prints."""
+    lines = [f"read        {doc['steps']:,} steps from {len(doc['inputs'])} file(s) ({doc['kind']})"]
+    for name, verdict in doc["verdicts"].items():
+        numbers = ", ".join(f"{k} {v}" for k, v in verdict.items() if k != "verdict" and v is not None)
+        lines.append(f"{name.replace('_', ' '):<18} {'YES' if verdict['verdict'] else 'no ':<4} {numbers}")
+    if doc["unknown_columns"]:
+        lines.append(f"not used    {', '.join(doc['unknown_columns'])}")
+    lines.append(f"next run    {doc['suggested_epochs'] if doc['suggested_epochs'] is not None else '—'} epochs suggested"
+                 + (f" (this run: {doc['run_epochs']})" if doc.get("run_epochs") else ""))
+    return lines
+
+
+__all__ = ["MetricsError", "metrics_document", "write_metrics", "metrics_lines"]
