@@ -135,3 +135,13 @@ def test_the_example_metrics_file_and_its_page_in_chromium(tmp_path, capsys):
     assert "overfitting        YES" in capsys.readouterr().out
     data = screenshot(tmp_path / "out" / "metrics.html", tmp_path)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_metric_files_are_read_through_fsspec(tmp_path):
+    import fsspec
+
+    local = write_csv(tmp_path / "over.csv", lambda s: 2.5 * math.exp(-s / 20) + 0.1, lambda s: 0.6 + 0.0004 * (s - 40) ** 2)
+    with fsspec.open("memory://runs/over.csv", "w") as f:
+        f.write(Path(local).read_text())
+    doc = metrics(tmp_path, "memory://runs/over.csv")
+    assert doc["inputs"] == ["memory://runs/over.csv"] and doc["verdicts"]["overfitting"]["verdict"]
