@@ -4,6 +4,7 @@ Parquet output and its dataset card loaded with datasets — all offline."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -85,6 +86,13 @@ def test_hf_counts_masks_and_limit_equal_transformers_and_the_parquet_loads(tmp_
     assert {split: len(by_folder[split]) for split in by_folder} == {split: len(loaded[split]) for split in loaded}
 
 
+@functools.lru_cache(maxsize=1)
+def harmony_encoding():
+    from transforms.harmony_tokens import load_harmony_encoding
+
+    return load_harmony_encoding()
+
+
 def harmony_reference(example: dict, effort: str) -> tuple[int, int]:
     """The example's training tokens and assistant tokens, built with openai-harmony directly
     (its analysis dropping off: in 0.0.8 it drops the last turn's reasoning, openai/harmony#96)."""
@@ -92,9 +100,7 @@ def harmony_reference(example: dict, effort: str) -> tuple[int, int]:
         Conversation, DeveloperContent, Message, ReasoningEffort, RenderConversationConfig, Role, SystemContent,
     )
 
-    from transforms.harmony_tokens import load_harmony_encoding
-
-    encoding = load_harmony_encoding()
+    encoding = harmony_encoding()
     system, user, assistant = example["messages"]
     analysis = Message.from_role_and_content(Role.ASSISTANT, assistant["thinking"]).with_channel("analysis")
     final = Message.from_role_and_content(Role.ASSISTANT, assistant["content"]).with_channel("final")
