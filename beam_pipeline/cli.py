@@ -161,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("results", nargs="+", metavar="RESULTS", help="metric files of one run")
     metrics.add_argument("--data", metavar="OUTPUT_DIR",
                          help="the ftprep output the run trained on: its stats.json gives epochs and the validation size")
+    metrics.add_argument("--epochs", type=int, metavar="N",
+                         help="the epochs the run trained for, when neither the file nor --data says")
     metrics.add_argument("--output", default="metrics", metavar="DIR", help="where to write (default: ./metrics)")
     metrics.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -345,7 +347,9 @@ def metrics_command(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     if beam_args:
         raise UsageError(f"unknown argument(s) for metrics: {' '.join(beam_args)}")
-    doc = write_metrics(args.results, output=args.output, data=args.data)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    doc = write_metrics(args.results, output=args.output, data=args.data, epochs=args.epochs)
     for line in metrics_lines(doc):
         print(line)
     print(f"output      {args.output} (metrics.html to read in a browser)")

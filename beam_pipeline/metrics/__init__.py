@@ -27,13 +27,16 @@ def _load_json(url: str) -> dict | None:
         raise MetricsError(f"{url}: cannot be read: {type(error).__name__}: {error}") from None
 
 
-def metrics_document(urls: list[str], *, data: str | None = None) -> tuple[dict[str, Any], dict | None]:
+def metrics_document(urls: list[str], *, data: str | None = None,
+                     epochs: int | None = None) -> tuple[dict[str, Any], dict | None]:
     """The metrics.json document for the files at ``urls`` (``data``: the ftprep output that made
     the run's data), and that output's job request when it has one."""
     run = read_run(urls)
     stats = _load_json(join(data, STATS_FILE)) if data else None
     if data and stats is None:
         raise MetricsError(f"--data {data}: no {STATS_FILE} there (give the output folder of the ftprep run)")
+    if epochs is not None:  # the user's word for the run's epochs wins over the data's estimate
+        stats = {**(stats or {}), "estimate": {**(stats or {}).get("estimate", {}), "n_epochs": epochs}}
     judged = judge(run, stats)
     steps_per_epoch = judged["steps_per_epoch"]
     epoch = epoch_of(run, steps_per_epoch)
@@ -58,8 +61,8 @@ def metrics_document(urls: list[str], *, data: str | None = None) -> tuple[dict[
     return doc, (_load_json(join(data, JOB_FILE)) if data else None)
 
 
-def write_metrics(urls: list[str], *, output: str, data: str | None = None) -> dict[str, Any]:
-    doc, job = metrics_document(urls, data=data)
+def write_metrics(urls: list[str], *, output: str, data: str | None = None, epochs: int | None = None) -> dict[str, Any]:
+    doc, job = metrics_document(urls, data=data, epochs=epochs)
     write_bytes(join(output, METRICS_JSON), json.dumps(doc, indent=1).encode() + b"\n")
     write_bytes(join(output, METRICS_HTML), render_metrics(doc).encode())
     if doc["suggested_epochs"] is not None:

@@ -12,8 +12,9 @@ document. Steps become epochs by the file's own ``epoch`` values, else by the da
   the last quarter of the steps (and validation, where there is any, did not rise);
 * **noisy validation**: fewer than ``FEW_VALIDATION`` validation examples (from stats.json), or
   the raw validation loss jumping around its smoothed curve by more than ``NOISE`` of its level;
-* **suggested epochs**: the epoch of the validation minimum, rounded up; when underfitting and
-  there is no minimum before the end, one more epoch than the run had.
+* **suggested epochs**: the epoch of the validation minimum, rounded up, but one fewer than the
+  run had when it overfit and the minimum fell in its last epoch; when underfitting and there is
+  no minimum before the end, one more epoch than the run had.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ def judge(run: Run, stats: dict | None = None) -> dict[str, Any]:
     suggested = None
     if minimum and epoch(minimum[0]) is not None:
         suggested = max(1, math.ceil(epoch(minimum[0]) - 1e-9))
+    if suggested is not None and run_epochs and suggested >= run_epochs and verdicts.get("overfitting", {}).get("verdict"):
+        suggested = max(1, run_epochs - 1)  # the run itself shows its full length is too long
     if verdicts.get("underfitting", {}).get("verdict") and run_epochs and (suggested is None or suggested >= run_epochs):
         suggested = run_epochs + 1
     return {"verdicts": verdicts, "suggested_epochs": suggested, "run_epochs": run_epochs,

@@ -145,3 +145,19 @@ def test_metric_files_are_read_through_fsspec(tmp_path):
         f.write(Path(local).read_text())
     doc = metrics(tmp_path, "memory://runs/over.csv")
     assert doc["inputs"] == ["memory://runs/over.csv"] and doc["verdicts"]["overfitting"]["verdict"]
+
+
+def test_epochs_given_on_the_command_line_when_nothing_else_says(tmp_path):
+    path = write_csv(tmp_path / "over.csv", lambda s: 2.5 * math.exp(-s / 20) + 0.1, lambda s: 0.6 + 0.0004 * (s - 40) ** 2)
+    assert main(["metrics", path, "--epochs", "3", "--output", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["run_epochs"] == 3 and doc["suggested_epochs"] == 2
+    assert json.loads((tmp_path / "out" / "finetune_job.suggested.json").read_text()) == {"hyperparameters": {"n_epochs": 2}}
+
+
+def test_an_overfit_run_with_its_minimum_in_the_last_epoch_is_told_to_stop_one_earlier(tmp_path, capsys):
+    assert main(["metrics", str(REPO / "examples/metrics/step_metrics.csv"), "--epochs", "3",
+                 "--output", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert 2 < doc["verdicts"]["overfitting"]["min_epoch"] < 3 and doc["suggested_epochs"] == 2
+    assert "next run    2 epochs suggested (this run: 3)" in capsys.readouterr().out
