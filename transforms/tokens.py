@@ -75,11 +75,20 @@ class TokenCounter:
 
     def message(self, message: dict) -> tuple[int, bool]:
         """OpenAI's cookbook accounting: 3 per message, every string value, 1 more for a name."""
-        tokens, estimated = TOKENS_PER_MESSAGE, False
+        tokens, estimated, _ = self._message(message)
+        return tokens, estimated
+
+    def _message(self, message: dict) -> tuple[int, bool, int]:
+        """``message``'s tokens, whether estimated, and its string content's tokens alone (the
+        cookbook's assistant count; counted in the same pass, not encoded twice)."""
+        tokens, estimated, content = TOKENS_PER_MESSAGE, False, 0
         for key, value in message.items():
             if isinstance(value, str):
-                tokens += self.text(value)
-                if key == "name":
+                n = self.text(value)
+                tokens += n
+                if key == "content":
+                    content = n
+                elif key == "name":
                     tokens += TOKENS_PER_NAME
             elif key == "content" and isinstance(value, list):
                 for part in value:
@@ -94,7 +103,7 @@ class TokenCounter:
             elif key == "function_call":
                 tokens += self._call(value)
                 estimated = True
-        return tokens, estimated
+        return tokens, estimated, content
 
     def tool_definitions(self, functions: list[dict]) -> int:
         """Function definitions rendered into the prompt, by the cookbook's method (an estimate)."""
@@ -124,28 +133,27 @@ class TokenCounter:
         tools = [t["function"] for t in example.get("tools") or () if isinstance(t, dict) and "function" in t]
         return tools + list(example.get("functions") or ())
 
-    def _messages(self, messages: list[dict]) -> tuple[dict[str, int], int, bool]:
+    def _messages(self, messages: list[dict]) -> tuple[dict[str, int], int, bool, int]:
+        """By role, trained, estimated, and the assistant messages' content alone (the cookbook's
+        ``num_assistant_tokens_from_messages``)."""
         by_role: dict[str, int] = {}
-        trained, estimated = 0, False
+        trained, estimated, assistant_content = 0, False, 0
         for message in messages:
-            tokens, approx = self.message(message)
+            tokens, approx, content = self._message(message)
             estimated |= approx
             by_role[message["role"]] = by_role.get(message["role"], 0) + tokens
-            if message["role"] == "assistant" and message.get("weight", 1) != 0:
-                trained += tokens
-        return by_role, trained, estimated
-
-    def assistant_content(self, messages: list[dict]) -> int:
-        """The cookbook's ``num_assistant_tokens_from_messages``: each assistant message's content."""
-        return sum(self.text(m["content"]) for m in messages
-                   if m.get("role") == "assistant" and isinstance(m.get("content"), str))
+            if message["role"] == "assistant":
+                assistant_content += content
+                if message.get("weight", 1) != 0:
+                    trained += tokens
+        return by_role, trained, estimated, assistant_content
 
     def chat(self, example: dict) -> TokenCount:
-        by_role, trained, estimated = self._messages(example["messages"])
+        by_role, trained, estimated, assistant_content = self._messages(example["messages"])
         functions = self._functions(example)
         total = sum(by_role.values()) + TOKENS_PER_EXAMPLE + self.tool_definitions(functions)
         return TokenCount(total, total, trained, tuple(sorted(by_role.items())), estimated or bool(functions),
-                          self.assistant_content(example["messages"]))
+                          assistant_content)
 
     def completion(self, example: dict) -> TokenCount:
         prompt, completion = self.text(example["prompt"]), self.text(example["completion"])
@@ -158,7 +166,7 @@ class TokenCounter:
         How OpenAI bills DPO tokens is not published: this total is an estimate.
         """
         source = example["input"]
-        by_role, _, _ = self._messages(source["messages"])
+        by_role, _, _, _ = self._messages(source["messages"])
         shared = sum(by_role.values()) + TOKENS_PER_EXAMPLE + self.tool_definitions(self._functions(source))
         preferred, _ = self.message(example["preferred_output"][0])
         rejected, _ = self.message(example["non_preferred_output"][0])
