@@ -213,7 +213,7 @@ class UnitSettings:
     dedup: DedupSpec = DedupSpec()  # the recipe's: which key records to write (exact, near bands)
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
     target: str = "openai"  # the recipe's target kind: the rows are written in its shape (schemas/targets)
-    row_types: bool = False  # note the examples' type (the output is Parquet)
+    row_types: bool = False  # note the examples' type (for the open-weights targets' card and Parquet schema)
     batch_rows: int = BATCH_ROWS
 
 
