@@ -23,7 +23,7 @@ from jinja2 import nodes
 from jinja2.ext import Extension
 
 from schemas.recipe import LimitsSpec
-from transforms.sandbox import BoundedEnvironment, RenderBudget
+from transforms.sandbox import BoundedEnvironment, RenderBudget, bounded_filter
 
 
 class ChatTemplateError(ValueError):
@@ -114,7 +114,8 @@ class ChatTemplateRenderer:
             budget=RenderBudget(limits), trim_blocks=True, lstrip_blocks=True,
             extensions=[_Generation, "jinja2.ext.loopcontrols"],
         )
-        env.filters["tojson"] = _tojson
+        # transformers' tojson, behind the same budget as every other filter (its indent is a size).
+        env.filters["tojson"] = bounded_filter("tojson", _tojson)
         env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
         env.generation_state = None
         self._env = env
@@ -134,7 +135,7 @@ class ChatTemplateRenderer:
                    "add_generation_prompt": add_generation_prompt}
         budget = self._env.budget
         self._env.generation_state = (blocks, spans) if spans is not None else None
-        budget.start()
+        budget.again()  # the example's clock runs on (render() started it); its sizes start over
         try:
             for block in self._template.generate(**context):
                 blocks.append(block)
@@ -146,6 +147,8 @@ class ChatTemplateRenderer:
         return "".join(blocks)
 
     def render(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None) -> Rendered:
+        """The example's text and trained spans. All the renders it takes share one CPU budget."""
+        self._env.budget.start()
         if self.has_generation_blocks:
             spans: list[tuple[int, int]] = []
             text = self._text(messages, tools, False, spans)

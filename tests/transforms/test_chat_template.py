@@ -137,3 +137,27 @@ def test_files_resolved_offline_count_like_the_folder_itself(model_dirs, monkeyp
     counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template)
     expected = reference(model_dirs["marked"], monkeypatch).apply_chat_template(CONVERSATIONS[0], tokenize=True, return_dict=True)
     assert counter.chat({"messages": CONVERSATIONS[0]}).total == len(expected["input_ids"])
+
+
+def test_a_model_s_template_has_one_cpu_budget_per_example_and_bounded_filters():
+    """Without generation blocks an example renders 2 x turns + 1 times; the budget is the
+    example's, not each render's (a 20-turn row took 20 budgets). tojson's indent is a size."""
+    from schemas.recipe import LimitsSpec
+
+    # Each render spins for ~0.06 s: under the 0.2 s budget once, far over it 41 times.
+    slow = ChatTemplateRenderer(ChatTemplate(
+        "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+        "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}"),
+        limits=LimitsSpec(max_render_seconds=0.2))
+    assert slow.render([{"role": "user", "content": "hi"}]).text == "user: hi\n"
+    turns = [{"role": role, "content": "x"} for _ in range(20) for role in ("user", "assistant")]
+    with pytest.raises(ChatTemplateError, match="CPU time"):
+        slow.render(turns)
+    indent = ChatTemplateRenderer(ChatTemplate("{{ messages | tojson(indent=50000000) }}"))
+    with pytest.raises(ChatTemplateError, match="tojson filter would build"):
+        indent.render([{"role": "user", "content": "hi"}])
+    assert ChatTemplateRenderer(ChatTemplate("{{ messages | tojson(indent=2) }}")).render(
+        [{"role": "user", "content": "hi"}]).text == '[\n  {\n    "role": "user",\n    "content": "hi"\n  }\n]'
+    address = ChatTemplateRenderer(ChatTemplate("{{ raise_exception }}"))
+    with pytest.raises(ChatTemplateError, match="memory address"):
+        address.render([])

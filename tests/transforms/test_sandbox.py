@@ -148,3 +148,37 @@ def test_loading_a_hostile_recipe_evaluates_nothing():
 def test_a_deeply_nested_template_is_refused_when_loaded():
     with pytest.raises(TemplateError, match="nested too deeply"):
         referenced_columns(chat("{{ " + "(" * 3000 + "question" + ")" * 3000 + " }}"))
+
+
+# Issue 24's bypasses: big integers, a clock that started late, and values that add up.
+@pytest.mark.parametrize("content, budget", [
+    ("{% set a = 2**65535 - 1 %}" + "{% set a = a * a %}" * 11 + "{{ a % 7 }}", "integer of more than"),
+    ("{% set ns = namespace(l=[]) %}{% for i in range(2000) %}{% set ns.l = ns.l + [(question ~ i) * 100000] %}"
+     "{% endfor %}{{ ns.l | length }}", "in all"),
+    ("{% set ns = namespace(l=[]) %}{% for i in range(2000) %}{% set ns.l = ns.l + [big[i:]] %}{% endfor %}"
+     "{{ ns.l | length }}", "in all"),
+    ("{{ [[question]] | tojson(indent=50000000) }}", "the tojson filter would build"),
+    ("{{ (1).to_bytes(10**9, 'big') | length }}", SIZE),
+])
+def test_budgets_cannot_be_bypassed(content, budget):
+    error = rejection(content, {"question": "hello", "big": "x" * 1_000_000})
+    assert error.code == TEMPLATE_ERROR and budget in str(error), str(error)
+
+
+def test_the_clock_starts_with_the_render_so_a_few_slow_steps_are_timed():
+    """Fewer than 64 steps used to go untimed: the deadline was set at the 64th step."""
+    content = "{{ big" + ".upper().lower()" * 15 + " | length }}"
+    template = ExampleTemplate(chat(content), limits=LimitsSpec(max_render_seconds=0.001))
+    with pytest.raises(TemplateError, match=CPU):
+        template.render({"question": "q", "big": "x" * 1_000_000})
+
+
+@pytest.mark.parametrize("content", ["{{ self }}", "{{ question.format_map }}", "{{ namespace }}", "{{ range }}"])
+def test_functions_and_template_objects_are_not_printed_as_their_address(content):
+    error = rejection(content)
+    assert error.code == TEMPLATE_ERROR and "memory address" in str(error)
+
+
+def test_an_indented_tojson_within_budget_renders():
+    template = ExampleTemplate(chat("{{ xs | tojson(indent=2) }}"), limits=LIMITS)
+    assert template.render({"question": "q", "xs": [1]})["messages"][1]["content"] == "[\n  1\n]"
