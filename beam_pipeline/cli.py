@@ -17,7 +17,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Sequence
 
-from beam_pipeline.errors import UsageError
+from beam_pipeline.errors import UsageError, error_line
 from beam_pipeline.logs import LOG_ONLY, configure_logging, new_log_path
 
 if TYPE_CHECKING:
@@ -258,7 +258,8 @@ def execute(
                 elapsed = time.monotonic() - started
     except Exception as error:  # noqa: BLE001 - the runner's failure: one line, the traceback in the log
         LOGGER.error("the pipeline failed", exc_info=True, extra=LOG_ONLY)
-        print(f"ftprep: error: {failure_line(error, output=plan.output, log_path=args.log_path)}", file=sys.stderr)
+        print(f"ftprep: error: {error_line(failure_line(error, output=plan.output, log_path=args.log_path))}",
+              file=sys.stderr)
         return EXIT_FAILED, None, plan.output, elapsed
     if state != "DONE":
         print(f"ftprep: error: the pipeline ended in state {state}; {plan.output} has no _SUCCESS marker"
@@ -347,8 +348,10 @@ def metrics_command(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     if beam_args:
         raise UsageError(f"unknown argument(s) for metrics: {' '.join(beam_args)}")
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError("--epochs must be at least 1")
+    from beam_pipeline.metrics.reading import MAX_EPOCH
+
+    if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCH:
+        raise UsageError(f"--epochs must be from 1 to {MAX_EPOCH:,}")
     doc = write_metrics(args.results, output=args.output, data=args.data, epochs=args.epochs)
     for line in metrics_lines(doc):
         print(line)
@@ -388,12 +391,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_flags(beam_args, _flags_of(parser, args.command))
         return command(args, beam_args)
     except UsageError as error:
-        print(f"ftprep: error: {error}", file=sys.stderr)
+        LOGGER.info("usage error: %s", error, extra=LOG_ONLY)
+        print(f"ftprep: error: {error_line(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - a failure nobody foresaw still ends in one line
         LOGGER.error("unexpected failure", exc_info=True, extra=LOG_ONLY)
         where = f" (the traceback is in {args.log_path})" if args.log_path else " (-v shows the traceback)"
-        print(f"ftprep: error: {type(error).__name__}: {error}{where}", file=sys.stderr)
+        print(f"ftprep: error: {error_line(f'{type(error).__name__}: {error}')}{where}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -31,7 +31,7 @@ from transforms.encodings import EncodingError
 from transforms.files import join
 from transforms.filters import FilterExamples
 from transforms.hf_files import TokenizerFilesError
-from transforms.pii import RedactPii
+from transforms.pii import RedactPii, quoted_names, redacted_quote
 from transforms.readers.base import InputError
 from transforms.readers.paths import expand_paths, infer_format
 from transforms.readers.planning import PlanUnits
@@ -100,10 +100,10 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
                            "(parquet, csv, jsonl)")
         if missing:
             close = {name: difflib.get_close_matches(name, present, n=1, cutoff=0.6) for name in missing}
-            hints = "; ".join(f"{name}: did you mean {match[0]}?" for name, match in close.items() if match)
+            hints = "; ".join(f"{name}: did you mean {redacted_quote(match[0], 60)}?" for name, match in close.items() if match)
             raise JobError(
                 f"the recipe uses column(s) {', '.join(missing)} that {url} does not have; "
-                f"its columns are: {', '.join(present)}" + (f" ({hints})" if hints else "")
+                f"its columns are: {quoted_names(present)}" + (f" ({hints})" if hints else "")
             )
         return
 
@@ -222,7 +222,7 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     # PII is redacted before the template sees the fields; rows that already are examples are
     # never rewritten but for this redaction, in every string of them.
     if recipe.pii is not None:
-        stages.append(("RedactPii", RedactPii(spec=recipe.pii)))
+        stages.append(("RedactPii", RedactPii(spec=recipe.pii, limits=recipe.limits)))
     if recipe.template is not None:
         stages.append(("RenderTemplate", RenderExamples(template=recipe.template, limits=recipe.limits)))
     else:

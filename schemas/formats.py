@@ -53,6 +53,20 @@ def normalize_preference(example: dict[str, Any]) -> dict[str, Any]:
     return renamed
 
 
+def known_keys_only(example: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """The example without the top-level keys its format does not define (the example itself
+    when it has none): a row's other columns are not training data, and may be personal data."""
+    known = {CHAT: CHAT_KEYS, COMPLETION: COMPLETION_KEYS, PREFERENCE: PREFERENCE_KEYS}[fmt]
+    source = example.get("input") if fmt == PREFERENCE else None
+    extra_input = isinstance(source, dict) and not source.keys() <= PREFERENCE_INPUT_KEYS
+    if example.keys() <= known and not extra_input:
+        return example
+    kept = {key: value for key, value in example.items() if key in known}
+    if extra_input:
+        kept["input"] = {key: value for key, value in source.items() if key in PREFERENCE_INPUT_KEYS}
+    return kept
+
+
 def detect_format(example: Any) -> str | None:
     """The format an example is written in, from its top-level keys; None if it fits none."""
     if not isinstance(example, dict):

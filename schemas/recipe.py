@@ -336,6 +336,9 @@ class LimitsSpec(_Strict):
     max_messages: int = Field(default=1_000, gt=0)
     # template_error: CPU seconds one row's template may take to render (a loop, a recursive macro).
     max_render_seconds: float = Field(default=2.0, gt=0, le=600)
+    # pii_timeout: CPU seconds one row's scan for personal data may take (libphonenumber is slow
+    # on a field of thousands of numbers); a row not scanned in time is rejected, its values withheld.
+    max_pii_seconds: float = Field(default=2.0, gt=0, le=600)
 
 
 def hosted_model_spec(target: HostedTargetSpec, model: str | None, example_format: str | None) -> ModelSpec:

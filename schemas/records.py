@@ -48,6 +48,8 @@ TOO_MANY_TOKENS = "too_many_tokens"
 CHAT_TEMPLATE_ERROR = "chat_template_error"
 # A field holds personal data or a secret of a kind the recipe rejects on.
 PII_FOUND = "pii"
+# Scanning a row for personal data took more than limits.max_pii_seconds (its values are withheld).
+PII_TIMEOUT = "pii_timeout"
 # An exception nobody expected; the message carries its type and text.
 INTERNAL_ERROR = "internal_error"
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from schemas.recipe import PII_KINDS, PiiSpec
-from schemas.records import KEPT, PII_FOUND, REJECTED, Item, Rejection
+from schemas.recipe import PII_KINDS, LimitsSpec, PiiSpec
+from schemas.records import KEPT, PII_FOUND, PII_TIMEOUT, REJECTED, Item, Rejection
 from transforms.stage import BatchDoFn, BatchStage
 
 # The kinds are the recipe's (schemas/recipe.py PII_KINDS); this module only orders them.
@@ -27,10 +30,13 @@ DETECTION_ORDER = (SECRET, EMAIL, IBAN, CARD, IP, PHONE)
 DEFAULT_REPLACEMENTS = {kind: f"[{kind.upper()}]" for kind in PII_KINDS}
 PII_OUTPUT = "pii"
 
+# A private key runs from its BEGIN line to its END line. Not one regex: ``BEGIN.*?END`` tries
+# every BEGIN against the rest of the text, quadratic in a text of many BEGINs and no END.
+_KEY_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _SECRETS = re.compile(
     "|".join(
         [
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
             r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",  # OpenAI, Anthropic
             r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",  # AWS access key ids
             r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",  # GitHub
@@ -97,10 +103,22 @@ def _emails(text: str) -> Iterable[tuple[int, int]]:
     return (m.span() for m in _EMAIL.finditer(text))
 
 
+def _private_keys(text: str) -> Iterable[tuple[int, int]]:
+    position = 0
+    while (begin := _KEY_BEGIN.search(text, position)) is not None:
+        end = _KEY_END.search(text, begin.end())
+        if end is None:  # no END after this BEGIN: none after any later BEGIN either
+            return
+        yield begin.start(), end.end()
+        position = end.end()
+
+
 def _secrets(text: str) -> Iterable[tuple[int, int]]:
     if not any(marker in text for marker in _SECRET_MARKERS):
-        return ()
-    return (m.span() for m in _SECRETS.finditer(text))
+        return
+    if "PRIVATE KEY" in text:
+        yield from _private_keys(text)
+    yield from (m.span() for m in _SECRETS.finditer(text))
 
 
 def _ibans(text: str) -> Iterable[tuple[int, int]]:
@@ -133,23 +151,55 @@ def _ips(text: str) -> Iterable[tuple[int, int]]:
             yield m.span()
 
 
+# libphonenumber's matcher reads a long text in windows: between two windows the row's time
+# budget is checked. A window sees PHONE_CONTEXT characters on both sides of the part it owns,
+# far more than any phone number, so a number across a window's edge is found whole, once.
+PHONE_WINDOW = 4_096
+PHONE_CONTEXT = 128
+
+
+def phone_windows(length: int) -> Iterable[tuple[int, int, int, int]]:
+    """``(start, end, own_start, own_end)`` of each window over a text of ``length``: matches
+    that start in ``[own_start, own_end)`` are the window's."""
+    for own in range(0, length, PHONE_WINDOW):
+        own_end = min(own + PHONE_WINDOW, length)
+        yield max(0, own - PHONE_CONTEXT), min(length, own_end + PHONE_CONTEXT), own, own_end
+
+
 class _Phones:
     def __init__(self, regions: Sequence[str]):
         # None finds numbers written in international format (+CC ...) whatever the region.
         self._regions = [None, *regions]
 
-    def __call__(self, text: str) -> Iterable[tuple[int, int]]:
+    def __call__(self, text: str, tick: Callable[[], None] = lambda: None) -> Iterable[tuple[int, int]]:
         if not _PHONE_CANDIDATE.search(text):  # libphonenumber is slow; most text has no number
             return
         import phonenumbers
 
         for region in self._regions:
-            for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-                # Written nationally, a phone number is grouped ("(415) 555-2671"); a bare run of
-                # digits is an invoice, order or account number as often as a phone number.
-                if region is not None and not match.raw_string.startswith("+") and not _GROUPED.search(match.raw_string):
+            if region is None and "+" not in text and "\uff0b" not in text:  # international numbers start with +
+                continue
+            for start, end, own_start, own_end in phone_windows(len(text)):
+                tick()
+                window = text[start:end]
+                if not _PHONE_CANDIDATE.search(window):
                     continue
-                yield match.start, match.end
+                for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID):
+                    if not own_start <= start + match.start < own_end:
+                        continue
+                    # Written nationally, a phone number is grouped ("(415) 555-2671"); a bare run of
+                    # digits is an invoice, order or account number as often as a phone number.
+                    if region is not None and not match.raw_string.startswith("+") and not _GROUPED.search(match.raw_string):
+                        continue
+                    yield start + match.start, start + match.end
+
+
+class PiiTimeout(Exception):
+    """A row's scan went over ``limits.max_pii_seconds``: its values could not be checked."""
+
+
+# Text scanned between two reads of the CPU clock (a clock read is a system call).
+CHARS_PER_CLOCK_READ = 4_096
 
 
 @dataclass(frozen=True)
@@ -168,6 +218,7 @@ class PiiScanner:
         *,
         phone_regions: Sequence[str] = ("US",),
         replacements: Mapping[str, str] | None = None,
+        max_seconds: float | None = None,
     ):
         unknown = set(kinds) - set(PII_KINDS)
         if unknown:
@@ -175,14 +226,45 @@ class PiiScanner:
         detectors = {SECRET: _secrets, EMAIL: _emails, IBAN: _ibans, CARD: _cards, IP: _ips, PHONE: _Phones(phone_regions)}
         self._detectors = [(kind, detectors[kind]) for kind in DETECTION_ORDER if kind in kinds]
         self._replacements = {**DEFAULT_REPLACEMENTS, **(replacements or {})}
+        self._max_seconds = max_seconds
+        self._deadline: float | None = None
+        self._unclocked = 0  # characters scanned since the clock was last read
+
+    def start(self) -> None:
+        """A new row: with ``max_seconds``, its scan must end within that much CPU time."""
+        if self._max_seconds is not None:
+            self._deadline = time.thread_time() + self._max_seconds
+            self._unclocked = 0
+
+    def _tick(self) -> None:
+        if self._deadline is not None and time.thread_time() > self._deadline:
+            self._deadline = None  # one raise per row
+            raise PiiTimeout(f"scanning for personal data took more than {self._max_seconds:g} s of CPU time "
+                             "(limits.max_pii_seconds)")
+
+    def _scanned(self, chars: int) -> None:
+        self._unclocked += chars
+        if self._unclocked >= CHARS_PER_CLOCK_READ:
+            self._unclocked = 0
+            self._tick()
 
     def find(self, text: str) -> list[PiiFinding]:
+        # Taken spans, sorted and disjoint: a new span is checked against its two neighbours
+        # (a text with 50,000 phone numbers is not 50,000 x 50,000 comparisons).
+        starts: list[int] = []
         taken: list[PiiFinding] = []
+        long = len(text) > CHARS_PER_CLOCK_READ
         for kind, detect in self._detectors:
-            for start, end in detect(text):
-                if all(end <= f.start or start >= f.end for f in taken):
-                    taken.append(PiiFinding(kind, start, end))
-        return sorted(taken, key=lambda f: f.start)
+            if long:
+                self._tick()
+            found = detect(text, self._tick) if isinstance(detect, _Phones) else detect(text)
+            for start, end in found:
+                index = bisect_right(starts, start)
+                if (index and taken[index - 1].end > start) or (index < len(starts) and starts[index] < end):
+                    continue
+                starts.insert(index, start)
+                taken.insert(index, PiiFinding(kind, start, end))
+        return taken
 
     def redact(self, text: str) -> tuple[str, Counter]:
         """The text with every finding replaced, and the number of findings per kind."""
@@ -205,9 +287,17 @@ class PiiScanner:
         if isinstance(value, str):
             if _DATA_URL.match(value):  # an inlined image is base64, not text: a match there is noise
                 return value
+            self._scanned(len(value) + 64)
             text, counts = self.redact(value)
             findings.extend((where, kind) for kind, n in sorted(counts.items()) for _ in range(n))
             return text
+        if isinstance(value, (bytes, bytearray)):
+            # A template can decode bytes into the example ({{ blob.decode('utf-8') }}): scanned as
+            # text; the bytes are kept as they were but for what is redacted.
+            text = bytes(value).decode("utf-8", errors="surrogateescape")
+            before = len(findings)
+            redacted = self.redact_nested(text, where, findings)
+            return redacted.encode("utf-8", errors="surrogateescape") if len(findings) > before else value
         if isinstance(value, (list, tuple)):
             items = [self.redact_nested(item, f"{where}[{index}]", findings) for index, item in enumerate(value)]
             return items if isinstance(value, list) else tuple(items)
@@ -231,23 +321,35 @@ class PiiScanner:
         return redacted
 
 
-def scanner_for(spec: PiiSpec) -> PiiScanner:
-    return PiiScanner(spec.kinds, phone_regions=spec.phone_regions, replacements=spec.replacements)
+def scanner_for(spec: PiiSpec, limits: LimitsSpec | None = None) -> PiiScanner:
+    return PiiScanner(spec.kinds, phone_regions=spec.phone_regions, replacements=spec.replacements,
+                      max_seconds=limits.max_pii_seconds if limits is not None else None)
 
 
 class _RedactFn(BatchDoFn):
     STAGE = "RedactPii"
 
-    def __init__(self, spec: PiiSpec):
+    def __init__(self, spec: PiiSpec, limits: LimitsSpec):
         super().__init__()
         self._spec = spec
+        self._limits = limits
         self._actions = spec.actions()
         self._scanner: PiiScanner | None = None
 
     def setup(self):
-        self._scanner = scanner_for(self._spec)
+        self._scanner = scanner_for(self._spec, self._limits)
 
     def handle(self, item: Item, emit) -> None:
+        self._scanner.start()
+        try:
+            self._redact(item, emit)
+        except PiiTimeout as error:
+            # Values that could not be checked are not written anywhere, rejected/ included.
+            item.row = withheld(item.row, "not scanned for personal data in time")
+            item.fields = None
+            emit(REJECTED, self.reject(item, Rejection(PII_TIMEOUT, str(error))))
+
+    def _redact(self, item: Item, emit) -> None:
         fields = dict(item.fields if item.fields is not None else item.row)
         row = dict(item.row)  # copies: the input record is not ours to change
         findings: list[tuple[str, str]] = []
@@ -286,8 +388,46 @@ class RedactPii(BatchStage):
     tuple per record that had any, for the stats.
     """
 
-    def __init__(self, *, spec: PiiSpec):
-        super().__init__(_RedactFn(spec), extra_outputs=(PII_OUTPUT,))
+    def __init__(self, *, spec: PiiSpec, limits: LimitsSpec = LimitsSpec()):
+        super().__init__(_RedactFn(spec, limits), extra_outputs=(PII_OUTPUT,))
+
+
+# Data quoted in a message (a file's first line, a header, a preview of an over-long cell) is
+# redacted as a window this much longer than the quote, then cut: a secret across the cut is
+# redacted whole, not left in part.
+QUOTE_MARGIN = 1_000
+
+
+@lru_cache(maxsize=1)
+def _quote_scanner() -> PiiScanner:
+    return PiiScanner(PII_KINDS, max_seconds=1.0)
+
+
+def redacted_quote(text: str, limit: int) -> str:
+    """``text`` as a message or preview may quote it: every kind of personal data and secret
+    redacted (whatever the recipe's ``pii``), then cut to ``limit`` characters."""
+    scanner = _quote_scanner()
+    scanner.start()
+    try:
+        quoted, _ = scanner.redact(text[: limit + QUOTE_MARGIN])
+    except PiiTimeout:
+        return "<withheld: not scanned for personal data in time>"
+    key = quoted.find("-----BEGIN")  # a private key whose END is past the window
+    if key != -1:
+        quoted = quoted[:key] + DEFAULT_REPLACEMENTS[SECRET]
+    return quoted if len(quoted) <= limit else quoted[:limit] + "…"
+
+
+def quoted_names(names: Sequence[str], limit: int = 20, chars: int = 60) -> str:
+    """Column names for a message: each redacted (a headerless CSV's "header" is its first row)
+    and cut, at most ``limit`` of them (a wide file has thousands)."""
+    shown = ", ".join(redacted_quote(str(name), chars) for name in names[:limit])
+    return shown + (f" … and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
+def withheld(row: dict, why: str) -> dict:
+    """The row's keys with every value replaced by a note of why it is not shown."""
+    return {name: f"<withheld: {why}>" for name in row}
 
 
 def redact_document(scanner: PiiScanner, doc: dict) -> tuple[dict, tuple]:
@@ -295,6 +435,7 @@ def redact_document(scanner: PiiScanner, doc: dict) -> tuple[dict, tuple]:
     PII step still hold their values), and ``((kind, count), ...)`` found. A document that cannot
     be redacted is withheld, never written as it was."""
     counts: Counter = Counter()
+    scanner.start()
     try:
         return scanner.redact_value(doc, counts), tuple(sorted(counts.items()))
     except Exception as error:  # noqa: BLE001 - never write what could not be redacted

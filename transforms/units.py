@@ -328,7 +328,7 @@ class _ProcessUnitFn(beam.DoFn):
     def setup(self):
         chain = RecordChain(self._stages)
         chain.setup()
-        redact = scanner_for(self._pii) if self._pii is not None else None
+        redact = scanner_for(self._pii, self._settings.limits) if self._pii is not None else None
         self._chain = chain
         self._processor = UnitProcessor(self._settings, chain, redact)
 

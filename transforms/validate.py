@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.recipe import LimitsSpec
-from schemas.records import KEPT, REJECTED, TOO_MANY_MESSAGES, Item, Rejection
+from schemas.formats import known_keys_only
+from schemas.records import KEPT, REJECTED, TOO_MANY_MESSAGES, UNRECOGNIZED_EXAMPLE_KEY, Item, Rejection
 from transforms.rules import VALIDATORS, validate_example
 from transforms.stage import BatchDoFn, BatchStage
 
@@ -39,11 +40,14 @@ class _ValidateFn(BatchDoFn):
                                  open_weights=self._open_weights)
         if found.errors:
             emit(REJECTED, self.reject(item, *found.errors))
-        elif found.warnings:
+            return
+        trimmed = known_keys_only(item.example, self._format)
+        if trimmed is not item.example:  # keys no platform reads (and perhaps personal data) are not written
+            found.warnings.add(UNRECOGNIZED_EXAMPLE_KEY)
+            item.example = trimmed
+        if found.warnings:
             item.warnings = tuple(sorted(set(item.warnings) | found.warnings))
-            emit(KEPT, item)
-        else:
-            emit(KEPT, item)
+        emit(KEPT, item)
 
 
 class ValidateExamples(BatchStage):

@@ -48,17 +48,35 @@ def metrics_document(urls: list[str], *, data: str | None = None,
             if points:
                 curves[group][name.split("_")[0]] = {"raw": points, "smoothed": [[s, round(v, 6)] for s, v in smooth(points)]}
     last = judged["steps"]
-    ticks = []
-    if judged["run_epochs"]:
-        for n in range(1, judged["run_epochs"] + 1):
-            step = round(n * steps_per_epoch) if steps_per_epoch else next(
-                (s for s in sorted(run.epochs) if run.epochs[s] >= n), None)
-            if step is not None and step <= last:
-                ticks.append({"step": step, "epoch": n})
     doc = {"inputs": run.sources, "kind": run.kind, "data": data, "steps": last, **judged,
-           "epoch_ticks": ticks, "unknown_columns": sorted(run.unknown_columns), "curves": curves,
+           "epoch_ticks": epoch_ticks(run, judged["run_epochs"], steps_per_epoch, last),
+           "unknown_columns": sorted(run.unknown_columns), "non_finite": dict(sorted(run.non_finite.items())),
+           "curves": curves,
            "final_epoch": None if epoch(last) is None else round(epoch(last), 3)}
     return doc, (_load_json(join(data, JOB_FILE)) if data else None)
+
+
+# Epoch marks on a chart: at most this many (every k-th epoch on a long run).
+MAX_TICKS = 20
+
+
+def epoch_ticks(run, run_epochs: int | None, steps_per_epoch: float | None, last: int) -> list[dict]:
+    """The step where each marked epoch ends: from steps per epoch, else the first step the file
+    says reached it (one pass over the file's epochs)."""
+    if not run_epochs:
+        return []
+    every = -(-run_epochs // MAX_TICKS)
+    marks = range(every, run_epochs + 1, every)
+    if steps_per_epoch:
+        found = {n: round(n * steps_per_epoch) for n in marks}
+    else:
+        found, pending = {}, iter(marks)
+        n = next(pending, None)
+        for step in sorted(run.epochs):
+            while n is not None and run.epochs[step] >= n:
+                found[n] = step
+                n = next(pending, None)
+    return [{"step": step, "epoch": n} for n, step in found.items() if step <= last]
 
 
 def write_metrics(urls: list[str], *, output: str, data: str | None = None, epochs: int | None = None) -> dict[str, Any]:
@@ -85,6 +103,9 @@ def metrics_lines(doc: dict) -> list[str]:
         lines.append(f"{name.replace('_', ' '):<18} {'YES' if verdict['verdict'] else 'no ':<4} {numbers}")
     if doc["unknown_columns"]:
         lines.append(f"not used    {', '.join(doc['unknown_columns'])}")
+    if doc["non_finite"]:
+        counts = ", ".join(f"{name} {n:,}" for name, n in doc["non_finite"].items())
+        lines.append(f"left out    NaN or infinite values: {counts}")
     lines.append(f"next run    {doc['suggested_epochs'] if doc['suggested_epochs'] is not None else '—'} epochs suggested"
                  + (f" (this run: {doc['run_epochs']})" if doc.get("run_epochs") else ""))
     return lines

@@ -76,5 +76,6 @@ svg text.axis {{ font-weight: 600; }}</style></head><body>
 <h2>Token accuracy</h2><div class="panel">{_chart("Token accuracy", curves["accuracy"], epoch_ticks)}</div>
 <h2>Verdicts</h2>{"".join(rows) or '<p class="muted">No curves to judge.</p>'}
 {'' if not doc["unknown_columns"] else '<p class="muted">Columns not used: ' + html.escape(", ".join(doc["unknown_columns"])) + '</p>'}
+{'' if not doc.get("non_finite") else '<p class="muted">NaN or infinite values left out: ' + html.escape(", ".join(f"{k} {v:,}" for k, v in doc["non_finite"].items())) + '</p>'}
 </body></html>
 """

@@ -35,6 +35,10 @@ METRICS = {
                        "valid_accuracy", "eval_accuracy", "val_accuracy"),
 }
 STEP, EPOCH = ("step", "global_step"), ("epoch",)
+# Sane ranges: a step or an epoch past these is a broken file, and the work ftprep does (curves,
+# epoch marks) must follow the file's size, not the values in it.
+MAX_STEP = 10**9
+MAX_EPOCH = 10_000
 KNOWN = {name for names in METRICS.values() for name in names} | set(STEP) | set(EPOCH)
 
 
@@ -51,19 +55,26 @@ class Run:
     series: dict[str, dict[int, float]] = field(default_factory=lambda: {name: {} for name in METRICS})
     epochs: dict[int, float] = field(default_factory=dict)
     unknown_columns: set[str] = field(default_factory=set)
+    # Metric -> how many NaN or infinite values were left out (a diverged run logs NaN loss).
+    non_finite: dict[str, int] = field(default_factory=dict)
 
     def add(self, row: dict, where: str) -> None:
-        step = _number(next((row[k] for k in STEP if row.get(k) not in (None, "")), None), f"{where} step")
+        step = _in_range(next((row[k] for k in STEP if row.get(k) not in (None, "")), None), f"{where} step",
+                         MAX_STEP, whole=True)
         if step is None:
             return
         step = int(step)
         for metric, names in METRICS.items():
             for name in names:
                 value = _number(row.get(name), f"{where} {name}")
-                if value is not None:
+                if value is None:
+                    continue
+                if math.isfinite(value):
                     self.series[metric][step] = value
-                    break
-        epoch = _number(row.get("epoch"), f"{where} epoch")
+                else:
+                    self.non_finite[metric] = self.non_finite.get(metric, 0) + 1
+                break
+        epoch = _in_range(row.get("epoch"), f"{where} epoch", MAX_EPOCH)
         if epoch is not None:
             self.epochs[step] = epoch
         self.unknown_columns |= {k for k in row if k not in KNOWN}
@@ -76,7 +87,17 @@ def _number(value, where: str) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise MetricsError(f"{where}: {value!r} is not a number") from None
-    return number if math.isfinite(number) else None
+    return number
+
+
+def _in_range(value, where: str, maximum: int, whole: bool = False) -> float | None:
+    number = _number(value, where)
+    if number is None:
+        return None
+    if not (math.isfinite(number) and 0 <= number <= maximum) or (whole and number != int(number)):
+        kind = "a whole number" if whole else "a number"
+        raise MetricsError(f"{where}: {value!r} is out of range ({kind} from 0 to {maximum:,})")
+    return number
 
 
 def _read_text(url: str) -> str:

@@ -161,3 +161,42 @@ def test_an_overfit_run_with_its_minimum_in_the_last_epoch_is_told_to_stop_one_e
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert 2 < doc["verdicts"]["overfitting"]["min_epoch"] < 3 and doc["suggested_epochs"] == 2
     assert "next run    2 epochs suggested (this run: 3)" in capsys.readouterr().out
+
+
+# Issue 24: work follows the file, not the values in it.
+@pytest.mark.parametrize("entry, message", [
+    ({"step": 10, "epoch": 1e15, "loss": 1.0}, "epoch: 1000000000000000.0 is out of range"),
+    ({"step": -1, "loss": 1.0}, "step: -1 is out of range"),
+    ({"step": 1.5, "loss": 1.0}, "step: 1.5 is out of range"),
+    ({"step": 10, "epoch": -2, "loss": 1.0}, "epoch: -2 is out of range"),
+    ({"step": "inf", "loss": 1.0}, "step: 'inf' is out of range"),
+])
+def test_steps_and_epochs_out_of_range_are_one_line(tmp_path, capsys, entry, message):
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": [entry]}))
+    assert main(["metrics", str(tmp_path / "trainer_state.json"), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_nan_and_infinite_values_are_counted_and_shown(tmp_path, capsys):
+    path = tmp_path / "m.csv"
+    path.write_text("step,train_loss,valid_loss\n1,2.0,2.1\n2,nan,2.0\n3,1.5,inf\n4,1.2,1.9\n5,-inf,1.8\n")
+    doc = metrics(tmp_path, str(path))
+    assert doc["non_finite"] == {"train_loss": 2, "valid_loss": 1}
+    assert "NaN or infinite values: train_loss 2, valid_loss 1" in capsys.readouterr().out
+    assert "NaN or infinite values left out" in (tmp_path / "out" / "metrics.html").read_text()
+
+
+def test_many_epochs_give_a_bounded_number_of_marks(tmp_path):
+    history = [{"step": s, "epoch": s / 10, "loss": 2.0 - s / 10_000} for s in range(1, 10_001)]
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    doc = metrics(tmp_path, str(tmp_path / "trainer_state.json"))
+    assert doc["run_epochs"] == 1_000 and len(doc["epoch_ticks"]) == 20
+    assert doc["epoch_ticks"][0] == {"step": 500, "epoch": 50}
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1", "10001", "1000000000000000"])
+def test_epochs_on_the_command_line_are_bounded(tmp_path, capsys, epochs):
+    path = write_csv(tmp_path / "clean.csv", lambda s: 0.3 + 2 * math.exp(-s / 12))
+    assert main(["metrics", path, "--output", str(tmp_path / "out"), "--epochs", epochs]) == 2
+    assert "--epochs must be from 1 to 10,000" in capsys.readouterr().err

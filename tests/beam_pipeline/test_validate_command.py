@@ -159,7 +159,7 @@ def test_completion_format_is_detected_and_split_on_request(tmp_path):
     "make, message",
     [
         (lambda p: pq.write_table(pa.table({"a": [1]}), p), "is not JSONL: it starts like a Parquet file"),
-        (lambda p: p.write_text("question,answer\nq,a\n"), "is not JSONL: its first line starts with b'question,answer'"),
+        (lambda p: p.write_text("question,answer\nq,a\n"), "is not JSONL: its first line starts with 'question,answer'"),
         (lambda p: p.write_text('{"text": "no format"}\n'), "cannot tell the example format"),
         (lambda p: p.write_text(json.dumps([{"messages": []}], indent=2)), "one pretty-printed JSON document"),
     ],

@@ -194,3 +194,84 @@ def test_every_kind_the_recipe_allows_has_a_detector_in_the_order():
     from transforms.pii import DETECTION_ORDER
 
     assert sorted(DETECTION_ORDER) == sorted(PII_KINDS)
+
+
+# Issue 24: every pattern is linear on its pathological input, and a row's scan has a budget.
+import time as _time  # noqa: E402
+
+from schemas.recipe import LimitsSpec, PiiSpec  # noqa: E402
+from schemas.records import PII_TIMEOUT, REJECTED as _REJECTED  # noqa: E402
+from transforms.pii import PiiTimeout, phone_windows, redacted_quote  # noqa: E402
+
+PATHOLOGICAL = {
+    "private key BEGIN without END": "-----BEGIN PRIVATE KEY-----\n" * 15_000,
+    "private key BEGINs and one END": "-----BEGIN RSA PRIVATE KEY-----\n" * 15_000 + "-----END RSA PRIVATE KEY-----",
+    "email local part": "a" * 400_000 + "@",
+    "email domain": "x@" + "a." * 200_000,
+    "emails": "a@" * 200_000,
+    "iban": "DE12" + " A" * 200_000,
+    "card digits": "1 " * 200_000,
+    "ipv6 colons": "1:" * 200_000,
+    "ipv4 dots": "1.1.1.1." * 50_000,
+    "api keys": "sk-" * 130_000,
+    "jwt": "eyJ" * 130_000 + ".eyJ",
+    "github": "ghp_" * 100_000,
+    "phone candidates": "1-" * 200_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_every_pattern_is_linear_on_its_pathological_input(name):
+    """About 400 KB each: a quadratic pattern takes minutes here (the private key one took 104 s
+    on 840 KB); linear ones take well under a second."""
+    started = _time.process_time()
+    PiiScanner(phone_regions=()).redact(PATHOLOGICAL[name])
+    assert _time.process_time() - started < 5
+
+
+def test_many_findings_are_not_compared_pairwise():
+    text = " ".join(f"u{i}@example.com" for i in range(40_000))
+    started = _time.process_time()
+    redacted, counts = PiiScanner(["email"]).redact(text)
+    assert counts["email"] == 40_000 and "@" not in redacted
+    assert _time.process_time() - started < 5
+
+
+def test_phone_windows_find_a_number_across_a_window_edge_once():
+    for offset in (4_080, 4_090, 4_095, 4_096, 4_100):
+        text = "x " * (offset // 2) + ("x" if offset % 2 else "") + "call (415) 555-2671 now " + "y " * 3000
+        redacted, counts = PiiScanner(["phone"]).redact(text)
+        assert counts == {"phone": 1} and "[PHONE]" in redacted, offset
+    assert [w[2:] for w in phone_windows(9000)] == [(0, 4096), (4096, 8192), (8192, 9000)]
+
+
+def test_a_row_whose_scan_passes_its_budget_is_rejected_with_its_values_withheld():
+    from transforms.pii import _RedactFn
+
+    fn = _RedactFn(PiiSpec(), LimitsSpec(max_pii_seconds=0.05))
+    fn.setup()
+    phones = " ".join(f"(415) 555-{i % 10_000:04d}" for i in range(50_000))
+    out = []
+    item = Item(Source("f.csv", 3), {"answer": phones, "question": "q"})
+    fn.handle(item, lambda tag, value: out.append((tag, value)))
+    (tag, rejected), = out
+    assert tag == _REJECTED and rejected.codes == (PII_TIMEOUT,)
+    assert "limits.max_pii_seconds" in rejected.errors[0].message
+    assert "555" not in str(rejected.record) and set(rejected.record) == {"answer", "question"}
+    with pytest.raises(PiiTimeout):
+        scanner = PiiScanner(max_seconds=0.05)
+        scanner.start()
+        scanner.redact(phones)
+
+
+def test_quotes_are_redacted_before_they_are_cut():
+    assert redacted_quote("x" * 190 + " sk-abcdefghijklmnopqrstuvwxyz012345", 200).endswith("[SECRET]")
+    key = "x" * 190 + "-----BEGIN PRIVATE KEY-----\n" + "A" * 5000 + "\n-----END PRIVATE KEY-----"
+    assert "AAAA" not in redacted_quote(key, 200)
+    assert redacted_quote("jane.roe@example.org,+1 415 555 2671", 40) == "[EMAIL],[PHONE]"
+
+
+def test_bytes_are_scanned_as_text():
+    findings = []
+    value = PiiScanner().redact_nested(b"mail jane.roe@example.org \xff", "blob", findings)
+    assert value == b"mail [EMAIL] \xff" and findings == [("blob", "email")]

@@ -7,6 +7,7 @@ from typing import ClassVar, Iterator
 
 from schemas.recipe import LimitsSpec
 from schemas.records import FIELD_TOO_LARGE, Item, Rejected, Rejection, Source
+from transforms.pii import quoted_names, redacted_quote
 
 # limits.max_field_chars when a caller has no recipe (inspect, tests).
 DEFAULT_MAX_FIELD_CHARS = LimitsSpec().max_field_chars
@@ -66,7 +67,7 @@ class Reader:
 def require_columns(present: list[str], required: frozenset[str] | None) -> None:
     missing = sorted((required or frozenset()) - set(present))
     if missing:
-        raise MissingColumns(f"it has no column(s) {', '.join(missing)} (its columns: {', '.join(present)})")
+        raise MissingColumns(f"it has no column(s) {quoted_names(missing)} (its columns: {quoted_names(present)})")
 
 
 def project(row: dict, columns: frozenset[str] | None) -> dict:
@@ -96,7 +97,8 @@ def iter_lines(f, chunk_size: int = 1 << 20) -> Iterator[bytes]:
 
 def _preview(value):
     if isinstance(value, (str, bytes)) and len(value) > PREVIEW_CHARS:
-        return f"{value[:PREVIEW_CHARS]!s}… [{len(value):,} characters]"
+        text = value if isinstance(value, str) else value[: PREVIEW_CHARS * 4].decode("utf-8", errors="replace")
+        return f"{redacted_quote(text, PREVIEW_CHARS)} [{len(value):,} characters]"
     return value
 
 

@@ -7,6 +7,7 @@ import fsspec
 import orjson
 
 from schemas.recipe import CsvOptions
+from transforms.pii import redacted_quote
 from transforms.readers.base import iter_lines, strip_bom_bytes
 from transforms.readers.registry import reader_for
 
@@ -32,7 +33,8 @@ def not_jsonl_reason(url: str, head_bytes: int = 4096) -> str | None:
         return None
     first_line = text.splitlines()[0].strip()
     if text[:1] not in b"{[\"":
-        return f"its first line starts with {first_line[:40]!r}, not a JSON value"
+        quote = redacted_quote(first_line[:4096].decode("utf-8", errors="replace"), 40)
+        return f"its first line starts with {quote!r}, not a JSON value"
     if first_line in (b"[", b"{"):
         return "it looks like one pretty-printed JSON document, not one JSON object per line"
     return None
