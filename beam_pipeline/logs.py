@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -59,15 +60,46 @@ class _CurrentStderr(logging.StreamHandler):
         pass
 
 
+# The names ftprep gives its logs: pruning removes these and nothing else.
+LOG_NAME = re.compile(r"ftprep-\d{8}-\d{6}-\d+\.log")
+
+
+def _own_directory(path: str) -> bool:
+    """``path`` is a real directory (not a link to one) of this user's, or is made so now."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    if info.st_mode & 0o077:  # ours but open to others (made by an older ftprep): close it
+        os.chmod(path, 0o700)
+    return True
+
+
+def log_directory() -> str:
+    """Where this user's logs go: ``$TMPDIR/ftprep-logs``, ftprep's own — a directory of this
+    user's, mode 0700, never a symbolic link. On a shared machine another user may have that
+    name already: then ``ftprep-logs-<uid>``, and if that is taken too, a new private directory."""
+    base = tempfile.gettempdir()
+    for name in ("ftprep-logs", f"ftprep-logs-{os.getuid()}"):
+        path = os.path.join(base, name)
+        if _own_directory(path):
+            return path
+    return tempfile.mkdtemp(prefix="ftprep-logs-")
+
+
 def new_log_path() -> str:
-    """A fresh log file under the temporary directory; the oldest beyond ``LOGS_KEPT`` are removed."""
-    directory = os.path.join(tempfile.gettempdir(), "ftprep-logs")
-    os.makedirs(directory, exist_ok=True)
+    """A fresh log file in ``log_directory()``; the oldest of ftprep's logs beyond ``LOGS_KEPT``
+    are removed (files with the names ftprep gives its logs, nothing else)."""
+    directory = log_directory()
     logs = []
     for entry in os.scandir(directory):
-        if entry.name.endswith(".log"):
+        if LOG_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
             with contextlib.suppress(FileNotFoundError):  # another ftprep pruned it meanwhile
-                logs.append((entry.stat().st_mtime, entry.path))
+                logs.append((entry.stat(follow_symlinks=False).st_mtime, entry.path))
     logs.sort()
     for _, path in logs[: max(0, len(logs) - LOGS_KEPT + 1)]:
         with contextlib.suppress(OSError):

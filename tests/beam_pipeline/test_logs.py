@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,55 @@ def test_an_unexpected_failure_is_one_line_too(tmp_path, capsys, monkeypatch):
 ])
 def test_failure_line(error, expected):
     assert failure_line(error, output="/o", log_path="/l.log") == expected
+
+
+# Issue 24: the log directory is ftprep's own.
+def _logs_under(tmp_path, monkeypatch):
+    import tempfile
+
+    from beam_pipeline import logs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return logs
+
+
+def test_a_symlinked_log_directory_is_not_followed_and_foreign_files_are_never_pruned(tmp_path, monkeypatch):
+    logs = _logs_under(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    foreign = [elsewhere / f"notes-{i}.log" for i in range(60)] + [elsewhere / f"ftprep-20260101-000000-{i}.log" for i in range(60)]
+    for path in foreign:
+        path.write_text("mine")
+    (tmp_path / "ftprep-logs").symlink_to(elsewhere)
+    path = logs.new_log_path()
+    assert os.path.dirname(path) == str(tmp_path / f"ftprep-logs-{os.getuid()}")
+    assert all(p.exists() for p in foreign)
+    assert stat.S_IMODE(os.lstat(os.path.dirname(path)).st_mode) == 0o700
+
+
+def test_only_ftprep_s_own_log_names_are_pruned(tmp_path, monkeypatch):
+    logs = _logs_under(tmp_path, monkeypatch)
+    directory = tmp_path / "ftprep-logs"
+    directory.mkdir(mode=0o755)
+    mine = [directory / f"ftprep-20260101-0000{i:02d}-1.log" for i in range(55)]
+    other = directory / "someone-else.log"
+    for index, path in enumerate([*mine, other]):
+        path.write_text("x")
+        os.utime(path, (1_000 + index, 1_000 + index))
+    assert os.path.dirname(logs.new_log_path()) == str(directory)
+    assert other.exists() and sum(p.exists() for p in mine) == logs.LOGS_KEPT - 1
+    assert not mine[0].exists() and mine[-1].exists()
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+def test_another_user_s_log_directory_is_left_alone(tmp_path, monkeypatch):
+    logs = _logs_under(tmp_path, monkeypatch)
+    theirs = tmp_path / "ftprep-logs"
+    theirs.mkdir()
+    (theirs / "ftprep-20260101-000000-1.log").write_text("theirs")
+    if os.getuid() != 0:
+        pytest.skip("making a directory another user's takes root")
+    os.chown(theirs, 4242, 4242)
+    path = logs.new_log_path()
+    assert os.path.dirname(path) == str(tmp_path / f"ftprep-logs-{os.getuid()}")
+    assert (theirs / "ftprep-20260101-000000-1.log").exists()
