@@ -188,10 +188,15 @@ def failure_line(error: BaseException, *, output: str, log_path: str | None) -> 
     """One line for a run that failed: the step, the cause (an OS error such as "No space left on
     device" named as such), that the output has no marker, and where Beam's full output is."""
     from transforms.readers.base import BadInputFile
+    from transforms.units import RunStopped
 
     texts = [f"{type(e).__name__}: {e}" for e in _chain(error)]
     text = "\n".join(texts)
     where = f"; {output} has no _SUCCESS marker" + (f" (Beam's full output: {log_path})" if log_path else "")
+    stopped = next((str(e) for e in _chain(error) if isinstance(e, RunStopped)), None)
+    match = stopped is None and re.search(r"RunStopped: (stopped: [^\n]*)", text)
+    if stopped or match:  # the recipe fails on the data: its own words, not Beam's
+        return _STEP.sub("", stopped or match[1]).rstrip(" []") + where
     bad_file = next((str(e) for e in _chain(error) if isinstance(e, BadInputFile)), None)
     match = bad_file is None and re.search(r"BadInputFile: (cannot read [^\n]*)", text)
     if bad_file or match:

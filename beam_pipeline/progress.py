@@ -21,6 +21,11 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 
+# In a log (not a terminal), a line at least this often even when nothing moved: a run that is
+# stuck on a slow unit still shows that it is alive.
+HEARTBEAT_SECONDS = 30.0
+
+
 class ProgressWriter:
     """Worker side: ``planned(url, units)`` and ``done(url, rows)`` lines, appended and flushed.
     Made by the launcher and pickled into the steps that report; each worker process opens a
@@ -46,7 +51,12 @@ class ProgressWriter:
         self._write(f"P\t{units}\t{url}\n")
 
     def done(self, url: str, rows: int) -> None:
+        """A unit of ``url`` is read; ``rows``: those of its rows not yet reported by ``reading``."""
         self._write(f"D\t{rows}\t{url}\n")
+
+    def reading(self, url: str, rows: int) -> None:
+        """``rows`` more rows of a unit of ``url`` are through the chain (a unit can take minutes)."""
+        self._write(f"R\t{rows}\t{url}\n")
 
 
 @dataclass
@@ -90,6 +100,8 @@ def read_progress(directory: str) -> Progress:
             elif kind == "D":
                 progress.done[url] = progress.done.get(url, 0) + 1
                 progress.rows += int(number)
+            elif kind == "R":
+                progress.rows += int(number)
     return progress
 
 
@@ -115,15 +127,22 @@ class ProgressReporter:
     def __init__(self, files_total: int, *, stream: TextIO | None = None, interval: float | None = None):
         self.directory = tempfile.mkdtemp(prefix="ftprep-progress-")
         self._files_total = files_total
-        self._stream = stream or sys.stderr  # looked up now: sys.stderr may have been replaced since import
+        # None: sys.stderr as it is at each report. During a local run that is the terminal while
+        # file descriptor 2 points at the log (see logs.worker_output_to).
+        self._given_stream = stream
         self._tty = self._stream.isatty()
         # Calm: a terminal line changes twice a second; a log gets a line every 10 s at most.
         self._interval = interval if interval is not None else (0.5 if self._tty else 10.0)
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._last = ""
+        self._last_written = 0.0
         self._read_for: float | None = None
         self._thread = threading.Thread(target=self._run, name="ftprep-progress", daemon=True)
+
+    @property
+    def _stream(self) -> TextIO:
+        return self._given_stream or sys.stderr
 
     def writer(self) -> ProgressWriter:
         """What the workers report through."""
@@ -143,8 +162,10 @@ class ProgressReporter:
         line = progress_line(progress, self._files_total, elapsed, self._read_for)
         if self._tty:
             self._stream.write("\r" + line[: shutil.get_terminal_size().columns - 1].ljust(len(self._last)))
-        elif line.split(", ")[:3] != self._last.split(", ")[:3]:  # only when something moved
+        elif (line.split(", ")[:3] != self._last.split(", ")[:3]  # when something moved,
+              or elapsed - self._last_written >= HEARTBEAT_SECONDS):  # and now and then all the same
             self._stream.write(line + "\n")
+            self._last_written = elapsed
         self._stream.flush()
         self._last = line
 

@@ -339,6 +339,13 @@ class LimitsSpec(_Strict):
     # pii_timeout: CPU seconds one row's scan for personal data may take (libphonenumber is slow
     # on a field of thousands of numbers); a row not scanned in time is rejected, its values withheld.
     max_pii_seconds: float = Field(default=2.0, gt=0, le=600)
+    # The run stops (exit 1, no _SUCCESS) when the first this many rows a worker reads are all
+    # rejected with the same code: a recipe that fails on every row says so in seconds, not at
+    # the end. 0 turns it off.
+    fail_fast_rows: int = Field(default=20, ge=0)
+    # The run stops when more than this share of the rows a worker has read (once it has read
+    # fail_fast_rows of them) is rejected. None: no limit.
+    max_rejected_fraction: float | None = Field(default=None, ge=0, le=1)
 
 
 def hosted_model_spec(target: HostedTargetSpec, model: str | None, example_format: str | None) -> ModelSpec:

@@ -31,7 +31,7 @@ from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from schemas.targets import target_row
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
-from transforms.pii import PII_OUTPUT, redact_document, scanner_for
+from transforms.pii import PII_OUTPUT, redact_document, redacted_quote, scanner_for
 from transforms.readers.base import BadInputFile, ReadUnit
 from transforms.readers.registry import read_unit
 from transforms.row_types import merge, row_type
@@ -217,15 +217,75 @@ class UnitSettings:
     batch_rows: int = BATCH_ROWS
 
 
+class RunStopped(RuntimeError):
+    """Raised on a worker when the rows it reads fail as ``FailFast`` watches for; the CLI shows
+    its message as the run's error."""
+
+
+class FailFast:
+    """Watches the rows one worker reads: the first ``limits.fail_fast_rows`` all rejected with
+    one code, or more than ``limits.max_rejected_fraction`` rejected once that many are read,
+    stop the run (``RunStopped``) naming the code and a redacted sample row."""
+
+    def __init__(self, limits: LimitsSpec):
+        self.rows = limits.fail_fast_rows
+        self._fraction = limits.max_rejected_fraction
+        self._seen = 0
+        self._rejected = 0
+        self._common: set[str] | None = None  # codes every row so far was rejected with
+        self._sample: dict | None = None
+        self._decided = False
+
+    @property
+    def deciding(self) -> bool:
+        """Still within the first rows: the caller processes them in small batches."""
+        return bool(self.rows) and self._seen < self.rows
+
+    def kept(self, count: int) -> None:
+        self._seen += count
+        if count:
+            self._common = set()
+
+    def rejected(self, codes: tuple[str, ...], doc: dict) -> None:
+        self._seen += 1
+        self._rejected += 1
+        if self._sample is None:
+            self._sample = doc
+        self._common = set(codes) if self._common is None else self._common & set(codes)
+
+    def check(self) -> None:
+        if not self.rows or self._seen < self.rows:
+            return
+        if not self._decided and self._common and self._rejected == self._seen:
+            code = sorted(self._common)[0]
+            self._stop(f"stopped: the first {self._seen} rows read were all rejected with {code}", code,
+                       "fix the recipe, or set limits.fail_fast_rows (0: never stop)")
+        self._decided = True
+        if self._fraction is not None and self._rejected > self._fraction * self._seen:
+            self._stop(f"stopped: {self._rejected:,} of the first {self._seen:,} rows read were rejected, over "
+                       f"limits.max_rejected_fraction ({self._fraction:g})", None, "rejected/ holds them all once fixed")
+
+    def _stop(self, what: str, code: str | None, fix: str) -> None:
+        sample = self._sample or {}
+        error = next((e for e in sample.get("errors", ()) if code is None or e.get("code") == code), None)
+        source = sample.get("source", {})
+        record = orjson.dumps(sample.get("record"), default=str).decode()
+        why = f" ({redacted_quote(error['message'], 300)})" if error else ""
+        raise RunStopped(f"{what}{why}; e.g. {source.get('file')} row {source.get('row')}: "
+                         f"{redacted_quote(record, 200)} — {fix}")
+
+
 class UnitProcessor:
     """Pass 1 for one unit at a time; ``process(unit)`` writes the unit's file and returns its result."""
 
-    def __init__(self, settings: UnitSettings, chain: RecordChain, redact=None):
+    def __init__(self, settings: UnitSettings, chain: RecordChain, redact=None, progress=None):
         self._settings = settings
         self._chain = chain
         self._redact = redact  # PiiScanner for rejected records, or None
+        self._progress = progress  # a local run's ProgressWriter, or None
         self._file_index = {url: index for index, url in enumerate(settings.files)}
         self._counters = StageCounters("ProcessUnits")
+        self._watch = FailFast(settings.limits)
 
     def process(self, unit: ReadUnit) -> UnitResult:
         settings = self._settings
@@ -235,6 +295,7 @@ class UnitProcessor:
         samples: dict[str, list[dict]] = defaultdict(list)
         batch: list[Item] = []
         end_row = unit.first_row
+        reported = 0  # rows of this unit reported to the progress line so far
         for record in read_unit(unit, settings.columns, settings.csv, settings.limits.max_field_chars):
             if isinstance(record, FailedFile):
                 if settings.on_bad_file == "fail":
@@ -251,18 +312,27 @@ class UnitProcessor:
                 continue
             self._counters.kept.inc()
             batch.append(record)
-            if len(batch) >= settings.batch_rows:
+            # While the first rows decide whether the run goes on, they are processed a few at a
+            # time: a batch of 1,024 rows that each take the render budget would take half an hour.
+            if len(batch) >= (self._watch.rows if self._watch.deciding else settings.batch_rows):
                 self._batch(batch, file, spools, stats, samples)
                 batch = []
+                if self._progress is not None:
+                    read = sum(stats.rows_per_file.values())
+                    self._progress.reading(unit.url, read - reported)
+                    reported = read
         if batch:
             self._batch(batch, file, spools, stats, samples)
         path, sections, sizes = spools.save(FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row)))
         chosen = [(code, doc) for code, docs in sorted(samples.items()) for doc in docs]
+        if self._progress is not None:
+            self._progress.done(unit.url, sum(stats.rows_per_file.values()) - reported)
         return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers(),
                           spools.row_type)
 
     def _batch(self, batch: list[Item], file: int, spools: _Spools, stats: StatsAccumulator, samples) -> None:
         kept, left = self._chain.run(batch)
+        self._watch.kept(len(batch) - len(left.get(REJECTED, ())))
         self._rejected(left.pop(REJECTED, []), spools, stats, samples)
         for found in left.pop(PII_OUTPUT, []):
             stats.add_pii(found)
@@ -313,7 +383,9 @@ class UnitProcessor:
                 if len(samples[code]) < SAMPLES_PER_CODE:
                     samples[code].append(small_rejected(doc))
             lines.append(dumps_line(doc))
+            self._watch.rejected(record.codes, doc)
         spools.lines(REJECTED_DIR, lines)
+        self._watch.check()
 
 
 class _ProcessUnitFn(beam.DoFn):
@@ -330,7 +402,7 @@ class _ProcessUnitFn(beam.DoFn):
         chain.setup()
         redact = scanner_for(self._pii, self._settings.limits) if self._pii is not None else None
         self._chain = chain
-        self._processor = UnitProcessor(self._settings, chain, redact)
+        self._processor = UnitProcessor(self._settings, chain, redact, self._progress)
 
     def teardown(self):
         if self._chain is not None:
@@ -339,10 +411,7 @@ class _ProcessUnitFn(beam.DoFn):
     def process(self, unit: ReadUnit) -> Iterator[UnitResult]:
         if unit.error is None:
             LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
-        result = self._processor.process(unit)
-        if self._progress is not None:
-            self._progress.done(unit.url, sum(result.stats.rows_per_file.values()))
-        yield result
+        yield self._processor.process(unit)
 
 
 class ProcessUnits(beam.PTransform):

@@ -63,3 +63,38 @@ def test_a_local_run_reports_every_unit(tmp_path):
         build_pipeline(p, plan_job(recipe), progress=ProgressWriter(str(progress_dir)))
     progress = read_progress(str(progress_dir))
     assert progress.units == progress.units_done == 4 and progress.rows == 51 and progress.files_done() == 2
+
+
+def test_the_reporter_writes_to_stderr_as_it_is_when_it_reports(tmp_path, monkeypatch):
+    """During a run fd 2 (and the sys.stderr made before) point at the log; the terminal is the
+    sys.stderr put in place then. A reporter made before that still reaches the terminal."""
+    import sys
+
+    before, terminal = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", before)
+    reporter = ProgressReporter(1, interval=0.05)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    ProgressWriter(reporter.directory).planned("a", 1)
+    reporter.start()
+    time.sleep(0.3)
+    reporter.stop()
+    assert "read 0/1 units" in terminal.getvalue() and before.getvalue() == ""
+
+
+def test_rows_of_a_unit_still_being_read_count_and_a_log_hears_now_and_then(tmp_path, monkeypatch):
+    from beam_pipeline import progress
+
+    writer = ProgressWriter(str(tmp_path))
+    writer.planned("a", 1)
+    writer.reading("a", 20)
+    writer.reading("a", 20)
+    assert read_progress(str(tmp_path)).rows == 40 and read_progress(str(tmp_path)).units_done == 0
+    writer.done("a", 5)
+    assert read_progress(str(tmp_path)).rows == 45 and read_progress(str(tmp_path)).units_done == 1
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.1)
+    log = io.StringIO()
+    reporter = ProgressReporter(2, stream=log, interval=0.05)
+    reporter.start()
+    time.sleep(0.5)
+    reporter.stop()
+    assert len(log.getvalue().splitlines()) >= 2  # nothing moved, yet the log hears from it

@@ -38,6 +38,8 @@ class ReadUnit:
     first_row: int = 0
     # A slice of the row group: ``batches_to_skip`` batches of PARQUET_BATCH_ROWS, then ``rows``.
     batches_to_skip: int = 0
+    # ... and this many rows of the first batch read (a slice of a small row group starts mid-batch).
+    rows_to_skip: int = 0
     rows: int | None = None
     # A byte range of an uncompressed JSONL file, starting at a line start ([start, end)).
     byte_start: int = 0

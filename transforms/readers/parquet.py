@@ -10,8 +10,13 @@ from schemas.records import Item, Source
 from transforms.readers.base import ReadUnit, Reader, require_columns
 
 BATCH_ROWS = 1024
-# Rows per read unit; a multiple of BATCH_ROWS so that slices start on a batch.
+# Rows per read unit.
 UNIT_ROWS = 4 * BATCH_ROWS
+# A file of fewer than this many units' rows is still cut into this many units (of at least
+# MIN_UNIT_ROWS rows), so that a small input keeps every worker busy: a slow template would
+# otherwise hold up one worker while the others idle.
+SMALL_FILE_UNITS = 8
+MIN_UNIT_ROWS = 64
 
 
 class ParquetReader(Reader):
@@ -31,15 +36,17 @@ class ParquetReader(Reader):
             metadata = parquet.metadata
             require_columns(parquet.schema_arrow.names, required)
         units, first_row = [], 0
+        size = min(UNIT_ROWS, max(MIN_UNIT_ROWS, -(-metadata.num_rows // SMALL_FILE_UNITS)))
         for index in range(metadata.num_row_groups):
             rows = metadata.row_group(index).num_rows
             # Large row groups are cut into slices so that work spreads evenly over the workers
             # (runners hand out units by count, not by size). A slice decodes and skips the
             # batches before it: cheap next to tokenising them.
-            for start in range(0, max(rows, 1), UNIT_ROWS):
+            for start in range(0, max(rows, 1), size):
                 units.append(
                     ReadUnit(url, self.format, row_group=index, first_row=first_row + start,
-                             batches_to_skip=start // BATCH_ROWS, rows=min(UNIT_ROWS, rows - start))
+                             batches_to_skip=start // BATCH_ROWS, rows_to_skip=start % BATCH_ROWS,
+                             rows=min(size, rows - start))
                 )
             first_row += rows
         return units
@@ -56,6 +63,8 @@ class ParquetReader(Reader):
             for index, batch in enumerate(batches):
                 if index < unit.batches_to_skip:
                     continue
+                if index == unit.batches_to_skip and unit.rows_to_skip:
+                    batch = batch.slice(unit.rows_to_skip)
                 for values in batch.to_pylist():
                     if end is not None and row >= end:
                         return

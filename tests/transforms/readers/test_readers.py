@@ -263,12 +263,24 @@ def test_a_file_that_cannot_be_planned_is_one_unit_that_fails_when_read(tmp_path
 
 def test_large_row_groups_are_read_in_slices_with_exact_provenance(tmp_path, monkeypatch):
     monkeypatch.setattr(parquet, "UNIT_ROWS", 2048)
+    monkeypatch.setattr(parquet, "SMALL_FILE_UNITS", 1)  # a large file, as far as cutting goes
     url = write_parquet(tmp_path / "big.parquet", [{"q": str(i)} for i in range(5000)], 4500)
     units = plan_units(url, "parquet")
     assert [(u.row_group, u.first_row, u.rows) for u in units] == [(0, 0, 2048), (0, 2048, 2048), (0, 4096, 404), (1, 4500, 500)]
     rows = [record for unit in units for record in read_unit(unit, None)]
     assert [r.source.row for r in rows] == list(range(5000))
     assert [r.row["q"] for r in rows] == [str(i) for i in range(5000)]
+
+
+def test_a_small_row_group_is_cut_into_units_that_start_mid_batch(tmp_path):
+    url = write_parquet(tmp_path / "small.parquet", [{"q": str(i)} for i in range(1000)], 600)
+    units = plan_units(url, "parquet")
+    assert [(u.row_group, u.first_row, u.rows) for u in units] == [(0, s, 125) for s in range(0, 500, 125)] + [
+        (0, 500, 100), (1, 600, 125), (1, 725, 125), (1, 850, 125), (1, 975, 25)]
+    rows = [record for unit in units for record in read_unit(unit, None)]
+    assert [(r.source.row, r.row["q"]) for r in rows] == [(i, str(i)) for i in range(1000)]
+    (one,) = plan_units(write_parquet(tmp_path / "tiny.parquet", [{"q": "x"}] * 60, 60), "parquet")
+    assert one.rows == 60
 
 
 @pytest.mark.parametrize("range_bytes", [1, 7, 40, 10_000])
