@@ -72,6 +72,9 @@ def _job_flags(command: argparse.ArgumentParser) -> None:
     """How a job that writes runs: its output, bad files, progress, waiting."""
     group = command.add_argument_group("job")
     group.add_argument("--overwrite", action="store_true", help="replace the output directory if it is not empty")
+    group.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run in the output directory: the units it completed are reused "
+                            "(same recipe and inputs), the rest is done again")
     group.add_argument("--on-bad-file", choices=["fail", "skip"],
                        help="a file that cannot be read: fail the run (default) or skip it and list it in "
                             "stats.json under files.failed; replaces input.on_bad_file")
@@ -204,14 +207,9 @@ def execute(
     seconds the local run took or None)."""
     # Imported here, after logging is configured: importing Beam logs at import time.
     import apache_beam as beam
-    from apache_beam.io.filesystems import FileSystems
 
-    from beam_pipeline.logs import failure_line, worker_output_to
     from beam_pipeline.options import OptionsError, is_local, local_runner, pipeline_options
-    from beam_pipeline.outputs.location import write_manifest
-    from beam_pipeline.pipeline import build_pipeline, plan_job
-    from schemas.layout import STATS_FILE
-    from transforms.files import join
+    from beam_pipeline.pipeline import plan_job
 
     options = pipeline_options(beam_args, verbose=args.verbose)
     try:
@@ -219,7 +217,27 @@ def execute(
         pipeline = beam.Pipeline(runner=local_runner(options) if is_local(options) else None, options=options)
     except ValueError as error:
         raise OptionsError(str(error)) from None
-    plan = plan_job(recipe, overwrite=args.overwrite)
+    if args.overwrite and args.resume:
+        raise UsageError("--overwrite and --resume do not go together: --resume keeps what the interrupted run "
+                         "completed, --overwrite deletes it")
+    plan = plan_job(recipe, overwrite=args.overwrite, resume=args.resume)
+    try:
+        return _execute(plan, pipeline, options, args)
+    finally:
+        if plan.lock is not None:
+            plan.lock.release()
+
+
+def _execute(plan, pipeline, options, args: argparse.Namespace) -> tuple[int, dict | None, str | None, float | None]:
+    from apache_beam.io.filesystems import FileSystems
+
+    from beam_pipeline.logs import failure_line, worker_output_to
+    from beam_pipeline.options import is_local
+    from beam_pipeline.outputs.location import write_manifest, write_run_file
+    from beam_pipeline.pipeline import build_pipeline
+    from schemas.layout import STATS_FILE
+    from transforms.files import join
+
     LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
     reporter, elapsed = None, None
     if is_local(options) and not args.no_progress:
@@ -231,6 +249,7 @@ def execute(
     if not not_run:
         try:
             write_manifest(plan.output, inputs=plan.files)
+            write_run_file(plan.output, plan.fingerprint)
         except OSError as error:
             raise UsageError(f"cannot write to output path {plan.output}: {error}") from None
     # Worker processes write to file descriptor 2: into the log unless -v.

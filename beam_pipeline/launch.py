@@ -9,7 +9,7 @@ flags the same way; neither can pass a positional recipe or a repeated ``--set``
 
 ``--input`` may repeat or hold several URLs separated by commas; ``--overrides`` is a YAML
 mapping of dotted recipe keys (``ftprep run --overrides``); ``--set`` may repeat;
-``--overwrite`` and ``--no_wait`` accept ``true``/``false``. Every other flag is a Beam
+``--overwrite``, ``--resume`` and ``--no_wait`` accept ``true``/``false``. Every other flag is a Beam
 pipeline option; a flag with a blank value (``--job_endpoint=``) counts as not given. Exit codes
 are ``ftprep run``'s.
 """
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overrides", default="", help="YAML mapping of dotted recipe keys, e.g. '{split.seed: 3}'")
     parser.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
     parser.add_argument("--overwrite", type=_flag, nargs="?", const=True, default=False)
+    parser.add_argument("--resume", type=_flag, nargs="?", const=True, default=False)
     parser.add_argument("--no_wait", "--no-wait", type=_flag, nargs="?", const=True, default=False, dest="no_wait")
     parser.add_argument("--encodings_url", "--encodings-url", dest="encodings_url")
     parser.add_argument("--verbose", type=_flag, nargs="?", const=True, default=False)
@@ -65,6 +66,8 @@ def run_arguments(argv: Sequence[str]) -> list[str]:
     command += [arg for text in args.sets for arg in ("--set", text)]
     if args.overwrite:
         command.append("--overwrite")
+    if args.resume:
+        command.append("--resume")
     if args.no_wait:
         command.append("--no-wait")
     if args.encodings_url:

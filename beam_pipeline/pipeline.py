@@ -18,7 +18,9 @@ import yaml
 from beam_pipeline.errors import UsageError
 from beam_pipeline.outputs.finalize import WriteStatsAndMarker
 from beam_pipeline.outputs.job_request import job_settings
-from beam_pipeline.outputs.location import check_output_location, input_directories, prepare_output
+from beam_pipeline.outputs.location import (
+    OutputLock, check_output_location, input_directories, prepare_output, refuse_a_file, run_fingerprint,
+)
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
 from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR, TEMP_DIR, UNITS_DIR
@@ -70,6 +72,12 @@ class JobPlan:
     # Files found unreadable before the run (on_bad_file: skip): url -> cause. They are read as
     # failed files, so that stats.json lists them with the others.
     bad_files: dict[str, str] = field(default_factory=dict)
+    # Held from before the output is looked at until the run ends (a run that writes only).
+    lock: OutputLock | None = None
+    # What the run follows from (location.run_fingerprint); with resume, pass 1 reuses the
+    # units an interrupted run with the same fingerprint completed.
+    fingerprint: dict | None = None
+    resume: bool = False
 
 
 def _absolute(path: str) -> str:
@@ -163,9 +171,11 @@ def recipe_columns(recipe: Recipe) -> set[str]:
     return referenced_columns(recipe.template) | {name for name in named if name != WHOLE_EXAMPLE}
 
 
-def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) -> JobPlan:
+def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, writes: bool = True) -> JobPlan:
     """Check the recipe against its inputs and output before anything runs. ``writes=False``
-    (``ftprep preview``) leaves the output alone."""
+    (``ftprep preview``) leaves the output alone; else the output is locked (``plan.lock``: the
+    caller releases it) and prepared: emptied under ``overwrite``, an interrupted run's completed
+    units kept under ``resume``."""
     try:
         files = expand_paths([_absolute(p) for p in recipe.input.paths])
     except InputError as error:
@@ -189,14 +199,23 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, writes: bool = True) ->
     except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
         raise JobError(f"target {recipe.target.kind}: {error}") from None
     output = _absolute(recipe.output.path)
+    lock = fingerprint = None
     if writes:
         inputs = [_absolute(p) for p in recipe.input.paths]
         check_output_location(output, input_files=files, input_dirs=input_directories(inputs))
-        prepare_output(output, overwrite=overwrite)
+        fingerprint = run_fingerprint(settings={"recipe": recipe.model_dump(mode="json"), "tokens": repr(tokens),
+                                                "format": example_format, "bad_files": bad_files}, inputs=files)
+        refuse_a_file(output)
+        lock = OutputLock(output).acquire()
+        try:
+            prepare_output(output, overwrite=overwrite, resume=fingerprint if resume else None)
+        except BaseException:
+            lock.release()
+            raise
     columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
-        tokens=tokens, bad_files=bad_files,
+        tokens=tokens, bad_files=bad_files, lock=lock, fingerprint=fingerprint, resume=resume,
     )
 
 
@@ -269,7 +288,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
         # Rows in the target's shape; the open-weights targets' dataset card needs the rows' type.
-        target=recipe.target.kind, row_types=is_open_weights(recipe),
+        target=recipe.target.kind, row_types=is_open_weights(recipe), resume=plan.resume,
     )
     results = units | "ProcessUnits" >> ProcessUnits(
         settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii=recipe.pii, progress=progress,

@@ -18,6 +18,14 @@ PROVENANCE_DIR = "provenance"
 # The same in a Hugging Face dataset folder (the open-weights targets): datasets infers splits
 # from any directory named train or validation, and skips those whose names start with "__".
 DATASET_PROVENANCE_DIR = "__provenance__"
-# Pass 1's files (one per read unit), removed before _SUCCESS is written.
+# Pass 1's files (one per read unit), removed before _SUCCESS is written. Beside each unit's
+# file, once it is complete, its result (what pass 1 says of it): what --resume reuses.
 TEMP_DIR = "_temporary"
 UNITS_DIR = "units"
+UNIT_DONE_SUFFIX = ".done"
+# What the run was started with (recipe, inputs by size and time): --resume continues only the same run.
+RUN_FILE = "run.json"
+# Held while a run launches and writes: a second writer to the same output is refused.
+LOCK_FILE = "_LOCK"
+# A file is written under its name plus this and a random tag, and renamed when complete.
+PARTIAL_INFIX = ".partial-"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import posixpath
+import uuid
+from typing import IO, Iterator
 
 from apache_beam.io.filesystems import FileSystems
+
+from schemas.layout import PARTIAL_INFIX
 
 
 def join(base: str, *parts: str) -> str:
@@ -18,6 +24,33 @@ def read_bytes(path: str, start: int, end: int) -> bytes:
         return f.read(end - start)
 
 
+def _local(path: str) -> str | None:
+    if "://" not in path:
+        return path
+    return path[len("file://"):] if path.startswith("file://") else None
+
+
+@contextlib.contextmanager
+def created_whole(path: str) -> Iterator[IO[bytes]]:
+    """A file that appears under ``path`` only once it is complete: a local file is written under
+    a temporary name beside it and renamed (a full disk or a killed worker leaves no cut file
+    under the final name); an object store's upload appears whole when it is closed anyway."""
+    local = _local(path)
+    if local is None:
+        with FileSystems.create(path) as f:
+            yield f
+        return
+    partial = f"{path}{PARTIAL_INFIX}{uuid.uuid4().hex[:8]}"
+    try:
+        with FileSystems.create(partial) as f:
+            yield f
+        os.replace(_local(partial), local)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(_local(partial))
+        raise
+
+
 def write_bytes(path: str, data: bytes) -> None:
-    with FileSystems.create(path) as f:
+    with created_whole(path) as f:
         f.write(data)

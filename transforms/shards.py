@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import Decision
-from transforms.files import read_bytes
+from transforms.files import created_whole, read_bytes
 from transforms.row_types import arrow_schema, merge_all, table
 from transforms.stats import KeptExample, StatsAccumulator
 from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
@@ -308,7 +308,7 @@ class _WriteShardFn(beam.DoFn):
             self._parquet(spec, dropped, path)
             yield spec.output, path
             return
-        with FileSystems.create(path) as out:
+        with created_whole(path) as out:
             for piece in spec.pieces:
                 gone = dropped.of(piece.file, split)
                 if spec.output in SPLITS:
@@ -337,7 +337,7 @@ class _WriteShardFn(beam.DoFn):
     def _parquet(self, spec: ShardSpec, dropped: DroppedRows, path: str) -> None:
         """The examples as Parquet, a row group per piece (a unit's share: bounded memory)."""
         schema = arrow_schema(spec.row_type)
-        with FileSystems.create(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
+        with created_whole(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for piece in spec.pieces:
                 lines = _lines(piece.path, piece.section)
                 gone = dropped.of(piece.file, spec.output)

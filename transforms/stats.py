@@ -149,6 +149,25 @@ class StatsAccumulator:
         if path not in self.failed_files or error < self.failed_files[path]:
             self.failed_files[path] = error
 
+    _COUNTERS = ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii")
+    _NUMBERS = ("billed_train_tokens", "estimated", "rejected")
+
+    def to_json(self) -> dict:
+        """Plain JSON (pairs keep each counter's order and its keys' types): pass 1 saves it beside
+        a unit's file so that ``--resume`` can reuse the unit."""
+        return {**{name: list(getattr(self, name).items()) for name in self._COUNTERS},
+                **{name: getattr(self, name) for name in self._NUMBERS},
+                "histograms": [[name, list(h.items())] for name, h in self.histograms.items()],
+                "failed_files": list(self.failed_files.items())}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "StatsAccumulator":
+        stats = cls(**{name: Counter(dict(doc[name])) for name in cls._COUNTERS},
+                    **{name: doc[name] for name in cls._NUMBERS})
+        stats.histograms = {name: Counter(dict(pairs)) for name, pairs in doc["histograms"]}
+        stats.failed_files = dict(doc["failed_files"])
+        return stats
+
     def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
         for name in ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii"):
             getattr(self, name).update(getattr(other, name))

@@ -13,12 +13,13 @@ a shuffle, and every run writes the same bytes.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import tempfile
 from array import array
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterator
 
 import apache_beam as beam
@@ -27,9 +28,11 @@ import orjson
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.formats import message_count
+from schemas.layout import UNIT_DONE_SUFFIX
 from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
 from schemas.targets import target_row
+from transforms.files import created_whole, write_bytes
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
 from transforms.pii import PII_OUTPUT, redact_document, redacted_quote, scanner_for
 from transforms.readers.base import BadInputFile, ReadUnit
@@ -88,10 +91,39 @@ class UnitResult:
     # With UnitSettings.row_types (Parquet output): the type of the unit's examples
     # (``transforms/row_types.py``), merged over the run into the shards' one schema.
     row_type: Any = None
+    # The file that says the unit is complete (its result, for --resume).
+    done: str | None = None
 
     @property
     def key(self) -> tuple[int, int]:
         return (self.file, self.first_row)
+
+    def temporary_files(self) -> list[str]:
+        return [path for path in (self.path, self.done) if path is not None]
+
+    def to_json(self, unit: ReadUnit) -> bytes:
+        """The result and the unit it is of, as plain JSON (no pickle: a file in the output
+        directory is never code to run)."""
+        return orjson.dumps({
+            "unit": asdict(unit), "file": self.file, "first_row": self.first_row, "end_row": self.end_row,
+            "path": self.path, "sections": {name: [s.start, s.end, s.records] for name, s in self.sections.items()},
+            "stats": self.stats.to_json(), "samples": self.samples,
+            "sizes": {name: base64.b64encode(data).decode() for name, data in self.sizes.items()},
+            "rows": {name: base64.b64encode(data).decode() for name, data in self.rows.items()},
+            "row_type": self.row_type,
+        })
+
+    @classmethod
+    def from_json(cls, data: bytes, done: str) -> tuple[dict, "UnitResult"]:
+        """``(the unit it is of, as a dict, the result)``."""
+        doc = orjson.loads(data)
+        return doc["unit"], cls(
+            doc["file"], doc["first_row"], doc["end_row"], doc["path"],
+            {name: Section(*bounds) for name, bounds in doc["sections"].items()},
+            StatsAccumulator.from_json(doc["stats"]), [tuple(pair) for pair in doc["samples"]],
+            {name: base64.b64decode(text) for name, text in doc["sizes"].items()},
+            {name: base64.b64decode(text) for name, text in doc["rows"].items()},
+            doc["row_type"], done)
 
     def layout(self) -> "UnitResult":
         """The unit without its stats and samples: what the steps that read its file need. They
@@ -101,6 +133,19 @@ class UnitResult:
 
 def unit_file_name(file: int, first_row: int) -> str:
     return f"{file:05d}-{first_row:012d}.unit"
+
+
+def reusable_result(unit: ReadUnit, done: str) -> "UnitResult | None":
+    """The result an earlier run saved for this very unit at ``done``, or None (none saved, a
+    different unit there, or a file that does not read)."""
+    try:
+        with FileSystems.open(done) as f:
+            saved, result = UnitResult.from_json(f.read(), done)
+    except Exception:  # noqa: BLE001 - absent, cut or foreign: the unit is processed again
+        return None
+    if saved != orjson.loads(orjson.dumps(asdict(unit))) or (result.path is not None and not FileSystems.exists(result.path)):
+        return None
+    return result
 
 
 def index_entry(item: Item, size: int, messages: int) -> bytes:
@@ -181,7 +226,7 @@ class _Spools:
         if not self._files:
             return None, {}, {}
         sections, position = {}, 0
-        with FileSystems.create(path) as out:
+        with created_whole(path) as out:
             for name in sorted(self._files):
                 spool = self._files[name]
                 spool.seek(0)
@@ -213,6 +258,7 @@ class UnitSettings:
     dedup: DedupSpec = DedupSpec()  # the recipe's: which key records to write (exact, near bands)
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
     target: str = "openai"  # the recipe's target kind: the rows are written in its shape (schemas/targets)
+    resume: bool = False  # reuse the units an interrupted run completed (their .done files)
     row_types: bool = False  # note the examples' type (for the open-weights targets' card and Parquet schema)
     batch_rows: int = BATCH_ROWS
 
@@ -323,12 +369,17 @@ class UnitProcessor:
                     reported = read
         if batch:
             self._batch(batch, file, spools, stats, samples)
-        path, sections, sizes = spools.save(FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row)))
-        chosen = [(code, doc) for code, docs in sorted(samples.items()) for doc in docs]
+        name = FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row))
+        path, sections, sizes = spools.save(name)
+        # As JSON would give them back: a resumed unit's samples are the same as a fresh one's.
+        chosen = [(code, orjson.loads(dumps_line(doc))) for code, docs in sorted(samples.items()) for doc in docs]
         if self._progress is not None:
             self._progress.done(unit.url, sum(stats.rows_per_file.values()) - reported)
-        return UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers(),
-                          spools.row_type)
+        result = UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers(),
+                            spools.row_type, name + UNIT_DONE_SUFFIX)
+        # Written last, once the unit's file is whole: what --resume trusts.
+        write_bytes(result.done, result.to_json(unit))
+        return result
 
     def _batch(self, batch: list[Item], file: int, spools: _Spools, stats: StatsAccumulator, samples) -> None:
         kept, left = self._chain.run(batch)
@@ -409,6 +460,16 @@ class _ProcessUnitFn(beam.DoFn):
             self._chain.teardown()
 
     def process(self, unit: ReadUnit) -> Iterator[UnitResult]:
+        if self._settings.resume:
+            file = self._settings.files.index(unit.url)
+            done = FileSystems.join(self._settings.temp_dir, unit_file_name(file, unit.first_row)) + UNIT_DONE_SUFFIX
+            result = reusable_result(unit, done)
+            if result is not None:
+                LOGGER.info("reusing %s, completed by the interrupted run", result.done)
+                if self._progress is not None:
+                    self._progress.done(unit.url, sum(result.stats.rows_per_file.values()))
+                yield result
+                return
         if unit.error is None:
             LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
         yield self._processor.process(unit)

@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipeline.outputs.card import dataset_card
 from beam_pipeline.outputs.job_request import job_spec
 from beam_pipeline.outputs.report import render_report
-from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, STATS_FILE, SUCCESS_FILE
+from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
 from schemas.records import TRAIN, VALIDATION
 from schemas.targets import HOSTED
 from transforms.files import join, write_bytes
@@ -116,6 +116,9 @@ class _FinalizeFn(beam.DoFn):
             card = dataset_card(stats, row_type=merge_all(row_types), **self._card)
             write_bytes(join(self._output, CARD_FILE), card.encode())
             written.append(CARD_FILE)
+        run_file = join(self._output, TEMP_DIR, RUN_FILE)
+        if FileSystems.exists(run_file):
+            temporary = [*temporary, run_file]
         if temporary:
             FileSystems.delete(sorted(temporary))
         _prune_empty_directories(self._output)
@@ -146,8 +149,7 @@ class WriteStatsAndMarker(beam.PTransform):
 
     def expand(self, stats):
         # Not the units themselves as a side input: their stats and samples would all be held at once.
-        temporary = (self._units | "TemporaryFiles" >> beam.Map(lambda unit: unit.path)
-                     | "ThatExist" >> beam.Filter(lambda path: path is not None))
+        temporary = self._units | "TemporaryFiles" >> beam.FlatMap(lambda unit: unit.temporary_files())
         samples = self._units | "ReportSamples" >> beam.CombineGlobally(ReportSamplesFn())
         # The examples' row types (units noted them for the card's features; None otherwise).
         row_types = (self._units | "RowTypes" >> beam.Map(lambda unit: unit.row_type)

@@ -11,11 +11,14 @@ the current directory or one of their parents, is refused whatever the flags.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -23,19 +26,26 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
 from schemas.layout import (
-    CARD_FILE, DATASET_PROVENANCE_DIR, JOB_FILE, MANIFEST_FILE, PROVENANCE_DIR, REPORT_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR, UNITS_DIR,
+    CARD_FILE, DATASET_PROVENANCE_DIR, JOB_FILE, LOCK_FILE, MANIFEST_FILE, PARTIAL_INFIX, PROVENANCE_DIR, REPORT_FILE, RUN_FILE,
+    STATS_FILE, SUCCESS_FILE, TEMP_DIR, UNIT_DONE_SUFFIX, UNITS_DIR,
 )
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS
 from transforms.files import join, write_bytes
 
 LOGGER = logging.getLogger(__name__)
 
-_TOP_FILES = (MANIFEST_FILE, SUCCESS_FILE, STATS_FILE, REPORT_FILE, JOB_FILE, CARD_FILE)
+_TOP_FILES = (MANIFEST_FILE, SUCCESS_FILE, STATS_FILE, REPORT_FILE, JOB_FILE, CARD_FILE, LOCK_FILE)
 _PROVENANCE = f"(?:{PROVENANCE_DIR}|{DATASET_PROVENANCE_DIR})"
 _SHARDED = "|".join([*SPLITS, REJECTED_DIR, rf"{DROPPED_DIR}/[a-z0-9_]+", *(f"{_PROVENANCE}/{s}" for s in SPLITS)])
+# A file still being written (transforms/files.py created_whole): its name, then this.
+_PARTIAL = rf"(?:{re.escape(PARTIAL_INFIX)}[0-9a-f]{{8}})?"
+_UNIT_FILE = rf"{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit(?:{re.escape(UNIT_DONE_SUFFIX)})?"
 # A shard, or Beam's file sink's temporary directory (beam-temp-part-<uuid1 hex>) and what is in it.
-_SHARD_FILE = re.compile(rf"(?:{_SHARDED})/(?:part-\d{{5,}}-of-\d{{5,}}\.(?:jsonl|parquet)|beam-temp-part-[0-9a-f]{{32}}(?:/[^/]+)?)"
-                         rf"|{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit")
+_SHARD_FILE = re.compile(rf"(?:(?:{_SHARDED})/part-\d{{5,}}-of-\d{{5,}}\.(?:jsonl|parquet)|{_UNIT_FILE}"
+                         rf"|{'|'.join(re.escape(name) for name in _TOP_FILES)}|{TEMP_DIR}/{re.escape(RUN_FILE)}){_PARTIAL}"
+                         rf"|(?:{_SHARDED})/beam-temp-part-[0-9a-f]{{32}}(?:/[^/]+)?")
+# What --resume keeps of an interrupted run: its completed units, and what it was started with.
+_KEPT_BY_RESUME = re.compile(rf"{_UNIT_FILE}|{TEMP_DIR}/{re.escape(RUN_FILE)}|{MANIFEST_FILE}|{LOCK_FILE}")
 _DIRECTORY = re.compile(rf"(?:{_SHARDED}|{DROPPED_DIR}|{_PROVENANCE})(?:/beam-temp-part-[0-9a-f]{{32}})?"
                         rf"|{TEMP_DIR}(?:/{UNITS_DIR})?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -120,6 +130,11 @@ class ExistingOutput:
         """It carries the manifest, or (outputs written before the manifest existed) stats or the marker."""
         return MANIFEST_FILE in self.files or STATS_FILE in self.files or SUCCESS_FILE in self.files
 
+    @property
+    def interrupted(self) -> bool:
+        """A run started here and did not finish: its manifest, no marker."""
+        return MANIFEST_FILE in self.files and SUCCESS_FILE not in self.files
+
 
 def _local_listing(output: str) -> ExistingOutput:
     files, directories = [], []
@@ -160,18 +175,38 @@ def _is_a_file(output: str) -> bool:
     return os.path.lexists(output) and not os.path.isdir(output)
 
 
-def prepare_output(output: str, *, overwrite: bool) -> None:
-    """Make sure ``output`` can take a new run: empty, or (with ``overwrite``) an earlier ftprep
-    output, whose files are then deleted. Anything else is refused before anything is deleted."""
+def refuse_a_file(output: str) -> None:
     if _is_a_file(output):
         raise OutputPathError(f"output path {output} is a file; give a directory (it is created if missing)")
+
+
+def prepare_output(output: str, *, overwrite: bool, resume: dict | None = None) -> None:
+    """Make sure ``output`` can take a new run: empty, or (with ``overwrite``) an earlier ftprep
+    output, whose files are then deleted. Anything else is refused before anything is deleted.
+    ``resume``: the run's fingerprint (``run_fingerprint``); an interrupted run with the same one
+    is kept but for its completed units, which the new run reuses."""
+    refuse_a_file(output)
     existing = existing_output(output)
-    if not existing.files and not existing.directories:
+    ours = [LOCK_FILE]  # taken by this run before it looked
+    if resume is not None:
+        _check_resumable(output, existing, resume)
+        ours += [f for f in existing.files if _KEPT_BY_RESUME.fullmatch(f)]
+        done = sum(f.endswith(UNIT_DONE_SUFFIX) for f in ours)
+        LOGGER.info("--resume: %d read unit(s) the interrupted run completed are reused; the rest is read again", done)
+    elif set(existing.files) <= {LOCK_FILE} and not [d for d in existing.directories]:
         return
-    if not overwrite:
+    elif not overwrite and existing.interrupted:
+        raise OutputPathError(f"an interrupted run is in {output}; --resume to continue it (the units it completed are "
+                              "reused), --overwrite to start again")
+    elif not overwrite:
         raise OutputPathError(f"output path {output} is not empty; pass --overwrite to replace an earlier ftprep "
                               "output there")
-    if not existing.recognised:
+    recognised = existing.recognised
+    existing = ExistingOutput([f for f in existing.files if f not in ours],
+                              [d for d in existing.directories if resume is None or not _holds_kept(d)])
+    if not existing.files and not existing.directories:
+        return
+    if not recognised:
         raise OutputPathError(f"--overwrite refused: {output} is not an ftprep output (it has no {MANIFEST_FILE}); "
                               "ftprep deletes only what it wrote. Choose another output path or empty it yourself")
     foreign = existing.foreign
@@ -179,10 +214,143 @@ def prepare_output(output: str, *, overwrite: bool) -> None:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise OutputPathError(f"--overwrite refused: {output} holds files ftprep did not write ({shown}); "
                               "move them or choose another output path")
-    LOGGER.info("--overwrite: deleting the earlier ftprep output in %s (%d files)", output, len(existing.files))
-    FileSystems.delete([join(output, f) for f in existing.files])
+    LOGGER.info("%s: deleting the earlier ftprep output in %s (%d files)", "--resume" if resume else "--overwrite",
+                output, len(existing.files))
+    if existing.files:
+        FileSystems.delete([join(output, f) for f in existing.files])
     for directory in existing.directories:  # deepest first: each is empty once its children are gone
         os.rmdir(os.path.join(output, directory))
+
+
+def _holds_kept(directory: str) -> bool:
+    return directory in (TEMP_DIR, f"{TEMP_DIR}/{UNITS_DIR}")
+
+
+def run_fingerprint(*, settings: dict, inputs: list[str]) -> dict:
+    """What a run's outputs follow from: its settings (the resolved recipe and what the launch
+    pinned) and its input files by size and modification time. --resume continues an
+    interrupted run only when this is the same."""
+    import fsspec
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ftprep_version = version("ftprep")
+    except PackageNotFoundError:
+        ftprep_version = "unknown"
+    files = []
+    for url in inputs:
+        fs, path = fsspec.core.url_to_fs(url)
+        info = fs.info(path)
+        changed = next((info[key] for key in ("mtime", "LastModified", "updated", "ETag", "etag") if key in info), None)
+        files.append([url, info.get("size"), str(changed)])
+    return {"ftprep": ftprep_version, "settings": settings, "inputs": files}
+
+
+def _check_resumable(output: str, existing: ExistingOutput, fingerprint: dict) -> None:
+    if SUCCESS_FILE in existing.files:
+        raise OutputPathError(f"--resume: the run in {output} finished (it has {SUCCESS_FILE}); nothing to resume")
+    run_file = f"{TEMP_DIR}/{RUN_FILE}"
+    if not existing.interrupted or run_file not in existing.files:
+        raise OutputPathError(f"--resume: {output} holds no interrupted ftprep run to continue (no {MANIFEST_FILE} and "
+                              f"{run_file}); run without --resume")
+    try:
+        with FileSystems.open(join(output, run_file)) as f:
+            earlier = json.loads(f.read())
+    except (OSError, ValueError) as error:
+        raise OutputPathError(f"--resume: {join(output, run_file)} cannot be read ({error}); --overwrite to start again") from None
+    changed = [name for name in ("ftprep", "settings", "inputs") if earlier.get(name) != fingerprint[name]]
+    if changed:
+        what = {"ftprep": "the ftprep version", "settings": "the recipe (or a flag that changes it)",
+                "inputs": "the input files (their list, sizes or modification times)"}
+        raise OutputPathError(f"--resume refused: {' and '.join(what[name] for name in changed)} changed since the "
+                              f"interrupted run in {output}; --overwrite to start again")
+
+
+def write_run_file(output: str, fingerprint: dict) -> None:
+    write_bytes(join(output, TEMP_DIR, RUN_FILE), json.dumps(fingerprint, indent=1, sort_keys=True).encode() + b"\n")
+
+
+class OutputLock:
+    """``_LOCK`` in the output directory while a run launches and writes there: a second run on
+    the same output is refused with one line instead of racing the first. Locally the lock is an
+    exclusive create; on an object store it is written and read back (best effort: stores
+    without a create-if-absent cannot do better). A lock whose process is gone (killed, on this
+    machine) is taken over."""
+
+    def __init__(self, output: str):
+        try:
+            self.path = join(output, LOCK_FILE)
+        except ValueError as error:  # a scheme Beam's filesystems do not know (memory://)
+            raise OutputPathError(f"cannot write to output path {output}: {error}") from None
+        self._token = uuid.uuid4().hex
+        self._held = False
+
+    def _doc(self) -> bytes:
+        return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": self._token,
+                           "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode() + b"\n"
+
+    def _holder(self) -> dict:
+        try:
+            with FileSystems.open(self.path) as f:
+                doc = json.loads(f.read())
+            return doc if isinstance(doc, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _gone(self, holder: dict) -> bool:
+        if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+            return False
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
+    def acquire(self) -> "OutputLock":
+        for _ in range(2):
+            try:
+                taken = self._try()
+            except (OSError, ValueError) as error:  # a scheme Beam's filesystems do not know (memory://), no access
+                raise OutputPathError(f"cannot write to output path {os.path.dirname(self.path)}: {error}") from None
+            if taken:
+                self._held = True
+                return self
+            holder = self._holder()
+            if not self._gone(holder):
+                who = (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}" if holder
+                       else "a lock that cannot be read")
+                raise OutputPathError(f"another ftprep run is writing to {os.path.dirname(self.path) or self.path} "
+                                      f"({who}); wait for it or choose another output path (if no run is writing "
+                                      f"there, delete {self.path})")
+            LOGGER.info("taking over %s from a run that is gone (pid %s)", self.path, holder.get("pid"))
+            with contextlib.suppress(OSError):
+                FileSystems.delete([self.path])
+        raise OutputPathError(f"cannot take the lock {self.path}; another ftprep run is starting there")
+
+    def _try(self) -> bool:
+        local = None if _is_url(self.path) else self.path
+        if local is not None:
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            try:
+                fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(self._doc())
+            return True
+        if FileSystems.exists(self.path):
+            return False
+        write_bytes(self.path, self._doc())
+        return self._holder().get("token") == self._token
+
+    def release(self) -> None:
+        if self._held and self._holder().get("token") == self._token:
+            with contextlib.suppress(OSError):
+                FileSystems.delete([self.path])
+        self._held = False
 
 
 def manifest_bytes(*, inputs: list[str]) -> bytes:

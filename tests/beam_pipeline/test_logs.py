@@ -74,6 +74,7 @@ def test_no_space_left_on_device_is_named(tmp_path, capsys, monkeypatch):
     import transforms.shards
 
     def disk_full(path, section, out):
+        out.write(b'{"messages": [{"role": "user", "con')  # cut mid-line, as a full disk cuts it
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(transforms.shards, "_copy", disk_full)
@@ -85,6 +86,8 @@ def test_no_space_left_on_device_is_named(tmp_path, capsys, monkeypatch):
     assert "in step Write" in lines[-1] and f"writing {tmp_path / 'out'}" in lines[-1]
     assert "OSError: [Errno 28] No space left on device" in lines[-1]
     assert not (tmp_path / "out" / "_SUCCESS").exists()
+    # A shard appears under its name only once it is whole: no cut file, and no partial one left.
+    assert [p.name for p in (tmp_path / "out").rglob("part-*")] == []
 
 
 def _tmpfs(path: Path, size: str) -> bool:

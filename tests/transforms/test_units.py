@@ -74,7 +74,9 @@ def test_a_unit_with_nothing_to_write_has_no_file(tmp_path):
     path.write_text("q,a\n")
     (unit,) = reader_for("csv").plan(str(path))
     result = UnitProcessor(settings(tmp_path, [str(path)]), chain(), None).process(unit)
-    assert result.path is None and result.sections == {} and not (tmp_path / "tmp").exists()
+    assert result.path is None and result.sections == {}
+    # Only the note that the unit is complete (what --resume reuses).
+    assert [p.name for p in (tmp_path / "tmp").iterdir()] == ["00000-000000000000.unit.done"]
 
 
 def test_a_bad_file_fails_the_unit_or_is_counted(tmp_path):

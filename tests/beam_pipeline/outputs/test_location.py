@@ -149,7 +149,8 @@ def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
     out = victim.parent / "out"
     monkeypatch.setattr(beam.Pipeline, "run", runner_dies)
     assert run(recipe(victim), "--output", str(out), IN_MEMORY) == 1
-    assert sorted(os.listdir(out)) == ["_FTPREP"]
+    # The manifest and what the run started with (for --resume); the lock is released.
+    assert sorted(os.listdir(out)) == ["_FTPREP", "_temporary"] and os.listdir(out / "_temporary") == ["run.json"]
     prepare_output(str(out), overwrite=True)
     assert os.listdir(out) == []
 
