@@ -8,6 +8,7 @@ what the data was prepared for, with its counts and token statistics from ``stat
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -31,6 +32,21 @@ def _header(stats: dict, row_type: Any, extension: str) -> dict:
     }
 
 
+# Markdown's special characters, and what a name in a recipe can carry into the card's body.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~&])")
+NAME_CHARS = 120
+
+
+def plain(text: str) -> str:
+    """A name from the recipe (the model, the tokenizer) as literal text on one line of Markdown:
+    control characters and line breaks gone, Markdown and HTML escaped, cut to NAME_CHARS."""
+    line = "".join(c if c.isprintable() else " " for c in str(text))
+    line = " ".join(line.split())
+    if len(line) > NAME_CHARS:
+        line = line[: NAME_CHARS - 1] + "…"
+    return _MARKDOWN.sub(r"\\\1", line)
+
+
 def _line(summary: dict) -> str:
     if not summary or not summary.get("count"):
         return "–"
@@ -45,9 +61,9 @@ def dataset_card(stats: dict, *, row_type: Any, extension: str, title: str) -> s
     loader = "parquet" if extension == "parquet" else "json"
     lines = [
         "---", header.rstrip("\n"), "---", "",
-        f"# {title}", "",
-        f"{fmt.capitalize()} examples for **{stats['model']['name']}**, prepared by ftprep for the "
-        f"`{target['kind']}` target: counted with `{target['tokenizer']}`, at most "
+        f"# {plain(title)}", "",
+        f"{fmt.capitalize()} examples for **{plain(stats['model']['name'])}**, prepared by ftprep for the "
+        f"{target['kind']} target: counted with {plain(target['tokenizer'])}, at most "
         f"{target['max_tokens_per_example']:,} tokens per example. Rows are in TRL's "
         f"{'conversational' if fmt != 'completion' else 'prompt-completion'} format, for `{TRL_TRAINERS[fmt]}`.",
         "",

@@ -9,6 +9,7 @@ Every run passes the conservation check: each input row is accounted for exactly
 from __future__ import annotations
 
 import gzip
+import zlib
 import json
 
 import pyarrow as pa
@@ -84,7 +85,8 @@ BAD_FILES = {
 }
 
 
-def write_bad_files(root) -> None:
+def write_bad_files(root) -> dict[str, list[tuple[int, str]]]:
+    """The files that cannot be read whole; returns the rows that are read before a break."""
     d = root / "in"
     pq.write_table(pa.table({"q": ["only q"]}), d / "missing_column.parquet")
     pq.write_table(pa.table({"q": [f"q{i}" for i in range(500)], "a": ["a" * 50] * 500}), d / "whole.parquet")
@@ -94,6 +96,10 @@ def write_bad_files(root) -> None:
     (d / "zero_bytes.parquet").write_bytes(b"")
     compressed = gzip.compress(b"".join(b'{"q": "row %d", "a": "x"}\n' % i for i in range(1000)))
     (d / "cut.jsonl.gz").write_bytes(compressed[: len(compressed) // 2])
+    # The rows before the break are read (zlib says how many lines the cut stream still holds whole).
+    readable = zlib.decompressobj(31).decompress(compressed[: len(compressed) // 2]).count(b"\n")
+    assert 0 < readable < 1000
+    return {"cut.jsonl.gz": [(row, "kept") for row in range(readable)]}
 
 
 def corpus_recipe(root) -> str:
@@ -110,7 +116,7 @@ def corpus_recipe(root) -> str:
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     expected = write_corpus(root)
-    write_bad_files(root)
+    expected.update(write_bad_files(root))
     path = corpus_recipe(root)
     assert run(path, IN_MEMORY, "--on-bad-file=skip") == 0
     return root, expected, read_output(root / "out"), path

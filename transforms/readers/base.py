@@ -87,9 +87,12 @@ def strip_bom_bytes(line: bytes) -> bytes:
 
 
 def iter_lines(f, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Lines of a binary stream, read in chunks: decompressing streams (zstd) cannot readline()."""
+    """Lines of a binary stream, read in chunks: decompressing streams (zstd) cannot readline().
+    ``read1`` where the stream has it: a buffered ``read`` that meets the break of a cut gzip
+    raises and loses everything it had decompressed for the call, up to a megabyte of rows."""
     pending = b""
-    while chunk := f.read(chunk_size):
+    read = getattr(f, "read1", f.read)
+    while chunk := read(chunk_size):
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
         yield from (line + b"\n" for line in lines)
