@@ -83,3 +83,11 @@ def test_profile_groups_samples_by_the_first_matching_stage():
     ])
     assert shares(raw) == {REST: 0.4, "tokenisation (tiktoken `encode_ordinary`)": 0.3, "stats": 0.2,
                            "token accounting around it": 0.1}
+
+
+@pytest.mark.slow
+def test_the_resume_benchmark_runs_end_to_end(tmp_path, capsys):
+    from benchmarks.resume import main
+
+    main(["--rows", "20000", "--repeats", "1", "--work", str(tmp_path)])
+    assert "outputs byte-identical: yes" in capsys.readouterr().out
