@@ -16,13 +16,23 @@ from transforms.readers.paths import is_compressed
 
 # Bytes per read unit: one large file is read by every worker.
 RANGE_BYTES = 32 << 20
+# A file of fewer than this many ranges' bytes is still cut into this many (of at least
+# MIN_RANGE_BYTES), so that a small input keeps every worker busy (as Parquet files are).
+SMALL_FILE_UNITS = 8
+MIN_RANGE_BYTES = 64 << 10
 
 
-def plan_ranges(url: str, range_bytes: int = RANGE_BYTES) -> list[ReadUnit]:
-    """Cut an uncompressed JSONL file into byte ranges of about ``range_bytes`` that start at line
-    starts, each with the index of its first line (one scan counting newlines: cheap next to parsing)."""
+def range_bytes_for(size: int) -> int:
+    return min(RANGE_BYTES, max(MIN_RANGE_BYTES, -(-size // SMALL_FILE_UNITS)))
+
+
+def plan_ranges(url: str, range_bytes: int | None = None) -> list[ReadUnit]:
+    """Cut an uncompressed JSONL file into byte ranges of about ``range_bytes`` (default: by the
+    file's size, ``range_bytes_for``) that start at line starts, each with the index of its first
+    line (one scan counting newlines: cheap next to parsing)."""
     fs, path = fsspec.core.url_to_fs(url)
     size = fs.size(path)
+    range_bytes = range_bytes or range_bytes_for(size)
     if size <= range_bytes:
         return [ReadUnit(url, "jsonl")]
     starts, rows_before = [0], [0]

@@ -297,3 +297,15 @@ def test_jsonl_byte_ranges_cover_every_line_once_with_its_index(tmp_path, range_
     assert [r.source.row for r in records] == [i for i in range(40) if i != 20]
     assert [r.row["q"] for r in records if isinstance(r, Item)] == [i for i in range(40) if i not in (13, 20)]
     assert [r.codes for r in records if isinstance(r, Rejected)] == [(INVALID_JSON,)]
+
+
+def test_a_small_jsonl_file_is_cut_into_ranges_that_spread_over_the_workers(tmp_path):
+    path = tmp_path / "small.jsonl"
+    path.write_bytes(b"".join(b'{"q": "%d", "pad": "%s"}\n' % (i, b"x" * 200) for i in range(3000)))  # ~680 KB
+    units = plan_units(str(path), "jsonl")
+    assert len(units) == 8 and units[0].byte_start == 0 and units[-1].byte_end is None
+    records = [r for unit in units for r in read_unit(unit, None)]
+    assert [(r.source.row, r.row["q"]) for r in records] == [(i, str(i)) for i in range(3000)]
+    tiny = tmp_path / "tiny.jsonl"
+    tiny.write_bytes(b'{"q": "1"}\n' * 100)
+    assert len(plan_units(str(tiny), "jsonl")) == 1  # under 64 KB: one unit
