@@ -19,8 +19,9 @@ from beam_pipeline.errors import UsageError
 from beam_pipeline.outputs.finalize import WriteStatsAndMarker
 from beam_pipeline.outputs.job_request import job_settings
 from beam_pipeline.outputs.location import (
-    OutputLock, check_output_location, input_directories, prepare_output, refuse_a_file, run_fingerprint,
+    check_output_location, input_directories, prepare_output, refuse_a_file, run_fingerprint,
 )
+from beam_pipeline.outputs.lock import OutputLock
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
 from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR, TEMP_DIR, UNITS_DIR

@@ -360,7 +360,7 @@ class UnitProcessor:
             batch.append(record)
             # While the first rows decide whether the run goes on, they are processed a few at a
             # time: a batch of 1,024 rows that each take the render budget would take half an hour.
-            if len(batch) >= (self._watch.rows if self._watch.deciding else settings.batch_rows):
+            if len(batch) >= (min(self._watch.rows, settings.batch_rows) if self._watch.deciding else settings.batch_rows):
                 self._batch(batch, file, spools, stats, samples)
                 batch = []
                 if self._progress is not None:

@@ -121,15 +121,3 @@ def test_a_second_writer_to_the_same_output_is_refused(job, tmp_path, capsys):
     assert "another ftprep run is writing to" in err and f"pid {first.pid}" in err
     assert first.wait(timeout=240) == 0, first.stderr.read().decode()[-2000:]
     assert (tmp_path / "out" / "_SUCCESS").exists() and not lock.exists()
-
-
-def test_a_lock_left_by_a_killed_run_is_taken_over(job, tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    out = tmp_path / "out"
-    out.mkdir()
-    import json
-    import socket
-
-    (out / "_LOCK").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "token": "x"}))
-    (out / "_FTPREP").write_text("{}")
-    assert main(["run", job, "--overwrite", IN_MEMORY, "--no-progress"]) == 0
