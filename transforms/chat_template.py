@@ -104,6 +104,8 @@ class Rendered:
     trained: tuple[tuple[int, int], ...]
     # True when the spans are the template's own {% generation %} blocks.
     marked: bool
+    # Assistant turns with content whose trained span was not found: they count no trained tokens.
+    missed: int = 0
 
 
 class ChatTemplateRenderer:
@@ -149,29 +151,34 @@ class ChatTemplateRenderer:
     def render(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None) -> Rendered:
         """The example's text and trained spans. All the renders it takes share one CPU budget."""
         self._env.budget.start()
+        spoken = sum(1 for m in messages if m.get("role") == "assistant" and (m.get("content") or m.get("tool_calls")))
         if self.has_generation_blocks:
             spans: list[tuple[int, int]] = []
             text = self._text(messages, tools, False, spans)
-            return Rendered(text, tuple(spans), True)
+            return Rendered(text, tuple(spans), True, spoken if not any(end > start for start, end in spans) else 0)
         text = self._text(messages, tools, False)
-        return Rendered(text, self._assistant_spans(messages, tools, text), False)
+        spans, missed = self._assistant_spans(messages, tools, text)
+        return Rendered(text, spans, False, missed)
 
-    def _assistant_spans(self, messages: Sequence[dict], tools, text: str) -> tuple[tuple[int, int], ...]:
+    def _assistant_spans(self, messages: Sequence[dict], tools, text: str) -> tuple[tuple[tuple[int, int], ...], int]:
         """Without generation blocks: each assistant message's span is what its turn adds to the
         rendering of the messages before it with the generation prompt (the assistant header),
-        where that rendering is a prefix of the whole (templates that rewrite earlier turns, e.g.
-        dropping past reasoning, are cut at the first turn where it is not)."""
-        spans = []
+        where that rendering is a prefix of the whole. A template that rewrites earlier turns
+        (Qwen3 drops the think block of turns before the last question) renders a turn otherwise
+        when it is last than in the whole: that turn's span is not found, it is counted as missed
+        (the caller warns), and the later turns are still looked for."""
+        spans, missed = [], 0
         for index, message in enumerate(messages):
             if message.get("role") != "assistant":
                 continue
             prompt = self._text(messages[:index], tools, True)
             through = self._text(messages[: index + 1], tools, False)
             if not (text.startswith(through) and through.startswith(prompt)):
-                break
+                missed += 1 if (message.get("content") or message.get("tool_calls")) else 0
+                continue
             if len(through) > len(prompt):
                 spans.append((len(prompt), len(through)))
-        return tuple(spans)
+        return tuple(spans), missed
 
 
 def trained_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:

@@ -25,9 +25,11 @@ from transforms.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, reso
 class Encoded:
     ids: list[int]
     trained: list[int]  # 1 where the loss trains on the token
+    missed: int = 0  # assistant turns with content whose trained span was not found
 
     def count(self) -> TokenCount:
-        return TokenCount(total=len(self.ids), context=len(self.ids), trained=sum(self.trained))
+        return TokenCount(total=len(self.ids), context=len(self.ids), trained=sum(self.trained),
+                          untrained_turns=self.missed)
 
 
 class HfTokenCounter:
@@ -53,7 +55,7 @@ class HfTokenCounter:
     def encode(self, messages: list[dict[str, Any]], *, tools: list[dict] | None = None) -> Encoded:
         rendered = self._renderer.render(messages, tools=tools)
         encoding = self._tokenizer.encode(rendered.text, add_special_tokens=False)
-        return Encoded(list(encoding.ids), trained_mask(encoding.offsets, rendered.trained))
+        return Encoded(list(encoding.ids), trained_mask(encoding.offsets, rendered.trained), rendered.missed)
 
     def text(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
@@ -80,7 +82,8 @@ class HfTokenCounter:
         chosen = self.encode([*messages, *without_weights(example["preferred_output"])], tools=tools)
         rejected = self.encode([*messages, *without_weights(example["non_preferred_output"])], tools=tools)
         total = len(chosen.ids) + len(rejected.ids)
-        return TokenCount(total, max(len(chosen.ids), len(rejected.ids)), sum(chosen.trained) + sum(rejected.trained))
+        return TokenCount(total, max(len(chosen.ids), len(rejected.ids)), sum(chosen.trained) + sum(rejected.trained),
+                          untrained_turns=chosen.missed + rejected.missed)
 
     def count(self, example: dict[str, Any], fmt: str) -> TokenCount:
         return getattr(self, fmt)(example)

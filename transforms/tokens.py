@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from schemas.models import ENCODING_FILES, ModelSpec
 from schemas.recipe import LimitsSpec, TokensSpec
 from schemas.records import (
-    CHAT_TEMPLATE_ERROR, KEPT, REJECTED, TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, Item, Rejection, TokenCount,
+    CHAT_TEMPLATE_ERROR, KEPT, REJECTED, TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, UNTRAINED_ASSISTANT_TURNS, Item,
+    Rejection, TokenCount,
 )
 from transforms.chat_template import ChatTemplateError
 from transforms.encodings import EncodingError, load_encoding, resolve_encoding_bytes
@@ -298,7 +299,8 @@ class _CountTokensFn(BatchDoFn):
         if rejection and not self._truncate:
             emit(REJECTED, self.reject(item, rejection))
             return
-        warnings = item.warnings + ((TRUNCATED_TO_LIMIT,) if rejection else ())
+        warnings = (item.warnings + ((TRUNCATED_TO_LIMIT,) if rejection else ())
+                    + ((UNTRAINED_ASSISTANT_TURNS,) if tokens.untrained_turns else ()))
         item.tokens, item.warnings = tokens, warnings
         emit(KEPT, item)
 

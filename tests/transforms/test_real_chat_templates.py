@@ -1,0 +1,75 @@
+"""ftprep's rendering and tokenizing with real models' tokenizer files and chat templates
+(Qwen2.5, Qwen3, Llama-3.1, Gemma-3; fetched by the set-up step, tests/real_tokenizers.py) gives
+the very ids ``transformers``' ``apply_chat_template(tokenize=True)`` gives; a template that
+rewrites earlier turns is not silent about the turns it cannot mark."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.records import UNTRAINED_ASSISTANT_TURNS
+from tests.real_tokenizers import PINS, folder
+from transforms.hf_tokens import HfTokenCounter
+
+transformers = pytest.importorskip("transformers")
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "Find an order.", "parameters": {
+    "type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}}]
+CONVERSATIONS = [
+    ([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}], None),
+    ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+      {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "2+2?"},
+      {"role": "assistant", "content": "4"}], None),
+    ([{"role": "user", "content": "Where is order 7?"},
+      {"role": "assistant", "content": "It shipped on Monday. ünïcödé 東京\n\nTwo lines."}], TOOLS),
+]
+
+
+def counter(family: str) -> HfTokenCounter:
+    path = folder(family)
+    return HfTokenCounter.from_texts((path / "tokenizer.json").read_text(encoding="utf-8"),
+                                     (path / "tokenizer_config.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module", params=sorted(PINS))
+def family(request):
+    path = folder(request.param)
+    return request.param, counter(request.param), transformers.AutoTokenizer.from_pretrained(str(path))
+
+
+@pytest.mark.parametrize("index", range(len(CONVERSATIONS)))
+def test_ids_equal_transformers_apply_chat_template(family, index):
+    name, ours, reference = family
+    messages, tools = CONVERSATIONS[index]
+    expected = reference.apply_chat_template(messages, tools=tools, tokenize=True, return_dict=True)["input_ids"]
+    assert ours.encode(messages, tools=tools).ids == list(expected), name
+
+
+def test_a_template_that_rewrites_earlier_turns_still_trains_the_last_and_says_so():
+    """Qwen3 renders an assistant turn after the last question with a think block, one before it
+    without: the first turn's span (as the last of a shorter conversation) is not in the whole.
+    It used to give up on every turn (0 trained tokens, silently)."""
+    qwen3 = counter("qwen3")
+    messages, _ = CONVERSATIONS[1]
+    encoded = qwen3.encode(messages)
+    count = encoded.count()
+    assert count.trained > 0 and count.untrained_turns == 1
+    reference = transformers.AutoTokenizer.from_pretrained(str(folder("qwen3")))
+    last = reference.decode([i for i, t in zip(encoded.ids, encoded.trained) if t])
+    assert last.endswith("4<|im_end|>\n") and "Hello" not in last
+    assert counter("qwen2_5").encode(messages).count().untrained_turns == 0  # no rewriting: both turns found
+
+
+def test_the_warning_reaches_the_item(tmp_path):
+    from schemas.records import Item, Source
+    from transforms.hf_tokens import HfSource
+    from transforms.tokens import _CountTokensFn
+    from schemas.models import ModelSpec
+    from schemas.recipe import LimitsSpec
+
+    fn = _CountTokensFn(ModelSpec(name="qwen3", encoding="o200k_base", max_tokens_per_example=4096),
+                        HfSource(str(folder("qwen3")), allow_download=False).check(), "chat", False, LimitsSpec())
+    fn.setup()
+    out = []
+    fn.handle(Item(Source("f", 0), {}, example={"messages": CONVERSATIONS[1][0]}), lambda tag, item: out.append(item))
+    assert out[0].warnings == (UNTRAINED_ASSISTANT_TURNS,)
