@@ -97,6 +97,25 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+# Names a message's reasoning goes by; a template reads one of them (Qwen3 and DeepSeek
+# reasoning_content, gpt-oss thinking). transformers 5 fills both from whichever is given before
+# it renders (``_alias_reasoning_fields`` in transformers/utils/chat_template_utils.py).
+REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+
+
+def alias_reasoning_fields(messages: Sequence[dict]) -> list[dict]:
+    """Each message with its reasoning under ``thinking`` and ``reasoning_content`` alike, as
+    transformers renders it: ``thinking`` first unless the message has it, ``reasoning_content`` last."""
+    aliased = []
+    for message in messages:
+        if isinstance(message, dict):
+            reasoning = next((message[key] for key in REASONING_FIELDS if message.get(key) is not None), None)
+            if reasoning is not None:
+                message = {"thinking": reasoning, **message, "reasoning_content": reasoning}
+        aliased.append(message)
+    return aliased
+
+
 @dataclass(frozen=True)
 class Rendered:
     text: str
@@ -151,6 +170,7 @@ class ChatTemplateRenderer:
     def render(self, messages: Sequence[dict], *, tools: Sequence[dict] | None = None) -> Rendered:
         """The example's text and trained spans. All the renders it takes share one CPU budget."""
         self._env.budget.start()
+        messages = alias_reasoning_fields(messages)
         spoken = sum(1 for m in messages if m.get("role") == "assistant" and (m.get("content") or m.get("tool_calls")))
         if self.has_generation_blocks:
             spans: list[tuple[int, int]] = []

@@ -73,3 +73,15 @@ def test_the_warning_reaches_the_item(tmp_path):
     out = []
     fn.handle(Item(Source("f", 0), {}, example={"messages": CONVERSATIONS[1][0]}), lambda tag, item: out.append(item))
     assert out[0].warnings == (UNTRAINED_ASSISTANT_TURNS,)
+
+
+@pytest.mark.parametrize("key", ["thinking", "reasoning_content"])
+def test_an_assistant_s_reasoning_is_rendered_under_either_name_as_transformers_renders_it(key):
+    """transformers 5 fills thinking and reasoning_content from whichever a message has; Qwen3's
+    template reads reasoning_content (ftprep's recipes write thinking: it was dropped)."""
+    messages = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", key: "Add two and two."}]
+    ours = counter("qwen3").encode(messages)
+    reference = transformers.AutoTokenizer.from_pretrained(str(folder("qwen3")))
+    expected = reference.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+    assert ours.ids == list(expected)
+    assert "Add two and two." in reference.decode([i for i, t in zip(ours.ids, ours.trained) if t])
