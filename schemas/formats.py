@@ -7,6 +7,7 @@ API reference for ``POST /v1/fine_tuning/jobs``; the legacy prompt/completion fo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 CHAT = "chat"
@@ -118,13 +119,46 @@ def trainer_row(example: dict[str, Any], fmt: str) -> dict[str, Any]:
     if fmt == COMPLETION:
         return example
     if fmt == CHAT:
-        return {**example, "messages": without_weights(example["messages"])}
+        return {**example, "messages": trainer_messages(example["messages"])}
     source = example["input"]
-    row = {"prompt": without_weights(source["messages"]), "chosen": without_weights(example["preferred_output"]),
-           "rejected": without_weights(example["non_preferred_output"])}
+    row = {"prompt": trainer_messages(source["messages"]), "chosen": trainer_messages(example["preferred_output"]),
+           "rejected": trainer_messages(example["non_preferred_output"])}
     if source.get("tools"):
         row["tools"] = source["tools"]
     return row
+
+
+def trainer_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI-shaped messages as TRL and ``transformers`` chat templates take them: no ``weight``;
+    an assistant turn that only calls tools has ``content: ""`` (OpenAI allows it absent or null;
+    templates such as Qwen3's read ``message.content``); and each tool call's ``arguments`` is the
+    object its JSON string holds (templates apply ``| tojson`` to it: a string would train the model
+    to emit JSON inside a JSON string). Sources: transformers' "Tool use" chat-template guide, TRL's
+    "Dataset formats" guide (tool calling)."""
+    return [_for_trainer(message) for message in without_weights(messages)]
+
+
+def _for_trainer(message: dict[str, Any]) -> dict[str, Any]:
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    converted = dict(message)
+    if converted.get("content") is None:
+        converted["content"] = ""
+    converted["tool_calls"] = [_call_with_object_arguments(call) for call in calls]
+    return converted
+
+
+def _call_with_object_arguments(call: Any) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if not isinstance(arguments, str):
+        return call
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return call  # validation rejects what is not JSON; nothing to convert
+    return {**call, "function": {**function, "arguments": parsed}}
 
 
 def without_weights(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schemas.formats import without_weights
+from schemas.formats import trainer_messages
 from schemas.recipe import HfTarget, LimitsSpec
 from schemas.records import TokenCount
 from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask
@@ -61,7 +61,8 @@ class HfTokenCounter:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def chat(self, example: dict[str, Any]) -> TokenCount:
-        return self.encode(without_weights(example["messages"]), tools=example.get("tools")).count()
+        # What the trainer renders: the row ftprep writes (schemas/formats.py trainer_row).
+        return self.encode(trainer_messages(example["messages"]), tools=example.get("tools")).count()
 
     def completion(self, example: dict[str, Any]) -> TokenCount:
         """As TRL's SFTTrainer tokenizes prompt-completion text: prompt + completion in one
@@ -78,9 +79,9 @@ class HfTokenCounter:
         """Both sequences, the prompt with the chosen answer and with the rejected one, rendered
         whole through the template as a DPO trainer sees them; the limit applies to the longer."""
         source = example["input"]
-        messages, tools = without_weights(source["messages"]), source.get("tools")
-        chosen = self.encode([*messages, *without_weights(example["preferred_output"])], tools=tools)
-        rejected = self.encode([*messages, *without_weights(example["non_preferred_output"])], tools=tools)
+        messages, tools = trainer_messages(source["messages"]), source.get("tools")
+        chosen = self.encode([*messages, *trainer_messages(example["preferred_output"])], tools=tools)
+        rejected = self.encode([*messages, *trainer_messages(example["non_preferred_output"])], tools=tools)
         total = len(chosen.ids) + len(rejected.ids)
         return TokenCount(total, max(len(chosen.ids), len(rejected.ids)), sum(chosen.trained) + sum(rejected.trained),
                           untrained_turns=chosen.missed + rejected.missed)

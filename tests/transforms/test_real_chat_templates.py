@@ -85,3 +85,31 @@ def test_an_assistant_s_reasoning_is_rendered_under_either_name_as_transformers_
     expected = reference.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
     assert ours.ids == list(expected)
     assert "Add two and two." in reference.decode([i for i, t in zip(ours.ids, ours.trained) if t])
+
+
+WEATHER = [{"type": "function", "function": {"name": "weather", "description": "Weather.", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}]
+OPENAI_TOOL_CALL = {"messages": [
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                          "function": {"name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+    {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
+    {"role": "assistant", "content": "It is sunny.", "weight": 1}], "tools": WEATHER}
+
+
+@pytest.mark.parametrize("name", ["qwen2_5", "qwen3"])
+def test_an_openai_shaped_tool_call_is_counted_as_the_trainer_renders_its_row(name):
+    """OpenAI's tool-calling turn (no content, arguments a JSON string) is written for TRL with
+    content "" and arguments as an object — what transformers' and TRL's tool-use guides show —
+    and counted as that row renders: Qwen3's template failed on the missing content, Qwen2.5's
+    encoded the arguments twice."""
+    from schemas.formats import trainer_row
+
+    row = trainer_row(OPENAI_TOOL_CALL, "chat")
+    call = row["messages"][1]
+    assert call["content"] == "" and call["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
+    assert "weight" not in row["messages"][3]
+    reference = transformers.AutoTokenizer.from_pretrained(str(folder(name)))
+    expected = reference.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True)
+    assert counter(name).chat(OPENAI_TOOL_CALL).total == len(expected["input_ids"])
+    assert '"arguments": {"city": "Paris"}' in reference.decode(expected["input_ids"])
