@@ -198,3 +198,17 @@ def test_blank_content_is_rejected_when_asked():
     found = validate_chat(chat(SYSTEM, USER, {**ASSISTANT, "content": " \n"}), reject_blank=True)
     assert [(e.code, e.message) for e in found.errors] == [("missing_content", "messages[2].content is only whitespace")]
     assert validate_completion({"prompt": "p", "completion": " "}, reject_blank=True).codes == ["invalid_completion"]
+
+
+def test_an_assistant_turn_that_only_calls_tools_may_have_empty_content():
+    """transformers' and TRL's tool-use examples write content "" where OpenAI writes null."""
+    from transforms.rules import validate_chat
+
+    call = [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}]
+    example = {"messages": [{"role": "user", "content": "Weather?"},
+                            {"role": "assistant", "content": "", "tool_calls": call},
+                            {"role": "tool", "tool_call_id": "c1", "content": "Sunny"},
+                            {"role": "assistant", "content": "It is sunny."}]}
+    assert [e.code for e in validate_chat(example, reject_blank=True).errors] == []
+    example["messages"][3]["content"] = ""
+    assert [e.code for e in validate_chat(example).errors] == ["missing_content"]
