@@ -227,25 +227,49 @@ def _holds_kept(directory: str) -> bool:
     return directory in (TEMP_DIR, f"{TEMP_DIR}/{UNITS_DIR}")
 
 
+def _ftprep_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ftprep")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def _file_infos(urls: list[str]) -> dict[str, dict]:
+    """url -> its fsspec info, one listing per directory: a bucket of 10,000 shards is a few
+    listings, not 10,000 requests."""
+    import fsspec
+
+    by_directory: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    filesystems = {}
+    for url in urls:
+        fs, path = fsspec.core.url_to_fs(url)
+        filesystems[id(fs)] = fs
+        by_directory.setdefault((id(fs), fs._parent(path)), []).append((url, fs._strip_protocol(path)))
+    infos = {}
+    for (key, directory), members in by_directory.items():
+        fs = filesystems[key]
+        try:
+            listed = {fs._strip_protocol(entry["name"]): entry for entry in fs.ls(directory, detail=True)}
+        except (OSError, ValueError):
+            listed = {}
+        for url, path in members:
+            infos[url] = listed.get(path) or fs.info(path)
+    return infos
+
+
 def run_fingerprint(*, settings: dict, inputs: list[str]) -> dict:
     """What a run's outputs follow from: its settings (the resolved recipe and what the launch
     pinned) and its input files by size and modification time. --resume continues an
     interrupted run only when this is the same."""
-    import fsspec
-
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ftprep_version = version("ftprep")
-    except PackageNotFoundError:
-        ftprep_version = "unknown"
     files = []
+    infos = _file_infos(inputs)
     for url in inputs:
-        fs, path = fsspec.core.url_to_fs(url)
-        info = fs.info(path)
+        info = infos[url]
         changed = next((info[key] for key in ("mtime", "LastModified", "updated", "ETag", "etag") if key in info), None)
         files.append([url, info.get("size"), str(changed)])
-    return {"ftprep": ftprep_version, "settings": settings, "inputs": files}
+    return {"ftprep": _ftprep_version(), "settings": settings, "inputs": files}
 
 
 def _check_resumable(output: str, existing: ExistingOutput, fingerprint: dict) -> None:
@@ -273,13 +297,7 @@ def write_run_file(output: str, fingerprint: dict) -> None:
 
 
 def manifest_bytes(*, inputs: list[str]) -> bytes:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ftprep_version = version("ftprep")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        ftprep_version = "unknown"
-    doc = {"written_by": "ftprep", "version": ftprep_version,
+    doc = {"written_by": "ftprep", "version": _ftprep_version(),
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "inputs": inputs,
            "note": "--overwrite deletes this directory's ftprep files only where this manifest is present"}
     return json.dumps(doc, indent=2).encode() + b"\n"
