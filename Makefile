@@ -45,8 +45,13 @@ $(STAMP): pyproject.toml requirements/run.txt $(UV)
 
 # The tests also build the Dataflow job description offline (Beam's GCP client: the dataflow extra)
 # and write to S3 and read GCS on loopback servers (the s3 extra; gcsfs comes with dataflow).
+# TRL only for its chat templates (trl/chat_templates/*_training.jinja, which the hf target's masks
+# follow when it is installed): --no-deps, since its package would pull torch; ftprep never imports it.
+TRL := trl==1.16.0
 $(TEST_STAMP): $(STAMP) requirements/test.txt
 	$(call install,$(VENV),requirements/test.txt)
+	if [ -x $(UV) ]; then VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps $(TRL); \
+	else $(BIN)/pip install --quiet --no-deps $(TRL); fi
 	touch $(TEST_STAMP)
 
 $(TOKENIZERS_STAMP): tests/real_tokenizers.py $(STAMP)

@@ -201,6 +201,34 @@ class ChatTemplateRenderer:
         return tuple(spans), missed
 
 
+def trl_training_template(source: str) -> tuple[str, str] | None:
+    """TRL's training version of the chat template ``source`` — ``(its name, its text)`` — when an
+    installed ``trl`` ships one, else None. TRL's SFTTrainer, asked for ``assistant_only_loss``,
+    recognises a model's template by comparing it with the originals in ``trl/chat_templates/``
+    and renders with ``<name>_training.jinja`` instead, whose ``{% generation %}`` blocks make its
+    masks (``get_training_chat_template``; the folder's README says why). ``trl`` is found, not
+    imported: it installs with ``--no-deps`` and its package imports torch."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("trl")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "chat_templates"
+    if not folder.is_dir():
+        return None
+    for original in sorted(folder.glob("*.jinja")):
+        training = original.with_name(f"{original.stem}_training.jinja")
+        if original.stem.endswith("_training") or not training.is_file():
+            continue
+        if original.read_text(encoding="utf-8") == source:
+            return training.name, training.read_text(encoding="utf-8")
+    return None
+
+
 def trained_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
     """1 for each token (by its character offsets) that overlaps a trained span, else 0:
     a token cut by a span's edge is trained, as ``transformers`` masks it."""

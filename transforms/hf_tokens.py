@@ -17,7 +17,7 @@ from typing import Any
 from schemas.formats import trainer_messages
 from schemas.recipe import HfTarget, LimitsSpec
 from schemas.records import TokenCount
-from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask
+from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask, trl_training_template
 from transforms.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, resolve_tokenizer_files
 
 
@@ -90,6 +90,15 @@ class HfTokenCounter:
         return getattr(self, fmt)(example)
 
 
+def _trl_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _digest(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -106,6 +115,11 @@ class HfSource:
     revision: str = "main"
     sha256: dict[str, str] = field(default_factory=dict)
     allow_download: bool = True
+    # Set by check() when TRL ships a training version of the model's template: what the masks
+    # come from, as TRL's SFTTrainer trains (transforms/chat_template.py trl_training_template).
+    # The text travels with the source, so every worker renders with the one the launch found.
+    training_template: str | None = None
+    training_template_name: str | None = None
 
     @classmethod
     def from_target(cls, target: HfTarget) -> "HfSource":
@@ -114,6 +128,13 @@ class HfSource:
     @property
     def label(self) -> str:
         return f"hf:{self.tokenizer}"
+
+    @property
+    def trained_from(self) -> str:
+        """Where the trained tokens (the loss mask) come from, for stats.json."""
+        if self.training_template_name:
+            return f"TRL's {self.training_template_name} (trl {_trl_version()}), as SFTTrainer trains with assistant_only_loss"
+        return "the model's chat template: its {% generation %} blocks, else each assistant turn's span"
 
     def _files(self):
         return resolve_tokenizer_files(self.tokenizer, revision=self.revision, sha256=self.sha256,
@@ -125,13 +146,18 @@ class HfSource:
         if os.path.exists(self.tokenizer) and not os.path.isabs(self.tokenizer):  # workers may run elsewhere
             return replace(self, tokenizer=os.path.abspath(self.tokenizer)).check()
         files = self._files()
-        ChatTemplateRenderer(ChatTemplate.from_tokenizer_config(json.loads(files.tokenizer_config), files.chat_template))
+        template = ChatTemplate.from_tokenizer_config(json.loads(files.tokenizer_config), files.chat_template)
+        ChatTemplateRenderer(template)
         pinned = {TOKENIZER_FILE: _digest(files.tokenizer_json), CONFIG_FILE: _digest(files.tokenizer_config)}
         if files.chat_template is not None:
             pinned[TEMPLATE_FILE] = _digest(files.chat_template)
-        return replace(self, sha256=pinned)
+        training = trl_training_template(template.source)
+        if training is not None:
+            ChatTemplateRenderer(ChatTemplate(training[1], template.special_tokens))
+        return replace(self, sha256=pinned, training_template_name=training and training[0],
+                       training_template=training and training[1])
 
     def load(self, limits: LimitsSpec = LimitsSpec()) -> HfTokenCounter:
         files = self._files()
-        return HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template,
-                                         limits=limits)
+        return HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config,
+                                         self.training_template or files.chat_template, limits=limits)

@@ -59,7 +59,7 @@ def target_description(recipe: Recipe, source: TokenSource) -> dict:
         notice = retirement_notice(date.today().isoformat())
         return {"retirement": notice} if notice else {}
     if hosted is None:
-        return {}
+        return {"trained_from": source.trained_from} if isinstance(source, HfSource) else {}
     exact = not isinstance(source, CharEstimateSource)
     counting = {"exact": exact, "method": source.label,
                 "source": hosted.counting.source if not isinstance(source, HfSource) else "the model's tokenizer"}

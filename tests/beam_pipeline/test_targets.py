@@ -64,7 +64,9 @@ def test_hf_counts_masks_and_limit_equal_transformers_and_the_parquet_loads(tmp_
     assert stats["tokens"]["total"] == sum(n for n, _ in kept)
     assert stats["tokens"]["trained"] == sum(t for _, t in kept)
     assert stats["tokens"]["per_example"]["max"] == max(n for n, _ in kept) <= 80
-    assert stats["target"] == {"kind": "hf", "tokenizer": f"hf:{folder}", "max_tokens_per_example": 80}
+    assert stats["target"] == {"kind": "hf", "tokenizer": f"hf:{folder}", "max_tokens_per_example": 80,
+                               "trained_from": "the model's chat template: its {% generation %} blocks, else each "
+                                               "assistant turn's span"}
     assert len(loaded["train"]) == stats["records"]["train"] and len(loaded["validation"]) == stats["records"]["validation"]
     # The over-long rows are rejected, and by transformers' count they are over the limit too.
     rejected = [json.loads(line) for f in (out_dir / "rejected").glob("*.jsonl") for line in f.read_text().splitlines()]

@@ -113,3 +113,41 @@ def test_an_openai_shaped_tool_call_is_counted_as_the_trainer_renders_its_row(na
     expected = reference.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True)
     assert counter(name).chat(OPENAI_TOOL_CALL).total == len(expected["input_ids"])
     assert '"arguments": {"city": "Paris"}' in reference.decode(expected["input_ids"])
+
+
+def trl_templates():
+    import importlib.util
+
+    from tests.deploy.extras import missing
+
+    if importlib.util.find_spec("trl") is None:
+        missing("trl is not installed (make test installs it with --no-deps)")
+
+
+@pytest.mark.parametrize("name, training", [("qwen2_5", "qwen2_5_training.jinja"), ("gemma3", "gemma3_training.jinja"),
+                                            ("llama3_1", "llama3_training.jinja"), ("qwen3", None)])
+def test_masks_are_trl_s_where_trl_ships_a_training_template(name, training):
+    """SFTTrainer with assistant_only_loss swaps a template it recognises (byte for byte) for its
+    training version and masks by its {% generation %} blocks: ftprep counts that mask. The npm
+    packages' Qwen2.5 and Gemma-3 templates are TRL's originals, their Llama-3.1 one is TRL's
+    Llama 3 original; their Qwen3 one is another revision, which TRL does not recognise either."""
+    from transforms.hf_tokens import HfSource
+
+    trl_templates()
+    source = HfSource(str(folder(name)), allow_download=False).check()
+    assert source.training_template_name == training
+    if training is None:
+        assert "the model's chat template" in source.trained_from
+        return
+    assert source.trained_from.startswith(f"TRL's {training}")
+    reference = transformers.AutoTokenizer.from_pretrained(str(folder(name)))
+    ours = source.load()
+    for messages, tools in CONVERSATIONS:
+        expected = reference.apply_chat_template(messages, tools=tools, chat_template=source.training_template,
+                                                 tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        encoded = ours.encode(messages, tools=tools)
+        assert encoded.ids == list(expected["input_ids"])
+        assert encoded.trained == list(expected["assistant_masks"]), name
+        # The training template renders the same text as the model's own: only the mask differs.
+        assert encoded.ids == list(reference.apply_chat_template(messages, tools=tools, tokenize=True,
+                                                                 return_dict=True)["input_ids"])
