@@ -101,12 +101,9 @@ def recipe_overrides(args: argparse.Namespace) -> list[Override]:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from transforms.versions import installed_version
 
-    try:
-        return version("ftprep")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
+    return installed_version("ftprep") or "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:

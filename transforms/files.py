@@ -24,7 +24,8 @@ def read_bytes(path: str, start: int, end: int) -> bytes:
         return f.read(end - start)
 
 
-def _local(path: str) -> str | None:
+def local_path(path: str) -> str | None:
+    """``path`` on this machine's file system (a plain path or ``file://``), or None for a URL."""
     if "://" not in path:
         return path
     return path[len("file://"):] if path.startswith("file://") else None
@@ -35,7 +36,7 @@ def created_whole(path: str) -> Iterator[IO[bytes]]:
     """A file that appears under ``path`` only once it is complete: a local file is written under
     a temporary name beside it and renamed (a full disk or a killed worker leaves no cut file
     under the final name); an object store's upload appears whole when it is closed anyway."""
-    local = _local(path)
+    local = local_path(path)
     if local is None:
         with FileSystems.create(path) as f:
             yield f
@@ -44,10 +45,10 @@ def created_whole(path: str) -> Iterator[IO[bytes]]:
     try:
         with FileSystems.create(partial) as f:
             yield f
-        os.replace(_local(partial), local)
+        os.replace(local_path(partial), local)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.remove(_local(partial))
+            os.remove(local_path(partial))
         raise
 
 

@@ -19,6 +19,7 @@ from schemas.recipe import HfTarget, LimitsSpec
 from schemas.records import TokenCount
 from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask, trl_training_template
 from transforms.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, resolve_tokenizer_files
+from transforms.versions import installed_version
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,6 @@ class HfTokenCounter:
         return getattr(self, fmt)(example)
 
 
-def _trl_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("trl")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def _digest(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -133,7 +125,7 @@ class HfSource:
     def trained_from(self) -> str:
         """Where the trained tokens (the loss mask) come from, for stats.json."""
         if self.training_template_name:
-            return f"TRL's {self.training_template_name} (trl {_trl_version()}), as SFTTrainer trains with assistant_only_loss"
+            return f"TRL's {self.training_template_name} (trl {installed_version('trl') or 'unknown'}), as SFTTrainer trains with assistant_only_loss"
         return "the model's chat template: its {% generation %} blocks, else each assistant turn's span"
 
     def _files(self):

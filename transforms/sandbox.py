@@ -190,7 +190,7 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, (str, bytes, bytearray, list, tuple, dict, set, frozenset)) else 1
 
 
-def _json_indent_size(value: Any, indent: int, budget: RenderBudget, what: str) -> int:
+def _json_indent_size(value: Any, indent: int, budget: RenderBudget) -> int:
     """What ``indent`` adds to the JSON of ``value``: a new line and the item's depth of
     indentation per item of every array and object. Counted before the JSON is built."""
     extra, stack = 0, [(value, 1)]
@@ -252,7 +252,7 @@ def _pre_tojson(budget, value, indent=None, *rest, **kw):
     width = indent if isinstance(indent, int) and not isinstance(indent, bool) else (
         len(indent) if isinstance(indent, str) else 0)
     if width > 0:
-        budget.allow(_json_indent_size(value, width, budget, "the tojson filter"), "the tojson filter")
+        budget.allow(_json_indent_size(value, width, budget), "the tojson filter")
 
 
 _FILTER_CHECKS: dict[str, Callable] = {

@@ -169,7 +169,7 @@ class StatsAccumulator:
         return stats
 
     def merge(self, other: "StatsAccumulator") -> "StatsAccumulator":
-        for name in ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii"):
+        for name in self._COUNTERS:
             getattr(self, name).update(getattr(other, name))
         for name, histogram in other.histograms.items():
             self.histograms.setdefault(name, Counter()).update(histogram)

@@ -333,6 +333,18 @@ class UnitProcessor:
         self._counters = StageCounters("ProcessUnits")
         self._watch = FailFast(settings.limits)
 
+    def _unit_file(self, unit: ReadUnit) -> str:
+        return FileSystems.join(self._settings.temp_dir, unit_file_name(self._file_index[unit.url], unit.first_row))
+
+    def reused(self, unit: ReadUnit) -> UnitResult | None:
+        """The result an interrupted run saved for this very unit (``--resume``), or None."""
+        result = reusable_result(unit, self._unit_file(unit) + UNIT_DONE_SUFFIX)
+        if result is not None:
+            LOGGER.info("reusing %s, completed by the interrupted run", result.done)
+            if self._progress is not None:
+                self._progress.done(unit.url, sum(result.stats.rows_per_file.values()))
+        return result
+
     def process(self, unit: ReadUnit) -> UnitResult:
         settings = self._settings
         file = self._file_index[unit.url]
@@ -369,7 +381,7 @@ class UnitProcessor:
                     reported = read
         if batch:
             self._batch(batch, file, spools, stats, samples)
-        name = FileSystems.join(settings.temp_dir, unit_file_name(file, unit.first_row))
+        name = self._unit_file(unit)
         path, sections, sizes = spools.save(name)
         # As JSON would give them back: a resumed unit's samples are the same as a fresh one's.
         chosen = [(code, orjson.loads(dumps_line(doc))) for code, docs in sorted(samples.items()) for doc in docs]
@@ -460,16 +472,10 @@ class _ProcessUnitFn(beam.DoFn):
             self._chain.teardown()
 
     def process(self, unit: ReadUnit) -> Iterator[UnitResult]:
-        if self._settings.resume:
-            file = self._settings.files.index(unit.url)
-            done = FileSystems.join(self._settings.temp_dir, unit_file_name(file, unit.first_row)) + UNIT_DONE_SUFFIX
-            result = reusable_result(unit, done)
-            if result is not None:
-                LOGGER.info("reusing %s, completed by the interrupted run", result.done)
-                if self._progress is not None:
-                    self._progress.done(unit.url, sum(result.stats.rows_per_file.values()))
-                yield result
-                return
+        reused = self._processor.reused(unit) if self._settings.resume else None
+        if reused is not None:
+            yield reused
+            return
         if unit.error is None:
             LOGGER.info("reading %s%s", unit.url, "" if unit.row_group is None else f" row group {unit.row_group}")
         yield self._processor.process(unit)

@@ -32,6 +32,7 @@ from schemas.layout import (
 )
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS
 from transforms.files import join, write_bytes
+from transforms.versions import installed_version
 
 LOGGER = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def prepare_output(output: str, *, overwrite: bool, resume: dict | None = None) 
         ours += [f for f in existing.files if _KEPT_BY_RESUME.fullmatch(f)]
         done = sum(f.endswith(UNIT_DONE_SUFFIX) for f in ours)
         LOGGER.info("--resume: %d read unit(s) the interrupted run completed are reused; the rest is read again", done)
-    elif set(existing.files) <= {LOCK_FILE} and not [d for d in existing.directories]:
+    elif set(existing.files) <= {LOCK_FILE} and not existing.directories:
         return
     elif not overwrite and existing.interrupted:
         raise OutputPathError(f"an interrupted run is in {output}; --resume to continue it (the units it completed are "
@@ -225,15 +226,6 @@ def prepare_output(output: str, *, overwrite: bool, resume: dict | None = None) 
 
 def _holds_kept(directory: str) -> bool:
     return directory in (TEMP_DIR, f"{TEMP_DIR}/{UNITS_DIR}")
-
-
-def _ftprep_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ftprep")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        return "unknown"
 
 
 def _file_infos(urls: list[str]) -> dict[str, dict]:
@@ -269,7 +261,7 @@ def run_fingerprint(*, settings: dict, inputs: list[str]) -> dict:
         info = infos[url]
         changed = next((info[key] for key in ("mtime", "LastModified", "updated", "ETag", "etag") if key in info), None)
         files.append([url, info.get("size"), str(changed)])
-    return {"ftprep": _ftprep_version(), "settings": settings, "inputs": files}
+    return {"ftprep": installed_version("ftprep") or "unknown", "settings": settings, "inputs": files}
 
 
 def _check_resumable(output: str, existing: ExistingOutput, fingerprint: dict) -> None:
@@ -297,7 +289,7 @@ def write_run_file(output: str, fingerprint: dict) -> None:
 
 
 def manifest_bytes(*, inputs: list[str]) -> bytes:
-    doc = {"written_by": "ftprep", "version": _ftprep_version(),
+    doc = {"written_by": "ftprep", "version": installed_version("ftprep") or "unknown",
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "inputs": inputs,
            "note": "--overwrite deletes this directory's ftprep files only where this manifest is present"}
     return json.dumps(doc, indent=2).encode() + b"\n"

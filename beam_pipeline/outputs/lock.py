@@ -19,14 +19,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.outputs.location import OutputPathError
 from schemas.layout import LOCK_FILE
-from transforms.files import join, write_bytes
+from transforms.files import join, local_path, write_bytes
 
 LOGGER = logging.getLogger(__name__)
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
-
 
 class OutputLock:
     """``_LOCK`` in the output directory while a run launches and writes there: a second run on
@@ -88,7 +83,7 @@ class OutputLock:
         raise OutputPathError(f"cannot take the lock {self.path}; another ftprep run is starting there")
 
     def _try(self) -> bool:
-        local = None if _is_url(self.path) else self.path
+        local = local_path(self.path)
         if local is not None:
             os.makedirs(os.path.dirname(local), exist_ok=True)
             try:

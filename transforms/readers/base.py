@@ -7,7 +7,7 @@ from typing import ClassVar, Iterator
 
 from schemas.recipe import LimitsSpec
 from schemas.records import FIELD_TOO_LARGE, Item, Rejected, Rejection, Source
-from transforms.pii import quoted_names, redacted_quote
+from transforms.pii import QUOTE_MARGIN, quoted_names, redacted_quote
 
 # limits.max_field_chars when a caller has no recipe (inspect, tests).
 DEFAULT_MAX_FIELD_CHARS = LimitsSpec().max_field_chars
@@ -100,11 +100,12 @@ def iter_lines(f, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         yield pending
 
 
-def _preview(value):
-    if isinstance(value, (str, bytes)) and len(value) > PREVIEW_CHARS:
-        text = value if isinstance(value, str) else value[: PREVIEW_CHARS * 4].decode("utf-8", errors="replace")
-        return f"{redacted_quote(text, PREVIEW_CHARS)} [{len(value):,} characters]"
-    return value
+def preview(value: str | bytes, unit: str = "characters") -> str:
+    """An over-long value as rejected/ keeps it: its start, redacted before it is cut, and its size."""
+    # Bytes: enough of them for the characters the redaction looks at, however they are encoded.
+    text = value if isinstance(value, str) else value[: (PREVIEW_CHARS + QUOTE_MARGIN) * 4].decode(
+        "utf-8", errors="replace")
+    return f"{redacted_quote(text, PREVIEW_CHARS)} [{len(value):,} {unit}]"
 
 
 def oversized(source: Source, row: dict, limit: int) -> Rejected | None:
@@ -114,4 +115,5 @@ def oversized(source: Source, row: dict, limit: int) -> Rejected | None:
         return None
     sizes = ", ".join(f"{name} has {len(row[name]):,}" for name in big)
     return Rejected(source, [Rejection(FIELD_TOO_LARGE, f"{sizes} characters; limits.max_field_chars is {limit:,}")],
-                    {name: _preview(value) for name, value in row.items()})
+                    {name: preview(value) if isinstance(value, (str, bytes)) and len(value) > PREVIEW_CHARS else value
+                     for name, value in row.items()})

@@ -10,8 +10,7 @@ import fsspec
 import orjson
 
 from schemas.records import DATA_TYPE, DECODE_ERROR, FIELD_TOO_LARGE, INVALID_JSON, Item, Rejected, Rejection, Source
-from transforms.readers.base import DEFAULT_MAX_FIELD_CHARS, PREVIEW_CHARS, ReadUnit, Reader, iter_lines, strip_bom_bytes
-from transforms.pii import redacted_quote
+from transforms.readers.base import DEFAULT_MAX_FIELD_CHARS, ReadUnit, Reader, iter_lines, preview, strip_bom_bytes
 from transforms.readers.paths import is_compressed
 
 # Bytes per read unit: one large file is read by every worker.
@@ -114,9 +113,8 @@ class JsonlReader(Reader):
                     continue
                 source = Source(unit.url, row)
                 if len(line) > limit:  # not parsed: a 50 MB line would cost more than it is worth
-                    text = redacted_quote(line[: PREVIEW_CHARS * 8].decode("utf-8", errors="replace"), PREVIEW_CHARS)
                     message = f"line {row + 1} has {len(line):,} bytes; limits.max_field_chars is {limit:,}"
-                    yield Rejected(source, [Rejection(FIELD_TOO_LARGE, message)], f"{text} [{len(line):,} bytes]")
+                    yield Rejected(source, [Rejection(FIELD_TOO_LARGE, message)], preview(line, "bytes"))
                     continue
                 try:
                     value = orjson.loads(line)
