@@ -54,10 +54,13 @@ def normalize_preference(example: dict[str, Any]) -> dict[str, Any]:
     return renamed
 
 
+EXAMPLE_KEYS = {CHAT: CHAT_KEYS, COMPLETION: COMPLETION_KEYS, PREFERENCE: PREFERENCE_KEYS}
+
+
 def known_keys_only(example: dict[str, Any], fmt: str) -> dict[str, Any]:
     """The example without the top-level keys its format does not define (the example itself
     when it has none): a row's other columns are not training data, and may be personal data."""
-    known = {CHAT: CHAT_KEYS, COMPLETION: COMPLETION_KEYS, PREFERENCE: PREFERENCE_KEYS}[fmt]
+    known = EXAMPLE_KEYS[fmt]
     source = example.get("input") if fmt == PREFERENCE else None
     extra_input = isinstance(source, dict) and not source.keys() <= PREFERENCE_INPUT_KEYS
     if example.keys() <= known and not extra_input:
