@@ -54,7 +54,7 @@ $(TEST_STAMP): $(STAMP) requirements/test.txt
 	else $(BIN)/pip install --quiet --no-deps $(TRL); fi
 	touch $(TEST_STAMP)
 
-$(TOKENIZERS_STAMP): tests/real_tokenizers.py $(STAMP)
+$(TOKENIZERS_STAMP): tests/real_tokenizers.py $(TEST_STAMP)
 	$(BIN)/python -m tests.real_tokenizers
 	touch $(TOKENIZERS_STAMP)
 

@@ -17,23 +17,20 @@ import yaml
 
 from beam_pipeline.errors import UsageError
 from beam_pipeline.outputs.finalize import WriteStatsAndMarker
-from beam_pipeline.outputs.job_request import job_settings
 from beam_pipeline.outputs.location import (
     check_output_location, input_directories, prepare_output, refuse_a_file, run_fingerprint,
 )
 from beam_pipeline.outputs.lock import OutputLock
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
-from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR, TEMP_DIR, UNITS_DIR
-from schemas.models import ModelSpec, snapshot_of
+from schemas.layout import TEMP_DIR, UNITS_DIR
+from schemas.models import ModelSpec
 from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
 from transforms.dedup import DecideDuplicates, DedupKeys
-from transforms.chat_template import ChatTemplateError
 from transforms.encodings import EncodingError
 from transforms.files import join
 from transforms.filters import FilterExamples
-from transforms.hf_files import TokenizerFilesError
 from transforms.pii import RedactPii, quoted_names, redacted_quote
 from transforms.readers.base import InputError
 from transforms.readers.paths import expand_paths, infer_format
@@ -44,11 +41,11 @@ from transforms.split import AssignSplit
 from transforms.stage import BatchStage
 from transforms.stats import ComputeStats
 from transforms.target_rules import CheckTarget
-from transforms.targets import (
-    TokenSource, is_open_weights, is_openai, takes_openai_job, target_description, token_source,
-)
+from transforms.targets.chat_template import ChatTemplateError
+from transforms.targets.hf_files import TokenizerFilesError
+from transforms.targets.registry import Target, TargetError, target_for
 from transforms.template import RenderExamples, TakeExamples, TemplateError, referenced_columns
-from transforms.tokens import CountTokens
+from transforms.tokens import CountTokens, TokenSource
 from transforms.units import ProcessUnits, UnitResult, UnitSettings
 from transforms.validate import ValidateExamples
 
@@ -68,6 +65,8 @@ class JobPlan:
     model: ModelSpec
     output: str
     example_format: str
+    # The recipe's target, resolved (transforms/targets/): everything the stages ask of it.
+    target: Target
     # Where the workers' token counters come from (the target's, checked and pinned at launch).
     tokens: TokenSource
     # Files found unreadable before the run (on_bad_file: skip): url -> cause. They are read as
@@ -194,11 +193,16 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
     if recipe.template is not None:
         check_columns(readable, recipe, needed)
     example_format = resolve_example_format(recipe, [url for url in jsonl if url not in bad_files] or readable)
-    model = recipe.model_spec()
     try:
-        tokens = token_source(recipe).check()
+        target = target_for(recipe)
+        target.check_format(example_format)
+    except TargetError as error:
+        raise JobError(str(error)) from None
+    model = target.model
+    try:
+        tokens = target.token_source().check()
     except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
-        raise JobError(f"target {recipe.target.kind}: {error}") from None
+        raise JobError(f"target {target.kind}: {error}") from None
     output = _absolute(recipe.output.path)
     lock = fingerprint = None
     if writes:
@@ -216,7 +220,7 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
     columns = frozenset(needed) if recipe.template is not None else None
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
-        tokens=tokens, bad_files=bad_files, lock=lock, fingerprint=fingerprint, resume=resume,
+        target=target, tokens=tokens, bad_files=bad_files, lock=lock, fingerprint=fingerprint, resume=resume,
     )
 
 
@@ -235,7 +239,7 @@ def recipe_text(recipe: Recipe) -> str:
 def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     """The per-record stages between reading and dedup, in order, with their step labels: each
     takes batches and returns ``(kept, rejected, *extra)``. ``ftprep preview`` runs the same."""
-    recipe, fmt = plan.recipe, plan.example_format
+    recipe, fmt, target = plan.recipe, plan.example_format, plan.target
     stages: list[tuple[str, BatchStage]] = []
     if recipe.template is not None:
         stages.append(("CleanFields", CleanFields(spec=recipe.clean)))
@@ -248,9 +252,9 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
     else:
         stages.append(("TakeExamples", TakeExamples(format=fmt)))
     stages.append(("ValidateExamples", ValidateExamples(
-        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, open_weights=is_open_weights(recipe))))
-    if not (is_openai(recipe) or is_open_weights(recipe)):  # a hosted provider's own rules
-        stages.append(("CheckTarget", CheckTarget(kind=recipe.target.kind, format=fmt)))
+        format=fmt, reject_blank=recipe.template is not None, limits=recipe.limits, open_weights=target.open_weights)))
+    if target.converts:  # the target's row, once per example: a provider's own rules, TRL's shape
+        stages.append(("CheckTarget", CheckTarget(target=target, format=fmt)))
     stages.append(("CountTokens", CountTokens(
         model=plan.model, format=fmt, spec=recipe.tokens, source=plan.tokens, limits=recipe.limits)))
     if recipe.filters.reasons():
@@ -288,8 +292,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
-        # Rows in the target's shape; the open-weights targets' dataset card needs the rows' type.
-        target=recipe.target.kind, row_types=is_open_weights(recipe), resume=plan.resume,
+        # The dataset card needs the rows' type.
+        row_types=plan.target.dataset_card, resume=plan.resume,
     )
     results = units | "ProcessUnits" >> ProcessUnits(
         settings=settings, stages=[stage.dofn for _, stage in unit_stages(plan)], pii=recipe.pii, progress=progress,
@@ -301,7 +305,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
     output = recipe.output
-    provenance_dir = DATASET_PROVENANCE_DIR if is_open_weights(recipe) else PROVENANCE_DIR
+    provenance_dir = plan.target.provenance_dir
     specs = (
         p
         | "StartPlan" >> beam.Create([None])
@@ -318,22 +322,13 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     )
     stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
-        dropped_reasons=recipe.dropped_reasons(), target=recipe.target, tokenizer=plan.tokens.label,
-        target_info=target_description(recipe, plan.tokens),
+        dropped_reasons=recipe.dropped_reasons(), target=plan.target.kind, packing=plan.target.packing,
+        tokenizer=plan.tokens.label, target_info=plan.target.describe(plan.tokens),
     )
-    # finetune_job.json: OpenAI's body (OpenAI, Azure OpenAI) or the hosted provider's; the
-    # open-weights targets train elsewhere.
-    job = None
-    if takes_openai_job(recipe):
-        # The dated snapshot, never an alias that may move (the platform's guidance).
-        job = job_settings(recipe.finetune, model=snapshot_of(plan.model.name), example_format=plan.example_format)
-    elif not is_open_weights(recipe):
-        n_epochs = recipe.finetune.n_epochs if recipe.finetune.n_epochs != "auto" else None
-        job = {"target": recipe.target.kind, "model": plan.model.name, "n_epochs": n_epochs,
-               "suffix": recipe.finetune.suffix, "example_format": plan.example_format}
     stats | "WriteStats" >> WriteStatsAndMarker(
-        output=plan.output, files=files, units=results, job=job,
+        output=plan.output, files=files, units=results, target=plan.target,
+        job={"finetune": recipe.finetune, "example_format": plan.example_format},
         report={"title": plan.output, "recipe": recipe_text(recipe)},
         card={"title": f"Fine-tuning data for {plan.model.name}", "extension": output.format}
-        if is_open_weights(recipe) else None,
+        if plan.target.dataset_card else None,
     )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from beam_pipeline.errors import UsageError
 from schemas.recipe import Recipe
+from transforms.targets.registry import TargetError, target_for
 
 
 class RecipeError(UsageError):
@@ -119,9 +120,14 @@ def recipe_from_document(doc: Any, *, overrides: Sequence[Override] = (), origin
     for key, value in overrides:
         set_dotted(doc, key, value)
     try:
-        return Recipe.model_validate(doc)
+        recipe = Recipe.model_validate(doc)
     except ValidationError as error:
         raise RecipeError(f"{origin}: {_describe(error)}") from None
+    try:  # what the target takes (its model, formats, outputs): known now, not at the launch
+        target_for(recipe)
+    except TargetError as error:
+        raise RecipeError(f"{origin}: {error}") from None
+    return recipe
 
 
 # A recipe is a few kilobytes; these bounds keep a hostile one (a huge file, YAML aliases that

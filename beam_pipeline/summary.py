@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from transforms.targets.registry import target_type
+
 
 def _distribution(name: str, d: dict) -> str:
     if not d or not d.get("count"):
@@ -13,7 +15,9 @@ def _codes(counts: dict) -> str:
     return ", ".join(f"{code} {n}" for code, n in counts.items() if n) or "none"
 
 
-OPENAI_BILLING = ("openai", "azure-openai")
+def bills_like_openai(stats: dict) -> bool:
+    """The run's target bills as OpenAI does (its estimate applies); a run from before targets: OpenAI."""
+    return target_type(stats.get("target", {}).get("kind")).openai_billing
 
 
 def failed_checks(stats: dict) -> list[str]:
@@ -34,7 +38,7 @@ def retirement_line(stats: dict) -> str | None:
 def _training_line(stats: dict) -> str:
     """OpenAI's billing estimate; for the open-weights targets, the packing estimate if asked for."""
     estimate, packing = stats["estimate"], stats.get("packing")
-    if stats.get("target", {}).get("kind", "openai") in OPENAI_BILLING:
+    if bills_like_openai(stats):
         return (f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
                 + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""))
     if packing:
@@ -103,7 +107,7 @@ def validate_summary(stats: dict, output: str) -> list[str]:
     lines += [f"File limit broken: {line}" for line in failed_checks(stats)]
     if retirement_line(stats):
         lines.append(f"Warning: {retirement_line(stats)}")
-    if stats.get("target", {}).get("kind", "openai") not in OPENAI_BILLING:  # OpenAI's billing does not apply
+    if not bills_like_openai(stats):
         label, _, text = _training_line(stats).partition(" ")
         return lines + [f"{label.capitalize()}: {text.strip()}", f"Output: {output}"]
     lines += [

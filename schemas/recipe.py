@@ -177,10 +177,20 @@ class HfTarget(_Strict):
 
 
 class GptOssTarget(_Strict):
-    """OpenAI's open-weight gpt-oss models: the harmony format (``o200k_harmony``), rendered by
-    ``openai-harmony`` with the assistant's reasoning (``thinking``) in the analysis channel."""
+    """OpenAI's open-weight gpt-oss models, trained with TRL: counted with the model's own chat
+    template (the assistant's reasoning, ``thinking``, in the analysis channel), or with
+    ``openai-harmony``'s renderer (``counting: harmony``)."""
 
     kind: Literal["gpt-oss"]
+    # chat_template: what TRL tokenizes (the model's template with its tokenizer files, below);
+    # harmony: openai-harmony's rendering (o200k_harmony; no tokenizer files needed).
+    counting: Literal["chat_template", "harmony"] = "chat_template"
+    # As for target hf: a folder or fsspec URL with tokenizer.json, tokenizer_config.json and the
+    # chat template, or a hub id.
+    tokenizer: str = Field("openai/gpt-oss-20b", min_length=1)
+    revision: str = "main"
+    sha256: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = {}
+    allow_download: bool = True
     # Default: the models' context (max_position_embeddings 131,072 in gpt-oss-20b/120b's config).
     max_length: int = Field(131_072, gt=0)
     packing: bool = False
@@ -348,30 +358,6 @@ class LimitsSpec(_Strict):
     max_rejected_fraction: float | None = Field(default=None, ge=0, le=1)
 
 
-def hosted_model_spec(target: HostedTargetSpec, model: str | None, example_format: str | None) -> ModelSpec:
-    """The provider's model from its table (with the page its limit is from), or a model outside
-    it given with target.max_length; the provider must take the example format."""
-    from schemas.targets import HOSTED
-
-    hosted = HOSTED[target.kind]
-    if example_format is not None and example_format not in hosted.formats:
-        raise ValueError(f"target {target.kind} takes {', '.join(hosted.formats)} examples, not {example_format}")
-    if not model:
-        raise ValueError(f"model: give the {hosted.title} model to fine-tune"
-                         + (f" ({', '.join(sorted(hosted.models))})" if hosted.models else ""))
-    known = hosted.models.get(model)
-    if known is None and target.max_length is None:
-        listed = f"known: {', '.join(sorted(hosted.models))}" if hosted.models else "ftprep has no table for it"
-        raise ValueError(f"model: {model!r} is not in ftprep's {hosted.title} table ({listed}); give target.max_length, "
-                         "its per-example token limit, to use it")
-    limit = min(x for x in (target.max_length, known and known.max_tokens_per_example) if x)
-    encoding = (known.encoding if known and known.encoding else
-                "o200k_base" if hosted.counting.method == "tiktoken" else f"estimate:{target.kind}")
-    if target.tokenizer:
-        encoding = f"hf:{target.tokenizer}"
-    return ModelSpec(model, encoding, limit)
-
-
 class Recipe(_Strict):
     input: InputSpec
     template: TemplateSpec | None = None
@@ -388,8 +374,6 @@ class Recipe(_Strict):
     tokens: TokensSpec = TokensSpec()
     finetune: FinetuneSpec = FinetuneSpec()
     limits: LimitsSpec = LimitsSpec()
-    # The model's encoding and limit, looked up once, when the recipe is validated.
-    _model_spec: ModelSpec = PrivateAttr()
     # The recipe as its author wrote it (comments and all), and what the command line changed,
     # for the report; None when it was built in code.
     _source_text: str | None = PrivateAttr(default=None)
@@ -414,36 +398,6 @@ class Recipe(_Strict):
         return {"kind": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _resolve_model(self):
-        target = self.target
-        if isinstance(target, OpenAITarget):
-            if self.output.format != "jsonl":
-                raise ValueError("output.format: OpenAI takes JSONL; parquet is for target hf or gpt-oss")
-            if self.template is not None and any(m.thinking is not None for m in self.template.messages or ()):
-                raise ValueError("template: thinking has no place in OpenAI's format; it is for target hf or gpt-oss")
-            if self.model is None:
-                raise ValueError("model: give the model to fine-tune, e.g. gpt-4o-mini-2024-07-18")
-            try:
-                self._model_spec = self.model.spec() if isinstance(self.model, ModelChoice) else lookup_model(self.model)
-            except ValueError as error:
-                raise ValueError(f"model: {error}") from None
-            return self
-        if isinstance(self.model, ModelChoice):
-            raise ValueError(f"model: with target {target.kind}, the tokenizer and max_length come from target; "
-                             "give model as a name only")
-        if isinstance(target, HostedTargetSpec):
-            if self.output.format != "jsonl":
-                raise ValueError(f"output.format: target {target.kind} takes JSONL")
-            if self.template is not None and any(m.thinking is not None for m in self.template.messages or ()):
-                raise ValueError(f"template: thinking has no place in target {target.kind}'s format")
-            self._model_spec = hosted_model_spec(target, self.model, self.example_format)
-            return self
-        default = target.tokenizer if isinstance(target, HfTarget) else "gpt-oss"
-        encoding = f"hf:{target.tokenizer}" if isinstance(target, HfTarget) else "o200k_harmony"
-        self._model_spec = ModelSpec(self.model or default, encoding, target.max_length)
-        return self
-
-    @model_validator(mode="after")
     def _template_or_examples(self):
         if (self.template is None) == (self.input.examples is None):
             raise ValueError("give a template, or input.examples when the rows already are examples")
@@ -466,6 +420,3 @@ class Recipe(_Strict):
     def dropped_reasons(self) -> tuple[str, ...]:
         """Every reason this recipe can drop a record for (stats.json lists each, 0 included)."""
         return (*self.filters.reasons(), *self.dedup.reasons())
-
-    def model_spec(self) -> ModelSpec:
-        return self._model_spec

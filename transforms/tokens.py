@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from schemas.models import ENCODING_FILES, ModelSpec
 from schemas.recipe import LimitsSpec, TokensSpec
@@ -12,9 +13,9 @@ from schemas.records import (
     CHAT_TEMPLATE_ERROR, KEPT, REJECTED, TOO_MANY_TOKENS, TRUNCATED_TO_LIMIT, UNTRAINED_ASSISTANT_TURNS, Item,
     Rejection, TokenCount,
 )
-from transforms.chat_template import ChatTemplateError
 from transforms.encodings import EncodingError, load_encoding, resolve_encoding_bytes
 from transforms.stage import BatchDoFn, BatchStage
+from transforms.targets.chat_template import ChatTemplateError
 
 # OpenAI cookbook accounting for chat examples.
 TOKENS_PER_MESSAGE = 3
@@ -180,6 +181,19 @@ class TokenCounter:
         return getattr(self, fmt)(example)
 
 
+class TokenSource(Protocol):
+    """Where a target's token counter comes from: a small picklable value, ``check()``-ed at launch
+    (it may pin what it found), ``load()``-ed on each worker. A source with ``reads_rows`` counts
+    the row the target writes (``count_row``) instead of ftprep's example (``count``)."""
+
+    @property
+    def label(self) -> str: ...
+
+    def check(self) -> "TokenSource": ...
+
+    def load(self, limits: LimitsSpec = LimitsSpec()): ...
+
+
 @dataclass(frozen=True)
 class TiktokenSource:
     """Where an OpenAI model's counter comes from: a tiktoken encoding, resolved offline
@@ -249,7 +263,7 @@ class CharEstimateCounter:
 
 @dataclass(frozen=True)
 class CharEstimateSource:
-    """A provider's documented characters-per-token estimate (``schemas/targets/``)."""
+    """A provider's documented characters-per-token estimate (``transforms/targets/``)."""
 
     provider: str
     chars_per_token: float
@@ -288,10 +302,13 @@ class _CountTokensFn(BatchDoFn):
 
     def setup(self):
         self._counter = self._source.load(self._limits)
+        # A source that reads rows counts the row the target made (CheckTarget), as it is written.
+        self._reads_rows = getattr(self._source, "reads_rows", False)
 
     def handle(self, item: Item, emit) -> None:
         try:
-            tokens = self._counter.count(item.example, self._format)
+            tokens = (self._counter.count_row(item.target_row, self._format) if self._reads_rows
+                      else self._counter.count(item.example, self._format))
         except ChatTemplateError as error:  # the model's template refuses this example (a role, a shape)
             emit(REJECTED, self.reject(item, Rejection(CHAT_TEMPLATE_ERROR, str(error))))
             return

@@ -31,9 +31,8 @@ from schemas.formats import message_count
 from schemas.layout import UNIT_DONE_SUFFIX
 from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
-from schemas.targets import target_row
-from transforms.files import created_whole, write_bytes
 from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
+from transforms.files import created_whole, write_bytes
 from transforms.pii import PII_OUTPUT, redact_document, redacted_quote, scanner_for
 from transforms.readers.base import BadInputFile, ReadUnit
 from transforms.readers.registry import read_unit
@@ -257,7 +256,6 @@ class UnitSettings:
     limits: LimitsSpec = LimitsSpec()  # the recipe's (max_field_chars applies while reading)
     dedup: DedupSpec = DedupSpec()  # the recipe's: which key records to write (exact, near bands)
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
-    target: str = "openai"  # the recipe's target kind: the rows are written in its shape (schemas/targets)
     resume: bool = False  # reuse the units an interrupted run completed (their .done files)
     row_types: bool = False  # note the examples' type (for the open-weights targets' card and Parquet schema)
     batch_rows: int = BATCH_ROWS
@@ -409,9 +407,7 @@ class UnitProcessor:
             items = [item for item in kept if item.split == split]
             if not items:
                 continue
-            examples = [item.example for item in items]
-            if settings.target != "openai":
-                examples = [target_row(settings.target, example, settings.format) for example in examples]
+            examples = [item.example if item.target_row is None else item.target_row for item in items]
             if settings.row_types:
                 spools.row_type = merge(spools.row_type or "null", row_type(examples))
             lines = [dumps_line(example) for example in examples]

@@ -1,5 +1,5 @@
-"""The run's last step: ``stats.json``, ``report.html``, ``finetune_job.json`` (OpenAI) or the
-dataset card ``README.md`` (open-weights targets), the temporary files' removal and then the
+"""The run's last step: ``stats.json``, ``report.html``, ``finetune_job.json`` (the target's job
+request, where it has one) or the dataset card ``README.md`` (open-weights targets), the temporary files' removal and then the
 ``_SUCCESS`` marker.
 
 Everything is written through Beam's filesystems. The shards are written by
@@ -19,11 +19,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.outputs.card import dataset_card
-from beam_pipeline.outputs.job_request import job_spec
 from beam_pipeline.outputs.report import render_report
 from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
 from schemas.records import TRAIN, VALIDATION
-from schemas.targets import HOSTED
 from transforms.files import join, write_bytes
 from transforms.row_types import merge_all
 from transforms.units import SAMPLES_PER_CODE
@@ -79,8 +77,9 @@ def _prune_empty_directories(output: str) -> None:
 
 
 class _FinalizeFn(beam.DoFn):
-    def __init__(self, output: str, job: dict | None, report: dict | None, card: dict | None):
+    def __init__(self, output: str, target, job: dict | None, report: dict | None, card: dict | None):
         self._output = output
+        self._target = target
         self._job = job
         self._report = report
         self._card = card
@@ -94,24 +93,16 @@ class _FinalizeFn(beam.DoFn):
             write_bytes(join(self._output, REPORT_FILE), page.encode())
             written.append(REPORT_FILE)
         shards = sorted(_relative(self._output, path) for _, path in files)
-        if self._job is not None and "target" in self._job:  # a hosted provider's own job request
-            job = dict(self._job)
-            spec = HOSTED[job.pop("target")].job_request(
-                **job,
-                train_files=[_relative(self._output, path) for output, path in sorted(files) if output == TRAIN],
-                validation_files=[_relative(self._output, path) for output, path in sorted(files) if output == VALIDATION],
-            )
-            write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
-            written.append(JOB_FILE)
-        elif self._job is not None:
-            spec = job_spec(
+        if self._job is not None and self._target is not None:
+            spec = self._target.job_request(
                 **self._job,
                 train_files=[_relative(self._output, path) for output, path in sorted(files) if output == TRAIN],
                 validation_files=[_relative(self._output, path) for output, path in sorted(files) if output == VALIDATION],
                 n_epochs=stats["estimate"]["n_epochs"],
             )
-            write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
-            written.append(JOB_FILE)
+            if spec is not None:  # None: the target trains elsewhere
+                write_bytes(join(self._output, JOB_FILE), stats_bytes(spec))
+                written.append(JOB_FILE)
         if self._card is not None:
             card = dataset_card(stats, row_type=merge_all(row_types), **self._card)
             write_bytes(join(self._output, CARD_FILE), card.encode())
@@ -131,16 +122,18 @@ class _FinalizeFn(beam.DoFn):
 
 class WriteStatsAndMarker(beam.PTransform):
     """The stats document in; ``stats.json``, ``report.html`` (given ``report``: its title and
-    recipe text), ``finetune_job.json`` (given ``job``), ``README.md`` (given ``card``: its title and
+    recipe text), ``finetune_job.json`` (given ``target`` and ``job``: the finetune section and the
+    example format, where the target has a job request), ``README.md`` (given ``card``: its title and
     the shards' extension), the removal of pass 1's temporary files
     and then ``_SUCCESS`` written. ``files``: ``(output, path)`` of every shard written (as a side
     input it makes this step wait for them); ``units``: pass 1's results (samples, temporary files).
     """
 
-    def __init__(self, *, output: str, files, units, job: dict | None = None, report: dict | None = None,
-                 card: dict | None = None):
+    def __init__(self, *, output: str, files, units, target=None, job: dict | None = None,
+                 report: dict | None = None, card: dict | None = None):
         super().__init__()
         self._output = output
+        self._target = target
         self._files = files
         self._units = units
         self._job = job
@@ -155,6 +148,6 @@ class WriteStatsAndMarker(beam.PTransform):
         row_types = (self._units | "RowTypes" >> beam.Map(lambda unit: unit.row_type)
                      | "ThatAreNoted" >> beam.Filter(lambda kind: kind is not None))
         return stats | "WriteStatsThenSuccess" >> beam.ParDo(
-            _FinalizeFn(self._output, self._job, self._report, self._card),
+            _FinalizeFn(self._output, self._target, self._job, self._report, self._card),
             beam.pvalue.AsList(self._files), beam.pvalue.AsList(temporary), beam.pvalue.AsSingleton(samples),
             beam.pvalue.AsList(row_types))

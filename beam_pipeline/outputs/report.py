@@ -13,6 +13,7 @@ import math
 
 import jinja2
 
+from beam_pipeline.summary import bills_like_openai
 from transforms.units import RECORD_PREVIEW_CHARS
 
 # Our own template, trusted; every value is escaped (autoescape).
@@ -128,7 +129,7 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
         {"key": "tokens.total", "label": "tokens kept", "value": tokens["total"], "tone": ""},
     ]
     packing = stats.get("packing")
-    openai = stats.get("target", {}).get("kind", "openai") in ("openai", "azure-openai")  # OpenAI's billing
+    openai = bills_like_openai(stats)
     if openai:
         cards += [
             {"key": "estimate.n_epochs", "label": "epochs (estimate)", "value": estimate.get("n_epochs"), "tone": ""},

@@ -9,7 +9,10 @@ import jsonschema
 import pytest
 
 from beam_pipeline.cli import main
-from schemas.targets import HOSTED
+from transforms.targets.hosted import HostedTarget
+from transforms.targets.registry import TARGETS
+
+HOSTED = {kind: target.provider for kind, target in TARGETS.items() if issubclass(target, HostedTarget)}
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +89,7 @@ def test_a_model_outside_the_table_needs_its_limit(tmp_path, capsys):
 
 @pytest.mark.parametrize("options", [
     [], ["--target", "hf", "--tokenizer", "examples/tokenizers/chatml-tiny", "--max-length", "4096"],
-    ["--target", "gpt-oss", "--model", "gpt-oss-20b"]], ids=["openai", "hf", "gpt-oss"])
+    ["--target", "gpt-oss", "--model", "gpt-oss-20b", "--set", "target.counting=harmony"]], ids=["openai", "hf", "gpt-oss"])
 def test_the_same_recipe_renders_for_openai_and_the_open_weights_targets(options, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     assert run("examples/recipes/parquet_chat.yaml", *options, "--output", str(tmp_path / "out"), IN_MEMORY) == 0

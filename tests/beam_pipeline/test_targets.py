@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from beam_pipeline.cli import main
+from tests import real_tokenizers
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output, run, write_recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def test_hf_counts_masks_and_limit_equal_transformers_and_the_parquet_loads(tmp_
 
 @functools.lru_cache(maxsize=1)
 def harmony_encoding():
-    from transforms.harmony_tokens import load_harmony_encoding
+    from transforms.targets.harmony_tokens import load_harmony_encoding
 
     return load_harmony_encoding()
 
@@ -116,7 +117,7 @@ def harmony_reference(example: dict, effort: str) -> tuple[int, int]:
 
 def test_gpt_oss_counts_equal_openai_harmony_with_the_reasoning(tmp_path):
     pytest.importorskip("openai_harmony")
-    path = chat_recipe(tmp_path, {"kind": "gpt-oss", "max_length": 130, "reasoning_effort": "low"},
+    path = chat_recipe(tmp_path, {"kind": "gpt-oss", "counting": "harmony", "max_length": 130, "reasoning_effort": "low"},
                        assistant={"thinking": "{{ reasoning }}"}, model="gpt-oss-20b")
     assert run(path, IN_MEMORY) == 0
     out = read_output(tmp_path / "out")
@@ -214,7 +215,9 @@ def test_openai_weights_are_not_written_for_trainers_and_are_counted_as_not_appl
 
 
 def test_preview_shows_the_reasoning_and_the_targets_counts(tmp_path, capsys):
-    path = chat_recipe(tmp_path, {"kind": "gpt-oss", "max_length": 4096}, assistant={"thinking": "{{ reasoning }}"})
+    # gpt-oss by default: the model's chat template, with its (real) tokenizer files.
+    path = chat_recipe(tmp_path, {"kind": "gpt-oss", "max_length": 4096, "tokenizer": str(real_tokenizers.folder("gptoss"))},
+                       assistant={"thinking": "{{ reasoning }}"})
     assert main(["preview", path, "--rows", "1"]) == 0
     printed = capsys.readouterr().out
     assert "(thinking)" in printed and "The user asks about case 0" in printed

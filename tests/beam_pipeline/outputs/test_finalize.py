@@ -3,18 +3,20 @@ import json
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from transforms.stats import StatsAccumulator
-from transforms.units import UnitResult
 from beam_pipeline.outputs.finalize import ReportSamplesFn, WriteStatsAndMarker
-from beam_pipeline.outputs.job_request import job_settings
 from schemas.layout import SUCCESS_FILE
-from schemas.recipe import FinetuneSpec
+from schemas.recipe import FinetuneSpec, Recipe
+from transforms.stats import StatsAccumulator
+from transforms.targets.registry import target_for
+from transforms.units import UnitResult
 
 
 def test_stats_job_spec_then_success_and_the_temporary_files_go(tmp_path):
     stats = {"records": {"read": 1, "validation": 0}, "estimate": {"n_epochs": 4}}
     # The epochs come from the stats' estimate, never from the recipe directly.
-    job = job_settings(FinetuneSpec(batch_size=8, suffix="faq", seed=1), model="gpt-4o-mini", example_format="chat")
+    target = target_for(Recipe(input={"paths": ["in.jsonl"], "examples": "chat"}, model="gpt-4o-mini-2024-07-18",
+                               output={"path": "out"}))
+    job = {"finetune": FinetuneSpec(batch_size=8, suffix="faq", seed=1), "example_format": "chat"}
     temporary = tmp_path / "_temporary" / "units" / "00000-000000000000.unit"
     temporary.parent.mkdir(parents=True)
     temporary.write_bytes(b"pass 1")
@@ -25,13 +27,13 @@ def test_stats_job_spec_then_success_and_the_temporary_files_go(tmp_path):
     with TestPipeline() as p:
         files = p | "Files" >> beam.Create([("train", str(shard))])
         p | "Stats" >> beam.Create([stats]) | WriteStatsAndMarker(
-            output=str(tmp_path), files=files, units=p | "Units" >> beam.Create(units), job=job)
+            output=str(tmp_path), files=files, units=p | "Units" >> beam.Create(units), target=target, job=job)
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
     # The marker is never empty: it carries the counts and the files the run wrote.
     assert json.loads((tmp_path / SUCCESS_FILE).read_text()) == {
         "records": stats["records"], "files": ["finetune_job.json", "stats.json", "train/part-00000-of-00001.jsonl"]}
     assert json.loads((tmp_path / "finetune_job.json").read_text()) == {
-        "model": "gpt-4o-mini",
+        "model": "gpt-4o-mini-2024-07-18",
         "training_file": "<file id of train/part-00000-of-00001.jsonl>",
         "method": {"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 8, "n_epochs": 4}}},
         "suffix": "faq",

@@ -11,11 +11,13 @@ otherwise estimated at 4 characters a token.
 
 from __future__ import annotations
 
-from schemas.targets.base import (
-    Counting, DatasetLimits, HostedTarget, TargetRuleError, flat_job_body, reject_tools, text_of, weights_of,
+from transforms.targets.base import (
+    Counting, DatasetLimits, Provider, TargetRuleError, flat_job_body, reject_tools, text_of, weights_of,
 )
+from transforms.targets.hosted import HostedTarget
 
 DATA = "https://docs.together.ai/docs/fine-tuning/data-preparation"
+PREFERENCE = "https://docs.together.ai/docs/fine-tuning/preference-tuning"
 JOBS = "https://docs.together.ai/reference/post-fine-tunes"
 ROLES = ("system", "user", "assistant")
 
@@ -30,12 +32,17 @@ def _messages(messages: list[dict], where: str = "messages") -> list[dict]:
     return rows
 
 
-def _check_order(roles: list[str]) -> None:
+def _check_order(roles: list[str], *, opens_with_user: bool = True) -> None:
+    """After an optional system message, user and assistant alternate. A conversation starts
+    with the user; a preference pair's input may open with the assistant (the preference page's
+    own example greets first), and always ends with the user, whom both outputs answer."""
     body = roles[1:] if roles and roles[0] == "system" else roles
-    if not body or body[0] != "user":
+    if not body or (opens_with_user and body[0] != "user"):
         raise TargetRuleError("together_order", "the conversation must start with system or user")
+    first = body[0]
     for index, role in enumerate(body):
-        if role != ("user" if index % 2 == 0 else "assistant"):
+        expected = first if index % 2 == 0 else ("assistant" if first == "user" else "user")
+        if role != expected:
             raise TargetRuleError("together_order", "after the system message, user and assistant must alternate")
 
 
@@ -50,7 +57,7 @@ def to_row(example: dict, fmt: str) -> dict:
     if fmt == "chat":
         _check_order([m["role"] for m in messages])
         return {"messages": messages}
-    _check_order([m["role"] for m in messages] + ["assistant"])
+    _check_order([m["role"] for m in messages] + ["assistant"], opens_with_user=False)
     return {"input": {"messages": messages},
             "preferred_output": _messages(example["preferred_output"], "preferred_output"),
             "non_preferred_output": _messages(example["non_preferred_output"], "non_preferred_output")}
@@ -66,13 +73,20 @@ def job_request(*, model: str, train_files, validation_files, n_epochs: int | No
     return body
 
 
-TARGET = HostedTarget(
-    kind="together", title="Together AI", sources={"format and rules": DATA, "job request": JOBS},
+PROVIDER = Provider(
+    title="Together AI", sources={"format and rules": DATA, "preference pairs": PREFERENCE, "job request": JOBS},
     formats=("chat", "completion", "preference"), models={},
     limits=DatasetLimits(source=DATA),
     counting=Counting("estimate", chars_per_token=4.0,
                       source="no published ratio: 4 characters a token; give target.tokenizer for exact counts"),
-    to_row=to_row, job_request=job_request, schema_file="together.schema.json", open_model_list=True,
+    schema_file="together.schema.json", open_model_list=True,
     unpublished=("the per-example token limit (the model's context length)", "minimum and maximum examples per file",
                  "tool calls and per-message weights in the conversational format"),
 )
+
+
+class Together(HostedTarget):
+    kind = "together"
+    provider = PROVIDER
+    convert = staticmethod(to_row)
+    job_body = staticmethod(job_request)

@@ -29,9 +29,9 @@ from typing import Any
 from schemas.models import ENCODING_FILES
 from schemas.recipe import GptOssTarget, LimitsSpec
 from schemas.records import TokenCount
-from transforms.chat_template import ChatTemplateError
 from transforms.encodings import resolve_encoding_bytes
-from transforms.hf_tokens import Encoded
+from transforms.targets.chat_template import ChatTemplateError
+from transforms.targets.hf_tokens import Encoded
 
 BASE_ENCODING = "o200k_base"
 _EFFORTS = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH"}

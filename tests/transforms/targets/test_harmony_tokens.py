@@ -3,8 +3,8 @@ renderer fed by hand, offline (o200k_base from the verified local sources)."""
 
 import pytest
 
-from transforms.chat_template import ChatTemplateError
-from transforms.harmony_tokens import HarmonySource, harmony_messages, load_harmony_encoding
+from transforms.targets.chat_template import ChatTemplateError
+from transforms.targets.harmony_tokens import HarmonySource, harmony_messages, load_harmony_encoding
 
 harmony = pytest.importorskip("openai_harmony")
 from openai_harmony import (  # noqa: E402

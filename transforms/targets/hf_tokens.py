@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schemas.formats import trainer_messages
-from schemas.recipe import HfTarget, LimitsSpec
+from schemas.formats import trainer_row
+from schemas.recipe import LimitsSpec
 from schemas.records import TokenCount
-from transforms.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask, trl_training_template
-from transforms.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, resolve_tokenizer_files
+from transforms.targets.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask, trl_training_template
+from transforms.targets.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, resolve_tokenizer_files
 from transforms.versions import installed_version
 
 
@@ -37,21 +37,22 @@ class HfTokenCounter:
     """``encode(messages, tools=...)`` per conversation; build once per worker (it holds the
     tokenizer and the compiled template)."""
 
-    def __init__(self, tokenizer, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec()):
+    def __init__(self, tokenizer, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec(),
+                 variables: tuple[tuple[str, Any], ...] = ()):
         self._tokenizer = tokenizer
-        self._renderer = ChatTemplateRenderer(template, limits=limits)
+        self._renderer = ChatTemplateRenderer(template, limits=limits, variables=variables)
         self._eos = template.special_tokens.get("eos_token")
 
     @classmethod
     def from_texts(cls, tokenizer_json: str, tokenizer_config: str, chat_template: str | None = None, *,
-                   limits: LimitsSpec = LimitsSpec()) -> "HfTokenCounter":
+                   limits: LimitsSpec = LimitsSpec(), variables: tuple[tuple[str, Any], ...] = ()) -> "HfTokenCounter":
         """From the texts of ``tokenizer.json``, ``tokenizer_config.json`` and, when the model has
         one, ``chat_template.jinja``."""
         from tokenizers import Tokenizer
 
         config = json.loads(tokenizer_config)
         return cls(Tokenizer.from_str(tokenizer_json), ChatTemplate.from_tokenizer_config(config, chat_template),
-                   limits=limits)
+                   limits=limits, variables=variables)
 
     def encode(self, messages: list[dict[str, Any]], *, tools: list[dict] | None = None) -> Encoded:
         rendered = self._renderer.render(messages, tools=tools)
@@ -61,34 +62,37 @@ class HfTokenCounter:
     def text(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def chat(self, example: dict[str, Any]) -> TokenCount:
-        # What the trainer renders: the row ftprep writes (schemas/formats.py trainer_row).
-        return self.encode(trainer_messages(example["messages"]), tools=example.get("tools")).count()
+    def chat(self, row: dict[str, Any]) -> TokenCount:
+        return self.encode(row["messages"], tools=row.get("tools")).count()
 
-    def completion(self, example: dict[str, Any]) -> TokenCount:
+    def completion(self, row: dict[str, Any]) -> TokenCount:
         """As TRL's SFTTrainer tokenizes prompt-completion text: prompt + completion in one
         encoding with the tokenizer's special tokens, then the EOS token where it is missing."""
-        prompt = self._tokenizer.encode(example["prompt"]).ids
-        ids = self._tokenizer.encode(example["prompt"] + example["completion"]).ids
+        prompt = self._tokenizer.encode(row["prompt"]).ids
+        ids = self._tokenizer.encode(row["prompt"] + row["completion"]).ids
         eos = self._tokenizer.token_to_id(self._eos) if self._eos else None
         if eos is not None and (not ids or ids[-1] != eos):
             ids.append(eos)
         trained = max(len(ids) - len(prompt), 0)
         return TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", len(ids) - trained)))
 
-    def preference(self, example: dict[str, Any]) -> TokenCount:
+    def preference(self, row: dict[str, Any]) -> TokenCount:
         """Both sequences, the prompt with the chosen answer and with the rejected one, rendered
         whole through the template as a DPO trainer sees them; the limit applies to the longer."""
-        source = example["input"]
-        messages, tools = trainer_messages(source["messages"]), source.get("tools")
-        chosen = self.encode([*messages, *trainer_messages(example["preferred_output"])], tools=tools)
-        rejected = self.encode([*messages, *trainer_messages(example["non_preferred_output"])], tools=tools)
+        tools = row.get("tools")
+        chosen = self.encode([*row["prompt"], *row["chosen"]], tools=tools)
+        rejected = self.encode([*row["prompt"], *row["rejected"]], tools=tools)
         total = len(chosen.ids) + len(rejected.ids)
         return TokenCount(total, max(len(chosen.ids), len(rejected.ids)), sum(chosen.trained) + sum(rejected.trained),
                           untrained_turns=chosen.missed + rejected.missed)
 
+    def count_row(self, row: dict[str, Any], fmt: str) -> TokenCount:
+        """A row as TRL's trainers read it (``schemas/formats.py`` ``trainer_row``): what the trainer renders."""
+        return getattr(self, fmt)(row)
+
     def count(self, example: dict[str, Any], fmt: str) -> TokenCount:
-        return getattr(self, fmt)(example)
+        """An example in ftprep's (OpenAI's) shape, as TRL would read its row."""
+        return self.count_row(trainer_row(example, fmt), fmt)
 
 
 def _digest(text: str | None) -> str | None:
@@ -112,10 +116,16 @@ class HfSource:
     # The text travels with the source, so every worker renders with the one the launch found.
     training_template: str | None = None
     training_template_name: str | None = None
+    # The counter is handed the row written (the trainer's, ``count_row``), not ftprep's example.
+    reads_rows: bool = False
+    # What the trainer passes the template beside the messages (gpt-oss: reasoning_effort).
+    variables: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def from_target(cls, target: HfTarget) -> "HfSource":
-        return cls(target.tokenizer, target.revision, dict(target.sha256), target.allow_download)
+    def from_target(cls, target, *, reads_rows: bool = False, variables: tuple[tuple[str, Any], ...] = ()) -> "HfSource":
+        """From a target that names the model's tokenizer (hf, gpt-oss, a hosted open model)."""
+        return cls(target.tokenizer, target.revision, dict(target.sha256), target.allow_download,
+                   reads_rows=reads_rows, variables=variables)
 
     @property
     def label(self) -> str:
@@ -152,4 +162,5 @@ class HfSource:
     def load(self, limits: LimitsSpec = LimitsSpec()) -> HfTokenCounter:
         files = self._files()
         return HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config,
-                                         self.training_template or files.chat_template, limits=limits)
+                                         self.training_template or files.chat_template, limits=limits,
+                                         variables=self.variables)

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from transforms.chat_template import ChatTemplate, ChatTemplateError, ChatTemplateRenderer, trained_mask
-from transforms.hf_tokens import HfTokenCounter
+from transforms.targets.chat_template import ChatTemplate, ChatTemplateError, ChatTemplateRenderer, trained_mask
+from transforms.targets.hf_tokens import HfTokenCounter
 
 transformers = pytest.importorskip("transformers")
 
@@ -131,7 +131,7 @@ def test_trained_mask_counts_tokens_cut_by_a_span_edge():
 
 
 def test_files_resolved_offline_count_like_the_folder_itself(model_dirs, monkeypatch):
-    from transforms.hf_files import resolve_tokenizer_files
+    from transforms.targets.hf_files import resolve_tokenizer_files
 
     files = resolve_tokenizer_files(str(model_dirs["marked"]), allow_download=False)
     counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template)

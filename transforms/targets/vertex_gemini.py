@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import mimetypes
 
-from schemas.targets.base import Counting, DatasetLimits, HostedModel, HostedTarget, TargetRuleError
+from transforms.targets.base import Counting, DatasetLimits, HostedModel, Provider, TargetRuleError
+from transforms.targets.hosted import HostedTarget
 
 DATA = "https://cloud.google.com/vertex-ai/generative-ai/docs/models/gemini-supervised-tuning-prepare"
 FUNCTIONS = "https://cloud.google.com/vertex-ai/generative-ai/docs/models/tune-function-calling"
@@ -110,6 +111,11 @@ def to_row(example: dict, fmt: str) -> dict:
             contents.append({"role": "user", "parts": _parts(message.get("content"), where)})
         else:
             raise TargetRuleError("vertex_gemini_role", f"{where}.role is {role!r}; Gemini's contents are user or model")
+    if not contents or contents[0]["role"] != "user":
+        # The page shows contents as the conversation history then the latest request, always
+        # opening with the user's turn; an example with no user turn has nothing to answer.
+        raise TargetRuleError("vertex_gemini_first_turn", "the conversation must start with the user's turn "
+                              "(after the system instruction)")
     row = {"systemInstruction": {"parts": system}} if system else {}
     row["contents"] = contents
     functions = [t.get("function", t) for t in example.get("tools") or ()] + list(example.get("functions") or ())
@@ -136,14 +142,21 @@ def job_request(*, model: str, train_files, validation_files, n_epochs: int | No
     return body
 
 
-TARGET = HostedTarget(
-    kind="vertex-gemini", title="Vertex AI Gemini",
+PROVIDER = Provider(
+    title="Vertex AI Gemini",
     sources={"format": DATA, "tool calls and file URIs": FUNCTIONS, "models and limits": LIMITS, "job request": JOBS,
              "token estimate": TOKENS},
     formats=("chat", "completion"), models=MODELS,
     limits=DatasetLimits(max_train_examples=1_000_000, max_validation_examples=5_000, source=LIMITS),
     counting=Counting("estimate", chars_per_token=4.0, source=TOKENS),
-    to_row=to_row, job_request=job_request, schema_file="vertex_gemini.schema.json",
+    schema_file="vertex_gemini.schema.json",
     unpublished=("the minimum number of training examples (100 is recommended, not required)",
                  "limits of Gemini models other than 2.5 Flash and Flash-Lite (not in ftprep's table)"),
 )
+
+
+class VertexGemini(HostedTarget):
+    kind = "vertex-gemini"
+    provider = PROVIDER
+    convert = staticmethod(to_row)
+    job_body = staticmethod(job_request)

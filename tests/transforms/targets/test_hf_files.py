@@ -6,8 +6,8 @@ import json
 import fsspec
 import pytest
 
-from transforms import hf_files
-from transforms.hf_files import TokenizerFilesError, resolve_tokenizer_files
+from transforms.targets import hf_files
+from transforms.targets.hf_files import TokenizerFilesError, resolve_tokenizer_files
 
 FILES = {"tokenizer.json": '{"version": "1.0"}', "tokenizer_config.json": json.dumps({"eos_token": "</s>"}),
          "chat_template.jinja": "{% for m in messages %}{{ m.content }}{% endfor %}"}

@@ -14,11 +14,15 @@ context window as its model id states it (``…:128k``, ``…:300k``).
 
 from __future__ import annotations
 
-from schemas.targets.base import Counting, DatasetLimits, HostedModel, HostedTarget, TargetRuleError, reject_tools
+from transforms.targets.base import Counting, DatasetLimits, HostedModel, Provider, TargetRuleError, reject_tools
+from transforms.targets.hosted import HostedTarget
 
 DATA = "https://docs.aws.amazon.com/nova/latest/userguide/fine-tune-prepare-data-understanding.html"
 MODELS_PAGE = "https://docs.aws.amazon.com/nova/latest/userguide/customization.html"
 DPO = "https://docs.aws.amazon.com/sagemaker/latest/dg/nova-fine-tuning-training-job.html"
+# Its training-recipe table: DPO (parameter-efficient and full rank) is "No" for Amazon Bedrock,
+# "Yes" for SageMaker AI training jobs and HyperPod.
+RECIPES = "https://docs.aws.amazon.com/nova/latest/userguide/customization.html"
 ESTIMATE = "https://docs.aws.amazon.com/bedrock/latest/userguide/preparing-text-data.html"
 JOBS = "https://docs.aws.amazon.com/bedrock/latest/APIReference/API_CreateModelCustomizationJob.html"
 HYPERPARAMETERS = "https://docs.aws.amazon.com/bedrock/latest/userguide/cm-hp-nova-mm.html"
@@ -94,7 +98,13 @@ def to_row(example: dict, fmt: str) -> dict:
 
 def job_request(*, model: str, train_files, validation_files, n_epochs: int | None, suffix: str | None,
                 example_format: str) -> dict:
-    """The body of ``CreateModelCustomizationJob`` (S3 URIs, the role and the names as placeholders)."""
+    """The body of ``CreateModelCustomizationJob`` (S3 URIs, the role and the names as placeholders).
+    Preference pairs: Bedrock has no DPO for Nova (the training-recipe table of "Customizing Amazon
+    Nova models": DPO on SageMaker AI training jobs and HyperPod only), so the request is a
+    SageMaker AI training job's, run with a Nova DPO recipe."""
+    if example_format == "preference":
+        return _sagemaker_dpo_job(model=model, train_files=train_files, validation_files=validation_files,
+                                  n_epochs=n_epochs, suffix=suffix)
     body = {
         "jobName": "<job name>", "customModelName": suffix or "<custom model name>", "roleArn": "<service role ARN>",
         "baseModelIdentifier": model, "customizationType": "FINE_TUNING",
@@ -108,14 +118,38 @@ def job_request(*, model: str, train_files, validation_files, n_epochs: int | No
     return body
 
 
-TARGET = HostedTarget(
-    kind="bedrock-nova", title="Amazon Bedrock (Nova)",
+def _sagemaker_dpo_job(*, model: str, train_files, validation_files, n_epochs: int | None, suffix: str | None) -> dict:
+    """What a SageMaker AI training job with a Nova DPO recipe needs from this dataset (the
+    recipe, role and bucket as placeholders); not a Bedrock request."""
+    body = {
+        "service": "SageMaker AI training job with an Amazon Nova DPO recipe (Amazon Bedrock has no DPO for Nova)",
+        "source": RECIPES, "recipe": f"<a Nova DPO recipe (LoRA or full rank) for {model}>", "baseModel": model,
+        "roleArn": "<SageMaker execution role ARN>", "jobName": suffix or "<job name>",
+        "trainingData": f"s3://<bucket>/{' + '.join(train_files)}",
+        "outputPath": "s3://<bucket>/<output prefix>/",
+    }
+    if validation_files:
+        body["validationData"] = f"s3://<bucket>/{' + '.join(validation_files)}"
+    if n_epochs is not None:
+        body["maxEpochs"] = n_epochs
+    return body
+
+
+PROVIDER = Provider(
+    title="Amazon Bedrock (Nova)",
     sources={"format and rules": DATA, "models": MODELS_PAGE, "DPO records": DPO, "token estimate": ESTIMATE,
-             "job request": JOBS, "epochs (1-5)": HYPERPARAMETERS},
+             "job request": JOBS, "epochs (1-5)": HYPERPARAMETERS, "DPO runs on SageMaker AI, not Bedrock": RECIPES},
     formats=("chat", "completion", "preference"), models=MODELS,
     limits=DatasetLimits(source=DATA),
     counting=Counting("estimate", chars_per_token=6.0, source=ESTIMATE),
-    to_row=to_row, job_request=job_request, schema_file="bedrock_nova.schema.json",
+    schema_file="bedrock_nova.schema.json",
     unpublished=("the per-example token limit of fine-tuning (the table holds the models' context windows)",
                  "minimum and maximum records per file (100 per task is recommended)"),
 )
+
+
+class BedrockNova(HostedTarget):
+    kind = "bedrock-nova"
+    provider = PROVIDER
+    convert = staticmethod(to_row)
+    job_body = staticmethod(job_request)

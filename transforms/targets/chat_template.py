@@ -130,7 +130,8 @@ class Rendered:
 class ChatTemplateRenderer:
     """Compiles a ``ChatTemplate`` once; ``render(messages, tools=...)`` per example."""
 
-    def __init__(self, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec()):
+    def __init__(self, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec(),
+                 variables: Sequence[tuple[str, Any]] = ()):
         env = BoundedEnvironment(
             budget=RenderBudget(limits), trim_blocks=True, lstrip_blocks=True,
             extensions=[_Generation, "jinja2.ext.loopcontrols"],
@@ -140,7 +141,8 @@ class ChatTemplateRenderer:
         env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
         env.generation_state = None
         self._env = env
-        self._special = dict(template.special_tokens)
+        # The special tokens, and what the trainer passes the template (chat_template_kwargs).
+        self._special = {**dict(template.special_tokens), **dict(variables)}
         try:
             self._template = env.from_string(template.source)
         except jinja2.TemplateSyntaxError as error:

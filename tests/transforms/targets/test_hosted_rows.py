@@ -8,9 +8,18 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from schemas.targets import HOSTED, TargetRuleError, target_row
+from transforms.targets.base import TargetRuleError
+from transforms.targets.hosted import HostedTarget
+from transforms.targets.registry import TARGETS
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "targets"
+HOSTED = {kind: target.provider for kind, target in TARGETS.items() if issubclass(target, HostedTarget)}
+
+
+def target_row(kind, example, fmt):
+    return TARGETS[kind].convert(example, fmt)
+
+
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "targets"
 SYSTEM = {"role": "system", "content": "You are Acme's support assistant."}
 MULTI_TURN = {"messages": [SYSTEM, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                            {"role": "user", "content": "Plans?"}, {"role": "assistant", "content": "Basic or Pro."}]}
@@ -128,7 +137,8 @@ def test_images_in_the_providers_own_store_are_converted():
 def test_the_providers_order_rules():
     starts_with_assistant = {"messages": [{"role": "assistant", "content": "Hi"}, {"role": "user", "content": "?"},
                                           {"role": "assistant", "content": "!"}]}
-    for kind, code in (("together", "together_order"), ("bedrock-nova", "bedrock_nova_first_turn")):
+    for kind, code in (("together", "together_order"), ("bedrock-nova", "bedrock_nova_first_turn"),
+                       ("vertex-gemini", "vertex_gemini_first_turn")):
         with pytest.raises(TargetRuleError) as error:
             target_row(kind, starts_with_assistant, "chat")
         assert error.value.code == code
@@ -150,7 +160,60 @@ def test_novas_reserved_keywords():
     assert error.value.code == "bedrock_nova_reserved_keyword"
 
 
-@pytest.mark.parametrize("kind", ["together", "bedrock-nova"])
+def test_an_example_without_a_user_turn_is_not_a_gemini_row():
+    """Together and Bedrock reject a conversation of one model turn; Gemini's page shows contents
+    opening with the user's request (it used to write contents with a lone model turn)."""
+    for example in ({"messages": [SYSTEM, {"role": "assistant", "content": "Hello!"}]},
+                    {"messages": [{"role": "assistant", "content": "Hello!"}]}):
+        with pytest.raises(TargetRuleError) as error:
+            target_row("vertex-gemini", example, "chat")
+        assert error.value.code == "vertex_gemini_first_turn"
+
+
+# Together's preference-tuning page, its own example: the input opens with the assistant's greeting.
+TOGETHER_PAGE_PAIR = {
+    "input": {"messages": [{"role": "assistant", "content": "Hello, how can I assist you today?"},
+                           {"role": "user", "content": "Can you tell me about the rise of the Roman Empire?"}]},
+    "preferred_output": [{"role": "assistant", "content": "The Roman Empire rose from a small city-state."}],
+    "non_preferred_output": [{"role": "assistant", "content": "The Roman Empire rose due to military strength."}]}
+
+
+def test_together_takes_the_dpo_example_of_its_own_page():
+    row = target_row("together", TOGETHER_PAGE_PAIR, "preference")
+    jsonschema.validate(row, schema("together"))
+    assert row["input"]["messages"][0]["role"] == "assistant"
+    # Still alternating, and ending with the user whom both outputs answer.
+    ends_with_assistant = {**TOGETHER_PAGE_PAIR, "input": {"messages": TOGETHER_PAGE_PAIR["input"]["messages"][:1]}}
+    with pytest.raises(TargetRuleError) as error:
+        target_row("together", ends_with_assistant, "preference")
+    assert error.value.code == "together_order"
+
+
+def test_fireworks_takes_dpo_pairs_as_its_page_shows_them():
+    row = target_row("fireworks", PAIR, "preference")
+    jsonschema.validate(row, schema("fireworks"))
+    assert row["preferred_output"] == [{"role": "assistant", "content": "4"}]
+    weighted = {**PAIR, "input": {"messages": [{"role": "user", "content": "2+2?", "weight": 0}]}}
+    with pytest.raises(TargetRuleError) as error:
+        target_row("fireworks", weighted, "preference")
+    assert error.value.code == "fireworks_weight"
+    job = TARGETS["fireworks"].job_body(model="qwen3-8b", train_files=["train/a.jsonl"], validation_files=["validation/a.jsonl"],
+                                        n_epochs=2, suffix="m", example_format="preference")
+    assert job["command"] == "firectl create dpoj" and job["dataset"] == "<dataset id of train/a.jsonl>"
+
+
+def test_nova_dpo_is_a_sagemaker_job_not_a_bedrock_fine_tuning_one():
+    """Nova's customization page: DPO recipes run on SageMaker AI, not on Bedrock; the job body
+    used to ask Bedrock for customizationType FINE_TUNING on DPO records."""
+    job = TARGETS["bedrock-nova"].job_body(model="amazon.nova-lite-v1:0:300k", train_files=["train/a.jsonl"],
+                                           validation_files=[], n_epochs=2, suffix=None, example_format="preference")
+    assert "customizationType" not in job and job["service"].startswith("SageMaker AI training job")
+    chat = TARGETS["bedrock-nova"].job_body(model="amazon.nova-lite-v1:0:300k", train_files=["train/a.jsonl"],
+                                            validation_files=[], n_epochs=2, suffix=None, example_format="chat")
+    assert chat["customizationType"] == "FINE_TUNING"
+
+
+@pytest.mark.parametrize("kind", ["together", "fireworks", "bedrock-nova"])
 def test_preference_pairs_in_the_providers_shape(kind):
     row = target_row(kind, PAIR, "preference")
     jsonschema.validate(row, schema(kind))

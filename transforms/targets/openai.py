@@ -1,4 +1,7 @@
-"""``finetune_job.json``: the request that creates a fine-tuning job on the written data.
+"""OpenAI fine-tuning, the reference target: OpenAI's chat, completion and preference JSONL as
+ftprep validates it, tokens counted with the model's tiktoken encoding by the cookbook's method,
+the model table's per-example limit (``schemas/models.py``), the billing estimate, and
+``finetune_job.json``: the request that creates a fine-tuning job on the written data.
 
 The recipe's ``finetune`` section gives the method and hyperparameters; the epochs are the
 stats' estimate (``estimate.n_epochs``: the recipe's, or the platform's default for the number
@@ -7,9 +10,13 @@ of train examples), so that ``"auto"`` is resolved in one place (``transforms/st
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Sequence
 
-from schemas.recipe import FinetuneSpec
+from schemas.models import ModelSpec, lookup_model, retirement_notice, snapshot_of
+from schemas.recipe import FinetuneSpec, ModelChoice
+from transforms.targets.base import Target, TargetError
+from transforms.tokens import TiktokenSource
 
 
 def _placeholder(files: Sequence[str]) -> str | None:
@@ -52,3 +59,36 @@ def job_spec(
     if seed is not None:
         body["seed"] = seed
     return body
+
+
+class OpenAI(Target):
+    kind = "openai"
+    title = "OpenAI"
+    openai_billing = True
+
+    def _output_hint(self) -> str:
+        return "; parquet is for target hf or gpt-oss"
+
+    def describe_kind(self) -> str:
+        return "OpenAI"
+
+    def resolve_model(self, recipe) -> ModelSpec:
+        if recipe.model is None:
+            raise TargetError("model: give the model to fine-tune, e.g. gpt-4o-mini-2024-07-18")
+        try:
+            return recipe.model.spec() if isinstance(recipe.model, ModelChoice) else lookup_model(recipe.model)
+        except ValueError as error:
+            raise TargetError(f"model: {error}") from None
+
+    def token_source(self) -> TiktokenSource:
+        return TiktokenSource(self.model.encoding, self.encodings_url)
+
+    def job_request(self, *, finetune, example_format: str, train_files: Sequence[str],
+                    validation_files: Sequence[str], n_epochs: int) -> dict[str, Any]:
+        # The dated snapshot, never an alias that may move (the platform's guidance).
+        settings = job_settings(finetune, model=snapshot_of(self.model.name), example_format=example_format)
+        return job_spec(**settings, train_files=train_files, validation_files=validation_files, n_epochs=n_epochs)
+
+    def describe(self, source) -> dict[str, Any]:
+        notice = retirement_notice(date.today().isoformat())
+        return {"retirement": notice} if notice else {}

@@ -1,5 +1,5 @@
 """ftprep's rendering and tokenizing with real models' tokenizer files and chat templates
-(Qwen2.5, Qwen3, Llama-3.1, Gemma-3; fetched by the set-up step, tests/real_tokenizers.py) gives
+(Qwen2.5, Qwen3, Llama-3.1, Gemma-3, gpt-oss; fetched by the set-up step, tests/real_tokenizers.py) gives
 the very ids ``transformers``' ``apply_chat_template(tokenize=True)`` gives; a template that
 rewrites earlier turns is not silent about the turns it cannot mark."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from schemas.records import UNTRAINED_ASSISTANT_TURNS
 from tests.real_tokenizers import PINS, folder
-from transforms.hf_tokens import HfTokenCounter
+from transforms.targets.hf_tokens import HfTokenCounter
 
 transformers = pytest.importorskip("transformers")
 
@@ -27,8 +27,10 @@ CONVERSATIONS = [
 
 def counter(family: str) -> HfTokenCounter:
     path = folder(family)
+    template = path / "chat_template.jinja"
     return HfTokenCounter.from_texts((path / "tokenizer.json").read_text(encoding="utf-8"),
-                                     (path / "tokenizer_config.json").read_text(encoding="utf-8"))
+                                     (path / "tokenizer_config.json").read_text(encoding="utf-8"),
+                                     template.read_text(encoding="utf-8") if template.is_file() else None)
 
 
 @pytest.fixture(scope="module", params=sorted(PINS))
@@ -62,7 +64,7 @@ def test_a_template_that_rewrites_earlier_turns_still_trains_the_last_and_says_s
 
 def test_the_warning_reaches_the_item(tmp_path):
     from schemas.records import Item, Source
-    from transforms.hf_tokens import HfSource
+    from transforms.targets.hf_tokens import HfSource
     from transforms.tokens import _CountTokensFn
     from schemas.models import ModelSpec
     from schemas.recipe import LimitsSpec
@@ -111,7 +113,7 @@ def test_an_openai_shaped_tool_call_is_counted_as_the_trainer_renders_its_row(na
     assert "weight" not in row["messages"][3]
     reference = transformers.AutoTokenizer.from_pretrained(str(folder(name)))
     expected = reference.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True)
-    assert counter(name).chat(OPENAI_TOOL_CALL).total == len(expected["input_ids"])
+    assert counter(name).count(OPENAI_TOOL_CALL, "chat").total == len(expected["input_ids"])
     assert '"arguments": {"city": "Paris"}' in reference.decode(expected["input_ids"])
 
 
@@ -125,13 +127,15 @@ def trl_templates():
 
 
 @pytest.mark.parametrize("name, training", [("qwen2_5", "qwen2_5_training.jinja"), ("gemma3", "gemma3_training.jinja"),
-                                            ("llama3_1", "llama3_training.jinja"), ("qwen3", None)])
+                                            ("llama3_1", "llama3_training.jinja"), ("gptoss", "gptoss_training.jinja"),
+                                            ("qwen3", None)])
 def test_masks_are_trl_s_where_trl_ships_a_training_template(name, training):
     """SFTTrainer with assistant_only_loss swaps a template it recognises (byte for byte) for its
     training version and masks by its {% generation %} blocks: ftprep counts that mask. The npm
     packages' Qwen2.5 and Gemma-3 templates are TRL's originals, their Llama-3.1 one is TRL's
-    Llama 3 original; their Qwen3 one is another revision, which TRL does not recognise either."""
-    from transforms.hf_tokens import HfSource
+    Llama 3 original; gpt-oss's is TRL's original (the set-up step puts it beside the npm files);
+    their Qwen3 one is another revision, which TRL does not recognise either."""
+    from transforms.targets.hf_tokens import HfSource
 
     trl_templates()
     source = HfSource(str(folder(name)), allow_download=False).check()
@@ -151,3 +155,30 @@ def test_masks_are_trl_s_where_trl_ships_a_training_template(name, training):
         # The training template renders the same text as the model's own: only the mask differs.
         assert encoded.ids == list(reference.apply_chat_template(messages, tools=tools, tokenize=True,
                                                                  return_dict=True)["input_ids"])
+
+
+def test_gpt_oss_counts_what_trl_tokenizes_by_default_and_harmony_on_request(tmp_path):
+    """The gpt-oss target counts with the model's chat template (what TRL tokenizes), with
+    reasoning under either name, TRL's gpt-oss training mask; counting: harmony renders the
+    system message without the template's "Current date:" line: fewer tokens per example."""
+    from schemas.recipe import Recipe
+    from transforms.targets.registry import target_for
+
+    trl_templates()
+    recipe = {"input": {"paths": ["x.jsonl"], "examples": "chat"}, "output": {"path": str(tmp_path / "o")}}
+    target = target_for(Recipe.model_validate({**recipe, "target": {"kind": "gpt-oss", "tokenizer": str(folder("gptoss"))}}))
+    source = target.token_source().check()
+    assert source.reads_rows and source.training_template_name == "gptoss_training.jinja"
+    example = {"messages": [{"role": "user", "content": "2+2?"},
+                            {"role": "assistant", "content": "4", "reasoning_content": "Add two and two."}]}
+    row = target.to_row(example, "chat")
+    count = source.load().count_row(row, "chat")
+    reference = transformers.AutoTokenizer.from_pretrained(str(folder("gptoss")))
+    expected = reference.apply_chat_template(row["messages"], chat_template=source.training_template, tokenize=True,
+                                             return_dict=True, return_assistant_tokens_mask=True, reasoning_effort="medium")
+    assert (count.total, count.trained) == (len(expected["input_ids"]), sum(expected["assistant_masks"]))
+    assert "Add two and two." in reference.decode([i for i, t in zip(expected["input_ids"], expected["assistant_masks"]) if t])
+    pytest.importorskip("openai_harmony")
+    harmony = target_for(Recipe.model_validate({**recipe, "target": {"kind": "gpt-oss", "counting": "harmony"}}))
+    by_harmony = harmony.token_source().check().load().count(example, "chat")
+    assert harmony.model.encoding == "o200k_harmony" and by_harmony.total < count.total

@@ -7,7 +7,10 @@ resource's ``/openai/fine_tuning/jobs``.
 
 from __future__ import annotations
 
-from schemas.targets.base import Counting, DatasetLimits, HostedModel, HostedTarget
+from schemas.models import snapshot_of
+from transforms.targets.base import Counting, DatasetLimits, HostedModel, Provider
+from transforms.targets.hosted import HostedTarget
+from transforms.targets.openai import job_settings, job_spec
 
 FINE_TUNING = "https://learn.microsoft.com/en-us/azure/ai-services/openai/how-to/fine-tuning"
 # Azure's fine-tuning model table ("Training example context length: 65,536" for these).
@@ -16,19 +19,25 @@ MODELS = {name: HostedModel(name, 65_536, FINE_TUNING, "o200k_base") for name in
     "gpt-4.1-nano-2025-04-14")}
 
 
-def to_row(example: dict, fmt: str) -> dict:
-    return example  # OpenAI's format; OpenAI's rules already ran (transforms/rules.py)
-
-
-def job_request(**_) -> dict:  # not used: Azure takes OpenAI's job body (beam_pipeline/outputs/job_request.py)
-    raise NotImplementedError
-
-
-TARGET = HostedTarget(
-    kind="azure-openai", title="Azure OpenAI", sources={"format, models and limits": FINE_TUNING},
+PROVIDER = Provider(
+    title="Azure OpenAI", sources={"format, models and limits": FINE_TUNING},
     formats=("chat", "preference"), models=MODELS,
     limits=DatasetLimits(min_train_examples=10, source=FINE_TUNING),
     counting=Counting("tiktoken", source="OpenAI's cookbook method with the model's encoding, as for OpenAI"),
-    to_row=to_row, job_request=job_request, schema_file="openai_chat.schema.json",
+    schema_file="openai_chat.schema.json",
     unpublished=("the per-file maximum number of examples",),
 )
+
+
+class AzureOpenAI(HostedTarget):
+    kind = "azure-openai"
+    provider = PROVIDER
+    # OpenAI's rows (its rules already ran, transforms/rules.py), billing and job body.
+    converts = False
+    openai_billing = True
+
+    convert = staticmethod(lambda example, fmt: example)
+
+    def job_request(self, *, finetune, example_format: str, train_files, validation_files, n_epochs: int) -> dict:
+        settings = job_settings(finetune, model=snapshot_of(self.model.name), example_format=example_format)
+        return job_spec(**settings, train_files=train_files, validation_files=validation_files, n_epochs=n_epochs)

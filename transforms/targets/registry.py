@@ -1,0 +1,29 @@
+"""Every target, keyed by the recipe's ``target.kind``. Adding a target: its module, and its line here."""
+
+from __future__ import annotations
+
+from transforms.targets.azure_openai import AzureOpenAI
+from transforms.targets.base import Target, TargetError
+from transforms.targets.bedrock_nova import BedrockNova
+from transforms.targets.fireworks import Fireworks
+from transforms.targets.gpt_oss import GptOss
+from transforms.targets.hf import Hf
+from transforms.targets.openai import OpenAI
+from transforms.targets.together import Together
+from transforms.targets.vertex_gemini import VertexGemini
+
+TARGETS: dict[str, type[Target]] = {target.kind: target for target in (
+    OpenAI, AzureOpenAI, Together, Fireworks, VertexGemini, BedrockNova, Hf, GptOss)}
+
+
+def target_type(kind: str | None) -> type[Target]:
+    """The target of a kind as stats.json names it (a run from before targets had kinds: OpenAI)."""
+    return TARGETS.get(kind or OpenAI.kind, OpenAI)
+
+
+def target_for(recipe) -> Target:
+    """The recipe's target, resolved and checked against the recipe (TargetError: what to fix)."""
+    return TARGETS[recipe.target.kind](recipe)
+
+
+__all__ = ["TARGETS", "Target", "TargetError", "target_for", "target_type"]
