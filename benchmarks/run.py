@@ -5,7 +5,8 @@
 Generates deterministic shards (cached under --work), then runs on the same data, each
 --repeats times, round after round: the plain single-process script, the pandas script, the
 Hugging Face ``datasets`` script, and ftprep with the benchmark recipe on DirectRunner with 1
-worker and with one worker per core (exact dedup; exact and near dedup; no dedup). Reports the
+worker and with one worker per core (exact dedup; exact and near dedup; no dedup; and the hf
+target with Qwen2.5's real tokenizer files, where the test set-up fetched them). Reports the
 median wall time, rows/s, the ratio to the plain script, and the peak resident memory summed
 over every process of the run (and the largest single process). With --scale N it also runs
 ftprep on one worker per core with exact, and with exact and near dedup, on N times the rows
@@ -85,6 +86,11 @@ PLAIN = "plain script (1 process)"
 NEAR = "{threshold: 0.8}"
 
 
+# A real open-weights model's tokenizer and chat template for the hf target's line (the test
+# set-up fetches it, sha256-checked: python -m tests.real_tokenizers qwen2_5).
+HF_TOKENIZER = HERE.parent / ".cache" / "tokenizers" / "qwen2_5"
+
+
 def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
     files = [str(p) for p in paths]
     workers = os.cpu_count() or 1
@@ -103,6 +109,11 @@ def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
                                                        "--set", f"dedup.near={NEAR}", *parallel],
         f"ftprep without dedup, {workers} workers": [*ftprep, "--output", str(out / "ftprep-nd"),
                                                     "--set", "dedup.exact=false", *parallel],
+        # The same recipe for an open-weights model: each example rendered through Qwen2.5's chat
+        # template (TRL's training version where trl is installed) and tokenized, TRL's rows written.
+        **({f"ftprep --target hf (Qwen2.5), {workers} workers": [
+            *ftprep, "--output", str(out / "ftprep-hf"), "--target", "hf", "--tokenizer", str(HF_TOKENIZER),
+            "--max-length", "32768", "--model", "Qwen2.5", *parallel]} if HF_TOKENIZER.is_dir() else {}),
     }
 
 
