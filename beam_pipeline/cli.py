@@ -54,9 +54,9 @@ def _target_flags(command: argparse.ArgumentParser, *, model: bool = True) -> No
     group = command.add_argument_group("target")
     if model:
         group.add_argument("--model", help="the model to fine-tune; replaces model")
-    from schemas.recipe import TARGET_KINDS
+    from transforms.targets.registry import TARGETS
 
-    group.add_argument("--target", choices=TARGET_KINDS,
+    group.add_argument("--target", choices=list(TARGETS),
                        help="openai (default): OpenAI's rules and tiktoken; hf: an open-weights model's tokenizer "
                             "and chat template; gpt-oss: the harmony format; azure-openai, together, fireworks, "
                             "vertex-gemini, bedrock-nova: that provider's format, rules and limits; replaces target.kind")

@@ -48,6 +48,24 @@ def _keys_at(loc: tuple) -> set[str]:
     return {key for model in models for key in model.model_fields}
 
 
+def _shown(loc: tuple) -> str:
+    """The dotted key of ``loc`` as the author wrote it: without the tag pydantic adds for the
+    member of a union it validated against (``target.hosted.max_length`` is target.max_length)."""
+    models: list[type[BaseModel]] = [Recipe]
+    shown = []
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            shown.append(str(part))
+            continue
+        inner = [inner for model in models if part in model.model_fields
+                 for inner in _models_in(model.model_fields[part].annotation)]
+        if any(part in model.model_fields for model in models) or not models or index == len(loc) - 1:
+            shown.append(str(part))
+            models = inner
+        # else: a union's tag; the section stays the same
+    return ".".join(shown)
+
+
 def _unknown_key(where: str, loc: tuple) -> str:
     close = difflib.get_close_matches(str(loc[-1]), sorted(_keys_at(loc)), n=1, cutoff=0.6)
     return f"{where}: unknown key" + (f" (did you mean {close[0]}?)" if close else "")
@@ -56,7 +74,7 @@ def _unknown_key(where: str, loc: tuple) -> str:
 def _describe(error: ValidationError) -> str:
     problems = []
     for e in error.errors():
-        where = ".".join(str(part) for part in e["loc"])
+        where = _shown(e["loc"])
         if not where:  # the recipe as a whole (the message names the keys)
             problems.append(e["msg"].removeprefix("Value error, "))
         elif e["type"] == "extra_forbidden":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from schemas.models import ModelSpec, lookup_model
 from schemas.records import (
@@ -199,14 +199,13 @@ class GptOssTarget(_Strict):
     conversation_start_date: str | None = None
 
 
-HostedKind = Literal["azure-openai", "together", "fireworks", "vertex-gemini", "bedrock-nova"]
-
-
 class HostedTargetSpec(_Strict):
-    """Another provider's hosted fine-tuning (``schemas/targets/``): its row format, rules, model
-    table, limits, token counting and job request. ``model`` names the provider's model."""
+    """Another provider's hosted fine-tuning (``transforms/targets/<kind>.py``): its row format,
+    rules, model table, limits, token counting and job request. ``model`` names the provider's
+    model. ``kind`` is any provider the targets' registry lists (checked when the recipe is
+    loaded), so that a new provider is its module and its registry line, not a change here."""
 
-    kind: HostedKind
+    kind: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     # A model outside ftprep's table for this provider (its per-example token limit), or a lower limit.
     max_length: int | None = Field(None, gt=0)
     # Together and Fireworks tune open-weights models: the model's tokenizer (as for target hf)
@@ -217,8 +216,17 @@ class HostedTargetSpec(_Strict):
     allow_download: bool = True
 
 
-Target = Annotated[OpenAITarget | HfTarget | GptOssTarget | HostedTargetSpec, Field(discriminator="kind")]
-TARGET_KINDS: tuple[str, ...] = ("openai", "hf", "gpt-oss", *get_args(HostedKind))
+def _target_settings(value) -> str:
+    """Which settings a target takes: OpenAI's (the default), hf's, gpt-oss's, or a hosted provider's."""
+    kind = value.get("kind", "openai") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in ("openai", "hf", "gpt-oss") else "hosted"
+
+
+Target = Annotated[
+    Annotated[OpenAITarget, Tag("openai")] | Annotated[HfTarget, Tag("hf")] | Annotated[GptOssTarget, Tag("gpt-oss")]
+    | Annotated[HostedTargetSpec, Tag("hosted")],
+    Discriminator(_target_settings),
+]
 
 
 class SplitSpec(_Strict):

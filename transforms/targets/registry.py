@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from transforms.targets.azure_openai import AzureOpenAI
 from transforms.targets.base import Target, TargetError
 from transforms.targets.bedrock_nova import BedrockNova
@@ -23,7 +25,12 @@ def target_type(kind: str | None) -> type[Target]:
 
 def target_for(recipe) -> Target:
     """The recipe's target, resolved and checked against the recipe (TargetError: what to fix)."""
-    return TARGETS[recipe.target.kind](recipe)
+    kind = recipe.target.kind
+    if kind not in TARGETS:
+        close = difflib.get_close_matches(kind, list(TARGETS), n=1, cutoff=0.6)
+        raise TargetError(f"target.kind: unknown target {kind!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                          + f"; known: {', '.join(TARGETS)}")
+    return TARGETS[kind](recipe)
 
 
 __all__ = ["TARGETS", "Target", "TargetError", "target_for", "target_type"]

@@ -79,3 +79,46 @@ def test_parquet_output_and_thinking_are_for_the_open_weights_targets():
     with pytest.raises(ValidationError, match="only assistant messages have thinking"):
         resolved(with_(CHAT, target="gpt-oss", template={
             "messages": [{"role": "user", "content": "{{ q }}", "thinking": "x"}]}))
+
+
+def test_a_new_provider_is_its_module_and_its_registry_line(tmp_path, monkeypatch):
+    """What a new hosted provider takes: a Target subclass (as its module would hold) and its
+    line in TARGETS; the recipe, the CLI, the pipeline and the outputs need nothing else."""
+    import json
+
+    from beam_pipeline.cli import main
+    from tests.beam_pipeline.helpers import IN_MEMORY, read_output, write_recipe
+    from transforms.targets.base import Counting, DatasetLimits, HostedModel, Provider, TargetRuleError
+    from transforms.targets.hosted import HostedTarget
+    from transforms.targets.registry import TARGETS
+
+    def to_row(example, fmt):
+        if any(m["role"] == "system" for m in example["messages"]):
+            raise TargetRuleError("acme_system", "Acme takes no system message")
+        return {"turns": [[m["role"], m["content"]] for m in example["messages"]]}
+
+    class Acme(HostedTarget):
+        kind = "acme"
+        provider = Provider(title="Acme", sources={"format": "https://acme.example/ft"}, formats=("chat",),
+                            models={"acme-1": HostedModel("acme-1", 4096, "https://acme.example/models")},
+                            limits=DatasetLimits(min_train_examples=1, source="https://acme.example/ft"),
+                            counting=Counting("estimate", chars_per_token=4.0, source="Acme's 4 characters a token"),
+                            schema_file="")
+        convert = staticmethod(to_row)
+        job_body = staticmethod(lambda **fields: {"acme_model": fields["model"], "files": fields["train_files"]})
+
+    monkeypatch.setitem(TARGETS, "acme", Acme)
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+            for i in range(4)]
+    rows.append({"messages": [{"role": "system", "content": "s"}, *rows[0]["messages"]]})
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = write_recipe(tmp_path, {"input": {"paths": [str(tmp_path / "in.jsonl")], "examples": "chat"},
+                                     "model": "acme-1", "target": "acme", "split": {"validation_fraction": 0},
+                                     "output": {"path": str(tmp_path / "out")}})
+    assert main(["run", recipe, IN_MEMORY]) == 0
+    out = read_output(tmp_path / "out")
+    assert sorted(row["turns"][0][1] for row in out["train"]) == ["q0", "q1", "q2", "q3"]
+    assert out["stats"]["rejections"] == {"acme_system": 1}
+    assert out["stats"]["target"]["title"] == "Acme" and out["stats"]["tokens"]["estimated_examples"] == 4
+    job = json.loads((tmp_path / "out" / "finetune_job.json").read_text())
+    assert job["acme_model"] == "acme-1" and job["files"][0].startswith("train/")
