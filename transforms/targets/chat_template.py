@@ -183,24 +183,53 @@ class ChatTemplateRenderer:
         return Rendered(text, spans, False, missed)
 
     def _assistant_spans(self, messages: Sequence[dict], tools, text: str) -> tuple[tuple[tuple[int, int], ...], int]:
-        """Without generation blocks: each assistant message's span is what its turn adds to the
-        rendering of the messages before it with the generation prompt (the assistant header),
-        where that rendering is a prefix of the whole. A template that rewrites earlier turns
-        (Qwen3 drops the think block of turns before the last question) renders a turn otherwise
-        when it is last than in the whole: that turn's span is not found, it is counted as missed
-        (the caller warns), and the later turns are still looked for."""
-        spans, missed = [], 0
+        """Without generation blocks: each assistant turn's span in the one rendering the trainer
+        trains on, from the end of its header (the generation prompt) to the end of the turn.
+        Where the conversation up to the turn renders as a prefix of the whole, the span is what
+        the turn adds after the generation prompt. A template that rewrites earlier turns (Qwen3
+        drops the think block of turns before the last question) renders a turn otherwise when it
+        is last than in the whole: that turn is found in the whole by its header, its content and
+        what follows its content when last (the end-of-turn marker). A turn found neither way is
+        counted as missed (the caller warns); the later turns are still looked for."""
+        spans, missed, cursor = [], 0, 0
         for index, message in enumerate(messages):
             if message.get("role") != "assistant":
                 continue
             prompt = self._text(messages[:index], tools, True)
             through = self._text(messages[: index + 1], tools, False)
-            if not (text.startswith(through) and through.startswith(prompt)):
-                missed += 1 if (message.get("content") or message.get("tool_calls")) else 0
+            if text.startswith(through) and through.startswith(prompt):
+                if len(through) > len(prompt):
+                    spans.append((len(prompt), len(through)))
+                cursor = len(through)
                 continue
-            if len(through) > len(prompt):
-                spans.append((len(prompt), len(through)))
+            span = self._rewritten_turn(messages, index, tools, text, cursor, prompt, through)
+            if span is not None:
+                spans.append(span)
+                cursor = span[1]
+            elif message.get("content") or message.get("tool_calls"):
+                missed += 1
         return tuple(spans), missed
+
+    def _rewritten_turn(self, messages: Sequence[dict], index: int, tools, text: str, cursor: int, prompt: str,
+                        through: str) -> tuple[int, int] | None:
+        """The span of turn ``index`` in ``text``, a rendering that rewrote it, or None."""
+        content = messages[index].get("content")
+        before = self._text(messages[:index], tools, False)
+        if not (isinstance(content, str) and content.strip() and prompt.startswith(before) and through.startswith(prompt)):
+            return None
+        content = content.strip()
+        header, turn = prompt[len(before):], through[len(prompt):]
+        at = turn.rfind(content)
+        start = text.find(header, cursor) if header else -1
+        if at < 0 or start < 0:
+            return None
+        tail = turn[at + len(content):]
+        begin = start + len(header)
+        found = text.find(content, begin)
+        # The content must follow this header, before any other turn's header, and end as the turn ends.
+        if found < 0 or text.find(header, begin, found) >= 0 or not text.startswith(tail, found + len(content)):
+            return None
+        return begin, found + len(content) + len(tail)
 
 
 def trl_training_template(source: str) -> tuple[str, str] | None:

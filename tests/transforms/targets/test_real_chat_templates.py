@@ -1,7 +1,7 @@
 """ftprep's rendering and tokenizing with real models' tokenizer files and chat templates
 (Qwen2.5, Qwen3, Llama-3.1, Gemma-3, gpt-oss; fetched by the set-up step, tests/real_tokenizers.py) gives
 the very ids ``transformers``' ``apply_chat_template(tokenize=True)`` gives; a template that
-rewrites earlier turns is not silent about the turns it cannot mark."""
+rewrites earlier turns still trains them, and is not silent about a turn it cannot find."""
 
 from __future__ import annotations
 
@@ -47,34 +47,47 @@ def test_ids_equal_transformers_apply_chat_template(family, index):
     assert ours.encode(messages, tools=tools).ids == list(expected), name
 
 
-def test_a_template_that_rewrites_earlier_turns_still_trains_the_last_and_says_so():
+def test_a_template_that_rewrites_earlier_turns_trains_every_turn_of_the_one_rendering():
     """Qwen3 renders an assistant turn after the last question with a think block, one before it
-    without: the first turn's span (as the last of a shorter conversation) is not in the whole.
-    It used to give up on every turn (0 trained tokens, silently)."""
+    without: the first turn, as the last of a shorter conversation, is not what the whole holds.
+    Its span is found in the whole rendering instead (header to end of turn, as TRL's generation
+    blocks mark it). It used to count 0 trained tokens, silently, then 1 untrained turn."""
     qwen3 = counter("qwen3")
     messages, _ = CONVERSATIONS[1]
     encoded = qwen3.encode(messages)
     count = encoded.count()
-    assert count.trained > 0 and count.untrained_turns == 1
+    assert count.untrained_turns == 0
     reference = transformers.AutoTokenizer.from_pretrained(str(folder("qwen3")))
-    last = reference.decode([i for i, t in zip(encoded.ids, encoded.trained) if t])
-    assert last.endswith("4<|im_end|>\n") and "Hello" not in last
+    assert encoded.ids == list(reference.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    trained = [reference.decode([i]) for i, t in zip(encoded.ids, encoded.trained) if t]
+    assert "".join(trained) == "Hello<|im_end|>\n<think>\n\n</think>\n\n4<|im_end|>\n"
     assert counter("qwen2_5").encode(messages).count().untrained_turns == 0  # no rewriting: both turns found
 
 
-def test_the_warning_reaches_the_item(tmp_path):
+def test_a_turn_not_found_anywhere_is_warned_of_on_the_item(tmp_path):
+    """A template that rewrites an earlier turn's content itself (here: upper-cased): that turn
+    cannot be found in the whole rendering, it counts no trained tokens, and the item says so."""
+    from schemas.models import ModelSpec
+    from schemas.recipe import LimitsSpec
     from schemas.records import Item, Source
     from transforms.targets.hf_tokens import HfSource
     from transforms.tokens import _CountTokensFn
-    from schemas.models import ModelSpec
-    from schemas.recipe import LimitsSpec
 
-    fn = _CountTokensFn(ModelSpec(name="qwen3", encoding="o200k_base", max_tokens_per_example=4096),
-                        HfSource(str(folder("qwen3")), allow_download=False).check(), "chat", False, LimitsSpec())
+    shouting = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | upper if (m.role == 'assistant' "
+                "and not loop.last) else m.content }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    files = tmp_path / "shouting"
+    files.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (files / name).write_bytes((folder("qwen2_5") / name).read_bytes())
+    (files / "chat_template.jinja").write_text(shouting)
+    fn = _CountTokensFn(ModelSpec(name="q", encoding="hf:q", max_tokens_per_example=4096),
+                        HfSource(str(files), allow_download=False).check(), "chat", False, LimitsSpec())
     fn.setup()
     out = []
     fn.handle(Item(Source("f", 0), {}, example={"messages": CONVERSATIONS[1][0]}), lambda tag, item: out.append(item))
-    assert out[0].warnings == (UNTRAINED_ASSISTANT_TURNS,)
+    assert out[0].warnings == (UNTRAINED_ASSISTANT_TURNS,) and out[0].tokens.untrained_turns == 1
+    assert out[0].tokens.trained > 0  # the last turn still trains
 
 
 @pytest.mark.parametrize("key", ["thinking", "reasoning_content"])
