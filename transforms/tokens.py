@@ -15,7 +15,6 @@ from schemas.records import (
 )
 from transforms.encodings import EncodingError, load_encoding, resolve_encoding_bytes
 from transforms.stage import BatchDoFn, BatchStage
-from transforms.targets.chat_template import ChatTemplateError
 
 # OpenAI cookbook accounting for chat examples.
 TOKENS_PER_MESSAGE = 3
@@ -181,6 +180,11 @@ class TokenCounter:
         return getattr(self, fmt)(example)
 
 
+class NotCountable(ValueError):
+    """A counter cannot count this example: the model's chat template (or renderer) refuses it —
+    a role it has no branch for, its ``raise_exception``. The example's error, not the run's."""
+
+
 class TokenSource(Protocol):
     """Where a target's token counter comes from: a small picklable value, ``check()``-ed at launch
     (it may pin what it found), ``load()``-ed on each worker. A source with ``reads_rows`` counts
@@ -309,7 +313,7 @@ class _CountTokensFn(BatchDoFn):
         try:
             tokens = (self._counter.count_row(item.target_row, self._format) if self._reads_rows
                       else self._counter.count(item.example, self._format))
-        except ChatTemplateError as error:  # the model's template refuses this example (a role, a shape)
+        except NotCountable as error:  # the model's template refuses this example (a role, a shape)
             emit(REJECTED, self.reject(item, Rejection(CHAT_TEMPLATE_ERROR, str(error))))
             return
         rejection = over_limit(tokens, self._model, limit_key=getattr(self._source, "LIMIT_KEY", None))

@@ -24,9 +24,10 @@ from jinja2.ext import Extension
 
 from schemas.recipe import LimitsSpec
 from transforms.sandbox import BoundedEnvironment, RenderBudget, bounded_filter
+from transforms.tokens import NotCountable
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(NotCountable):
     """The chat template cannot be used, or failed on an example; the message says why."""
 
 
