@@ -7,10 +7,9 @@ resource's ``/openai/fine_tuning/jobs``.
 
 from __future__ import annotations
 
-from schemas.models import snapshot_of
 from transforms.targets.base import Counting, DatasetLimits, HostedModel, Provider
 from transforms.targets.hosted import HostedTarget
-from transforms.targets.openai import job_settings, job_spec
+from transforms.targets.openai import OpenAI
 
 FINE_TUNING = "https://learn.microsoft.com/en-us/azure/ai-services/openai/how-to/fine-tuning"
 # Azure's fine-tuning model table ("Training example context length: 65,536" for these).
@@ -38,6 +37,4 @@ class AzureOpenAI(HostedTarget):
 
     convert = staticmethod(lambda example, fmt: example)
 
-    def job_request(self, *, finetune, example_format: str, train_files, validation_files, n_epochs: int) -> dict:
-        settings = job_settings(finetune, model=snapshot_of(self.model.name), example_format=example_format)
-        return job_spec(**settings, train_files=train_files, validation_files=validation_files, n_epochs=n_epochs)
+    job_request = OpenAI.job_request
