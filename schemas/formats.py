@@ -167,3 +167,25 @@ def _call_with_object_arguments(call: Any) -> Any:
 def without_weights(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The messages without OpenAI's per-message ``weight``, which chat templates and TRL lack."""
     return [{k: v for k, v in m.items() if k != "weight"} if "weight" in m else m for m in messages]
+
+
+# What the trainer trains on, by output.tokens (the recipe's OutputSpec):
+# trl: TRL's processed columns — SFTTrainer treats a dataset with input_ids as tokenized and folds
+#   assistant_masks (and, with completion_only_loss, completion_mask) into its labels;
+# labels: input_ids, attention_mask and labels with -100 where nothing is trained — Axolotl's and
+#   LLaMA-Factory's prepared datasets, Together's pre-tokenized files.
+TOKEN_FORMS = ("trl", "labels")
+IGNORED_LABEL = -100
+
+
+def tokenized_row(ids: list[int], trained: list[int], fmt: str, form: str) -> dict[str, list[int]]:
+    """The tokenized row for one example: ``ids`` and ``trained`` (1 where the loss trains)."""
+    if form == "trl":
+        return {"input_ids": ids, ("completion_mask" if fmt == COMPLETION else "assistant_masks"): trained}
+    return {"input_ids": ids, "attention_mask": [1] * len(ids),
+            "labels": [token if bit else IGNORED_LABEL for token, bit in zip(ids, trained)]}
+
+
+def truncated_row(row: dict[str, list[int]], length: int) -> dict[str, list[int]]:
+    """Every column of a tokenized row cut to its first ``length`` tokens (tokens.over_limit: truncate)."""
+    return {key: values[:length] for key, values in row.items()}

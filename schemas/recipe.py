@@ -244,6 +244,11 @@ class OutputSpec(_Strict):
     # Also write provenance/<split>/: the source file and row of every kept example (lineage:
     # which rows made the training set, e.g. to honour a deletion request).
     provenance: bool = False
+    # Targets hf and gpt-oss: write what the trainer trains on instead of messages — trl:
+    # input_ids with assistant_masks (conversations) or completion_mask (prompt/completion), as
+    # TRL's SFTTrainer takes processed data; labels: input_ids, attention_mask and labels (-100
+    # where nothing is trained), as Axolotl, LLaMA-Factory and Together's pre-tokenized files.
+    tokens: Literal["trl", "labels"] | None = None
 
 
 PiiKind = Literal["email", "phone", "ip", "card", "iban", "secret"]

@@ -37,6 +37,8 @@ def value_type(value: Any) -> Any:
     if isinstance(value, dict):
         return {"struct": {str(k): value_type(v) for k, v in value.items()}}
     if isinstance(value, list):
+        if value and all(type(element) is int for element in value):  # token ids and masks: long, all int
+            return {"list": "int64"}
         item: Any = "null"
         for element in value:
             item = merge(item, value_type(element))

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from schemas.formats import truncated_row
 from schemas.models import ENCODING_FILES, ModelSpec
 from schemas.recipe import LimitsSpec, TokensSpec
 from schemas.records import (
@@ -306,13 +307,18 @@ class _CountTokensFn(BatchDoFn):
 
     def setup(self):
         self._counter = self._source.load(self._limits)
-        # A source that reads rows counts the row the target made (CheckTarget), as it is written.
+        # A source that reads rows counts the row the target made (CheckTarget), as it is written;
+        # one that writes tokens (output.tokens) hands back the tokenized row, written instead.
         self._reads_rows = getattr(self._source, "reads_rows", False)
+        self._tokens = getattr(self._source, "tokens", None)
 
     def handle(self, item: Item, emit) -> None:
         try:
-            tokens = (self._counter.count_row(item.target_row, self._format) if self._reads_rows
-                      else self._counter.count(item.example, self._format))
+            if self._tokens:
+                tokens, tokenized = self._counter.tokenized(item.target_row, self._format, self._tokens)
+            else:
+                tokens = (self._counter.count_row(item.target_row, self._format) if self._reads_rows
+                          else self._counter.count(item.example, self._format))
         except NotCountable as error:  # the model's template refuses this example (a role, a shape)
             emit(REJECTED, self.reject(item, Rejection(CHAT_TEMPLATE_ERROR, str(error))))
             return
@@ -322,6 +328,8 @@ class _CountTokensFn(BatchDoFn):
             return
         warnings = (item.warnings + ((TRUNCATED_TO_LIMIT,) if rejection else ())
                     + ((UNTRAINED_ASSISTANT_TURNS,) if tokens.untrained_turns else ()))
+        if self._tokens:  # the platform would truncate: the written tokens are cut where it cuts
+            item.target_row = truncated_row(tokenized, self._model.max_tokens_per_example) if rejection else tokenized
         item.tokens, item.warnings = tokens, warnings
         emit(KEPT, item)
 

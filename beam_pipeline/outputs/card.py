@@ -53,6 +53,22 @@ def _line(summary: dict) -> str:
     return f"{summary['p50']:,} / {summary['p95']:,} / {summary['max']:,}"
 
 
+def _rows_line(row_type: Any, fmt: str) -> str:
+    """What a row holds: TRL's rows, or the tokens the trainer trains on (output.tokens)."""
+    columns = set(row_type.get("struct", {})) if isinstance(row_type, dict) else set()
+    if "labels" in columns:
+        return ("Rows are tokenized: `input_ids`, `attention_mask` and `labels` (-100 where nothing is trained), "
+                "as Axolotl's and LLaMA-Factory's prepared datasets hold them.")
+    if "input_ids" in columns:
+        if fmt == "completion":
+            return ("Rows are tokenized: `input_ids` and `completion_mask` (1 where the loss trains), which "
+                    "`SFTTrainer` takes as processed data and folds into its labels under `completion_only_loss`.")
+        return ("Rows are tokenized: `input_ids` and `assistant_masks` (1 where the loss trains), which "
+                "`SFTTrainer` takes as processed data and folds into its labels.")
+    return (f"Rows are in TRL's {'conversational' if fmt != 'completion' else 'prompt-completion'} format, "
+            f"for `{TRL_TRAINERS[fmt]}`.")
+
+
 def dataset_card(stats: dict, *, row_type: Any, extension: str, title: str) -> str:
     """The card's text for a run's ``stats`` whose splits are ``<split>/*.<extension>``."""
     records, tokens, target = stats["records"], stats["tokens"], stats["target"]
@@ -64,8 +80,7 @@ def dataset_card(stats: dict, *, row_type: Any, extension: str, title: str) -> s
         f"# {plain(title)}", "",
         f"{fmt.capitalize()} examples for **{plain(stats['model']['name'])}**, prepared by ftprep for the "
         f"{target['kind']} target: counted with {plain(target['tokenizer'])}, at most "
-        f"{target['max_tokens_per_example']:,} tokens per example. Rows are in TRL's "
-        f"{'conversational' if fmt != 'completion' else 'prompt-completion'} format, for `{TRL_TRAINERS[fmt]}`.",
+        f"{target['max_tokens_per_example']:,} tokens per example. {_rows_line(row_type, fmt)}",
         "",
         "| split | examples | tokens |",
         "| --- | ---: | ---: |",

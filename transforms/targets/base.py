@@ -115,6 +115,10 @@ class Target:
                 m.thinking is not None for m in recipe.template.messages or ()):
             raise TargetError(f"template: thinking has no place in {self.describe_kind()}'s format; "
                               "it is for target hf or gpt-oss")
+        self.tokens = recipe.output.tokens
+        if self.tokens is not None and not self.writes_tokens():
+            raise TargetError(f"output.tokens: {self.describe_kind()} does not write tokenized rows "
+                              "(targets hf and gpt-oss with its chat template do)")
         if recipe.example_format is not None:
             self.check_format(recipe.example_format)
         self.model: ModelSpec = self.resolve_model(recipe)
@@ -125,10 +129,17 @@ class Target:
     def _output_hint(self) -> str:
         return ""
 
+    def writes_tokens(self) -> bool:
+        """Can it write what the trainer trains on (output.tokens) instead of messages?"""
+        return False
+
     def check_format(self, example_format: str) -> None:
         """The example format (the recipe's, or the one detected from the data) is one it takes."""
         if example_format not in self.example_formats:
             raise TargetError(f"{self.describe_kind()} takes {', '.join(self.example_formats)} examples, not {example_format}")
+        if self.tokens is not None and example_format == "preference":
+            raise TargetError("output.tokens: preference pairs are not written tokenized yet; leave output.tokens "
+                              "out for TRL's preference rows")
 
     def resolve_model(self, recipe) -> ModelSpec:
         raise NotImplementedError

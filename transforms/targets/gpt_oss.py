@@ -15,6 +15,9 @@ class GptOss(OpenWeightsTarget):
     title = "gpt-oss"
     default_name = "gpt-oss"
 
+    def writes_tokens(self) -> bool:
+        return self.spec.counting == "chat_template"  # openai-harmony's renderer: counts only
+
     def encoding_label(self) -> str:
         return "o200k_harmony" if self.spec.counting == "harmony" else f"hf:{self.spec.tokenizer}"
 
@@ -23,4 +26,5 @@ class GptOss(OpenWeightsTarget):
         if spec.counting == "harmony":
             return HarmonySource.from_target(spec, encodings_url=self.encodings_url)
         # The template reads reasoning_effort as TRL passes it (chat_template_kwargs).
-        return HfSource.from_target(spec, reads_rows=True, variables=(("reasoning_effort", spec.reasoning_effort),))
+        return HfSource.from_target(spec, reads_rows=True, variables=(("reasoning_effort", spec.reasoning_effort),),
+                                    tokens=self.tokens)

@@ -41,6 +41,9 @@ class OpenWeightsTarget(Target):
     def to_row(self, example: dict[str, Any], fmt: str) -> dict[str, Any]:
         return trainer_row(example, fmt)
 
+    def writes_tokens(self) -> bool:
+        return True
+
     def describe(self, source) -> dict[str, Any]:
         return {"trained_from": source.trained_from} if isinstance(source, HfSource) else {}
 
@@ -57,5 +60,6 @@ class Hf(OpenWeightsTarget):
         return f"hf:{self.spec.tokenizer}"
 
     def token_source(self) -> HfSource:
-        # Counts the row written (the trainer's), converted once by to_row.
-        return HfSource.from_target(self.spec, reads_rows=True)
+        # Counts the row written (the trainer's), converted once by to_row; with output.tokens the
+        # tokens and masks it counts are what is written.
+        return HfSource.from_target(self.spec, reads_rows=True, tokens=self.tokens)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from schemas.formats import trainer_row
+from schemas.formats import tokenized_row, trainer_row
 from schemas.recipe import LimitsSpec
 from schemas.records import TokenCount
 from transforms.targets.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask, trl_training_template
@@ -65,16 +65,39 @@ class HfTokenCounter:
     def chat(self, row: dict[str, Any]) -> TokenCount:
         return self.encode(row["messages"], tools=row.get("tools")).count()
 
-    def completion(self, row: dict[str, Any]) -> TokenCount:
+    def _completion(self, row: dict[str, Any]) -> tuple[list[int], int]:
         """As TRL's SFTTrainer tokenizes prompt-completion text: prompt + completion in one
-        encoding with the tokenizer's special tokens, then the EOS token where it is missing."""
+        encoding with the tokenizer's special tokens, then the EOS token where it is missing;
+        the ids, and where the completion starts: where the prompt's own encoding and the whole's
+        diverge (TRL's common_prefix_length; tokens may merge across the boundary)."""
         prompt = self._tokenizer.encode(row["prompt"]).ids
         ids = self._tokenizer.encode(row["prompt"] + row["completion"]).ids
         eos = self._tokenizer.token_to_id(self._eos) if self._eos else None
         if eos is not None and (not ids or ids[-1] != eos):
             ids.append(eos)
-        trained = max(len(ids) - len(prompt), 0)
-        return TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", len(ids) - trained)))
+        shared = 0
+        for ours, whole in zip(prompt, ids):
+            if ours != whole:
+                break
+            shared += 1
+        return ids, shared
+
+    def completion(self, row: dict[str, Any]) -> TokenCount:
+        ids, prompt = self._completion(row)
+        trained = len(ids) - prompt
+        return TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", prompt)))
+
+    def tokenized(self, row: dict[str, Any], fmt: str, form: str) -> tuple[TokenCount, dict[str, list[int]]]:
+        """The row's count and what the trainer trains on (``schemas/formats.py`` tokenized_row)."""
+        if fmt == "chat":
+            encoded = self.encode(row["messages"], tools=row.get("tools"))
+            return encoded.count(), tokenized_row(encoded.ids, encoded.trained, fmt, form)
+        if fmt == "completion":
+            ids, prompt = self._completion(row)
+            trained = len(ids) - prompt
+            count = TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", prompt)))
+            return count, tokenized_row(ids, [0] * prompt + [1] * trained, fmt, form)
+        raise ValueError(f"no tokenized rows for {fmt} examples")
 
     def preference(self, row: dict[str, Any]) -> TokenCount:
         """Both sequences, the prompt with the chosen answer and with the rejected one, rendered
@@ -120,12 +143,15 @@ class HfSource:
     reads_rows: bool = False
     # What the trainer passes the template beside the messages (gpt-oss: reasoning_effort).
     variables: tuple[tuple[str, Any], ...] = ()
+    # output.tokens: the counter also hands back the tokenized row, which is what is written.
+    tokens: str | None = None
 
     @classmethod
-    def from_target(cls, target, *, reads_rows: bool = False, variables: tuple[tuple[str, Any], ...] = ()) -> "HfSource":
+    def from_target(cls, target, *, reads_rows: bool = False, variables: tuple[tuple[str, Any], ...] = (),
+                    tokens: str | None = None) -> "HfSource":
         """From a target that names the model's tokenizer (hf, gpt-oss, a hosted open model)."""
         return cls(target.tokenizer, target.revision, dict(target.sha256), target.allow_download,
-                   reads_rows=reads_rows, variables=variables)
+                   reads_rows=reads_rows, variables=variables, tokens=tokens)
 
     @property
     def label(self) -> str:
