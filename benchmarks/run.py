@@ -109,12 +109,39 @@ def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
                                                        "--set", f"dedup.near={NEAR}", *parallel],
         f"ftprep without dedup, {workers} workers": [*ftprep, "--output", str(out / "ftprep-nd"),
                                                     "--set", "dedup.exact=false", *parallel],
-        # The same recipe for an open-weights model: each example rendered through Qwen2.5's chat
-        # template (TRL's training version where trl is installed) and tokenized, TRL's rows written.
-        **({f"ftprep --target hf (Qwen2.5), {workers} workers": [
-            *ftprep, "--output", str(out / "ftprep-hf"), "--target", "hf", "--tokenizer", str(HF_TOKENIZER),
-            "--max-length", "32768", "--model", "Qwen2.5", *parallel]} if HF_TOKENIZER.is_dir() else {}),
+        **(open_weights(ftprep, files, out, workers, parallel) if HF_TOKENIZER.is_dir() else {}),
     }
+
+
+def open_weights(ftprep: list[str], files: list[str], out: Path, workers: int, parallel: list[str]) -> dict:
+    """The same recipe for an open-weights model: each example rendered through Qwen2.5's chat
+    template (TRL's training version where trl is installed) and tokenized — counted and written as
+    TRL's rows, or written as the tokens and masks the trainer trains on (output.tokens: trl) — and
+    what a TRL user runs to make those tokens and masks (benchmarks/trl_style.py)."""
+    hf = [*ftprep, "--target", "hf", "--tokenizer", str(HF_TOKENIZER), "--max-length", "32768", "--model", "Qwen2.5"]
+    lines = {
+        f"ftprep --target hf (Qwen2.5), {workers} workers": [*hf, "--output", str(out / "ftprep-hf"), *parallel],
+        f"ftprep --target hf, output.tokens: trl, {workers} workers": [
+            *hf, "--output", str(out / "ftprep-tokens"), "--set", "output.format=parquet", "--set", "output.tokens=trl",
+            *parallel],
+    }
+    template = trl_training_template()
+    if template is not None:
+        lines[f"TRL-style datasets.map (Qwen2.5), num_proc={workers}"] = [
+            sys.executable, "-m", "benchmarks.trl_style", str(out / "trl-style"), str(workers), str(HF_TOKENIZER),
+            str(template), *files]
+    return lines
+
+
+def trl_training_template() -> Path | None:
+    """TRL's training version of Qwen2.5's template, from the installed trl (not imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("trl")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "chat_templates" / "qwen2_5_training.jinja"
+    return path if path.is_file() else None
 
 
 def environment(work: Path) -> dict:
