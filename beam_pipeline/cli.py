@@ -135,6 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _recipe_flags(preview, writes=False)
     preview.add_argument("--rows", type=int, default=5, metavar="N", help="rows to preview (default 5)")
+    preview.add_argument("--mask", action="store_true",
+                         help="targets hf and gpt-oss: print each example's tokens, the trained ones marked ⟦…⟧ "
+                              "(as output.tokens would write them)")
     _target_flags(preview)
     _encoding_flags(preview)
 
@@ -345,16 +348,21 @@ def validate_command(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.pipeline import plan_job
-    from beam_pipeline.preview import preview, report_lines
+    from beam_pipeline.preview import preview, report_lines, token_pieces
     from beam_pipeline.recipe import load_recipe
 
     if beam_args:
         raise UsageError(f"unknown argument(s) for preview: {' '.join(beam_args)}")
     if args.rows < 1:
         raise UsageError("--rows must be at least 1")
-    recipe = load_recipe(args.recipe, overrides=recipe_overrides(args))
+    overrides = recipe_overrides(args)
+    if args.mask:  # the mask is what the tokenized rows hold: make them, unless the recipe already does
+        recipe = load_recipe(args.recipe, overrides=overrides)
+        if recipe.output.tokens is None:
+            overrides.append(("output.tokens", "trl"))
+    recipe = load_recipe(args.recipe, overrides=overrides)
     plan = plan_job(recipe, writes=False)
-    for line in report_lines(preview(plan, args.rows), plan.example_format):
+    for line in report_lines(preview(plan, args.rows), plan.example_format, pieces=token_pieces(plan)):
         print(line)
     return 0
 

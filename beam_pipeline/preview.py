@@ -25,6 +25,8 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     rejected: tuple[Rejection, ...] = ()
     dropped: str | None = None
+    # The tokenized row (output.tokens): input_ids and the mask the trainer trains on.
+    tokenized: dict | None = None
 
 
 def first_records(plan: JobPlan, n: int) -> Iterator[Item | Rejected | FailedFile]:
@@ -61,6 +63,8 @@ class Previewer:
             if kept:
                 item = kept[0][1][0]
                 outcome.example, outcome.tokens, outcome.warnings = item.example, item.tokens, item.warnings
+                if item.target_row is not None and "input_ids" in item.target_row:
+                    outcome.tokenized = item.target_row
                 continue
             for tag, values in other:
                 for value in values:
@@ -110,8 +114,43 @@ def _example_lines(example) -> list[str]:
     return ["   " + line for line in json.dumps(example, indent=2, ensure_ascii=False).splitlines()]
 
 
-def report_lines(results: list, fmt: str) -> list[str]:
-    """What ``ftprep preview`` prints: each row's example, tokens, warnings and fate."""
+def token_pieces(plan: JobPlan):
+    """``ids -> text of each token`` for the run's tokenizer, where the rows are tokenized; else None."""
+    if not getattr(plan.tokens, "tokens", None):
+        return None
+    tokenizer = plan.tokens.load().tokenizer
+
+    def pieces(ids: list[int]) -> list[str]:
+        return [tokenizer.decode([token], skip_special_tokens=False) for token in ids]
+
+    return pieces
+
+
+def mask_view(pieces: list[str], mask: list[int]) -> str:
+    """Tokens separated by ``|``, each run of trained tokens inside ``⟦…⟧``; line breaks shown as
+    ``\\n`` so that a token boundary next to one stays visible."""
+    parts, trained = [], False
+    for piece, bit in zip(pieces, mask):
+        if bit and not trained:
+            parts.append("⟦")
+        elif trained and not bit:
+            parts.append("⟧")
+        elif parts:
+            parts.append("|")
+        trained = bool(bit)
+        parts.append(piece.replace("\n", "\\n"))
+    return "".join(parts) + ("⟧" if trained else "")
+
+
+def _mask_of(row: dict) -> list[int]:
+    if "labels" in row:
+        return [int(label != -100) for label in row["labels"]]
+    return row.get("assistant_masks") or row.get("completion_mask") or []
+
+
+def report_lines(results: list, fmt: str, pieces=None) -> list[str]:
+    """What ``ftprep preview`` prints: each row's example, tokens, warnings and fate; with
+    ``pieces`` (``token_pieces``), each tokenized example's tokens with the trained ones marked."""
     lines, kept = [], 0
     for result in results:
         if isinstance(result, FailedFile):
@@ -137,6 +176,10 @@ def report_lines(results: list, fmt: str) -> list[str]:
             roles = ", ".join(f"{role} {n}" for role, n in t.by_role)
             lines.append(f"   tokens: {t.total} total, {t.trained} trained" + (f"; {roles}" if roles else "")
                          + (" (estimated)" if t.estimated else ""))
+        if pieces is not None and result.tokenized is not None:
+            ids = result.tokenized["input_ids"]
+            lines.append(f"   mask ({sum(_mask_of(result.tokenized))} of {len(ids)} tokens trained, ⟦…⟧): "
+                         + mask_view(pieces(ids), _mask_of(result.tokenized)))
         if result.warnings:
             lines.append(f"   warnings: {', '.join(result.warnings)}")
         lines.append("")

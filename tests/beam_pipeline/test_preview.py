@@ -57,3 +57,26 @@ def test_preview_usage_errors_exit_2(tmp_path, capsys):
                                   "template": {**TEMPLATE, "system": "{{ nope }}"}, "output": {"path": "o"}}, "bad.yaml")
     assert main(["preview", bad]) == 2
     assert "column(s) nope" in capsys.readouterr().err
+
+
+def test_mask_view_marks_the_trained_runs_and_every_token_boundary():
+    from beam_pipeline.preview import mask_view
+
+    assert mask_view(["<s>", "user", "\n", "Hi", "ok", "</s>"], [0, 0, 0, 0, 1, 1]) == "<s>|user|\\n|Hi⟦ok|</s>⟧"
+    assert mask_view(["a", "b", "c"], [1, 0, 1]) == "⟦a⟧b⟦c⟧"
+
+
+def test_preview_mask_prints_the_tokens_the_trainer_trains_on(capsys):
+    from pathlib import Path
+
+    from tests.real_tokenizers import folder
+
+    repo = Path(__file__).resolve().parents[2]
+    assert main(["preview", str(repo / "examples/recipes/parquet_chat_hf.yaml"), "--rows", "1", "--mask",
+                 "--input", str(repo / "examples/data/qa-00000.parquet"), "--tokenizer", str(folder("qwen2_5"))]) == 0
+    printed = capsys.readouterr().out
+    (mask,) = [line for line in printed.splitlines() if line.strip().startswith("mask (")]
+    assert "20 of 47 tokens trained" in mask
+    # TRL's Qwen2.5 training mask: after the assistant header, through the end of the turn.
+    assert mask.endswith('<|im_start|>|assistant⟦\\n|Open| Settings| →| Security|,| choose| "|Reset| password|"| and| '
+                         'follow| the| e|-mail| link|.|<|im_end|>|\\n⟧')

@@ -59,6 +59,11 @@ class HfTokenCounter:
         encoding = self._tokenizer.encode(rendered.text, add_special_tokens=False)
         return Encoded(list(encoding.ids), trained_mask(encoding.offsets, rendered.trained), rendered.missed)
 
+    @property
+    def tokenizer(self):
+        """The model's ``tokenizers.Tokenizer`` (``ftprep preview --mask`` decodes token by token with it)."""
+        return self._tokenizer
+
     def text(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
