@@ -17,6 +17,7 @@ from typing import Any
 from schemas.formats import tokenized_row, trainer_row
 from schemas.recipe import LimitsSpec
 from schemas.records import TokenCount
+from transforms.targets.byte_bpe import ByteLevelBpe, agrees, byte_level_bpe, byte_spans, mask_from_bytes
 from transforms.targets.chat_template import ChatTemplate, ChatTemplateRenderer, trained_mask, trl_training_template
 from transforms.targets.hf_files import CONFIG_FILE, TEMPLATE_FILE, TOKENIZER_FILE, resolve_tokenizer_files
 from transforms.versions import installed_version
@@ -38,8 +39,10 @@ class HfTokenCounter:
     tokenizer and the compiled template)."""
 
     def __init__(self, tokenizer, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec(),
-                 variables: tuple[tuple[str, Any], ...] = ()):
+                 variables: tuple[tuple[str, Any], ...] = (), fast: ByteLevelBpe | None = None):
         self._tokenizer = tokenizer
+        # The same ids by tiktoken's BPE, where the tokenizer is byte-level BPE (byte_bpe.py).
+        self._fast = fast
         self._renderer = ChatTemplateRenderer(template, limits=limits, variables=variables)
         self._eos = template.special_tokens.get("eos_token")
 
@@ -51,11 +54,21 @@ class HfTokenCounter:
         from tokenizers import Tokenizer
 
         config = json.loads(tokenizer_config)
-        return cls(Tokenizer.from_str(tokenizer_json), ChatTemplate.from_tokenizer_config(config, chat_template),
-                   limits=limits, variables=variables)
+        tokenizer = Tokenizer.from_str(tokenizer_json)
+        fast = byte_level_bpe(json.loads(tokenizer_json))
+        if fast is not None and not agrees(fast, tokenizer):
+            fast = None
+        return cls(tokenizer, ChatTemplate.from_tokenizer_config(config, chat_template),
+                   limits=limits, variables=variables, fast=fast)
 
     def encode(self, messages: list[dict[str, Any]], *, tools: list[dict] | None = None) -> Encoded:
         rendered = self._renderer.render(messages, tools=tools)
+        fast = self._fast
+        if fast is not None and fast.takes(rendered.text):
+            ids = fast.encode(rendered.text)
+            starts, ends = fast.byte_offsets(ids)
+            return Encoded(ids, mask_from_bytes(starts, ends, byte_spans(rendered.text, rendered.trained)),
+                           rendered.missed)
         encoding = self._tokenizer.encode(rendered.text, add_special_tokens=False)
         return Encoded(list(encoding.ids), trained_mask(encoding.offsets, rendered.trained), rendered.missed)
 

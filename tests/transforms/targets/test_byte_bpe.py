@@ -1,0 +1,70 @@
+"""tiktoken running a model's byte-level BPE: the very ids and masks of its tokenizer.json, on
+real models' files; the families it is not (Gemma's SentencePiece-style BPE) keep tokenizers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.real_tokenizers import folder
+from transforms.targets.byte_bpe import CHECK_TEXT, agrees, byte_level_bpe, byte_spans, mask_from_bytes
+
+TEXTS = [
+    CHECK_TEXT,
+    "<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\nBecause.<|im_end|>\n",
+    "   leading and trailing spaces   \n\n\n tabs\t\tand CRLF\r\n",
+    "numbers 1234567890 12,345.678 and 3rd, 2nd; it's they're we'd I'LL",
+    "naïve café — emoji 🤖🧪, CJK 漢字かなカナ, RTL עברית, combining e\u0301",
+    "".join(chr(c) for c in range(0x20, 0x250)),
+]
+
+
+def tokenizer_text(family: str) -> str:
+    return (folder(family) / "tokenizer.json").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("family", ["qwen2_5", "qwen3", "llama3_1", "gptoss"])
+def test_the_same_ids_as_the_tokenizer_file(family):
+    from tokenizers import Tokenizer
+
+    text = tokenizer_text(family)
+    fast, slow = byte_level_bpe(json.loads(text)), Tokenizer.from_str(text)
+    assert fast is not None and agrees(fast, slow)
+    for sample in TEXTS:
+        if fast.takes(sample):
+            assert fast.encode(sample) == slow.encode(sample, add_special_tokens=False).ids, sample[:40]
+        starts, ends = fast.byte_offsets(fast.encode(sample))
+        assert ends[-1] == len(sample.encode("utf-8")) and list(starts[1:]) == list(ends[:-1])
+
+
+def test_gemma_s_tokenizer_is_not_byte_level_bpe():
+    assert byte_level_bpe(json.loads(tokenizer_text("gemma3"))) is None
+
+
+def test_a_text_nfc_would_change_is_left_to_the_tokenizer():
+    fast = byte_level_bpe(json.loads(tokenizer_text("qwen2_5")))  # Qwen normalizes to NFC first
+    assert fast.nfc and not fast.takes("e\u0301") and fast.takes("\u00e9")
+    assert not byte_level_bpe(json.loads(tokenizer_text("llama3_1"))).nfc
+
+
+def test_masks_from_byte_ranges_equal_masks_from_character_offsets():
+    from tokenizers import Tokenizer
+
+    from transforms.targets.chat_template import trained_mask
+
+    text = "<|im_start|>user\nprix: 5 €<|im_end|>\n<|im_start|>assistant\nCinq euros — ça va?<|im_end|>\n"
+    start = text.index("Cinq")
+    spans = ((start, len(text)),)
+    raw = tokenizer_text("qwen2_5")
+    fast, slow = byte_level_bpe(json.loads(raw)), Tokenizer.from_str(raw)
+    encoding = slow.encode(text, add_special_tokens=False)
+    starts, ends = fast.byte_offsets(fast.encode(text))
+    assert mask_from_bytes(starts, ends, byte_spans(text, spans)) == trained_mask(encoding.offsets, spans)
+
+
+def test_a_tokenizer_whose_merges_are_not_in_rank_order_is_refused():
+    data = json.loads(tokenizer_text("qwen2_5"))
+    merges = data["model"]["merges"]
+    merges[0], merges[1000] = merges[1000], merges[0]
+    assert byte_level_bpe(data) is None
