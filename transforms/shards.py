@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -279,6 +279,23 @@ class ShardContext:
     max_tokens: int  # the model's per-example limit: billed tokens are capped at it
 
 
+# At most this much JSON a Parquet row group is built from (see _WriteShardFn._parquet).
+PARQUET_GROUP_BYTES = 8 << 20
+
+
+def _groups(lines: list[bytes], limit: int) -> Iterator[list[bytes]]:
+    """``lines`` in runs of at most ``limit`` bytes (at least one line each)."""
+    group, size = [], 0
+    for line in lines:
+        if group and size + len(line) > limit:
+            yield group
+            group, size = [], 0
+        group.append(line)
+        size += len(line)
+    if group:
+        yield group
+
+
 class _WriteShardFn(beam.DoFn):
     STATS = "stats"
 
@@ -335,7 +352,9 @@ class _WriteShardFn(beam.DoFn):
             out.write(b"".join(line + b"\n" for line, kept in zip(_lines(piece.path, piece.section), keep) if kept))
 
     def _parquet(self, spec: ShardSpec, dropped: DroppedRows, path: str) -> None:
-        """The examples as Parquet, a row group per piece (a unit's share: bounded memory)."""
+        """The examples as Parquet, a row group per piece (a unit's share) or per
+        ``PARQUET_GROUP_BYTES`` of it: tokenized rows are long lists of ints, held as Python
+        objects several times their JSON size while a group is built."""
         schema = arrow_schema(spec.row_type)
         with created_whole(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for piece in spec.pieces:
@@ -343,7 +362,8 @@ class _WriteShardFn(beam.DoFn):
                 gone = dropped.of(piece.file, spec.output)
                 if len(gone):
                     lines = [line for line, kept in zip(lines, ~np.isin(_rows(piece), gone)) if kept]
-                writer.write_table(table([orjson.loads(line) for line in lines], spec.row_type))
+                for group in _groups(lines, PARQUET_GROUP_BYTES):
+                    writer.write_table(table([orjson.loads(line) for line in group], spec.row_type))
 
     def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]

@@ -114,3 +114,12 @@ def test_every_kept_record_is_written_once_in_order(tmp_path, plan, duplicates):
     if plan.get("provenance"):
         assert [orjson.loads(line)["row"] for line in written["provenance/train"]] == kept
     assert sum(p.count for s in specs if s.output == "train" for p in s.pieces) == len(kept)
+
+
+def test_parquet_row_groups_are_bounded_by_their_json_size():
+    from transforms.shards import _groups
+
+    lines = [b"x" * 10] * 7 + [b"y" * 35]
+    assert [len(group) for group in _groups(lines, 30)] == [3, 3, 1, 1]
+    assert [b"".join(group) for group in _groups([b"a" * 50], 10)] == [b"a" * 50]  # a long line alone
+    assert list(_groups([], 10)) == []
