@@ -93,10 +93,10 @@ def arrow_schema(kind: Any) -> pa.Schema:
     return pa.schema([pa.field(k, _arrow(v)) for k, v in fields.items()])
 
 
-def _has_json(kind: Any) -> bool:
+def has_json(kind: Any) -> bool:
     if isinstance(kind, str):
         return kind == JSON
-    return _has_json(kind["list"]) if "list" in kind else any(_has_json(v) for v in kind["struct"].values())
+    return has_json(kind["list"]) if "list" in kind else any(has_json(v) for v in kind["struct"].values())
 
 
 def conform(value: Any, kind: Any) -> Any:
@@ -105,7 +105,7 @@ def conform(value: Any, kind: Any) -> Any:
         return None
     if kind == JSON:
         return value if isinstance(value, str) else orjson.dumps(value).decode()
-    if isinstance(kind, str) or not _has_json(kind):
+    if isinstance(kind, str) or not has_json(kind):
         return value
     if "list" in kind:
         return [conform(v, kind["list"]) for v in value]
@@ -115,7 +115,7 @@ def conform(value: Any, kind: Any) -> Any:
 def table(rows: list[dict], kind: Any) -> pa.Table:
     """``rows`` as an Arrow table of ``kind``'s schema (keys a row lacks are null)."""
     schema = arrow_schema(kind)
-    if _has_json(kind):
+    if has_json(kind):
         rows = [conform(row, kind) for row in rows]
     return pa.Table.from_pylist(rows, schema=schema)
 

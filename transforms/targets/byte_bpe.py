@@ -66,6 +66,23 @@ class ByteLevelBpe:
     def takes(self, text: str) -> bool:
         return not self.nfc or unicodedata.is_normalized("NFC", text)
 
+    def normalized(self, text: str, spans: tuple[tuple[int, int], ...]) -> tuple[str, tuple[tuple[int, int], ...]] | None:
+        """``text`` as the tokenizer's normalizer leaves it, and ``spans`` moved onto it; None
+        when that cannot be done piece by piece (NFC joining characters across a span's edge).
+        Without a normalizer, or for NFC text, both as they are."""
+        if self.takes(text):
+            return text, spans
+        cuts = sorted({0, len(text), *(edge for span in spans for edge in span)})
+        parts = [unicodedata.normalize("NFC", text[begin:end]) for begin, end in zip(cuts, cuts[1:])]
+        whole = "".join(parts)
+        if whole != unicodedata.normalize("NFC", text):
+            return None
+        moved, at = {}, 0
+        for cut, part in zip(cuts, [*parts, ""]):
+            moved[cut] = at
+            at += len(part)
+        return whole, tuple((moved[begin], moved[end]) for begin, end in spans)
+
     def encode(self, text: str) -> list[int]:
         # Added tokens are matched anywhere in the text, before the regex, as tokenizers does.
         return self.encoding.encode(text, allowed_special="all")

@@ -38,8 +38,11 @@ class HfTokenCounter:
     """``encode(messages, tools=...)`` per conversation; build once per worker (it holds the
     tokenizer and the compiled template)."""
 
-    def __init__(self, tokenizer, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec(),
-                 variables: tuple[tuple[str, Any], ...] = (), fast: ByteLevelBpe | None = None):
+    def __init__(self, tokenizer_json: str, template: ChatTemplate, *, limits: LimitsSpec = LimitsSpec(),
+                 variables: tuple[tuple[str, Any], ...] = (), fast: ByteLevelBpe | None = None, tokenizer=None):
+        # tokenizers' Tokenizer, built when first needed: with the byte-level fast path a worker
+        # may never need it (it holds ~80 MB for a 150k vocabulary).
+        self._tokenizer_json = tokenizer_json
         self._tokenizer = tokenizer
         # The same ids by tiktoken's BPE, where the tokenizer is byte-level BPE (byte_bpe.py).
         self._fast = fast
@@ -48,37 +51,50 @@ class HfTokenCounter:
 
     @classmethod
     def from_texts(cls, tokenizer_json: str, tokenizer_config: str, chat_template: str | None = None, *,
-                   limits: LimitsSpec = LimitsSpec(), variables: tuple[tuple[str, Any], ...] = ()) -> "HfTokenCounter":
+                   limits: LimitsSpec = LimitsSpec(), variables: tuple[tuple[str, Any], ...] = (),
+                   byte_level: bool | None = None) -> "HfTokenCounter":
         """From the texts of ``tokenizer.json``, ``tokenizer_config.json`` and, when the model has
-        one, ``chat_template.jinja``."""
+        one, ``chat_template.jinja``. ``byte_level``: whether the launch found tiktoken's BPE to
+        give the tokenizer's ids (``HfSource.check``); None finds out now."""
         from tokenizers import Tokenizer
 
-        config = json.loads(tokenizer_config)
-        tokenizer = Tokenizer.from_str(tokenizer_json)
-        fast = byte_level_bpe(json.loads(tokenizer_json))
-        if fast is not None and not agrees(fast, tokenizer):
-            fast = None
-        return cls(tokenizer, ChatTemplate.from_tokenizer_config(config, chat_template),
-                   limits=limits, variables=variables, fast=fast)
+        template = ChatTemplate.from_tokenizer_config(json.loads(tokenizer_config), chat_template)
+        fast = byte_level_bpe(json.loads(tokenizer_json)) if byte_level is not False else None
+        tokenizer = None
+        if fast is not None and byte_level is None:
+            tokenizer = Tokenizer.from_str(tokenizer_json)
+            fast = fast if agrees(fast, tokenizer) else None
+        return cls(tokenizer_json, template, limits=limits, variables=variables, fast=fast, tokenizer=tokenizer)
+
+    @property
+    def byte_level(self) -> bool:
+        return self._fast is not None
 
     def encode(self, messages: list[dict[str, Any]], *, tools: list[dict] | None = None) -> Encoded:
         rendered = self._renderer.render(messages, tools=tools)
         fast = self._fast
-        if fast is not None and fast.takes(rendered.text):
-            ids = fast.encode(rendered.text)
+        normalized = fast.normalized(rendered.text, rendered.trained) if fast is not None else None
+        if normalized is not None:
+            text, spans = normalized
+            ids = fast.encode(text)
             starts, ends = fast.byte_offsets(ids)
-            return Encoded(ids, mask_from_bytes(starts, ends, byte_spans(rendered.text, rendered.trained)),
-                           rendered.missed)
-        encoding = self._tokenizer.encode(rendered.text, add_special_tokens=False)
+            return Encoded(ids, mask_from_bytes(starts, ends, byte_spans(text, spans)), rendered.missed)
+        encoding = self.tokenizer.encode(rendered.text, add_special_tokens=False)
         return Encoded(list(encoding.ids), trained_mask(encoding.offsets, rendered.trained), rendered.missed)
 
     @property
     def tokenizer(self):
         """The model's ``tokenizers.Tokenizer`` (``ftprep preview --mask`` decodes token by token with it)."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_str(self._tokenizer_json)
         return self._tokenizer
 
     def text(self, text: str) -> int:
-        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        if self._fast is not None and self._fast.takes(text):
+            return len(self._fast.encode(text))
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def chat(self, row: dict[str, Any]) -> TokenCount:
         return self.encode(row["messages"], tools=row.get("tools")).count()
@@ -88,9 +104,10 @@ class HfTokenCounter:
         encoding with the tokenizer's special tokens, then the EOS token where it is missing;
         the ids, and where the completion starts: where the prompt's own encoding and the whole's
         diverge (TRL's common_prefix_length; tokens may merge across the boundary)."""
-        prompt = self._tokenizer.encode(row["prompt"]).ids
-        ids = self._tokenizer.encode(row["prompt"] + row["completion"]).ids
-        eos = self._tokenizer.token_to_id(self._eos) if self._eos else None
+        tokenizer = self.tokenizer  # its post-processor adds the special tokens a completion starts with
+        prompt = tokenizer.encode(row["prompt"]).ids
+        ids = tokenizer.encode(row["prompt"] + row["completion"]).ids
+        eos = tokenizer.token_to_id(self._eos) if self._eos else None
         if eos is not None and (not ids or ids[-1] != eos):
             ids.append(eos)
         shared = 0
@@ -163,6 +180,9 @@ class HfSource:
     variables: tuple[tuple[str, Any], ...] = ()
     # output.tokens: the counter also hands back the tokenized row, which is what is written.
     tokens: str | None = None
+    # Set by check(): tiktoken's BPE gives this tokenizer's ids (byte_bpe.py), so that workers
+    # take the fast path without building tokenizers' Tokenizer to compare.
+    byte_level: bool | None = None
 
     @classmethod
     def from_target(cls, target, *, reads_rows: bool = False, variables: tuple[tuple[str, Any], ...] = (),
@@ -200,11 +220,12 @@ class HfSource:
         training = trl_training_template(template.source)
         if training is not None:
             ChatTemplateRenderer(ChatTemplate(training[1], template.special_tokens))
+        counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template)
         return replace(self, sha256=pinned, training_template_name=training and training[0],
-                       training_template=training and training[1])
+                       training_template=training and training[1], byte_level=counter.byte_level)
 
     def load(self, limits: LimitsSpec = LimitsSpec()) -> HfTokenCounter:
         files = self._files()
         return HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config,
                                          self.training_template or files.chat_template, limits=limits,
-                                         variables=self.variables)
+                                         variables=self.variables, byte_level=self.byte_level)

@@ -68,3 +68,24 @@ def test_a_tokenizer_whose_merges_are_not_in_rank_order_is_refused():
     merges = data["model"]["merges"]
     merges[0], merges[1000] = merges[1000], merges[0]
     assert byte_level_bpe(data) is None
+
+
+def test_a_text_nfc_changes_is_normalized_piece_by_piece_as_the_tokenizer_would():
+    """Qwen's tokenizer normalizes to NFC before it splits: the fast path encodes the NFC text
+    and moves the trained spans onto it, so decomposed accents take neither the slow path nor a
+    wrong mask."""
+    from tokenizers import Tokenizer
+
+    from transforms.targets.chat_template import trained_mask
+
+    text = "<|im_start|>user\ncafe\u0301?<|im_end|>\n<|im_start|>assistant\nOui, cafe\u0301 noir.<|im_end|>\n"
+    spans = ((text.index("Oui"), len(text)),)
+    raw = tokenizer_text("qwen2_5")
+    fast, slow = byte_level_bpe(json.loads(raw)), Tokenizer.from_str(raw)
+    normalized, moved = fast.normalized(text, spans)
+    assert normalized == text.replace("e\u0301", "\u00e9") and moved == ((spans[0][0] - 1, spans[0][1] - 2),)
+    encoding = slow.encode(text, add_special_tokens=False)
+    ids = fast.encode(normalized)
+    starts, ends = fast.byte_offsets(ids)
+    assert ids == encoding.ids
+    assert mask_from_bytes(starts, ends, byte_spans(normalized, moved)) == trained_mask(encoding.offsets, spans)
