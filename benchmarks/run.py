@@ -19,6 +19,7 @@ Results go to stdout and to --table (benchmarks/results.md).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -126,7 +127,7 @@ def open_weights(ftprep: list[str], files: list[str], out: Path, workers: int, p
             *parallel],
     }
     template = trl_training_template()
-    if template is not None:
+    if template is not None and importlib.util.find_spec("transformers") is not None:
         lines[f"TRL-style datasets.map (Qwen2.5), num_proc={workers}"] = [
             sys.executable, "-m", "benchmarks.trl_style", str(out / "trl-style"), str(workers), str(HF_TOKENIZER),
             str(template), *files]
@@ -135,8 +136,6 @@ def open_weights(ftprep: list[str], files: list[str], out: Path, workers: int, p
 
 def trl_training_template() -> Path | None:
     """TRL's training version of Qwen2.5's template, from the installed trl (not imported)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("trl")
     if spec is None or not spec.submodule_search_locations:
         return None
