@@ -15,7 +15,7 @@ from pathlib import Path
 
 import datasets
 
-from benchmarks.plain import SYSTEM, VALIDATION_PERCENT, clean
+from benchmarks.plain import VALIDATION_PERCENT, chat_messages
 
 _encoding = None
 
@@ -26,12 +26,8 @@ def render(row: dict) -> dict:
         import tiktoken
 
         _encoding = tiktoken.get_encoding("o200k_base")
-    instruction, input_, answer = (clean(v) if v else "" for v in (row["instruction"], row["input"], row["output"]))
-    messages = [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": instruction + (f"\n\n{input_}" if input_ else "")},
-        {"role": "assistant", "content": answer},
-    ]
+    messages = chat_messages(row)
+    answer = messages[-1]["content"]
     line = json.dumps({"messages": messages}, ensure_ascii=False)
     tokens = 3 + sum(3 + len(_encoding.encode(m["role"])) + len(_encoding.encode(m["content"])) for m in messages)
     return {"messages": messages, "digest": hashlib.blake2b(line.lower().encode(), digest_size=16).hexdigest(),

@@ -30,6 +30,17 @@ def clean(text: str) -> str:
     return "\n".join(SPACES.sub(" ", line).rstrip() for line in text.split("\n")).strip()
 
 
+def chat_messages(row: dict) -> list[dict]:
+    """The benchmark recipe's example for a row, its fields cleaned (the assistant's content is
+    empty where the row has no answer: such rows are left out)."""
+    instruction, input_, answer = (clean(v) if v else "" for v in (row["instruction"], row["input"], row["output"]))
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": instruction + (f"\n\n{input_}" if input_ else "")},
+        {"role": "assistant", "content": answer},
+    ]
+
+
 def main(output: str, paths: list[str]) -> None:
     encoding = tiktoken.get_encoding("o200k_base")
     out_dir = Path(output)
@@ -42,14 +53,9 @@ def main(output: str, paths: list[str]) -> None:
             for batch in pq.ParquetFile(path).iter_batches(columns=["instruction", "input", "output"]):
                 for row in batch.to_pylist():
                     rows += 1
-                    instruction, input_, answer = (clean(v) if v else "" for v in (row["instruction"], row["input"], row["output"]))
-                    if not answer:
+                    messages = chat_messages(row)
+                    if not messages[-1]["content"]:
                         continue
-                    messages = [
-                        {"role": "system", "content": SYSTEM},
-                        {"role": "user", "content": instruction + (f"\n\n{input_}" if input_ else "")},
-                        {"role": "assistant", "content": answer},
-                    ]
                     line = json.dumps({"messages": messages}, ensure_ascii=False)
                     digest = hashlib.blake2b(line.lower().encode(), digest_size=16).digest()
                     if digest in seen:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 
-from benchmarks.plain import SYSTEM, VALIDATION_PERCENT, clean
+from benchmarks.plain import VALIDATION_PERCENT, chat_messages
 
 _tokenizer = None
 
@@ -28,12 +28,8 @@ def tokenize(row: dict, tokenizer_dir: str, template: str) -> dict:
         from transformers import AutoTokenizer
 
         _tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    instruction, input_, answer = (clean(v) if v else "" for v in (row["instruction"], row["input"], row["output"]))
-    messages = [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": instruction + (f"\n\n{input_}" if input_ else "")},
-        {"role": "assistant", "content": answer},
-    ]
+    messages = chat_messages(row)
+    answer = messages[-1]["content"]
     line = json.dumps({"messages": messages}, ensure_ascii=False)
     processed = _tokenizer.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True,
                                                return_assistant_tokens_mask=True)
