@@ -88,8 +88,9 @@ class ByteLevelBpe:
         return self.encoding.encode(text, allowed_special="all")
 
     def byte_offsets(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        ends = np.cumsum(self.token_bytes[np.asarray(ids, dtype=np.int64)])
-        return ends - self.token_bytes[np.asarray(ids, dtype=np.int64)], ends
+        lengths = self.token_bytes[np.asarray(ids, dtype=np.int64)]
+        ends = np.cumsum(lengths)
+        return ends - lengths, ends
 
 
 def byte_level_bpe(tokenizer: dict) -> ByteLevelBpe | None:

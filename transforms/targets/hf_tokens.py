@@ -1,6 +1,6 @@
 """Token counts with an open-weights model's own tokenizer and chat template.
 
-The example is rendered through the model's chat template (``transforms/chat_template.py``)
+The example is rendered through the model's chat template (``chat_template.py``)
 and the text encoded with Hugging Face ``tokenizers`` without adding special tokens — the
 template writes them — as ``transformers``' ``apply_chat_template(..., tokenize=True)`` does.
 Trained tokens are those that overlap the template's generation spans.
@@ -117,10 +117,13 @@ class HfTokenCounter:
             shared += 1
         return ids, shared
 
-    def completion(self, row: dict[str, Any]) -> TokenCount:
-        ids, prompt = self._completion(row)
+    @staticmethod
+    def _completion_count(ids: list[int], prompt: int) -> TokenCount:
         trained = len(ids) - prompt
         return TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", prompt)))
+
+    def completion(self, row: dict[str, Any]) -> TokenCount:
+        return self._completion_count(*self._completion(row))
 
     def tokenized(self, row: dict[str, Any], fmt: str, form: str) -> tuple[TokenCount, dict[str, list[int]]]:
         """The row's count and what the trainer trains on (``schemas/formats.py`` tokenized_row)."""
@@ -129,9 +132,7 @@ class HfTokenCounter:
             return encoded.count(), tokenized_row(encoded.ids, encoded.trained, fmt, form)
         if fmt == "completion":
             ids, prompt = self._completion(row)
-            trained = len(ids) - prompt
-            count = TokenCount(len(ids), len(ids), trained, (("completion", trained), ("prompt", prompt)))
-            return count, tokenized_row(ids, [0] * prompt + [1] * trained, fmt, form)
+            return self._completion_count(ids, prompt), tokenized_row(ids, [0] * prompt + [1] * (len(ids) - prompt), fmt, form)
         raise ValueError(f"no tokenized rows for {fmt} examples")
 
     def preference(self, row: dict[str, Any]) -> TokenCount:
@@ -170,7 +171,7 @@ class HfSource:
     sha256: dict[str, str] = field(default_factory=dict)
     allow_download: bool = True
     # Set by check() when TRL ships a training version of the model's template: what the masks
-    # come from, as TRL's SFTTrainer trains (transforms/chat_template.py trl_training_template).
+    # come from, as TRL's SFTTrainer trains (chat_template.py trl_training_template).
     # The text travels with the source, so every worker renders with the one the launch found.
     training_template: str | None = None
     training_template_name: str | None = None
@@ -212,15 +213,15 @@ class HfSource:
         if os.path.exists(self.tokenizer) and not os.path.isabs(self.tokenizer):  # workers may run elsewhere
             return replace(self, tokenizer=os.path.abspath(self.tokenizer)).check()
         files = self._files()
+        # The counter compiles the model's template (ChatTemplateError) and finds the fast path.
+        counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template)
         template = ChatTemplate.from_tokenizer_config(json.loads(files.tokenizer_config), files.chat_template)
-        ChatTemplateRenderer(template)
         pinned = {TOKENIZER_FILE: _digest(files.tokenizer_json), CONFIG_FILE: _digest(files.tokenizer_config)}
         if files.chat_template is not None:
             pinned[TEMPLATE_FILE] = _digest(files.chat_template)
         training = trl_training_template(template.source)
         if training is not None:
             ChatTemplateRenderer(ChatTemplate(training[1], template.special_tokens))
-        counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config, files.chat_template)
         return replace(self, sha256=pinned, training_template_name=training and training[0],
                        training_template=training and training[1], byte_level=counter.byte_level)
 
