@@ -32,7 +32,7 @@ from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import Decision
 from transforms.files import created_whole, read_bytes
-from transforms.row_types import has_json, arrow_schema, merge_all, table
+from transforms.row_types import arrow_schema, has_json, merge_all, table
 from transforms.stats import KeptExample, StatsAccumulator
 from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
 
