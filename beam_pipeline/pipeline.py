@@ -290,8 +290,11 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         columns=plan.columns, csv=recipe.input.csv, limits=recipe.limits, dedup=recipe.dedup,
         on_bad_file=recipe.input.on_bad_file, format=plan.example_format, max_tokens=plan.model.max_tokens_per_example,
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
-        # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
-        keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
+        # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit, and
+        # to read the examples of a packed row where they are.
+        keep_sizes=(recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None
+                    or plan.target.packs_rows),
+        keep_lengths=plan.target.packs_rows,
         # The dataset card needs the rows' type.
         row_types=plan.target.dataset_card, resume=plan.resume,
     )
@@ -306,13 +309,15 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         decisions = p | "NoDuplicates" >> beam.Create([])
     output = recipe.output
     provenance_dir = plan.target.provenance_dir
+    pack_length = plan.model.max_tokens_per_example if plan.target.packs_rows else None
     specs = (
         p
         | "StartPlan" >> beam.Create([None])
         | "PlanShards" >> beam.FlatMap(
             lambda _, units, decisions: plan_shards(units, decisions, num_shards=output.num_shards,
                                                     max_shard_bytes=output.max_shard_bytes, provenance=output.provenance,
-                                                    provenance_dir=provenance_dir, parquet=output.format == "parquet"),
+                                                    provenance_dir=provenance_dir, parquet=output.format == "parquet",
+                                                    pack_length=pack_length),
             beam.pvalue.AsList(layouts), beam.pvalue.AsList(decisions))
     )
     files, taken_back = specs | "WriteShards" >> WriteShards(
@@ -323,6 +328,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
         dropped_reasons=recipe.dropped_reasons(), target=plan.target.kind, packing=plan.target.packing,
+        packed=plan.target.packs_rows,
         tokenizer=plan.tokens.label, target_info=plan.target.describe(plan.tokens),
     )
     stats | "WriteStats" >> WriteStatsAndMarker(

@@ -32,6 +32,7 @@ from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import Decision
 from transforms.files import created_whole, read_bytes
+from transforms.packing import pack_order, packed_table, packed_type
 from transforms.row_types import arrow_schema, has_json, merge_all, table
 from transforms.stats import KeptExample, StatsAccumulator
 from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
@@ -65,11 +66,41 @@ class ShardSpec:
     pieces: tuple[Piece, ...]
     # The examples as Parquet of this type (``transforms/row_types.py``), the run's one; None: JSONL.
     row_type: Any = None
+    # Packed rows (a split's, or their provenance): which examples, in packed order; no pieces then.
+    packed: "PackedRows | None" = None
 
     @property
     def name(self) -> str:
         extension = "jsonl" if self.row_type is None else "parquet"
         return f"{self.output}/{SHARD_NAME.format(index=self.index, count=self.count, extension=extension)}"
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """The examples of a shard of packed rows, in packed order: each by the unit file and byte
+    range of its line (pass 1's) and by its source; how many examples each packed row takes."""
+
+    paths: tuple[str, ...]  # the run's unit files
+    unit: np.ndarray  # per example: its unit file (index into paths)
+    start: np.ndarray  # per example: where its line starts in that file
+    size: np.ndarray  # per example: its line's bytes (newline included)
+    file: np.ndarray  # per example: its source file (index into the run's files)
+    row: np.ndarray  # per example: its source row
+    per_row: np.ndarray  # per packed row: how many examples it takes
+    first_sequence: int  # the split's number for the shard's first packed row
+    examples_type: Any = None  # the examples' row type, as pass 1 wrote them (before packing)
+
+    def rows(self, first: int, end: int) -> "PackedRows":
+        """Packed rows [first, end) of this shard."""
+        bounds = np.concatenate(([0], np.cumsum(self.per_row, dtype=np.int64)))
+        at = slice(int(bounds[first]), int(bounds[end]))
+        return PackedRows(self.paths, self.unit[at], self.start[at], self.size[at], self.file[at], self.row[at],
+                          self.per_row[first:end], self.first_sequence + first, self.examples_type)
+
+    def row_bytes(self) -> np.ndarray:
+        """Each packed row's bytes of JSON lines."""
+        bounds = np.concatenate(([0], np.cumsum(self.per_row[:-1], dtype=np.int64)))
+        return np.add.reduceat(self.size.astype(np.int64), bounds) if len(self.size) else np.zeros(0, np.int64)
 
 
 class DroppedRows:
@@ -131,13 +162,10 @@ class _Candidate:
                      sub(self.piece.index, self.index_lines), count, rows)
 
 
-def _cut(candidates: list[_Candidate], count: int, limit: int | None) -> list[list[Piece]]:
-    """The candidates' records, in order, in at most ``count`` shards balanced by bytes, each cut
-    further to at most ``limit`` bytes (a record larger than that stands alone)."""
-    atoms = [candidate.atoms() for candidate in candidates]
-    owner = np.repeat(np.arange(len(candidates)), [len(a) for a in atoms])
-    local = np.concatenate([np.arange(len(a)) for a in atoms])
-    cum = np.cumsum(np.concatenate(atoms))
+def _bounds(cum: np.ndarray, count: int, limit: int | None) -> list[tuple[int, int]]:
+    """Atoms of cumulative bytes ``cum`` in at most ``count`` runs balanced by bytes, each cut
+    further to at most ``limit`` bytes (an atom larger than that stands alone): each run's
+    ``[begin, end)``, none empty."""
     total, n = float(cum[-1]), len(cum)
     starts = {0}
     for k in range(1, count):  # balanced: a shard starts where the cumulative bytes pass k/count
@@ -151,10 +179,17 @@ def _cut(candidates: list[_Candidate], count: int, limit: int | None) -> list[li
                 cut.append(begin)
                 begin += max(1, int(np.searchsorted(cum[begin:end] - base, limit, side="right")))
         bounds = cut + [n]
+    return [(begin, end) for begin, end in zip(bounds, bounds[1:]) if begin < end]
+
+
+def _cut(candidates: list[_Candidate], count: int, limit: int | None) -> list[list[Piece]]:
+    """The candidates' records, in order, in at most ``count`` shards balanced by bytes, each cut
+    further to at most ``limit`` bytes (a record larger than that stands alone)."""
+    atoms = [candidate.atoms() for candidate in candidates]
+    owner = np.repeat(np.arange(len(candidates)), [len(a) for a in atoms])
+    local = np.concatenate([np.arange(len(a)) for a in atoms])
     shards = []
-    for begin, end in zip(bounds, bounds[1:]):
-        if begin >= end:
-            continue
+    for begin, end in _bounds(np.cumsum(np.concatenate(atoms)), count, limit):
         pieces = []
         for candidate in np.unique(owner[begin:end]):
             mine = np.flatnonzero(owner[begin:end] == candidate)
@@ -172,6 +207,7 @@ def plan_shards(
     provenance: bool = False,
     provenance_dir: str = PROVENANCE_DIR,
     parquet: bool = False,
+    pack_length: int | None = None,
     default_shard_bytes: int = DEFAULT_SHARD_BYTES,
 ) -> list[ShardSpec]:
     """Every shard of every output, in order. Each output's records are cut, in (file, row)
@@ -179,7 +215,8 @@ def plan_shards(
     ``default_shard_bytes``) balanced by bytes, each cut further to ``max_shard_bytes``. Units
     pass 1 kept line sizes for (``UnitSettings.keep_sizes``) can be cut between any two records,
     the others only between units. ``parquet``: the splits' shards are Parquet, all of the type
-    merged from the units' row types."""
+    merged from the units' row types. ``pack_length``: the splits are tokenized rows packed into
+    sequences of that many tokens (``_packed_split``)."""
     units = sorted((u for u in units if u.path is not None), key=lambda u: u.key)
     dropped = DroppedRows(decisions)
     plans: list[ShardSpec] = []
@@ -199,6 +236,12 @@ def plan_shards(
         return np.frombuffer(unit.sizes[name], dtype=np.uint32) if name in unit.sizes else None
 
     for split in SPLITS:
+        if pack_length is not None:
+            plans.extend(_packed_split(
+                units, split, dropped, max_length=pack_length, examples_type=examples_type,
+                count=num_shards, limit=max_shard_bytes, default_shard_bytes=default_shard_bytes,
+                provenance=f"{provenance_dir}/{split}" if provenance else None))
+            continue
         examples, sources = [], []
         for unit in units:
             section, index = unit.sections.get(split), unit.sections.get(index_section(split))
@@ -237,6 +280,50 @@ def plan_shards(
                                                        unit.sections.get(rows_section(split))), 500.0 * count))
         add(dropped_section(reason), candidates)
     return plans
+
+
+def _packed_split(units: list[UnitResult], split: str, dropped: DroppedRows, *, max_length: int, examples_type: Any,
+                  count: int | None, limit: int | None, default_shard_bytes: int, provenance: str | None) -> list[ShardSpec]:
+    """A split's shards of packed rows: its examples (duplicates left out), in (file, row) order,
+    placed by best-fit decreasing over the whole split from their lengths alone
+    (``transforms/packing.py``), the packed rows cut into shards balanced by bytes. Each shard
+    names its examples' lines in pass 1's files; with ``provenance``, a provenance shard beside
+    each one lists the sources of its examples in the same order."""
+    paths: list[str] = []
+    columns: dict[str, list[np.ndarray]] = defaultdict(list)
+    for unit in units:
+        section = unit.sections.get(split)
+        if section is None:
+            continue
+        sizes = np.frombuffer(unit.sizes[split], dtype=np.uint32)
+        rows = np.frombuffer(unit.rows[split], dtype=np.uint64)
+        gone = dropped.of(unit.file, split)
+        keep = ~np.isin(rows, gone) if len(gone) else np.ones(len(rows), dtype=bool)
+        starts = section.start + np.concatenate(([0], np.cumsum(sizes[:-1], dtype=np.int64)))
+        columns["unit"].append(np.full(int(keep.sum()), len(paths), dtype=np.uint32))
+        columns["start"].append(starts[keep].astype(np.uint64))
+        columns["size"].append(sizes[keep])
+        columns["file"].append(np.full(int(keep.sum()), unit.file, dtype=np.uint32))
+        columns["row"].append(rows[keep])
+        columns["length"].append(np.frombuffer(unit.lengths[split], dtype=np.uint32)[keep])
+        paths.append(unit.path)
+    if not paths:
+        return []
+    whole = {name: np.concatenate(parts) for name, parts in columns.items()}
+    if not len(whole["length"]):
+        return []
+    order, per_row = pack_order(whole["length"], max_length)
+    packed = PackedRows(tuple(paths), *(whole[name][order] for name in ("unit", "start", "size", "file", "row")),
+                        per_row.astype(np.uint32), 0, examples_type)
+    shards = _bounds(np.cumsum(packed.row_bytes()), count or max(1, math.ceil(packed.size.sum() / default_shard_bytes)),
+                     limit)
+    specs = []
+    for index, (begin, end) in enumerate(shards):
+        part = packed.rows(begin, end)
+        specs.append(ShardSpec(split, index, len(shards), (), packed_type(examples_type), part))
+        if provenance is not None:
+            specs.append(ShardSpec(provenance, index, len(shards), (), None, part))
+    return specs
 
 
 # --- Writing one shard ---------------------------------------------------------------------
@@ -309,6 +396,53 @@ def _group_table(lines: list[bytes], kind: Any, schema: pa.Schema) -> pa.Table:
     return pa_json.read_json(io.BytesIO(b"\n".join(lines)), read_options=read, parse_options=options).combine_chunks()
 
 
+class _OpenFiles:
+    """Pass 1's files held open while a shard of packed rows reads from them (at most ``LIMIT``
+    at once, the longest unused closed first): every row group reads a few lines of most units."""
+
+    LIMIT = 64
+
+    def __init__(self):
+        self._open: dict[str, Any] = {}
+
+    def __enter__(self) -> "_OpenFiles":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._open.values():
+            handle.close()
+        self._open.clear()
+
+    def get(self, path: str):
+        handle = self._open.pop(path, None)
+        if handle is None:
+            if len(self._open) >= self.LIMIT:
+                self._open.pop(next(iter(self._open))).close()
+            handle = FileSystems.open(path)
+        self._open[path] = handle  # most recently used last
+        return handle
+
+
+def _packed_lines(packed: PackedRows, files: _OpenFiles) -> list[bytes]:
+    """The lines of ``packed``'s examples (newlines cut), in packed order: each unit's read in
+    file order, a run of adjacent lines in one read."""
+    lines: list[bytes] = [b""] * len(packed.unit)
+    for unit in np.unique(packed.unit).tolist():
+        mine = np.flatnonzero(packed.unit == unit)
+        mine = mine[np.argsort(packed.start[mine], kind="stable")]
+        starts, sizes = packed.start[mine].astype(np.int64), packed.size[mine].astype(np.int64)
+        ends = starts + sizes
+        handle = files.get(packed.paths[unit])
+        for run in np.split(np.arange(len(mine)), np.flatnonzero(starts[1:] != ends[:-1]) + 1):
+            first = int(starts[run[0]])
+            handle.seek(first)
+            data = handle.read(int(ends[run[-1]]) - first)
+            for k in run.tolist():
+                at = int(starts[k]) - first
+                lines[mine[k]] = data[at:at + int(sizes[k]) - 1]
+    return lines
+
+
 class _WriteShardFn(beam.DoFn):
     STATS = "stats"
 
@@ -334,6 +468,14 @@ class _WriteShardFn(beam.DoFn):
         split = reason = spec.output.rpartition("/")[2]
         stats = StatsAccumulator()
         path = FileSystems.join(self._context.output_dir, spec.name)
+        if spec.packed is not None:
+            if spec.row_type is not None:
+                self._packed(spec, path)
+            else:
+                with created_whole(path) as out:
+                    self._packed_sources(spec.packed, out)
+            yield spec.output, path
+            return
         if spec.row_type is not None:
             self._parquet(spec, dropped, path)
             yield spec.output, path
@@ -377,6 +519,26 @@ class _WriteShardFn(beam.DoFn):
                     lines = [line for line, kept in zip(lines, ~np.isin(_rows(piece), gone)) if kept]
                 for group in _groups(lines, PARQUET_GROUP_BYTES):
                     writer.write_table(_group_table(group, spec.row_type, schema))
+
+    def _packed(self, spec: ShardSpec, path: str) -> None:
+        """Packed rows, a row group per ``PARQUET_GROUP_BYTES`` of their examples' JSON at most
+        (a packed row larger than that is a group of its own): each group's examples read from
+        pass 1's files, parsed in packed order and concatenated row by row."""
+        packed = spec.packed
+        schema, examples_schema = arrow_schema(spec.row_type), arrow_schema(packed.examples_type)
+        with created_whole(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer, \
+                _OpenFiles() as files:
+            for begin, end in _bounds(np.cumsum(packed.row_bytes()), 1, PARQUET_GROUP_BYTES):
+                group = packed.rows(begin, end)
+                examples = _group_table(_packed_lines(group, files), packed.examples_type, examples_schema)
+                writer.write_table(packed_table(examples, group.per_row, schema))
+
+    def _packed_sources(self, packed: PackedRows, out) -> None:
+        """Each example's source, in packed order, with the number of the packed row it is in."""
+        files = self._context.files
+        sequence = packed.first_sequence + np.repeat(np.arange(len(packed.per_row)), packed.per_row)
+        out.write(b"".join(orjson.dumps({"file": files[f], "row": r, "sequence": q}) + b"\n"
+                           for f, r, q in zip(packed.file.tolist(), packed.row.tolist(), sequence.tolist())))
 
     def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]

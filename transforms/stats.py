@@ -244,6 +244,7 @@ def build_stats(
     target: str = "openai",
     tokenizer: str | None = None,
     packing: bool = False,
+    packed: bool = False,
     target_info: dict | None = None,
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
@@ -290,7 +291,8 @@ def build_stats(
         "target": {"kind": target, "tokenizer": tokenizer or model.encoding,
                    "max_tokens_per_example": model.max_tokens_per_example,
                    **_with_checks(target_info or {}, acc)},
-        **({"packing": packing_estimate(acc.histograms.get("train_context", {}), model.max_tokens_per_example)}
+        **({"packing": packing_estimate(acc.histograms.get("train_context", {}), model.max_tokens_per_example,
+                                        written=packed)}
            if packing else {}),
         "files": {
             "read": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
@@ -364,6 +366,7 @@ class ComputeStats(beam.PTransform):
         dropped_reasons: Iterable[str] = (),
         target: str = "openai",
         packing: bool = False,
+        packed: bool = False,
         tokenizer: str | None = None,
         target_info: dict | None = None,
     ):
@@ -373,7 +376,7 @@ class ComputeStats(beam.PTransform):
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
                          "dropped_reasons": sorted(dropped_reasons), "target": target, "tokenizer": tokenizer,
-                         "packing": packing, "target_info": target_info}
+                         "packing": packing, "packed": packed, "target_info": target_info}
 
     def expand(self, parts: dict):
         unknown = set(parts) - {"units", "taken_back", "decisions"}

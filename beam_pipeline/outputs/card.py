@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from schemas.records import SPLITS
+from transforms.packing import packed_type
 from transforms.row_types import features_yaml
 
 TRL_TRAINERS = {"chat": "SFTTrainer", "completion": "SFTTrainer", "preference": "DPOTrainer"}
@@ -73,6 +74,8 @@ def dataset_card(stats: dict, *, row_type: Any, extension: str, title: str) -> s
     """The card's text for a run's ``stats`` whose splits are ``<split>/*.<extension>``."""
     records, tokens, target = stats["records"], stats["tokens"], stats["target"]
     fmt = stats["format"]
+    if (stats.get("packing") or {}).get("written"):
+        row_type = packed_type(row_type)
     header = yaml.safe_dump(_header(stats, row_type, extension), sort_keys=False, allow_unicode=True)
     loader = "parquet" if extension == "parquet" else "json"
     lines = [
@@ -92,7 +95,15 @@ def dataset_card(stats: dict, *, row_type: Any, extension: str, title: str) -> s
         "rows, each with its reason in `rejected/` and `dropped/` (`stats.json` counts them).",
     ]
     packing = stats.get("packing")
-    if packing:
+    if packing and packing["written"]:
+        lines += ["", f"Rows are packed: each holds whole examples, placed by best-fit decreasing (TRL's `bfd`) "
+                  f"into sequences of at most {packing['max_length']:,} tokens, and `seq_lengths` gives their "
+                  f"lengths, from which TRL's collator (`padding_free=True`) restarts the position ids at each "
+                  f"example{'; `position_ids` holds them already' if 'labels' in row_type['struct'] else ''}. "
+                  f"The train split is {packing['sequences']:,} rows ({packing['examples_per_sequence']} examples "
+                  f"each, {packing['fill']:.1%} full; padded one example per row instead: "
+                  f"{packing['padding_share_unpacked']:.1%} padding)."]
+    elif packing:
         lines += ["", f"Packed (best-fit decreasing) into {packing['max_length']:,}-token sequences, the train "
                   f"split makes {packing['sequences']:,} sequences ({packing['examples_per_sequence']} examples "
                   f"each, {packing['padding_share_packed']:.1%} padding; padded one example per sequence "

@@ -99,3 +99,25 @@ def test_line_sizes_are_kept_for_byte_limited_shards(tmp_path):
 
     sizes = np.frombuffer(result.sizes["train"], dtype=np.uint32).tolist()
     assert sizes == [len(line) + 1 for line in section_lines(result, "train")]
+
+
+def test_a_saved_result_reads_back_as_it_was(tmp_path):
+    from dataclasses import replace
+
+    import numpy as np
+
+    from transforms.readers.base import ReadUnit
+    from transforms.stats import StatsAccumulator
+    from transforms.units import Section, UnitResult, reusable_result
+
+    path = tmp_path / "00000-000000000000.unit"
+    path.write_bytes(b"x" * 10)
+    unit = ReadUnit(str(tmp_path / "in.jsonl"), "jsonl", byte_end=100)
+    result = UnitResult(0, 0, 2, str(path), {"train": Section(0, 10, 2)}, StatsAccumulator(), [],
+                        {"train": np.array([4, 6], np.uint32).tobytes()}, {"train": np.array([0, 1], np.uint64).tobytes()},
+                        {"struct": {"input_ids": {"list": "int64"}}}, str(path) + ".done",
+                        {"train": np.array([3, 5], np.uint32).tobytes()})
+    (tmp_path / (path.name + ".done")).write_bytes(result.to_json(unit))
+    back = reusable_result(unit, result.done)
+    assert replace(back, stats=result.stats) == result
+    assert reusable_result(replace(unit, byte_end=99), result.done) is None  # another unit's result

@@ -153,6 +153,11 @@ class Target:
         """Estimate how the train split packs into max_length sequences (stats.json packing)."""
         return False
 
+    @property
+    def packs_rows(self) -> bool:
+        """Write each split's tokenized rows packed into max_length sequences (``seq_lengths``)."""
+        return False
+
     def to_row(self, example: dict[str, Any], fmt: str) -> dict[str, Any]:
         """The row the target's files hold for ``example``; TargetRuleError for what it cannot hold."""
         return example

@@ -34,9 +34,21 @@ class OpenWeightsTarget(Target):
     def encoding_label(self) -> str:
         raise NotImplementedError
 
+    def __init__(self, recipe):
+        super().__init__(recipe)
+        if self.packs_rows and recipe.output.format != "parquet":
+            raise TargetError("target.packing with output.tokens writes packed rows as Parquet: set "
+                              "output.format: parquet (or leave output.tokens out to estimate the packing only)")
+
     @property
     def packing(self) -> bool:
         return self.spec.packing
+
+    @property
+    def packs_rows(self) -> bool:
+        # Tokenized rows are packed as TRL packs them; rows of messages are left for the trainer
+        # to tokenize and pack, and stats.json estimates how.
+        return self.spec.packing and self.tokens is not None
 
     def to_row(self, example: dict[str, Any], fmt: str) -> dict[str, Any]:
         return trainer_row(example, fmt)
