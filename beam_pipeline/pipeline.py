@@ -337,4 +337,5 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         report={"title": plan.output, "recipe": recipe_text(recipe)},
         card={"title": f"Fine-tuning data for {plan.model.name}", "extension": output.format}
         if plan.target.dataset_card else None,
+        tokens=plan.tokens if plan.target.tokens is not None else None,
     )

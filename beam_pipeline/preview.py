@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from beam_pipeline.pipeline import JobPlan, record_stages
+from schemas.formats import trained_bits
 from schemas.records import KEPT, REJECTED, Dropped, FailedFile, Item, Rejected, Rejection, TokenCount
 from transforms.readers.paths import infer_format
 from transforms.readers.registry import plan_file, read_unit
@@ -118,12 +119,7 @@ def token_pieces(plan: JobPlan):
     """``ids -> text of each token`` for the run's tokenizer, where the rows are tokenized; else None."""
     if not getattr(plan.tokens, "tokens", None):
         return None
-    tokenizer = plan.tokens.load().tokenizer
-
-    def pieces(ids: list[int]) -> list[str]:
-        return [tokenizer.decode([token], skip_special_tokens=False) for token in ids]
-
-    return pieces
+    return plan.tokens.load().pieces
 
 
 def mask_view(pieces: list[str], mask: list[int]) -> str:
@@ -140,12 +136,6 @@ def mask_view(pieces: list[str], mask: list[int]) -> str:
         trained = bool(bit)
         parts.append(piece.replace("\n", "\\n"))
     return "".join(parts) + ("⟧" if trained else "")
-
-
-def _mask_of(row: dict) -> list[int]:
-    if "labels" in row:
-        return [int(label != -100) for label in row["labels"]]
-    return row.get("assistant_masks") or row.get("completion_mask") or []
 
 
 def report_lines(results: list, fmt: str, pieces=None) -> list[str]:
@@ -178,8 +168,8 @@ def report_lines(results: list, fmt: str, pieces=None) -> list[str]:
                          + (" (estimated)" if t.estimated else ""))
         if pieces is not None and result.tokenized is not None:
             ids = result.tokenized["input_ids"]
-            lines.append(f"   mask ({sum(_mask_of(result.tokenized))} of {len(ids)} tokens trained, ⟦…⟧): "
-                         + mask_view(pieces(ids), _mask_of(result.tokenized)))
+            lines.append(f"   mask ({sum(trained_bits(result.tokenized))} of {len(ids)} tokens trained, ⟦…⟧): "
+                         + mask_view(pieces(ids), trained_bits(result.tokenized)))
         if result.warnings:
             lines.append(f"   warnings: {', '.join(result.warnings)}")
         lines.append("")

@@ -186,6 +186,13 @@ def tokenized_row(ids: list[int], trained: list[int], fmt: str, form: str) -> di
             "labels": [token if bit else IGNORED_LABEL for token, bit in zip(ids, trained)]}
 
 
+def trained_bits(row: dict[str, list[int]]) -> list[int]:
+    """1 where a tokenized row's loss trains, whichever form it is in."""
+    if "labels" in row:
+        return [int(label != IGNORED_LABEL) for label in row["labels"]]
+    return row.get("assistant_masks") or row.get("completion_mask") or []
+
+
 def truncated_row(row: dict[str, list[int]], length: int) -> dict[str, list[int]]:
     """Every column of a tokenized row cut to its first ``length`` tokens (tokens.over_limit: truncate)."""
     return {key: values[:length] for key, values in row.items()}

@@ -16,13 +16,16 @@ import os
 from typing import Any
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.outputs.card import dataset_card
 from beam_pipeline.outputs.report import render_report
+from schemas.formats import trained_bits
 from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
 from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
+from transforms.packing import SEQ_LENGTHS
 from transforms.row_types import merge_all
 from transforms.units import SAMPLES_PER_CODE
 
@@ -33,6 +36,30 @@ def stats_bytes(stats: dict[str, Any]) -> bytes:
 
 def _relative(output: str, path: str) -> str:
     return path[len(output):].lstrip("/") if path.startswith(output) else path
+
+
+# The report shows the trained tokens of the first rows written (a packed row: every example of it),
+# each example's first MASK_TOKENS tokens.
+MASK_ROWS = 3
+MASK_TOKENS = 300
+
+
+def mask_samples(path: str, pieces, *, rows: int = MASK_ROWS, tokens: int = MASK_TOKENS) -> list[dict]:
+    """The first ``rows`` rows of a tokenized Parquet shard as the report shows them: each
+    example (a packed row's, by its ``seq_lengths``) as ``(token text, trained)`` pairs."""
+    with FileSystems.open(path) as f:
+        table = pq.ParquetFile(f).read_row_group(0)
+    shown = []
+    for row in table.slice(0, rows).to_pylist():
+        ids, bits = row["input_ids"], trained_bits(row)
+        examples, at = [], 0
+        for length in row.get(SEQ_LENGTHS) or [len(ids)]:
+            cut = min(length, tokens)
+            examples.append({"tokens": list(zip(pieces(ids[at:at + cut]), bits[at:at + cut])), "count": length,
+                             "trained": sum(bits[at:at + length]), "more": length - cut})
+            at += length
+        shown.append({"tokens": len(ids), "examples": examples})
+    return shown
 
 
 def _sample_order(pair: tuple[str, dict]) -> tuple:
@@ -77,19 +104,22 @@ def _prune_empty_directories(output: str) -> None:
 
 
 class _FinalizeFn(beam.DoFn):
-    def __init__(self, output: str, target, job: dict | None, report: dict | None, card: dict | None):
+    def __init__(self, output: str, target, job: dict | None, report: dict | None, card: dict | None, tokens=None):
         self._output = output
         self._target = target
         self._job = job
         self._report = report
         self._card = card
+        self._tokens = tokens  # the token source, where the rows are tokenized: the report shows their masks
 
     def process(self, stats: dict, files: list[tuple[str, str]], temporary: list[str], samples: dict,
                 row_types: list):
         written = [STATS_FILE]
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
         if self._report is not None:
-            page = render_report(stats, samples=samples, **self._report)
+            train = sorted(path for output, path in files if output == TRAIN)
+            masks = mask_samples(train[0], self._tokens.load().pieces) if self._tokens is not None and train else None
+            page = render_report(stats, samples=samples, masks=masks, **self._report)
             write_bytes(join(self._output, REPORT_FILE), page.encode())
             written.append(REPORT_FILE)
         shards = sorted(_relative(self._output, path) for _, path in files)
@@ -130,8 +160,9 @@ class WriteStatsAndMarker(beam.PTransform):
     """
 
     def __init__(self, *, output: str, files, units, target=None, job: dict | None = None,
-                 report: dict | None = None, card: dict | None = None):
+                 report: dict | None = None, card: dict | None = None, tokens=None):
         super().__init__()
+        self._tokens = tokens
         self._output = output
         self._target = target
         self._files = files
@@ -148,6 +179,6 @@ class WriteStatsAndMarker(beam.PTransform):
         row_types = (self._units | "RowTypes" >> beam.Map(lambda unit: unit.row_type)
                      | "ThatAreNoted" >> beam.Filter(lambda kind: kind is not None))
         return stats | "WriteStatsThenSuccess" >> beam.ParDo(
-            _FinalizeFn(self._output, self._target, self._job, self._report, self._card),
+            _FinalizeFn(self._output, self._target, self._job, self._report, self._card, self._tokens),
             beam.pvalue.AsList(self._files), beam.pvalue.AsList(temporary), beam.pvalue.AsSingleton(samples),
             beam.pvalue.AsList(row_types))

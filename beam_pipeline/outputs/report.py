@@ -20,6 +20,8 @@ from transforms.units import RECORD_PREVIEW_CHARS
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("beam_pipeline.outputs", "templates"), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["n"] = lambda value: "—" if value is None else f"{value:,}" if isinstance(value, int) else value
+# A token's text with its line breaks and tabs shown, so that a boundary next to one stays visible.
+_ENV.filters["visible"] = lambda piece: piece.replace("\n", "\\n").replace("\t", "\\t") or "∅"
 
 PAGE = _ENV.get_template("report.html.j2")
 
@@ -116,8 +118,9 @@ def _preview(doc: dict) -> str:
 
 
 def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, recipe: str | None = None,
-                  title: str = "") -> str:
-    """The page for ``stats`` (a ``stats.json`` document); ``samples``: code -> rejected documents."""
+                  title: str = "", masks: list[dict] | None = None) -> str:
+    """The page for ``stats`` (a ``stats.json`` document); ``samples``: code -> rejected documents;
+    ``masks``: the first tokenized rows written, token by token (``finalize.mask_samples``)."""
     records, tokens, estimate = stats["records"], stats["tokens"], stats["estimate"]
     dropped = sum(records["dropped"].values())
     cards = [
@@ -145,7 +148,8 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
         panel = (f"Packing into {packing['max_length']:,}-token sequences" if packing else "Training data", [
             (f"packing.{k}", label, packing[k]) for k, label in (
                 ("examples", "train examples"), ("tokens", "train tokens"), ("sequences", "sequences (best-fit decreasing)"),
-                ("examples_per_sequence", "examples per sequence"), ("padding_share_packed", "padding share, packed"),
+                ("examples_per_sequence", "examples per sequence"), ("fill", "fill"),
+                ("padding_share_packed", "padding share, packed"),
                 ("padding_share_unpacked", "padding share, one example per sequence"))
         ] if packing else [("records.train", "train examples", records["train"]), ("tokens.train", "train tokens", tokens["train"])])
     histogram, limit_note = _histogram(tokens.get("histogram") or {}, stats["model"]["max_tokens_per_example"])
@@ -160,5 +164,5 @@ def render_report(stats: dict, *, samples: dict[str, list[dict]] | None = None, 
         drops=_bars(list(records["dropped"].items()), "records.dropped", "#f79009", "Nothing was dropped."),
         pii=_bars(list(stats["pii"].items()), "pii", "#0e9384", "No personal data found (or no PII step)."),
         warnings=_bars(list(stats["warnings"].items()), "warnings", "#667085", "No warnings."),
-        samples=sample_rows, recipe=recipe,
+        samples=sample_rows, recipe=recipe, masks=masks or [],
     )

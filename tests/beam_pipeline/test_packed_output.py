@@ -136,3 +136,15 @@ def test_packing_tokenized_rows_needs_parquet(tmp_path, capsys):
         "output": {"path": str(tmp_path / "out"), "tokens": "trl"}})
     assert main(["run", recipe, IN_MEMORY]) == 2
     assert "writes packed rows as Parquet: set output.format: parquet" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_trained_tokens_of_the_first_rows(tmp_path):
+    out = run(tmp_path, "packed", packing=True)
+    page = (out / "report.html").read_text()
+    assert "Trained tokens in the first rows written" in page
+    first = split_of(out, "train").select(range(3))
+    # One box per token of the rows shown (none is cut at this length), the trained ones marked.
+    assert page.count('<span class="tk on">') == sum(sum(mask) for mask in first["assistant_masks"]) + 1  # + the legend's
+    assert page.count('<span class="tk') == sum(len(ids) for ids in first["input_ids"]) + 2  # + the legend's two
+    assert page.count('<span class="ex">') == sum(len(s) for s in first["seq_lengths"])
+    assert "&lt;|im_start|&gt;" in page and "\\n" in page  # special tokens and line breaks visible

@@ -91,6 +91,11 @@ class HfTokenCounter:
             self._tokenizer = Tokenizer.from_str(self._tokenizer_json)
         return self._tokenizer
 
+    def pieces(self, ids: list[int]) -> list[str]:
+        """Each token's text, decoded on its own (special tokens kept): how masks are checked by eye."""
+        tokenizer = self.tokenizer
+        return [tokenizer.decode([token], skip_special_tokens=False) for token in ids]
+
     def text(self, text: str) -> int:
         if self._fast is not None and self._fast.takes(text):
             return len(self._fast.encode(text))
