@@ -90,6 +90,8 @@ NEAR = "{threshold: 0.8}"
 # A real open-weights model's tokenizer and chat template for the hf target's line (the test
 # set-up fetches it, sha256-checked: python -m tests.real_tokenizers qwen2_5).
 HF_TOKENIZER = HERE.parent / ".cache" / "tokenizers" / "qwen2_5"
+# The packed lines' sequence length (the benchmark's examples have at most ~700 tokens).
+PACK_LENGTH = 4096
 
 
 def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
@@ -125,12 +127,18 @@ def open_weights(ftprep: list[str], files: list[str], out: Path, workers: int, p
         f"ftprep --target hf, output.tokens: trl, {workers} workers": [
             *hf, "--output", str(out / "ftprep-tokens"), "--set", "output.format=parquet", "--set", "output.tokens=trl",
             *parallel],
+        f"ftprep --target hf, tokens packed to {PACK_LENGTH:,}, {workers} workers": [
+            *hf, "--output", str(out / "ftprep-packed"), "--set", "output.format=parquet", "--set", "output.tokens=trl",
+            "--set", "target.packing=true", "--set", f"target.max_length={PACK_LENGTH}", *parallel],
     }
     template = trl_training_template()
     if template is not None and importlib.util.find_spec("transformers") is not None:
         lines[f"TRL-style datasets.map (Qwen2.5), num_proc={workers}"] = [
             sys.executable, "-m", "benchmarks.trl_style", str(out / "trl-style"), str(workers), str(HF_TOKENIZER),
             str(template), *files]
+        lines[f"TRL-style map + pack_dataset to {PACK_LENGTH:,}, num_proc={workers}"] = [
+            sys.executable, "-m", "benchmarks.trl_style", str(out / "trl-packed"), str(workers), str(HF_TOKENIZER),
+            str(template), f"--pack={PACK_LENGTH}", *files]
     return lines
 
 

@@ -92,7 +92,12 @@ class HfTokenCounter:
         return self._tokenizer
 
     def pieces(self, ids: list[int]) -> list[str]:
-        """Each token's text, decoded on its own (special tokens kept): how masks are checked by eye."""
+        """Each token's text, decoded on its own (special tokens kept; a token holding part of a
+        character shows U+FFFD): how masks are checked by eye. With the byte-level fast path,
+        from its rank table, without loading the tokenizer."""
+        if self._fast is not None:
+            decode = self._fast.encoding.decode_single_token_bytes
+            return [decode(token).decode("utf-8", "replace") for token in ids]
         tokenizer = self.tokenizer
         return [tokenizer.decode([token], skip_special_tokens=False) for token in ids]
 
