@@ -290,11 +290,9 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         columns=plan.columns, csv=recipe.input.csv, limits=recipe.limits, dedup=recipe.dedup,
         on_bad_file=recipe.input.on_bad_file, format=plan.example_format, max_tokens=plan.model.max_tokens_per_example,
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
-        # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit, and
-        # to read the examples of a packed row where they are.
-        keep_sizes=(recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None
-                    or plan.target.packs_rows),
-        keep_lengths=plan.target.packs_rows,
+        # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
+        keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
+        pack_sections=plan.target.packs_rows,
         # The dataset card needs the rows' type.
         row_types=plan.target.dataset_card, resume=plan.resume,
     )
@@ -317,7 +315,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
             lambda _, units, decisions: plan_shards(units, decisions, num_shards=output.num_shards,
                                                     max_shard_bytes=output.max_shard_bytes, provenance=output.provenance,
                                                     provenance_dir=provenance_dir, parquet=output.format == "parquet",
-                                                    pack_length=pack_length),
+                                                    pack_length=pack_length, temp_dir=join(plan.output, TEMP_DIR)),
             beam.pvalue.AsList(layouts), beam.pvalue.AsList(decisions))
     )
     files, taken_back = specs | "WriteShards" >> WriteShards(

@@ -41,6 +41,10 @@ def _training_line(stats: dict) -> str:
     if bills_like_openai(stats):
         return (f"training    ~{estimate['billed_tokens']:,} billed tokens over {estimate['n_epochs']} epochs"
                 + (f", ~${estimate['cost']:,.2f}" if "cost" in estimate else ""))
+    if packing and packing["written"]:
+        return (f"packed      {packing['examples']:,} train examples into {packing['sequences']:,} rows of at most "
+                f"{packing['max_length']:,} tokens ({packing['fill']:.1%} full; one example a row: "
+                f"{1 - packing['padding_share_unpacked']:.1%})")
     if packing:
         return (f"packing     {packing['examples']:,} train examples into {packing['sequences']:,} sequences of "
                 f"{packing['max_length']:,} tokens ({packing['padding_share_packed']:.1%} padding; "

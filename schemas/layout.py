@@ -23,6 +23,9 @@ DATASET_PROVENANCE_DIR = "__provenance__"
 TEMP_DIR = "_temporary"
 UNITS_DIR = "units"
 UNIT_DONE_SUFFIX = ".done"
+# With packed rows: each split's packing plan, made once from every example's length and read by
+# the shards that write the packed rows (transforms/shards.py).
+PACK_DIR = "pack"
 # What the run was started with (recipe, inputs by size and time): --resume continues only the same run.
 RUN_FILE = "run.json"
 # Held while a run launches and writes: a second writer to the same output is refused.

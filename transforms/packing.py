@@ -34,7 +34,7 @@ def pack_order(lengths: np.ndarray, max_length: int) -> tuple[np.ndarray, np.nda
     rooms: list[int] = []  # the room sizes some open sequence has, sorted
     waiting: dict[int, deque] = {}  # room -> the sequences with that much room, first come first
     sequences = 0
-    for step, length in enumerate(lengths[placed].tolist()):
+    for step, length in enumerate(_chunked(lengths, placed)):
         at = bisect.bisect_left(rooms, length)
         if at < len(rooms):
             room = rooms[at]
@@ -57,6 +57,13 @@ def pack_order(lengths: np.ndarray, max_length: int) -> tuple[np.ndarray, np.nda
                 queue.append(sequence)
     order = placed[np.argsort(sequence_of, kind="stable")]
     return order, np.bincount(sequence_of, minlength=sequences)
+
+
+def _chunked(lengths: np.ndarray, placed: np.ndarray, chunk: int = 1 << 16):
+    """``lengths[placed]`` as Python ints, a chunk at a time (millions of them at once cost more
+    memory than the rest of the plan)."""
+    for at in range(0, len(placed), chunk):
+        yield from lengths[placed[at:at + chunk]].tolist()
 
 
 def best_fit_decreasing(lengths: Mapping[int, int], max_length: int) -> int:

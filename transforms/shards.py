@@ -28,14 +28,16 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.layout import DATASET_PROVENANCE_DIR, PROVENANCE_DIR
+from schemas.layout import DATASET_PROVENANCE_DIR, PACK_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
 from transforms.dedup import Decision
-from transforms.files import created_whole, read_bytes
+from transforms.files import created_whole, join, read_bytes, write_bytes
 from transforms.packing import pack_order, packed_table, packed_type
 from transforms.row_types import arrow_schema, has_json, merge_all, table
 from transforms.stats import KeptExample, StatsAccumulator
-from transforms.units import Section, UnitResult, dropped_section, index_section, rows_section
+from transforms.units import (
+    Section, UnitResult, dropped_section, index_section, lengths_section, rows_section, sizes_section,
+)
 
 # Without output.num_shards, a shard holds about this much (cut between units).
 DEFAULT_SHARD_BYTES = 64 << 20
@@ -66,8 +68,8 @@ class ShardSpec:
     pieces: tuple[Piece, ...]
     # The examples as Parquet of this type (``transforms/row_types.py``), the run's one; None: JSONL.
     row_type: Any = None
-    # Packed rows (a split's, or their provenance): which examples, in packed order; no pieces then.
-    packed: "PackedRows | None" = None
+    # Packed rows (a split's, or their provenance): its part of the packing plan; no pieces then.
+    packed: "PackedPart | None" = None
 
     @property
     def name(self) -> str:
@@ -75,32 +77,54 @@ class ShardSpec:
         return f"{self.output}/{SHARD_NAME.format(index=self.index, count=self.count, extension=extension)}"
 
 
-@dataclass(frozen=True)
-class PackedRows:
-    """The examples of a shard of packed rows, in packed order: each by the unit file and byte
-    range of its line (pass 1's) and by its source; how many examples each packed row takes."""
+# The packing plan's record for one example, in packed order: where its line is in pass 1's
+# files, and its source row (the unit gives the file).
+PLAN_RECORD = np.dtype([("unit", "<u4"), ("size", "<u4"), ("start", "<u8"), ("row", "<u8")])
 
-    paths: tuple[str, ...]  # the run's unit files
-    unit: np.ndarray  # per example: its unit file (index into paths)
-    start: np.ndarray  # per example: where its line starts in that file
-    size: np.ndarray  # per example: its line's bytes (newline included)
-    file: np.ndarray  # per example: its source file (index into the run's files)
-    row: np.ndarray  # per example: its source row
-    per_row: np.ndarray  # per packed row: how many examples it takes
-    first_sequence: int  # the split's number for the shard's first packed row
+
+@dataclass(frozen=True)
+class PackedPart:
+    """A shard of packed rows: its part of its split's packing plan (files ``PlanShards`` wrote)."""
+
+    plan: str  # per example, in packed order: a PLAN_RECORD
+    per_row: str  # per packed row: how many examples it takes (uint32)
+    paths: tuple[str, ...]  # the unit files the plan's records point into
+    files: tuple[int, ...]  # each unit's source file (index into the run's files)
+    rows: tuple[int, int]  # the shard's packed rows [first, end) of the split
+    examples: tuple[int, int]  # their examples [first, end) in the plan
     examples_type: Any = None  # the examples' row type, as pass 1 wrote them (before packing)
 
-    def rows(self, first: int, end: int) -> "PackedRows":
-        """Packed rows [first, end) of this shard."""
+    def load(self) -> "PackedRows":
+        first, end = self.examples
+        records = np.frombuffer(read_bytes(self.plan, first * PLAN_RECORD.itemsize, end * PLAN_RECORD.itemsize),
+                                dtype=PLAN_RECORD)
+        per_row = np.frombuffer(read_bytes(self.per_row, self.rows[0] * 4, self.rows[1] * 4), dtype=np.uint32)
+        return PackedRows(self.paths, records, per_row)
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """Packed rows being written: their examples' plan records and how many each row takes."""
+
+    paths: tuple[str, ...]
+    records: np.ndarray  # PLAN_RECORD per example, in packed order
+    per_row: np.ndarray  # uint32 per packed row
+
+    def part(self, first: int, end: int) -> "PackedRows":
+        """Packed rows [first, end) of these."""
         bounds = np.concatenate(([0], np.cumsum(self.per_row, dtype=np.int64)))
-        at = slice(int(bounds[first]), int(bounds[end]))
-        return PackedRows(self.paths, self.unit[at], self.start[at], self.size[at], self.file[at], self.row[at],
-                          self.per_row[first:end], self.first_sequence + first, self.examples_type)
+        return PackedRows(self.paths, self.records[int(bounds[first]):int(bounds[end])], self.per_row[first:end])
 
     def row_bytes(self) -> np.ndarray:
         """Each packed row's bytes of JSON lines."""
-        bounds = np.concatenate(([0], np.cumsum(self.per_row[:-1], dtype=np.int64)))
-        return np.add.reduceat(self.size.astype(np.int64), bounds) if len(self.size) else np.zeros(0, np.int64)
+        return _sums(self.records["size"], self.per_row)
+
+
+def _sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sums of consecutive runs of ``values``, ``counts[i]`` long each (all at least 1)."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    return np.add.reduceat(values.astype(np.int64), np.concatenate(([0], np.cumsum(counts[:-1], dtype=np.int64))))
 
 
 class DroppedRows:
@@ -208,6 +232,7 @@ def plan_shards(
     provenance_dir: str = PROVENANCE_DIR,
     parquet: bool = False,
     pack_length: int | None = None,
+    temp_dir: str | None = None,
     default_shard_bytes: int = DEFAULT_SHARD_BYTES,
 ) -> list[ShardSpec]:
     """Every shard of every output, in order. Each output's records are cut, in (file, row)
@@ -216,7 +241,7 @@ def plan_shards(
     pass 1 kept line sizes for (``UnitSettings.keep_sizes``) can be cut between any two records,
     the others only between units. ``parquet``: the splits' shards are Parquet, all of the type
     merged from the units' row types. ``pack_length``: the splits are tokenized rows packed into
-    sequences of that many tokens (``_packed_split``)."""
+    sequences of that many tokens (``_packed_split``; its plan is written under ``temp_dir``)."""
     units = sorted((u for u in units if u.path is not None), key=lambda u: u.key)
     dropped = DroppedRows(decisions)
     plans: list[ShardSpec] = []
@@ -240,7 +265,7 @@ def plan_shards(
             plans.extend(_packed_split(
                 units, split, dropped, max_length=pack_length, examples_type=examples_type,
                 count=num_shards, limit=max_shard_bytes, default_shard_bytes=default_shard_bytes,
-                provenance=f"{provenance_dir}/{split}" if provenance else None))
+                provenance=f"{provenance_dir}/{split}" if provenance else None, temp_dir=temp_dir))
             continue
         examples, sources = [], []
         for unit in units:
@@ -283,47 +308,62 @@ def plan_shards(
 
 
 def _packed_split(units: list[UnitResult], split: str, dropped: DroppedRows, *, max_length: int, examples_type: Any,
-                  count: int | None, limit: int | None, default_shard_bytes: int, provenance: str | None) -> list[ShardSpec]:
+                  count: int | None, limit: int | None, default_shard_bytes: int, provenance: str | None,
+                  temp_dir: str) -> list[ShardSpec]:
     """A split's shards of packed rows: its examples (duplicates left out), in (file, row) order,
     placed by best-fit decreasing over the whole split from their lengths alone
-    (``transforms/packing.py``), the packed rows cut into shards balanced by bytes. Each shard
-    names its examples' lines in pass 1's files; with ``provenance``, a provenance shard beside
-    each one lists the sources of its examples in the same order."""
-    paths: list[str] = []
-    columns: dict[str, list[np.ndarray]] = defaultdict(list)
+    (``transforms/packing.py``), the packed rows cut into shards balanced by bytes. The plan —
+    each example's place in its unit's file, in packed order, and each row's count — is written
+    under ``temp_dir``; a shard's spec names its part of it, so that only small specs cross the
+    pipeline. With ``provenance``, a provenance shard beside each one lists the sources of its
+    examples in the same order."""
+    paths, files, parts = [], [], []
     for unit in units:
-        section = unit.sections.get(split)
-        if section is None:
+        if unit.sections.get(split) is None:
             continue
-        sizes = np.frombuffer(unit.sizes[split], dtype=np.uint32)
-        rows = np.frombuffer(unit.rows[split], dtype=np.uint64)
-        gone = dropped.of(unit.file, split)
-        keep = ~np.isin(rows, gone) if len(gone) else np.ones(len(rows), dtype=bool)
-        starts = section.start + np.concatenate(([0], np.cumsum(sizes[:-1], dtype=np.int64)))
-        columns["unit"].append(np.full(int(keep.sum()), len(paths), dtype=np.uint32))
-        columns["start"].append(starts[keep].astype(np.uint64))
-        columns["size"].append(sizes[keep])
-        columns["file"].append(np.full(int(keep.sum()), unit.file, dtype=np.uint32))
-        columns["row"].append(rows[keep])
-        columns["length"].append(np.frombuffer(unit.lengths[split], dtype=np.uint32)[keep])
+        rows = np.frombuffer(_read(unit.path, unit.sections[rows_section(split)]), dtype=np.uint64)
+        sizes = np.frombuffer(_read(unit.path, unit.sections[sizes_section(split)]), dtype=np.uint32)
+        lengths = np.frombuffer(_read(unit.path, unit.sections[lengths_section(split)]), dtype=np.uint32)
+        keep = ~np.isin(rows, dropped.of(unit.file, split))
+        records = np.empty(int(keep.sum()), dtype=PLAN_RECORD)
+        records["unit"], records["size"], records["row"] = len(paths), sizes[keep], rows[keep]
+        records["start"] = (unit.sections[split].start
+                            + np.concatenate(([0], np.cumsum(sizes[:-1], dtype=np.int64))))[keep]
+        parts.append((records, lengths[keep]))
         paths.append(unit.path)
-    if not paths:
+        files.append(unit.file)
+    if not sum(len(lengths) for _, lengths in parts):
         return []
-    whole = {name: np.concatenate(parts) for name, parts in columns.items()}
-    if not len(whole["length"]):
-        return []
-    order, per_row = pack_order(whole["length"], max_length)
-    packed = PackedRows(tuple(paths), *(whole[name][order] for name in ("unit", "start", "size", "file", "row")),
-                        per_row.astype(np.uint32), 0, examples_type)
-    shards = _bounds(np.cumsum(packed.row_bytes()), count or max(1, math.ceil(packed.size.sum() / default_shard_bytes)),
-                     limit)
+    records = np.concatenate([records for records, _ in parts])
+    order, per_row = pack_order(np.concatenate([lengths for _, lengths in parts]), max_length)
+    del parts
+    plan, counts = join(temp_dir, PACK_DIR, f"{split}.plan"), join(temp_dir, PACK_DIR, f"{split}.rows")
+    with created_whole(plan) as out:
+        for at in range(0, len(order), PLAN_CHUNK):  # in chunks: one copy of the records at a time is enough
+            out.write(records[order[at:at + PLAN_CHUNK]].tobytes())
+    per_row = per_row.astype(np.uint32)
+    write_bytes(counts, per_row.tobytes())
+    row_bytes = _sums(records["size"][order], per_row)
+    del records, order
+    first_example = np.concatenate(([0], np.cumsum(per_row, dtype=np.int64)))
+    shards = _bounds(np.cumsum(row_bytes), count or max(1, math.ceil(row_bytes.sum() / default_shard_bytes)), limit)
     specs = []
     for index, (begin, end) in enumerate(shards):
-        part = packed.rows(begin, end)
+        part = PackedPart(plan, counts, tuple(paths), tuple(files), (begin, end),
+                          (int(first_example[begin]), int(first_example[end])), examples_type)
         specs.append(ShardSpec(split, index, len(shards), (), packed_type(examples_type), part))
         if provenance is not None:
             specs.append(ShardSpec(provenance, index, len(shards), (), None, part))
     return specs
+
+
+def packing_plan_files(temp_dir: str) -> list[str]:
+    """Every file the packing plans of a run may have (the run's last step removes them)."""
+    return [join(temp_dir, PACK_DIR, f"{split}.{kind}") for split in SPLITS for kind in ("plan", "rows")]
+
+
+# Plan records are written this many at a time.
+PLAN_CHUNK = 1 << 18
 
 
 # --- Writing one shard ---------------------------------------------------------------------
@@ -426,11 +466,12 @@ class _OpenFiles:
 def _packed_lines(packed: PackedRows, files: _OpenFiles) -> list[bytes]:
     """The lines of ``packed``'s examples (newlines cut), in packed order: each unit's read in
     file order, a run of adjacent lines in one read."""
-    lines: list[bytes] = [b""] * len(packed.unit)
-    for unit in np.unique(packed.unit).tolist():
-        mine = np.flatnonzero(packed.unit == unit)
-        mine = mine[np.argsort(packed.start[mine], kind="stable")]
-        starts, sizes = packed.start[mine].astype(np.int64), packed.size[mine].astype(np.int64)
+    records = packed.records
+    lines: list[bytes] = [b""] * len(records)
+    for unit in np.unique(records["unit"]).tolist():
+        mine = np.flatnonzero(records["unit"] == unit)
+        mine = mine[np.argsort(records["start"][mine], kind="stable")]
+        starts, sizes = records["start"][mine].astype(np.int64), records["size"][mine].astype(np.int64)
         ends = starts + sizes
         handle = files.get(packed.paths[unit])
         for run in np.split(np.arange(len(mine)), np.flatnonzero(starts[1:] != ends[:-1]) + 1):
@@ -524,21 +565,22 @@ class _WriteShardFn(beam.DoFn):
         """Packed rows, a row group per ``PARQUET_GROUP_BYTES`` of their examples' JSON at most
         (a packed row larger than that is a group of its own): each group's examples read from
         pass 1's files, parsed in packed order and concatenated row by row."""
-        packed = spec.packed
-        schema, examples_schema = arrow_schema(spec.row_type), arrow_schema(packed.examples_type)
+        packed, examples_type = spec.packed.load(), spec.packed.examples_type
+        schema, examples_schema = arrow_schema(spec.row_type), arrow_schema(examples_type)
         with created_whole(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer, \
                 _OpenFiles() as files:
             for begin, end in _bounds(np.cumsum(packed.row_bytes()), 1, PARQUET_GROUP_BYTES):
-                group = packed.rows(begin, end)
-                examples = _group_table(_packed_lines(group, files), packed.examples_type, examples_schema)
+                group = packed.part(begin, end)
+                examples = _group_table(_packed_lines(group, files), examples_type, examples_schema)
                 writer.write_table(packed_table(examples, group.per_row, schema))
 
-    def _packed_sources(self, packed: PackedRows, out) -> None:
+    def _packed_sources(self, part: PackedPart, out) -> None:
         """Each example's source, in packed order, with the number of the packed row it is in."""
-        files = self._context.files
-        sequence = packed.first_sequence + np.repeat(np.arange(len(packed.per_row)), packed.per_row)
-        out.write(b"".join(orjson.dumps({"file": files[f], "row": r, "sequence": q}) + b"\n"
-                           for f, r, q in zip(packed.file.tolist(), packed.row.tolist(), sequence.tolist())))
+        packed, names = part.load(), self._context.files
+        sequence = part.rows[0] + np.repeat(np.arange(len(packed.per_row)), packed.per_row)
+        files = np.array(part.files, dtype=np.int64)[packed.records["unit"]]
+        out.write(b"".join(orjson.dumps({"file": names[f], "row": r, "sequence": q}) + b"\n" for f, r, q in
+                           zip(files.tolist(), packed.records["row"].tolist(), sequence.tolist())))
 
     def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]

@@ -58,6 +58,16 @@ def rows_section(split: str) -> str:
     return f"rows/{split}"
 
 
+def lengths_section(split: str) -> str:
+    """The tokens of a split's records (uint32 each, their input_ids): what packing places them by."""
+    return f"lengths/{split}"
+
+
+def sizes_section(split: str) -> str:
+    """The bytes of a split's lines (uint32 each): where a packed row's examples are in the file."""
+    return f"sizes/{split}"
+
+
 def dropped_section(reason: str) -> str:
     return f"dropped/{reason}"
 
@@ -92,9 +102,6 @@ class UnitResult:
     row_type: Any = None
     # The file that says the unit is complete (its result, for --resume).
     done: str | None = None
-    # With UnitSettings.keep_lengths (packed output): each split's examples' token counts
-    # (uint32 bytes, the rows' input_ids), what the packing plan places them by.
-    lengths: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -113,7 +120,6 @@ class UnitResult:
             "sizes": {name: base64.b64encode(data).decode() for name, data in self.sizes.items()},
             "rows": {name: base64.b64encode(data).decode() for name, data in self.rows.items()},
             "row_type": self.row_type,
-            "lengths": {name: base64.b64encode(data).decode() for name, data in self.lengths.items()},
         })
 
     @classmethod
@@ -126,7 +132,7 @@ class UnitResult:
             StatsAccumulator.from_json(doc["stats"]), [tuple(pair) for pair in doc["samples"]],
             {name: base64.b64decode(text) for name, text in doc["sizes"].items()},
             {name: base64.b64decode(text) for name, text in doc["rows"].items()},
-            doc["row_type"], done, {name: base64.b64decode(text) for name, text in doc["lengths"].items()})
+            doc["row_type"], done)
 
     def layout(self) -> "UnitResult":
         """The unit without its stats and samples: what the steps that read its file need. They
@@ -206,7 +212,6 @@ class _Spools:
         # Compact arrays, not lists: a whole CSV file is one unit, of any number of records.
         self._sizes: dict[str, array] = defaultdict(lambda: array("I")) if keep_sizes else None
         self.rows: dict[str, array] = defaultdict(lambda: array("Q"))
-        self.lengths: dict[str, array] = defaultdict(lambda: array("I"))
         self.keep_sizes = keep_sizes
         self.row_type: Any = None  # of the examples written, when asked for
 
@@ -246,9 +251,6 @@ class _Spools:
     def row_numbers(self) -> dict[str, bytes]:
         return {name: rows.tobytes() for name, rows in self.rows.items()}
 
-    def token_lengths(self) -> dict[str, bytes]:
-        return {name: lengths.tobytes() for name, lengths in self.lengths.items()}
-
 
 @dataclass(frozen=True)
 class UnitSettings:
@@ -266,7 +268,8 @@ class UnitSettings:
     keep_sizes: bool = False  # record line sizes and rows (to honour output.num_shards, max_shard_bytes)
     resume: bool = False  # reuse the units an interrupted run completed (their .done files)
     row_types: bool = False  # note the examples' type (for the open-weights targets' card and Parquet schema)
-    keep_lengths: bool = False  # note each example's token count (tokenized rows, to pack them)
+    # Write each split's token counts and line sizes as sections (tokenized rows, to pack them).
+    pack_sections: bool = False
     batch_rows: int = BATCH_ROWS
 
 
@@ -395,7 +398,7 @@ class UnitProcessor:
         if self._progress is not None:
             self._progress.done(unit.url, sum(stats.rows_per_file.values()) - reported)
         result = UnitResult(file, unit.first_row, end_row, path, sections, stats, chosen, sizes, spools.row_numbers(),
-                            spools.row_type, name + UNIT_DONE_SUFFIX, spools.token_lengths())
+                            spools.row_type, name + UNIT_DONE_SUFFIX)
         # Written last, once the unit's file is whole: what --resume trusts.
         write_bytes(result.done, result.to_json(unit))
         return result
@@ -430,8 +433,11 @@ class UnitProcessor:
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
             if spools.keep_sizes:
                 spools.rows[split].extend(item.source.row for item in items)
-            if settings.keep_lengths:
-                spools.lengths[split].extend(len(example["input_ids"]) for example in examples)
+            if settings.pack_sections:
+                spools.write(lengths_section(split), np.array([len(example["input_ids"]) for example in examples],
+                                                              dtype=np.uint32).tobytes(), len(items))
+                spools.write(sizes_section(split), np.array([len(line) + 1 for line in lines],
+                                                            dtype=np.uint32).tobytes(), len(items))
         if settings.dedup.exact:
             for partition, data in exact_records(kept, file).items():
                 spools.write(exact_section(partition), data, len(data) // EXACT_RECORD.itemsize)

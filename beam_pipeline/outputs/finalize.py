@@ -26,6 +26,7 @@ from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, RUN_FILE, STATS_FIL
 from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
 from transforms.packing import SEQ_LENGTHS
+from transforms.shards import packing_plan_files
 from transforms.row_types import merge_all
 from transforms.units import SAMPLES_PER_CODE
 
@@ -138,8 +139,8 @@ class _FinalizeFn(beam.DoFn):
             write_bytes(join(self._output, CARD_FILE), card.encode())
             written.append(CARD_FILE)
         run_file = join(self._output, TEMP_DIR, RUN_FILE)
-        if FileSystems.exists(run_file):
-            temporary = [*temporary, run_file]
+        temporary = [*temporary, *(path for path in [run_file, *packing_plan_files(join(self._output, TEMP_DIR))]
+                                   if FileSystems.exists(path))]
         if temporary:
             FileSystems.delete(sorted(temporary))
         _prune_empty_directories(self._output)

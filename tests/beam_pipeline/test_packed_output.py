@@ -63,6 +63,7 @@ def test_packed_rows_are_trl_s_packing_of_the_same_examples(tmp_path):
     plain = run(tmp_path, "plain", packing=False)
     packed = run(tmp_path, "packed", packing=True, num_shards=3)
     assert len(list((packed / "train").glob("*.parquet"))) == 3
+    assert not (packed / "_temporary").exists()  # the packing plans went with pass 1's files
     for split in ("train", "validation"):
         examples = split_of(plain, split)
         reference = pack_dataset(examples, MAX_LENGTH, "bfd", {"batch_size": len(examples)})
@@ -138,8 +139,12 @@ def test_packing_tokenized_rows_needs_parquet(tmp_path, capsys):
     assert "writes packed rows as Parquet: set output.format: parquet" in capsys.readouterr().err
 
 
-def test_the_report_shows_the_trained_tokens_of_the_first_rows(tmp_path):
+def test_the_summary_and_the_report_show_the_packed_rows(tmp_path, capsys):
     out = run(tmp_path, "packed", packing=True)
+    stats = json.loads((out / "stats.json").read_text())
+    packing = stats["packing"]
+    assert (f"packed      {packing['examples']:,} train examples into {packing['sequences']:,} rows of at most 256 "
+            f"tokens ({packing['fill']:.1%} full") in capsys.readouterr().err
     page = (out / "report.html").read_text()
     assert "Trained tokens in the first rows written" in page
     first = split_of(out, "train").select(range(3))

@@ -115,8 +115,7 @@ def test_a_saved_result_reads_back_as_it_was(tmp_path):
     unit = ReadUnit(str(tmp_path / "in.jsonl"), "jsonl", byte_end=100)
     result = UnitResult(0, 0, 2, str(path), {"train": Section(0, 10, 2)}, StatsAccumulator(), [],
                         {"train": np.array([4, 6], np.uint32).tobytes()}, {"train": np.array([0, 1], np.uint64).tobytes()},
-                        {"struct": {"input_ids": {"list": "int64"}}}, str(path) + ".done",
-                        {"train": np.array([3, 5], np.uint32).tobytes()})
+                        {"struct": {"input_ids": {"list": "int64"}}}, str(path) + ".done")
     (tmp_path / (path.name + ".done")).write_bytes(result.to_json(unit))
     back = reusable_result(unit, result.done)
     assert replace(back, stats=result.stats) == result
