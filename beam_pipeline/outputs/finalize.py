@@ -39,13 +39,15 @@ def _relative(output: str, path: str) -> str:
     return path[len(output):].lstrip("/") if path.startswith(output) else path
 
 
-# The report shows the trained tokens of the first rows written (a packed row: every example of it),
-# each example's first MASK_TOKENS tokens.
+# The report shows the trained tokens of the first rows written (of a packed row, its first
+# MASK_EXAMPLES examples), each example's first MASK_TOKENS tokens.
 MASK_ROWS = 3
+MASK_EXAMPLES = 4
 MASK_TOKENS = 300
 
 
-def mask_samples(path: str, pieces, *, rows: int = MASK_ROWS, tokens: int = MASK_TOKENS) -> list[dict]:
+def mask_samples(path: str, pieces, *, rows: int = MASK_ROWS, tokens: int = MASK_TOKENS,
+                 examples_shown: int = MASK_EXAMPLES) -> list[dict]:
     """The first ``rows`` rows of a tokenized Parquet shard as the report shows them: each
     example (a packed row's, by its ``seq_lengths``) as ``(token text, trained)`` pairs."""
     with FileSystems.open(path) as f:
@@ -53,13 +55,14 @@ def mask_samples(path: str, pieces, *, rows: int = MASK_ROWS, tokens: int = MASK
     shown = []
     for row in table.slice(0, rows).to_pylist():
         ids, bits = row["input_ids"], trained_bits(row)
+        lengths = row.get(SEQ_LENGTHS) or [len(ids)]
         examples, at = [], 0
-        for length in row.get(SEQ_LENGTHS) or [len(ids)]:
+        for length in lengths[:examples_shown]:
             cut = min(length, tokens)
             examples.append({"tokens": list(zip(pieces(ids[at:at + cut]), bits[at:at + cut])), "count": length,
                              "trained": sum(bits[at:at + length]), "more": length - cut})
             at += length
-        shown.append({"tokens": len(ids), "examples": examples})
+        shown.append({"tokens": len(ids), "count": len(lengths), "examples": examples})
     return shown
 
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from beam_pipeline.cli import main
+from beam_pipeline.summary import run_summary
 from tests.beam_pipeline.helpers import IN_MEMORY, write_recipe
 from tests.real_tokenizers import folder
 
@@ -28,6 +29,14 @@ def corpus(n: int = 240, seed: int = 0) -> list[dict]:
                           {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=rng.randint(1, 70)))}]}
             for _ in range(n)]
     return rows + rows[:15]  # duplicates: dedup leaves them out of the packing
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """The same data unpacked and packed (two shards a split), run once for the tests below."""
+    tmp_path = tmp_path_factory.mktemp("packing")
+    return {"tmp": tmp_path, "plain": run(tmp_path, "plain", packing=False),
+            "packed": run(tmp_path, "packed", packing=True, num_shards=2)}
 
 
 def run(tmp_path: Path, name: str, *, packing: bool, form: str = "trl", args=(IN_MEMORY,), **output) -> Path:
@@ -58,11 +67,10 @@ def sources(out: Path, split: str) -> list[dict]:
             for line in path.read_text().splitlines()]
 
 
-def test_packed_rows_are_trl_s_packing_of_the_same_examples(tmp_path):
+def test_packed_rows_are_trl_s_packing_of_the_same_examples(runs):
     pack_dataset = pytest.importorskip("trl.data_utils").pack_dataset
-    plain = run(tmp_path, "plain", packing=False)
-    packed = run(tmp_path, "packed", packing=True, num_shards=3)
-    assert len(list((packed / "train").glob("*.parquet"))) == 3
+    plain, packed = runs["plain"], runs["packed"]
+    assert len(list((packed / "train").glob("*.parquet"))) == 2
     assert not (packed / "_temporary").exists()  # the packing plans went with pass 1's files
     for split in ("train", "validation"):
         examples = split_of(plain, split)
@@ -84,9 +92,8 @@ def test_packed_rows_are_trl_s_packing_of_the_same_examples(tmp_path):
     assert "name: seq_lengths" in card
 
 
-def test_a_packed_row_holds_whole_examples_and_says_whose(tmp_path):
-    plain = run(tmp_path, "plain", packing=False)
-    packed = run(tmp_path, "packed", packing=True)
+def test_a_packed_row_holds_whole_examples_and_says_whose(runs):
+    plain, packed = runs["plain"], runs["packed"]
     for split in ("train", "validation"):
         by_source = {(s["file"], s["row"]): example for s, example in
                      zip(sources(plain, split), split_of(plain, split))}
@@ -107,9 +114,9 @@ def test_a_packed_row_holds_whole_examples_and_says_whose(tmp_path):
         assert sorted(seen) == sorted(by_source)  # every example once, none split, none lost
 
 
-def test_one_worker_and_two_write_the_same_bytes(tmp_path):
-    one = run(tmp_path, "one", packing=True, num_shards=2)
-    two = run(tmp_path, "two", packing=True, num_shards=2, args=TWO_WORKERS)
+def test_one_worker_and_two_write_the_same_bytes(runs):
+    one = runs["packed"]
+    two = run(runs["tmp"], "two", packing=True, num_shards=2, args=TWO_WORKERS)
     written = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.suffix in (".parquet", ".jsonl"))
     assert len([p for p in written if p.parts[0] != "dropped"]) == 8  # 2 splits x 2 shards, and their provenance
     for path in written:
@@ -139,17 +146,22 @@ def test_packing_tokenized_rows_needs_parquet(tmp_path, capsys):
     assert "writes packed rows as Parquet: set output.format: parquet" in capsys.readouterr().err
 
 
-def test_the_summary_and_the_report_show_the_packed_rows(tmp_path, capsys):
-    out = run(tmp_path, "packed", packing=True)
+def test_the_summary_and_the_report_show_the_packed_rows(runs):
+    out = runs["packed"]
     stats = json.loads((out / "stats.json").read_text())
     packing = stats["packing"]
     assert (f"packed      {packing['examples']:,} train examples into {packing['sequences']:,} rows of at most 256 "
-            f"tokens ({packing['fill']:.1%} full") in capsys.readouterr().err
+            f"tokens ({packing['fill']:.1%} full") in "\n".join(run_summary(stats, str(out)))
     page = (out / "report.html").read_text()
     assert "Trained tokens in the first rows written" in page
-    first = split_of(out, "train").select(range(3))
-    # One box per token of the rows shown (none is cut at this length), the trained ones marked.
-    assert page.count('<span class="tk on">') == sum(sum(mask) for mask in first["assistant_masks"]) + 1  # + the legend's
-    assert page.count('<span class="tk') == sum(len(ids) for ids in first["input_ids"]) + 2  # + the legend's two
-    assert page.count('<span class="ex">') == sum(len(s) for s in first["seq_lengths"])
+    shown_ids, shown_bits = [], []  # the first 4 examples of each of the first 3 rows (none cut at this length)
+    rows = split_of(out, "train").select(range(3))
+    for row in rows:
+        end = sum(row["seq_lengths"][:4])
+        shown_ids += row["input_ids"][:end]
+        shown_bits += row["assistant_masks"][:end]
+    assert page.count('<span class="tk on">') == sum(shown_bits) + 1  # + the legend's
+    assert page.count('<span class="tk') == len(shown_ids) + 2  # + the legend's two
+    assert page.count('<span class="ex">') == sum(min(len(s), 4) for s in rows["seq_lengths"] if len(s) > 1)
+    assert page.count("examples, the first 4 shown") == sum(len(s) > 4 for s in rows["seq_lengths"])
     assert "&lt;|im_start|&gt;" in page and "\\n" in page  # special tokens and line breaks visible
