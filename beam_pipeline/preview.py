@@ -119,7 +119,7 @@ def token_pieces(plan: JobPlan):
     """``ids -> text of each token`` for the run's tokenizer, where the rows are tokenized; else None."""
     if not getattr(plan.tokens, "tokens", None):
         return None
-    return plan.tokens.load().pieces
+    return plan.tokens.pieces()  # the counter the preview's stages loaded
 
 
 def mask_view(pieces: list[str], mask: list[int]) -> str:

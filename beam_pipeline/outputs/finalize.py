@@ -122,7 +122,7 @@ class _FinalizeFn(beam.DoFn):
         write_bytes(join(self._output, STATS_FILE), stats_bytes(stats))
         if self._report is not None:
             train = sorted(path for output, path in files if output == TRAIN)
-            masks = mask_samples(train[0], self._tokens.load().pieces) if self._tokens is not None and train else None
+            masks = mask_samples(train[0], self._tokens.pieces()) if self._tokens is not None and train else None
             page = render_report(stats, samples=samples, masks=masks, **self._report)
             write_bytes(join(self._output, REPORT_FILE), page.encode())
             written.append(REPORT_FILE)

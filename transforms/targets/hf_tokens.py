@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from schemas.formats import tokenized_row, trainer_row
 from schemas.recipe import LimitsSpec
@@ -168,6 +169,10 @@ def _digest(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# Counters loaded in this process, by the tokenizer files they read (HfSource.pieces).
+_LOADED: "weakref.WeakValueDictionary[tuple, HfTokenCounter]" = weakref.WeakValueDictionary()
+
+
 @dataclass(frozen=True)
 class HfSource:
     """Where an open-weights model's counter comes from (a recipe's ``target: {kind: hf}``).
@@ -237,6 +242,18 @@ class HfSource:
 
     def load(self, limits: LimitsSpec = LimitsSpec()) -> HfTokenCounter:
         files = self._files()
-        return HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config,
-                                         self.training_template or files.chat_template, limits=limits,
-                                         variables=self.variables, byte_level=self.byte_level)
+        counter = HfTokenCounter.from_texts(files.tokenizer_json, files.tokenizer_config,
+                                            self.training_template or files.chat_template, limits=limits,
+                                            variables=self.variables, byte_level=self.byte_level)
+        _LOADED[self._files_key()] = counter
+        return counter
+
+    def pieces(self) -> Callable[[list[int]], list[str]]:
+        """``ids -> each token's text``: from a counter this process has loaded already for the
+        same files where there is one (decoding only reads its tables), else from a new one. The
+        report's masks are made at the end of a run, in a worker that counted with it."""
+        counter = _LOADED.get(self._files_key())
+        return (counter if counter is not None else self.load()).pieces
+
+    def _files_key(self) -> tuple:
+        return (self.tokenizer, self.revision, tuple(sorted(self.sha256.items())))

@@ -89,3 +89,21 @@ def test_a_text_nfc_changes_is_normalized_piece_by_piece_as_the_tokenizer_would(
     starts, ends = fast.byte_offsets(ids)
     assert ids == encoding.ids
     assert mask_from_bytes(starts, ends, byte_spans(normalized, moved)) == trained_mask(encoding.offsets, spans)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5", "gemma3"])
+def test_token_pieces_equal_the_tokenizer_s_and_reuse_a_loaded_counter(family):
+    """The report's and preview's token texts: from the rank table where the fast path holds
+    one (Qwen), from the tokenizer otherwise (Gemma); a counter already loaded for the same files
+    in this process is reused, not loaded again."""
+    import pickle
+
+    from transforms.targets.hf_tokens import HfSource
+
+    source = HfSource(str(folder(family)), allow_download=False).check()
+    counter = source.load()
+    text = "Hello 東京 ünïcödé 😀\n\n  code\tx"
+    ids = counter.tokenizer.encode(text, add_special_tokens=False).ids
+    elsewhere = pickle.loads(pickle.dumps(source))  # as a worker receives it
+    assert elsewhere.pieces().__self__ is counter
+    assert counter.pieces(ids) == [counter.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
