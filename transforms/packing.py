@@ -28,9 +28,9 @@ def pack_order(lengths: np.ndarray, max_length: int) -> tuple[np.ndarray, np.nda
     """``(order, per_sequence)``: the examples' indices in packed order (sequence by sequence, each
     sequence's in the order placed) and how many examples each sequence holds. Lengths over
     ``max_length`` count as ``max_length`` (the run truncates or rejects them before)."""
-    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), max_length)
-    placed = np.argsort(-lengths, kind="stable")
-    sequence_of = np.empty(len(placed), dtype=np.int64)
+    lengths = np.minimum(np.asarray(lengths), max_length).astype(np.uint32)
+    placed = np.argsort(max_length - lengths, kind="stable")  # longest first, ties in input order
+    sequence_of = np.empty(len(placed), dtype=np.int32)
     rooms: list[int] = []  # the room sizes some open sequence has, sorted
     waiting: dict[int, deque] = {}  # room -> the sequences with that much room, first come first
     sequences = 0

@@ -335,8 +335,10 @@ def _packed_split(units: list[UnitResult], split: str, dropped: DroppedRows, *, 
     if not sum(len(lengths) for _, lengths in parts):
         return []
     records = np.concatenate([records for records, _ in parts])
-    order, per_row = pack_order(np.concatenate([lengths for _, lengths in parts]), max_length)
-    del parts
+    lengths = np.concatenate([lengths for _, lengths in parts])
+    del parts  # before the plan's own arrays: at 2M examples, each of these is tens of MB
+    order, per_row = pack_order(lengths, max_length)
+    del lengths
     plan, counts = join(temp_dir, PACK_DIR, f"{split}.plan"), join(temp_dir, PACK_DIR, f"{split}.rows")
     with created_whole(plan) as out:
         for at in range(0, len(order), PLAN_CHUNK):  # in chunks: one copy of the records at a time is enough
@@ -398,6 +400,22 @@ def _rows(piece: Piece) -> np.ndarray:
 
 def _lines(path: str, section: Section) -> list[bytes]:
     return _read(path, section).split(b"\n")[:-1]
+
+
+def _streamed_lines(path: str, section: Section, chunk: int) -> Iterator[bytes]:
+    """The section's lines (newlines cut), read ``chunk`` bytes at a time: a unit's section of
+    token rows is tens of MB, held whole by no one."""
+    with FileSystems.open(path) as f:
+        f.seek(section.start)
+        left, rest = section.end - section.start, b""
+        while left:
+            data = f.read(min(chunk, left))
+            if not data:
+                raise OSError(f"{path} ends before byte {section.end}")
+            left -= len(data)
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            yield from lines
 
 
 @dataclass(frozen=True)
@@ -549,15 +567,15 @@ class _WriteShardFn(beam.DoFn):
 
     def _parquet(self, spec: ShardSpec, dropped: DroppedRows, path: str) -> None:
         """The examples as Parquet, a row group per ``PARQUET_GROUP_BYTES`` of a piece's JSON at
-        most (a unit's share of tokenized rows held whole took a worker from about 490 to 630 MB
-        on the benchmark; in 2 MB groups 520)."""
+        most, the piece read as it is written (a unit's share of tokenized rows held whole took a
+        worker from about 490 to 630 MB on the benchmark; in 2 MB groups 520)."""
         schema = arrow_schema(spec.row_type)
         with created_whole(path) as out, pq.ParquetWriter(out, schema, compression="zstd") as writer:
             for piece in spec.pieces:
-                lines = _lines(piece.path, piece.section)
+                lines = _streamed_lines(piece.path, piece.section, PARQUET_GROUP_BYTES)
                 gone = dropped.of(piece.file, spec.output)
                 if len(gone):
-                    lines = [line for line, kept in zip(lines, ~np.isin(_rows(piece), gone)) if kept]
+                    lines = (line for line, kept in zip(lines, ~np.isin(_rows(piece), gone)) if kept)
                 for group in _groups(lines, PARQUET_GROUP_BYTES):
                     writer.write_table(_group_table(group, spec.row_type, schema))
 
