@@ -121,15 +121,18 @@ def open_weights(ftprep: list[str], files: list[str], out: Path, workers: int, p
     template (TRL's training version where trl is installed) and tokenized — counted and written as
     TRL's rows, or written as the tokens and masks the trainer trains on (output.tokens: trl) — and
     what a TRL user runs to make those tokens and masks (benchmarks/trl_style.py)."""
-    hf = [*ftprep, "--target", "hf", "--tokenizer", str(HF_TOKENIZER), "--max-length", "32768", "--model", "Qwen2.5"]
+    hf = [*ftprep, "--target", "hf", "--tokenizer", str(HF_TOKENIZER), "--model", "Qwen2.5"]
+    longest = ["--max-length", "32768"]  # nothing rejected for its length
     lines = {
-        f"ftprep --target hf (Qwen2.5), {workers} workers": [*hf, "--output", str(out / "ftprep-hf"), *parallel],
+        f"ftprep --target hf (Qwen2.5), {workers} workers": [*hf, *longest, "--output", str(out / "ftprep-hf"),
+                                                           *parallel],
         f"ftprep --target hf, output.tokens: trl, {workers} workers": [
-            *hf, "--output", str(out / "ftprep-tokens"), "--set", "output.format=parquet", "--set", "output.tokens=trl",
-            *parallel],
+            *hf, *longest, "--output", str(out / "ftprep-tokens"), "--set", "output.format=parquet",
+            "--set", "output.tokens=trl", *parallel],
+        # (--max-length, not --set target.max_length: the command line's flags apply after --set)
         f"ftprep --target hf, tokens packed to {PACK_LENGTH:,}, {workers} workers": [
-            *hf, "--output", str(out / "ftprep-packed"), "--set", "output.format=parquet", "--set", "output.tokens=trl",
-            "--set", "target.packing=true", "--set", f"target.max_length={PACK_LENGTH}", *parallel],
+            *hf, "--max-length", str(PACK_LENGTH), "--output", str(out / "ftprep-packed"),
+            "--set", "output.format=parquet", "--set", "output.tokens=trl", "--set", "target.packing=true", *parallel],
     }
     template = trl_training_template()
     if template is not None and importlib.util.find_spec("transformers") is not None:
