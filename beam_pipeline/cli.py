@@ -356,11 +356,9 @@ def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.rows < 1:
         raise UsageError("--rows must be at least 1")
     overrides = recipe_overrides(args)
-    if args.mask:  # the mask is what the tokenized rows hold: make them, unless the recipe already does
-        recipe = load_recipe(args.recipe, overrides=overrides)
-        if recipe.output.tokens is None:
-            overrides.append(("output.tokens", "trl"))
     recipe = load_recipe(args.recipe, overrides=overrides)
+    if args.mask and recipe.output.tokens is None:  # the mask is what tokenized rows hold: make them
+        recipe = load_recipe(args.recipe, overrides=[*overrides, ("output.tokens", "trl")])
     plan = plan_job(recipe, writes=False)
     for line in report_lines(preview(plan, args.rows), plan.example_format, pieces=token_pieces(plan)):
         print(line)

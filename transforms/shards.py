@@ -375,16 +375,22 @@ def _read(path: str, section: Section) -> bytes:
     return read_bytes(path, section.start, section.end)
 
 
-def _copy(path: str, section: Section, out) -> None:
+def _chunks(path: str, section: Section, size: int) -> Iterator[bytes]:
+    """The section's bytes, ``size`` at a time."""
     with FileSystems.open(path) as f:
         f.seek(section.start)
         left = section.end - section.start
         while left:
-            chunk = f.read(min(COPY_CHUNK, left))
+            chunk = f.read(min(size, left))
             if not chunk:
                 raise OSError(f"{path} ends before byte {section.end}")
-            out.write(chunk)
             left -= len(chunk)
+            yield chunk
+
+
+def _copy(path: str, section: Section, out) -> None:
+    for chunk in _chunks(path, section, COPY_CHUNK):
+        out.write(chunk)
 
 
 def index_entries(path: str, index: Section) -> list[list]:
@@ -405,17 +411,11 @@ def _lines(path: str, section: Section) -> list[bytes]:
 def _streamed_lines(path: str, section: Section, chunk: int) -> Iterator[bytes]:
     """The section's lines (newlines cut), read ``chunk`` bytes at a time: a unit's section of
     token rows is tens of MB, held whole by no one."""
-    with FileSystems.open(path) as f:
-        f.seek(section.start)
-        left, rest = section.end - section.start, b""
-        while left:
-            data = f.read(min(chunk, left))
-            if not data:
-                raise OSError(f"{path} ends before byte {section.end}")
-            left -= len(data)
-            lines = (rest + data).split(b"\n")
-            rest = lines.pop()
-            yield from lines
+    rest = b""
+    for data in _chunks(path, section, chunk):
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        yield from lines
 
 
 @dataclass(frozen=True)

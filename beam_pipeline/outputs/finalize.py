@@ -11,11 +11,13 @@ schedulers key on it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from typing import Any
 
 import apache_beam as beam
+import orjson
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
@@ -26,8 +28,8 @@ from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, RUN_FILE, STATS_FIL
 from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
 from transforms.packing import SEQ_LENGTHS
-from transforms.shards import packing_plan_files
 from transforms.row_types import merge_all
+from transforms.shards import packing_plan_files
 from transforms.units import SAMPLES_PER_CODE
 
 
@@ -46,14 +48,20 @@ MASK_EXAMPLES = 4
 MASK_TOKENS = 300
 
 
+def _first_rows(path: str, rows: int) -> list[dict]:
+    """The first ``rows`` rows of a shard, Parquet or JSONL."""
+    with FileSystems.open(path) as f:
+        if path.endswith(".parquet"):
+            return pq.ParquetFile(f).read_row_group(0).slice(0, rows).to_pylist()
+        return [orjson.loads(line) for line in itertools.islice(f, rows)]
+
+
 def mask_samples(path: str, pieces, *, rows: int = MASK_ROWS, tokens: int = MASK_TOKENS,
                  examples_shown: int = MASK_EXAMPLES) -> list[dict]:
-    """The first ``rows`` rows of a tokenized Parquet shard as the report shows them: each
-    example (a packed row's, by its ``seq_lengths``) as ``(token text, trained)`` pairs."""
-    with FileSystems.open(path) as f:
-        table = pq.ParquetFile(f).read_row_group(0)
+    """The first ``rows`` rows of a tokenized shard as the report shows them: each example (a
+    packed row's, by its ``seq_lengths``) as ``(token text, trained)`` pairs."""
     shown = []
-    for row in table.slice(0, rows).to_pylist():
+    for row in _first_rows(path, rows):
         ids, bits = row["input_ids"], trained_bits(row)
         lengths = row.get(SEQ_LENGTHS) or [len(ids)]
         examples, at = [], 0

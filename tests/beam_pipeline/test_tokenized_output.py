@@ -98,6 +98,15 @@ def test_the_labels_form_is_what_axolotl_and_llama_factory_read(tmp_path):
     assert "`labels` (-100 where nothing is trained)" in card
 
 
+def test_tokenized_jsonl_is_written_and_its_report_shows_the_masks(tmp_path):
+    out = run_tokens(tmp_path, "qwen2_5", CORPUS[:2], "chat", "trl", format="jsonl")
+    assert [set(row) for row in out["train"]] == [{"input_ids", "assistant_masks"}] * 2
+    page = (tmp_path / "out" / "report.html").read_text()
+    # Both rows shown token by token (the legend has one box of each kind).
+    assert page.count('<span class="tk') == sum(len(row["input_ids"]) for row in out["train"]) + 2
+    assert page.count('<span class="tk on">') == sum(sum(row["assistant_masks"]) for row in out["train"]) + 1
+
+
 def test_completions_are_masked_where_trl_s_completion_starts(tmp_path):
     rows = [{"prompt": "2+2=", "completion": " 4"}, {"prompt": "The capital of France is", "completion": " Paris."}]
     out = run_tokens(tmp_path, "qwen2_5", rows, "completion", "trl")
