@@ -1,10 +1,18 @@
 """The same bytes every time: each example recipe and the bad-input corpus, run twice in memory,
 on two worker processes and on the PortableRunner, write byte-identical files — every shard of
 every output, ``stats.json``, ``finetune_job.json`` and ``_SUCCESS``. (``report.html`` names the
-output directory in its title and ``_FTPREP`` the time; they are left out.)"""
+output directory in its title and ``_FTPREP`` the time; they are left out.)
+
+And the same bytes as before: ``golden_outputs.json`` holds the sha256 of every file those runs
+wrote at 159e050, before the per-row work was made faster (issue 27); a change that speeds a
+stage up must not change what it writes. Paths are written as ``<root>`` before hashing (the
+checkout and the temporary directory differ from run to run). A change meant to alter the
+output regenerates the file: ``python -m tests.deploy.test_determinism --golden``."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +26,7 @@ from tests.deploy.portable import job_service
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(p.name for p in (REPO / "examples" / "recipes").glob("*.yaml"))
 NOT_COMPARED = {"report.html", "_FTPREP"}
+GOLDEN = Path(__file__).with_name("golden_outputs.json")
 
 
 def every_file(output: Path) -> dict[str, bytes]:
@@ -50,6 +59,35 @@ def runs(recipe: str, out: Path, jobs: str, *extra: str) -> dict[str, dict[str, 
     return outputs
 
 
+def _dated(value):
+    """The parts of stats.json that follow today's date, not the data: a target's retirement
+    (its days left count down)."""
+    if isinstance(value, dict):
+        return {key: "<dated>" if key == "retirement" else _dated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dated(item) for item in value]
+    return value
+
+
+def digests(files: dict[str, bytes], output: Path, root: Path) -> dict[str, str]:
+    """sha256 of each file, the ``output`` directory written as ``<output>``, ``root`` (where the
+    inputs are) as ``<root>``, and stats.json's retirement (dated) as ``<dated>``."""
+    def placeholders(name: str, data: bytes) -> bytes:
+        data = data.replace(str(output).encode(), b"<output>").replace(str(root).encode(), b"<root>")
+        if name == "stats.json":
+            data = json.dumps(_dated(json.loads(data)), indent=2).encode()
+        return data
+    return {name: hashlib.sha256(placeholders(name, data)).hexdigest() for name, data in files.items()}
+
+
+def assert_as_before(case: str, files: dict[str, bytes], output: Path, root: Path) -> None:
+    expected = json.loads(GOLDEN.read_text())[case]
+    found = digests(files, output, root)
+    assert sorted(found) == sorted(expected), case
+    changed = [name for name in expected if found[name] != expected[name]]
+    assert not changed, f"{case}: written differently than before: {changed}"
+
+
 def assert_identical(outputs: dict[str, dict[str, bytes]]) -> None:
     reference = outputs["memory"]
     assert any(name.startswith("train/") for name in reference) and "stats.json" in reference
@@ -62,7 +100,9 @@ def assert_identical(outputs: dict[str, dict[str, bytes]]) -> None:
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_example_recipes_write_the_same_bytes_everywhere(recipe, jobs, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    assert_identical(runs(f"examples/recipes/{recipe}", tmp_path, jobs))
+    outputs = runs(f"examples/recipes/{recipe}", tmp_path, jobs)
+    assert_identical(outputs)
+    assert_as_before(recipe, outputs["memory"], tmp_path / "memory", REPO)
 
 
 def test_the_bad_input_corpus_writes_the_same_bytes_everywhere(jobs, tmp_path):
@@ -70,7 +110,9 @@ def test_the_bad_input_corpus_writes_the_same_bytes_everywhere(jobs, tmp_path):
 
     write_corpus(tmp_path)
     write_bad_files(tmp_path)
-    assert_identical(runs(corpus_recipe(tmp_path), tmp_path, jobs, "--on-bad-file=skip"))
+    outputs = runs(corpus_recipe(tmp_path), tmp_path, jobs, "--on-bad-file=skip")
+    assert_identical(outputs)
+    assert_as_before("bad-input corpus", outputs["memory"], tmp_path / "memory", tmp_path)
 
 
 def test_shard_limits_and_dedup_write_the_same_bytes_everywhere(jobs, tmp_path, monkeypatch):
@@ -80,4 +122,35 @@ def test_shard_limits_and_dedup_write_the_same_bytes_everywhere(jobs, tmp_path, 
                    "--set", "output.num_shards=2", "--set", "output.max_shard_bytes=1024",
                    "--set", "output.provenance=true")
     assert_identical(outputs)
+    assert_as_before("csv_chat.yaml, near dedup, shard limits", outputs["memory"], tmp_path / "memory", REPO)
     assert len([name for name in outputs["memory"] if name.startswith("train/")]) >= 2
+
+
+def golden(root: Path) -> dict[str, dict[str, str]]:
+    """The digests of what this checkout writes, for ``GOLDEN`` (one in-memory run each)."""
+    import os
+    from tests.beam_pipeline.test_bad_input import corpus_recipe, write_bad_files, write_corpus
+
+    os.chdir(REPO)
+    found = {}
+    for recipe in RECIPES:
+        main(["run", f"examples/recipes/{recipe}", "--output", str(root / recipe), IN_MEMORY, "--no-progress"])
+        found[recipe] = digests(every_file(root / recipe), root / recipe, REPO)
+    main(["run", "examples/recipes/csv_chat.yaml", "--output", str(root / "limits"), IN_MEMORY, "--no-progress",
+          "--set", "dedup.near={threshold: 0.5}", "--set", "output.num_shards=2", "--set", "output.max_shard_bytes=1024",
+          "--set", "output.provenance=true"])
+    found["csv_chat.yaml, near dedup, shard limits"] = digests(every_file(root / "limits"), root / "limits", REPO)
+    corpus = root / "corpus"
+    corpus.mkdir()
+    write_corpus(corpus)
+    write_bad_files(corpus)
+    main(["run", corpus_recipe(corpus), "--output", str(corpus / "memory"), IN_MEMORY, "--no-progress", "--on-bad-file=skip"])
+    found["bad-input corpus"] = digests(every_file(corpus / "memory"), corpus / "memory", corpus)
+    return found
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--golden"]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        GOLDEN.write_text(json.dumps(golden(Path(scratch)), indent=1, sort_keys=True) + "\n")
