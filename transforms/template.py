@@ -16,6 +16,7 @@ from jinja2 import meta
 from schemas.formats import FORMATS, PREFERENCE, normalize_preference
 from schemas.recipe import LimitsSpec, TemplateSpec
 from schemas.records import EXAMPLE_TOO_LARGE, KEPT, NULL_FIELD, REJECTED, TEMPLATE_ERROR, WRONG_TYPE, Item, Rejection
+from transforms.compiled_template import NotSimple, compile_simple
 from transforms.sandbox import BoundedEnvironment, BudgetExceeded, RenderBudget
 from transforms.stage import BatchDoFn, BatchStage
 
@@ -134,6 +135,8 @@ class ExampleTemplate:
     Every string of the example (system, each message's content, name, tool calls, ...) is one
     part of a single Jinja template, rendered once per row: a render call costs more than the
     text it produces. A row whose values contain the separator is rendered part by part.
+    When every part only substitutes columns (``transforms/compiled_template.py``), rows whose
+    values are text render without Jinja, to the same text.
     """
 
     def __init__(self, spec: TemplateSpec, *, limits: LimitsSpec = LimitsSpec()):
@@ -157,6 +160,17 @@ class ExampleTemplate:
             self._whole = env.from_string(_SEPARATOR.join(sources)) if len(sources) > 1 else None
         except jinja2.TemplateSyntaxError:  # parts that parse alone but not joined: render them apart
             self._whole = None
+        compiled = [compile_simple(env.parse(source)) for source in sources]
+        self._compiled = list(zip(self._names, compiled)) if all(compiled) else None
+
+    def _render_compiled(self, fields: dict[str, Any]) -> dict[str, str] | None:
+        """The parts without Jinja, or None where the sandbox must render them: a value that is
+        not text, or an example over the size limit (the sandbox words that rejection)."""
+        try:
+            parts = {name: render(fields) for name, render in self._compiled}
+        except NotSimple:
+            return None
+        return parts if sum(map(len, parts.values())) <= self._max_chars else None
 
     def _bounded(self, template: jinja2.Template, fields: dict[str, Any], separators: int = 0) -> str:
         """Render, stopping once the output passes max_chars: a loop in a template can multiply a
@@ -171,6 +185,10 @@ class ExampleTemplate:
         return "".join(chunks)
 
     def _render_parts(self, fields: dict[str, Any]) -> dict[str, str]:
+        if self._compiled is not None:
+            parts = self._render_compiled(fields)
+            if parts is not None:
+                return parts
         rendered = None
         if self._whole is not None:
             rendered = self._bounded(self._whole, fields, separators=len(self._names) - 1).split(_SEPARATOR)
