@@ -13,11 +13,20 @@ import orjson
 
 def normalize_text(text: str) -> str:
     """What makes two texts "the same": NFKC, case-folded, whitespace runs as one space."""
+    if text.isascii():  # NFKC leaves ASCII as it is, and casefold is lower there: the same text, sooner
+        return " ".join(text.lower().split())
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def normalized(value: Any) -> Any:
     """``value`` with every string normalised (keys stay)."""
+    kind = value.__class__
+    if kind is str:
+        return normalize_text(value)
+    if kind is dict:
+        return {k: normalized(v) for k, v in value.items()}
+    if kind is list:
+        return [normalized(v) for v in value]
     if isinstance(value, str):
         return normalize_text(value)
     if isinstance(value, list):
