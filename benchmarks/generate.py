@@ -2,7 +2,9 @@
 
 Lengths follow a realistic instruction-tuning mix (about 1,300 characters per row), with some
 non-ASCII text, a few rows that must be rejected (empty answers) and a few exact duplicates.
-The same (rows, shards, seed) always gives byte-identical files.
+``near_duplicates`` makes that share of the rows near duplicates of earlier ones (an earlier
+row with one to three words of its answer changed), the shape of scraped or synthetic data.
+The same (rows, shards, seed, near_duplicates) always gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -35,10 +37,21 @@ def _text(rng: random.Random, low: int, high: int) -> str:
     return sentence[0].upper() + sentence[1:] + "."
 
 
-def rows(count: int, seed: int = 0) -> list[dict]:
+def _near_copy(rng: random.Random, row: dict) -> dict:
+    words = row["output"].split(" ")
+    for _ in range(rng.randint(1, 3)):
+        words[rng.randrange(len(words))] = rng.choice(WORDS)
+    return {**row, "output": " ".join(words)}
+
+
+def rows(count: int, seed: int = 0, near_duplicates: float = 0.0) -> list[dict]:
     rng = random.Random(seed)
+    near = random.Random(seed + 1)  # its own stream: near_duplicates=0 gives the rows it always gave
     out = []
     for i in range(count):
+        if i and near_duplicates and near.random() < near_duplicates:
+            out.append(_near_copy(near, out[near.randrange(len(out))]))
+            continue
         if i and rng.random() < 0.02:  # an exact duplicate of an earlier row
             out.append(dict(out[rng.randrange(len(out))]))
             continue
@@ -53,14 +66,14 @@ def rows(count: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def generate(directory: Path, count: int, shards: int = 4, seed: int = 0) -> list[Path]:
+def generate(directory: Path, count: int, shards: int = 4, seed: int = 0, near_duplicates: float = 0.0) -> list[Path]:
     """Write ``count`` rows as ``shards`` Parquet files; reuse them if they already exist."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"part-{i:05d}-of-{shards:05d}.parquet" for i in range(shards)]
-    marker = directory / f"_rows-{count}-seed-{seed}"
+    marker = directory / (f"_rows-{count}-seed-{seed}" + (f"-near-{near_duplicates:g}" if near_duplicates else ""))
     if marker.exists() and all(p.exists() for p in paths):
         return paths
-    data = rows(count, seed)
+    data = rows(count, seed, near_duplicates)
     schema = pa.schema([("instruction", pa.string()), ("input", pa.string()), ("output", pa.string())])
     per_shard = -(-count // shards)
     for index, path in enumerate(paths):
@@ -76,8 +89,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--near-duplicates", type=float, default=0.0, help="share of rows that are near duplicates")
     args = parser.parse_args()
-    for path in generate(args.directory, args.rows, args.shards, args.seed):
+    for path in generate(args.directory, args.rows, args.shards, args.seed, args.near_duplicates):
         print(path)
 
 

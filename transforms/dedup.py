@@ -116,7 +116,8 @@ def _by_partition(records: np.ndarray, hashed: np.ndarray) -> dict[int, bytes]:
 
 @dataclass(frozen=True)
 class Decision:
-    """(file, row) leaves as ``reason``, a duplicate of (survivor_file, survivor_row)."""
+    """(file, row) leaves as ``reason``, a duplicate of (survivor_file, survivor_row): one row of
+    a block of decisions, as read back (``decisions_in``)."""
 
     file: int
     row: int
@@ -124,6 +125,45 @@ class Decision:
     survivor_file: int
     survivor_row: int
     split: str
+
+
+# Decisions cross the pipeline as blocks, never one element each: a numpy array of these
+# records, sorted by (file, row), per partition decided. Web-scraped or synthetic data can have
+# hundreds of thousands of duplicates; as elements, each cost a couple of kilobytes in every
+# process that held the side input, where a record here costs 26 bytes.
+DECISION_RECORD = np.dtype([("file", "<u4"), ("row", "<u8"), ("survivor_file", "<u4"), ("survivor_row", "<u8"),
+                            ("split", "u1"), ("reason", "u1")])
+REASON_CODES = {DUPLICATE_EXACT: 0, DUPLICATE_NEAR: 1}
+REASON_NAMES = {code: name for name, code in REASON_CODES.items()}
+
+
+def decision_block(decisions: Iterable[Decision]) -> np.ndarray:
+    """``decisions`` as one block."""
+    rows = [(d.file, d.row, d.survivor_file, d.survivor_row, SPLIT_CODES[d.split], REASON_CODES[d.reason])
+            for d in decisions]
+    return sorted_by_source(np.array(rows, dtype=DECISION_RECORD))
+
+
+def sorted_by_source(block: np.ndarray) -> np.ndarray:
+    return block[np.lexsort((block["row"], block["file"]))]
+
+
+def all_decisions(blocks: Iterable[np.ndarray], reason: str | None = None) -> np.ndarray:
+    """Every block's decisions (of ``reason`` only, if given) in one array sorted by (file, row)."""
+    blocks = [block for block in blocks if len(block)]
+    merged = sorted_by_source(np.concatenate(blocks)) if blocks else np.zeros(0, dtype=DECISION_RECORD)
+    return merged if reason is None else merged[merged["reason"] == REASON_CODES[reason]]
+
+
+def decisions_in(block: np.ndarray) -> list[Decision]:
+    """The block's decisions as values, to read or compare."""
+    return [Decision(int(d["file"]), int(d["row"]), REASON_NAMES[int(d["reason"])], int(d["survivor_file"]),
+                     int(d["survivor_row"]), SPLIT_NAMES[int(d["split"])]) for d in block]
+
+
+def reason_counts(block: np.ndarray) -> dict[str, int]:
+    codes, counts = np.unique(block["reason"], return_counts=True)
+    return {REASON_NAMES[int(code)]: int(count) for code, count in zip(codes, counts)}
 
 
 def _groups(sorted_keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -139,24 +179,30 @@ def _groups(sorted_keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return starts, first
 
 
-def exact_decisions(records: np.ndarray) -> list[Decision]:
+def exact_decisions(records: np.ndarray) -> np.ndarray:
     """Every record whose key an earlier (lower file, then row) record has: a duplicate of the
-    lowest one."""
+    lowest one. A block."""
     records = records[np.lexsort((records["row"], records["file"], records["k1"], records["k0"]))]
     starts, first = _groups([records["k0"], records["k1"]])
     dropped = np.flatnonzero(~starts)
-    return [Decision(int(records["file"][i]), int(records["row"][i]), DUPLICATE_EXACT,
-                     int(records["file"][first[i]]), int(records["row"][first[i]]), SPLIT_NAMES[int(records["split"][i])])
-            for i in dropped]
+    block = np.zeros(len(dropped), dtype=DECISION_RECORD)
+    block["file"], block["row"], block["split"] = records["file"][dropped], records["row"][dropped], records["split"][dropped]
+    block["survivor_file"], block["survivor_row"] = records["file"][first[dropped]], records["row"][first[dropped]]
+    block["reason"] = REASON_CODES[DUPLICATE_EXACT]
+    return sorted_by_source(block)
 
 
 def source_numbers(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return (files.astype(np.uint64) << np.uint64(_ROW_BITS)) | rows.astype(np.uint64)
 
 
-def near_candidates(records: np.ndarray, excluded: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
-    """``(record, (lowest, split))`` for every record sharing a band with a lower one, as source
-    numbers; records in ``excluded`` (exact duplicates, already gone) take no part."""
+NEAR_CANDIDATE = np.dtype([("number", "<u8"), ("lowest", "<u8"), ("split", "u1")])
+
+
+def near_candidates(records: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """``(number, lowest, split)`` for every record sharing a band with a lower one, as source
+    numbers, one per record (the lowest of the records it shares a band with, here); records
+    in ``excluded`` (exact duplicates, already gone) take no part."""
     numbers = source_numbers(records["file"], records["row"])
     if len(excluded):
         keep = ~np.isin(numbers, excluded)
@@ -165,8 +211,30 @@ def near_candidates(records: np.ndarray, excluded: np.ndarray) -> list[tuple[int
     records, numbers = records[order], numbers[order]
     starts, first = _groups([records["band"]])
     members = np.flatnonzero(~starts)
-    return [(int(numbers[i]), (int(numbers[first[i]]), int(records["split"][i])))
-            for i in members if numbers[i] != numbers[first[i]]]
+    members = members[numbers[members] != numbers[first[members]]]
+    return _lowest_per_record(numbers[members], numbers[first[members]], records["split"][members])
+
+
+def _lowest_per_record(numbers: np.ndarray, lowest: np.ndarray, splits: np.ndarray) -> np.ndarray:
+    order = np.lexsort((lowest, numbers))
+    numbers, lowest, splits = numbers[order], lowest[order], splits[order]
+    firsts = np.concatenate(([True], numbers[1:] != numbers[:-1])) if len(numbers) else np.zeros(0, dtype=bool)
+    block = np.zeros(int(firsts.sum()), dtype=NEAR_CANDIDATE)
+    block["number"], block["lowest"], block["split"] = numbers[firsts], lowest[firsts], splits[firsts]
+    return block
+
+
+def near_decisions(candidates: Iterable[np.ndarray]) -> np.ndarray:
+    """The partitions' candidates as one block of decisions: a record in several candidate
+    groups is a duplicate of the lowest of their survivors."""
+    merged = np.concatenate([np.zeros(0, dtype=NEAR_CANDIDATE), *candidates])
+    merged = _lowest_per_record(merged["number"], merged["lowest"], merged["split"])
+    mask = np.uint64((1 << _ROW_BITS) - 1)
+    block = np.zeros(len(merged), dtype=DECISION_RECORD)
+    block["file"], block["row"] = merged["number"] >> np.uint64(_ROW_BITS), merged["number"] & mask
+    block["survivor_file"], block["survivor_row"] = merged["lowest"] >> np.uint64(_ROW_BITS), merged["lowest"] & mask
+    block["split"], block["reason"] = merged["split"], REASON_CODES[DUPLICATE_NEAR]
+    return sorted_by_source(block)
 
 
 def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
@@ -204,29 +272,24 @@ class _ExactPartitionFn(beam.DoFn):
         def parts():
             return (_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units)
 
-        yield from exact_decisions(sharing(parts, "k0", EXACT_RECORD))
+        yield exact_decisions(sharing(parts, "k0", EXACT_RECORD))
 
 
 class _NearPartitionFn(beam.DoFn):
     def process(self, partition: int, units: list, exact: list):
-        excluded = np.sort(source_numbers(np.array([d.file for d in exact], dtype=np.uint64),
-                                          np.array([d.row for d in exact], dtype=np.uint64)))
+        gone = all_decisions(exact)
+        excluded = np.sort(source_numbers(gone["file"], gone["row"]))
+
         def parts():
             return (_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
 
-        yield from near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
-
-
-def _near_decision(candidate) -> Decision:
-    number, (lowest, split) = candidate
-    mask = (1 << _ROW_BITS) - 1
-    return Decision(number >> _ROW_BITS, number & mask, DUPLICATE_NEAR, lowest >> _ROW_BITS, lowest & mask,
-                    SPLIT_NAMES[split])
+        yield near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
 
 
 class DecideDuplicates(beam.PTransform):
-    """Read units' key sections in, ``Decision``s out: exact duplicates, then near duplicates
-    among the records exact dedup kept. Each survivor is the lowest (file, row) of its set.
+    """Read units' key sections in, blocks of decisions (``DECISION_RECORD`` arrays) out: exact
+    duplicates, a block per partition, then near duplicates among the records exact dedup
+    kept, in one block. Each survivor is the lowest (file, row) of its set.
     ``spec``: the recipe's ``dedup`` section (which keys pass 1 wrote)."""
 
     def __init__(self, *, spec: DedupSpec, partitions: int = PARTITIONS):
@@ -254,9 +317,9 @@ class DecideDuplicates(beam.PTransform):
             | "NearPartitions" >> beam.Create(range(self._partitions))
             | "SpreadNear" >> beam.Reshuffle()
             | "NearCandidates" >> beam.ParDo(_NearPartitionFn(), every_unit, beam.pvalue.AsList(exact))
-            # A record in several candidate groups is a duplicate of the lowest of their survivors.
-            | "LowestOriginal" >> beam.CombinePerKey(min)
-            | "NearDecisions" >> beam.Map(_near_decision)
+            # A record in several partitions' candidates is a duplicate of the lowest of their survivors.
+            | "LowestOriginal" >> beam.combiners.ToList()
+            | "NearDecisions" >> beam.Map(near_decisions)
         )
         return (exact, near) | "AllDecisions" >> beam.Flatten()
 

@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from schemas.layout import DATASET_PROVENANCE_DIR, PACK_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
-from transforms.dedup import Decision
+from transforms.dedup import SPLIT_NAMES, all_decisions, source_numbers
 from transforms.files import created_whole, join, read_bytes, write_bytes
 from transforms.packing import pack_order, packed_table, packed_type
 from transforms.row_types import arrow_schema, has_json, merge_all, table
@@ -134,12 +134,13 @@ class DroppedRows:
 
     _NONE = np.zeros(0, dtype=np.uint64)
 
-    def __init__(self, decisions: Iterable[Decision], reason: str | None = None):
-        rows: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for decision in decisions:
-            if reason is None or decision.reason == reason:
-                rows[(decision.file, decision.split)].append(decision.row)
-        self._rows = {key: np.unique(np.array(values, dtype=np.uint64)) for key, values in rows.items()}
+    def __init__(self, decisions: Iterable[np.ndarray], reason: str | None = None):
+        """``decisions``: blocks of decisions (``transforms/dedup.py``)."""
+        block = all_decisions(decisions, reason)
+        block = block[np.lexsort((block["row"], block["split"], block["file"]))]
+        ends = np.flatnonzero((block["file"][1:] != block["file"][:-1]) | (block["split"][1:] != block["split"][:-1])) + 1
+        self._rows = {(int(group["file"][0]), SPLIT_NAMES[int(group["split"][0])]): np.unique(group["row"])
+                      for group in np.split(block, ends) if len(group)}
 
     def of(self, file: int, split: str) -> np.ndarray:
         return self._rows.get((file, split), self._NONE)
@@ -224,7 +225,7 @@ def _cut(candidates: list[_Candidate], count: int, limit: int | None) -> list[li
 
 def plan_shards(
     units: list[UnitResult],
-    decisions: list[Decision],
+    decisions: list[np.ndarray],
     *,
     num_shards: int | None = None,
     max_shard_bytes: int | None = None,
@@ -511,18 +512,19 @@ class _WriteShardFn(beam.DoFn):
         self._dropped: DroppedRows | None = None
         self._duplicates: dict[str, dict] = {}
 
-    def _lookups(self, decisions: list[Decision]) -> DroppedRows:
+    def _lookups(self, decisions: list[np.ndarray]) -> DroppedRows:
         # Built once per side input, not per shard: a run has many shards and may have many duplicates.
         if decisions is not self._decisions:
             self._decisions, self._dropped, self._duplicates = decisions, DroppedRows(decisions), {}
         return self._dropped
 
-    def _duplicates_of(self, reason: str) -> dict:
+    def _duplicates_of(self, reason: str) -> np.ndarray:
+        """The decisions of ``reason``, sorted by (file, row)."""
         if reason not in self._duplicates:
-            self._duplicates[reason] = {(d.file, d.row): d for d in self._decisions if d.reason == reason}
+            self._duplicates[reason] = all_decisions(self._decisions, reason)
         return self._duplicates[reason]
 
-    def process(self, spec: ShardSpec, decisions: list[Decision]):
+    def process(self, spec: ShardSpec, decisions: list[np.ndarray]):
         dropped = self._lookups(decisions)
         split = reason = spec.output.rpartition("/")[2]
         stats = StatsAccumulator()
@@ -547,7 +549,7 @@ class _WriteShardFn(beam.DoFn):
                 elif spec.output.rpartition("/")[0] in (PROVENANCE_DIR, DATASET_PROVENANCE_DIR):
                     self._sources(piece, gone, out)
                 elif reason in DUPLICATE_REASONS:
-                    self._write_duplicates(piece, self._duplicates_of(reason), out, stats)
+                    self._write_duplicates(piece, self._duplicates_of(reason), reason, out, stats)
                 else:
                     _copy(piece.path, piece.section, out)
         yield spec.output, path
@@ -606,24 +608,31 @@ class _WriteShardFn(beam.DoFn):
         rows = rows[~np.isin(rows, gone)].tolist()
         out.write(b"".join(orjson.dumps({"file": file, "row": row}) + b"\n" for row in rows))
 
-    def _write_duplicates(self, piece: Piece, duplicates: dict, out, stats: StatsAccumulator) -> None:
-        """The unit's kept records that are duplicates, as dropped/ shows them: source, reason, the
-        survivor, and the example as it would have been written; pass 1 counted them as kept,
-        so they are taken back from the statistics here."""
+    def _write_duplicates(self, piece: Piece, duplicates: np.ndarray, reason: str, out, stats: StatsAccumulator) -> None:
+        """The unit's kept records that are duplicates (``duplicates``: the decisions of
+        ``reason``, sorted), as dropped/ shows them: source, reason, the survivor, and the
+        example as it would have been written; pass 1 counted them as kept, so they are taken
+        back from the statistics here."""
         files, limit = self._context.files, self._context.max_tokens
-        rows = _rows(piece).tolist()
+        rows = _rows(piece)
+        known = source_numbers(duplicates["file"], duplicates["row"])
+        wanted = source_numbers(np.full(len(rows), piece.file, dtype=np.uint64), rows)
+        at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+        found = (known[at] == wanted) if len(known) else np.zeros(len(rows), dtype=bool)
+        if not found.any():
+            return
         lines, index = _lines(piece.path, piece.section), _read(piece.path, piece.index).splitlines()
-        for row, line, entry in zip(rows, lines, index):
-            decision = duplicates.get((piece.file, row))
-            if decision is None:
-                continue
-            _, _, total, context, trained, by_role, estimated, warnings, messages, content = orjson.loads(entry)
+        for i in np.flatnonzero(found).tolist():
+            decision = duplicates[at[i]]
+            _, _, total, context, trained, by_role, estimated, warnings, messages, content = orjson.loads(index[i])
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated), content)
-            stats.take_back(KeptExample.of(decision.split, tokens, warnings, messages, limit))
-            head = orjson.dumps({"source": {"file": files[decision.file], "row": decision.row},
-                                 "reason": decision.reason,
-                                 "duplicate_of": {"file": files[decision.survivor_file], "row": decision.survivor_row}})
-            out.write(head[:-1] + b',"record":' + line + b"}\n")
+            split = SPLIT_NAMES[int(decision["split"])]
+            stats.take_back(KeptExample.of(split, tokens, warnings, messages, limit))
+            head = orjson.dumps({"source": {"file": files[piece.file], "row": int(rows[i])},
+                                 "reason": reason,
+                                 "duplicate_of": {"file": files[int(decision["survivor_file"])],
+                                                  "row": int(decision["survivor_row"])}})
+            out.write(head[:-1] + b',"record":' + lines[i] + b"}\n")
 
 
 class WriteShards(beam.PTransform):

@@ -138,8 +138,8 @@ class StatsAccumulator:
         self.rejected += 1
         self.rejection_codes.update(codes)
 
-    def add_dropped(self, reason: str) -> None:
-        self.dropped[reason] += 1
+    def add_dropped(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] += count
 
     def add_pii(self, found: Iterable[tuple[str, int]]) -> None:
         """``found``: ``(kind, count)`` pairs, as the PII step reports a record's findings."""
@@ -341,8 +341,12 @@ class StatsCombineFn(beam.CombineFn):
         return acc
 
 
-def _count_duplicate(acc: StatsAccumulator, decision) -> None:
-    acc.add_dropped(decision.reason)
+def _count_duplicates(acc: StatsAccumulator, block) -> None:
+    """A block of dedup decisions (``transforms/dedup.py``), counted by reason."""
+    from transforms.dedup import reason_counts
+
+    for reason, count in reason_counts(block).items():
+        acc.add_dropped(reason, count)
 
 
 class ComputeStats(beam.PTransform):
@@ -351,7 +355,7 @@ class ComputeStats(beam.PTransform):
     Input: a dict of PCollections: ``units`` (pass 1's results: rows read, examples kept,
     rejections, filter drops, PII, failed files, as each unit's ``stats``), ``taken_back``
     (``StatsAccumulator``s of the examples dedup dropped, taken back by the writers of
-    dropped/) and ``decisions`` (the duplicates dropped). ``split`` and ``finetune`` are the
+    dropped/) and ``decisions`` (the duplicates dropped, in blocks). ``split`` and ``finetune`` are the
     recipe's sections (the split goes into the document; the epochs and price into its estimate).
     """
 
@@ -391,7 +395,7 @@ class ComputeStats(beam.PTransform):
                             | "CombineTakenBack" >> beam.CombineGlobally(StatsCombineFn()).without_defaults())
         if "decisions" in parts:
             partials.append(parts["decisions"]
-                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn(_count_duplicate)).without_defaults())
+                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn(_count_duplicates)).without_defaults())
         files, model, context, options = self._files, self._model, self._context, self._options
         return (
             partials

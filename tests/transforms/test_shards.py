@@ -9,7 +9,7 @@ import orjson
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from transforms.dedup import Decision
+from transforms.dedup import Decision, decision_block
 from transforms.shards import ShardContext, WriteShards, plan_shards
 from transforms.stats import StatsAccumulator
 from transforms.units import Section, UnitResult, index_section
@@ -87,7 +87,7 @@ def write(tmp_path, units, decisions, taken_back=None, **plan) -> dict[str, list
 
 def test_shards_leave_duplicates_out_and_write_them_with_their_survivor(tmp_path):
     units = [unit(tmp_path, 0, range(0, 4)), unit(tmp_path, 1, range(0, 3))]
-    decisions = [Decision(1, 2, "duplicate_exact", 0, 1, "train"), Decision(0, 3, "duplicate_near", 0, 0, "train")]
+    decisions = [decision_block([Decision(1, 2, "duplicate_exact", 0, 1, "train"), Decision(0, 3, "duplicate_near", 0, 0, "train")])]
     written = write(tmp_path, units, decisions, provenance=True)
     assert written["train"] == [example(r) for r in (0, 1, 2)] + [example(r) for r in (0, 1)]
     assert [orjson.loads(line) for line in written["provenance/train"]] == [
@@ -104,7 +104,7 @@ def test_every_kept_record_is_written_once_in_order(tmp_path, plan, duplicates):
     """Cut anywhere, with duplicates among the records cut: each record once, in order, and each
     duplicate taken back from the statistics once."""
     units = [unit(tmp_path, 0, range(0, 25), sizes=True), unit(tmp_path, 0, range(25, 50), sizes=True)]
-    decisions = [Decision(0, row, "duplicate_exact", 0, 0, "train") for row in duplicates]
+    decisions = [decision_block(Decision(0, row, "duplicate_exact", 0, 0, "train") for row in duplicates)]
     specs = plan_shards(units, decisions, **plan)
     if plan.get("max_shard_bytes"):
         assert len([s for s in specs if s.output == "train"]) > 2

@@ -99,7 +99,7 @@ def test_compute_stats_transform():
     combine into one document."""
     from types import SimpleNamespace
 
-    from transforms.dedup import Decision
+    from transforms.dedup import Decision, decision_block
 
     src = Source("f", 0)
     unit = StatsAccumulator()
@@ -113,7 +113,7 @@ def test_compute_stats_transform():
     with TestPipeline() as p:
         units = p | "Units" >> beam.Create([SimpleNamespace(stats=unit)])
         shards = p | "TakenBack" >> beam.Create([back])
-        decisions = p | "Decisions" >> beam.Create([Decision(0, 3, "duplicate_exact", 0, 1, "train")])
+        decisions = p | "Decisions" >> beam.Create([decision_block([Decision(0, 3, "duplicate_exact", 0, 1, "train")])])
         stats = {"units": units, "taken_back": shards, "decisions": decisions} | ComputeStats(
             files=["f"], model=MODEL, format="chat", split=SplitSpec(**CONTEXT["split"]),
             dropped_reasons=["duplicate_exact", "filter_echo"])
