@@ -335,28 +335,69 @@ class _DedupKeysFn(BatchDoFn):
         self._hasher = MinHasher(num_perm=near.num_perm, shingle=near.shingle) if near else None
         self._bands_rows = optimal_bands(near.threshold, near.num_perm) if near else None
         self._permutations = None
+        self._prepared: dict[int, tuple] = {}
         self._unchecked = beam.metrics.Metrics.counter("DropNearDuplicates", "unchecked")
 
     def setup(self):
         if self._hasher is not None:
             self._permutations = self._hasher._permutations()
 
+    def process(self, batch: list):
+        # Near dedup: every record's text first, then the batch's signatures in one call (a
+        # signature alone costs more in numpy calls than in arithmetic); the per-record pass
+        # below finds them in _prepared.
+        if self._near is not None:
+            self._prepared = self._prepare(batch)
+        try:
+            yield from super().process(batch)
+        finally:
+            self._prepared = {}
+
+    def _prepare(self, batch: list) -> dict[int, tuple]:
+        """``id(item) -> (normalised example or None, band hashes)`` for the items whose text
+        could be made; the others are left to ``handle``, one at a time."""
+        texts, ready = [], []
+        for item in batch:
+            try:
+                example = normalized(item.example) if not self._fields else None
+                texts.append(dedup_text(item, self._fields) if self._fields else normalized_text_of(example))
+                ready.append((item, example))
+            except Exception:  # noqa: BLE001 - handle() meets it again, and reports it for that record
+                continue
+        if not texts:
+            return {}
+        try:
+            signatures = self._hasher.signatures(texts, self._permutations)
+        except Exception:  # noqa: BLE001 - one at a time instead, each failure its own
+            LOGGER.exception("near-duplicate signatures failed for a batch; computing them one by one")
+            return {}
+        bands, rows = self._bands_rows
+        return {id(item): (example, tuple(band_hashes(signature, bands, rows)))
+                for (item, example), signature in zip(ready, signatures)}
+
     def handle(self, item: Item, emit) -> None:
+        prepared = self._prepared.get(id(item))
         # Normalised once for both: the digest of the example and the text its shingles come from.
-        example = normalized(item.example) if not self._fields else None
+        if prepared is not None:
+            example = prepared[0]
+        else:
+            example = normalized(item.example) if not self._fields else None
         if self._exact:
             key = exact_key(item, self._fields) if self._fields or item.content_key else digest(example)
         else:
             key = None
         bands = None
         if self._near is not None:
-            try:
-                text = dedup_text(item, self._fields) if self._fields else normalized_text_of(example)
-                signature = self._hasher.signature(text, self._permutations)
-                bands = tuple(band_hashes(signature, *self._bands_rows))
-            except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
-                LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)
-                self._unchecked.inc()
+            if prepared is not None:
+                bands = prepared[1]
+            else:
+                try:
+                    text = dedup_text(item, self._fields) if self._fields else normalized_text_of(example)
+                    signature = self._hasher.signature(text, self._permutations)
+                    bands = tuple(band_hashes(signature, *self._bands_rows))
+                except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
+                    LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)
+                    self._unchecked.inc()
         item.dedup_key, item.bands = key, bands
         if not self._fields and key is not None:  # the digest of the example: the split reuses it
             item.content_key = key

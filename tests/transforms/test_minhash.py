@@ -1,3 +1,5 @@
+from hypothesis import given
+from hypothesis import strategies as st
 import numpy as np
 
 from transforms.minhash import MinHasher, optimal_bands, shingles
@@ -24,3 +26,39 @@ def test_band_choice_follows_the_threshold():
     assert 0.7 < (1 / bands) ** (1 / rows) < 0.85
     loose_bands, loose_rows = optimal_bands(0.5, 128)
     assert (1 / loose_bands) ** (1 / loose_rows) < (1 / bands) ** (1 / rows)
+
+
+def _word_hash(word: str) -> int:
+    """The definition, one word at a time: the sum of (byte + 1) x the weight of its offset."""
+    from transforms.minhash import _BYTE_WEIGHTS
+
+    weights = [int(w) for w in _BYTE_WEIGHTS]
+    return sum((byte + 1) * weights[i % len(weights)] for i, byte in enumerate(word.encode())) % 2**64
+
+
+@given(st.lists(st.lists(st.sampled_from(list("abé東") + ["x" * 70]), min_size=1, max_size=8).map("".join), max_size=12))
+def test_word_hashes_follow_their_definition(words):
+    from transforms.minhash import word_hashes
+
+    text = " ".join(words)
+    assert word_hashes(text).tolist() == ([_word_hash(word) for word in text.split(" ")] if text else [0])
+
+
+TEXTS = st.lists(st.sampled_from(["a", "b", "é", "東京", "", " ", "word" * 20]), max_size=30).map("".join)
+
+
+@given(st.lists(st.one_of(TEXTS, st.lists(st.sampled_from(["a", "b", "é", "東京", "the"]), max_size=40).map(" ".join)),
+                max_size=40), st.integers(1, 6))
+def test_a_batch_of_signatures_is_each_texts_signature(texts, shingle):
+    """Batched: the same values as one text at a time, whatever the texts (empty ones, ones
+    ending in a space, shorter than a shingle, a chunk boundary inside a batch)."""
+    from transforms import minhash
+
+    hasher = MinHasher(num_perm=16, shingle=shingle)
+    permutations = hasher._permutations()
+    expected = np.array([hasher.signature(text, permutations) for text in texts], dtype=np.uint32).reshape(-1, 16)
+    old_chunk, minhash._CHUNK_SHINGLES = minhash._CHUNK_SHINGLES, 7
+    try:
+        assert np.array_equal(hasher.signatures(texts, permutations), expected)
+    finally:
+        minhash._CHUNK_SHINGLES = old_chunk
