@@ -100,7 +100,10 @@ class StatsAccumulator:
     failed_files: dict = field(default_factory=dict)
 
     def _observe(self, name: str, value: int, sign: int = 1) -> None:
-        self.histograms.setdefault(name, Counter())[value] += sign
+        histogram = self.histograms.get(name)
+        if histogram is None:  # not setdefault: it would build a Counter on every call
+            histogram = self.histograms[name] = Counter()
+        histogram[value] += sign
 
     def add_read(self, file: str) -> None:
         self.rows_per_file[file] += 1

@@ -185,10 +185,6 @@ class ExampleTemplate:
         return "".join(chunks)
 
     def _render_parts(self, fields: dict[str, Any]) -> dict[str, str]:
-        if self._compiled is not None:
-            parts = self._render_compiled(fields)
-            if parts is not None:
-                return parts
         rendered = None
         if self._whole is not None:
             rendered = self._bounded(self._whole, fields, separators=len(self._names) - 1).split(_SEPARATOR)
@@ -230,10 +226,17 @@ class ExampleTemplate:
         return messages
 
     def render(self, fields: dict[str, Any]) -> dict[str, Any]:
+        parts = self._render_compiled(fields) if self._compiled is not None else None
+        if parts is None:
+            parts = self._render_sandboxed(fields)
+        self._check_nulls(fields, parts)
+        return self._example(fields, parts)
+
+    def _render_sandboxed(self, fields: dict[str, Any]) -> dict[str, str]:
         budget = self._env.budget
-        budget.start()
+        budget.start()  # reads the thread's CPU clock: only for renders Jinja runs
         try:
-            parts = self._render_parts(fields)
+            return self._render_parts(fields)
         except TemplateError:
             raise
         except BudgetExceeded as error:
@@ -243,7 +246,8 @@ class ExampleTemplate:
             raise TemplateError(f"{type(error).__name__}: {error}") from error
         finally:
             budget.stop()
-        self._check_nulls(fields, parts)
+
+    def _example(self, fields: dict[str, Any], parts: dict[str, str]) -> dict[str, Any]:
         if self._spec.format == "completion":
             return {"prompt": parts["prompt"], "completion": parts["completion"]}
         body: dict[str, Any] = {"messages": self._conversation(fields, parts)}

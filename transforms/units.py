@@ -364,6 +364,18 @@ class UnitProcessor:
         batch: list[Item] = []
         end_row = unit.first_row
         reported = 0  # rows of this unit reported to the progress line so far
+        read = rejected = 0  # rows read (and rejected by the reader) since the counts were last added
+
+        def count() -> None:
+            # Counted a batch at a time: a metric or counter update per row is a cost per row.
+            nonlocal read, rejected
+            if read:
+                stats.rows_per_file[unit.url] += read
+                self._counters.total.inc(read)
+                self._counters.rejected.inc(rejected)
+                self._counters.kept.inc(read - rejected)
+            read = rejected = 0
+
         for record in read_unit(unit, settings.columns, settings.csv, settings.limits.max_field_chars):
             if isinstance(record, FailedFile):
                 if settings.on_bad_file == "fail":
@@ -371,24 +383,24 @@ class UnitProcessor:
                 LOGGER.warning("skipping the rest of %s: %s", record.path, record.error)
                 stats.add_failed(record.path, record.error)
                 continue
-            stats.add_read(record.source.file)
+            read += 1
             end_row = record.source.row + 1
-            self._counters.total.inc()
             if isinstance(record, Rejected):
-                self._counters.rejected.inc()
+                rejected += 1
                 self._rejected([record], spools, stats, samples)
                 continue
-            self._counters.kept.inc()
             batch.append(record)
             # While the first rows decide whether the run goes on, they are processed a few at a
             # time: a batch of 1,024 rows that each take the render budget would take half an hour.
             if len(batch) >= (min(self._watch.rows, settings.batch_rows) if self._watch.deciding else settings.batch_rows):
+                count()
                 self._batch(batch, file, spools, stats, samples)
                 batch = []
                 if self._progress is not None:
-                    read = sum(stats.rows_per_file.values())
-                    self._progress.reading(unit.url, read - reported)
-                    reported = read
+                    total = sum(stats.rows_per_file.values())
+                    self._progress.reading(unit.url, total - reported)
+                    reported = total
+        count()
         if batch:
             self._batch(batch, file, spools, stats, samples)
         name = self._unit_file(unit)
