@@ -57,11 +57,11 @@ class TokenCounter:
     def __init__(self, encoding, encoding_name: str):
         self._encode = encoding.encode_ordinary
         self._tools = TOOL_OVERHEAD.get(encoding_name, TOOL_OVERHEAD["o200k_base"])
-        # Roles and other short repeated values: encoded once per worker.
+        # Roles, a template's system prompt and other short repeated values: encoded once per worker.
         self._short: dict[str, int] = {}
 
     def text(self, text: str) -> int:
-        if len(text) <= 16:
+        if len(text) <= 64:
             cached = self._short.get(text)
             if cached is None and len(self._short) < 10_000:
                 cached = self._short[text] = len(self._encode(text))
