@@ -27,7 +27,7 @@ from schemas.layout import TEMP_DIR, UNITS_DIR
 from schemas.models import ModelSpec
 from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
-from transforms.dedup import DecideDuplicates, DedupKeys
+from transforms.dedup import DecideDuplicates, DedupKeys, read_decisions
 from transforms.encodings import EncodingError
 from transforms.files import join
 from transforms.filters import FilterExamples
@@ -302,7 +302,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     # What the later steps read every unit's file by; they hold it all at once, as a side input.
     layouts = results | "UnitLayouts" >> beam.Map(UnitResult.layout)
     if recipe.dedup.enabled:
-        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(spec=recipe.dedup)
+        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(spec=recipe.dedup, temp_dir=join(plan.output, TEMP_DIR))
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
     output = recipe.output
@@ -312,7 +312,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         p
         | "StartPlan" >> beam.Create([None])
         | "PlanShards" >> beam.FlatMap(
-            lambda _, units, decisions: plan_shards(units, decisions, num_shards=output.num_shards,
+            lambda _, units, decisions: plan_shards(units, read_decisions(decisions), num_shards=output.num_shards,
                                                     max_shard_bytes=output.max_shard_bytes, provenance=output.provenance,
                                                     provenance_dir=provenance_dir, parquet=output.format == "parquet",
                                                     pack_length=pack_length, temp_dir=join(plan.output, TEMP_DIR)),

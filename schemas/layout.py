@@ -26,6 +26,9 @@ UNIT_DONE_SUFFIX = ".done"
 # With packed rows: each split's packing plan, made once from every example's length and read by
 # the shards that write the packed rows (transforms/shards.py).
 PACK_DIR = "pack"
+# Dedup's decisions (numpy blocks, transforms/dedup.py): written by the steps that decide, read
+# by those that write the shards; only their paths cross the pipeline.
+DEDUP_DIR = "dedup"
 # What the run was started with (recipe, inputs by size and time): --resume continues only the same run.
 RUN_FILE = "run.json"
 # Held while a run launches and writes: a second writer to the same output is refused.

@@ -23,10 +23,13 @@ from typing import Any, Callable, Iterable, Sequence
 import apache_beam as beam
 import numpy as np
 
+from apache_beam.io.filesystems import FileSystems
+
 from schemas.formats import example_texts
+from schemas.layout import DEDUP_DIR
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
 from schemas.records import DUPLICATE_EXACT, DUPLICATE_NEAR, KEPT, TRAIN, VALIDATION, Item
-from transforms.files import read_bytes
+from transforms.files import join, read_bytes, write_bytes
 from transforms.minhash import MinHasher, band_hashes, optimal_bands
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
@@ -127,10 +130,12 @@ class Decision:
     split: str
 
 
-# Decisions cross the pipeline as blocks, never one element each: a numpy array of these
-# records, sorted by (file, row), per partition decided. Web-scraped or synthetic data can have
-# hundreds of thousands of duplicates; as elements, each cost a couple of kilobytes in every
-# process that held the side input, where a record here costs 26 bytes.
+# Decisions never cross the pipeline one element each: the steps that decide write blocks —
+# numpy arrays of these records, sorted by (file, row) — to files under the run's temporary
+# directory, and only the files' paths travel. Web-scraped or synthetic data can have hundreds
+# of thousands of duplicates: as elements, each cost a couple of kilobytes in every process that
+# held the side input; as blocks held by the runner, still hundreds of megabytes in the
+# launcher for a million rows; as files, 26 bytes a duplicate on disk.
 DECISION_RECORD = np.dtype([("file", "<u4"), ("row", "<u8"), ("survivor_file", "<u4"), ("survivor_row", "<u8"),
                             ("split", "u1"), ("reason", "u1")])
 REASON_CODES = {DUPLICATE_EXACT: 0, DUPLICATE_NEAR: 1}
@@ -153,6 +158,28 @@ def all_decisions(blocks: Iterable[np.ndarray], reason: str | None = None) -> np
     blocks = [block for block in blocks if len(block)]
     merged = sorted_by_source(np.concatenate(blocks)) if blocks else np.zeros(0, dtype=DECISION_RECORD)
     return merged if reason is None else merged[merged["reason"] == REASON_CODES[reason]]
+
+
+def decision_files(temp_dir: str, partitions: int = PARTITIONS) -> list[str]:
+    """Every file the deciding steps of a run may write (the run's last step removes them)."""
+    directory = join(temp_dir, DEDUP_DIR)
+    return [join(directory, f"{kind}-{p}.npy") for kind in ("exact", "candidates") for p in range(partitions)] + [
+        join(directory, "near.npy")]
+
+
+def write_block(path: str, block: np.ndarray) -> str:
+    write_bytes(path, block.tobytes())
+    return path
+
+
+def read_block(path: str, dtype: np.dtype = None) -> np.ndarray:
+    with FileSystems.open(path) as f:
+        return np.frombuffer(f.read(), dtype=DECISION_RECORD if dtype is None else dtype)
+
+
+def read_decisions(paths: Iterable[str]) -> list[np.ndarray]:
+    """The blocks of decisions the deciding steps wrote at ``paths``."""
+    return [read_block(path) for path in sorted(paths)]
 
 
 def decisions_in(block: np.ndarray) -> list[Decision]:
@@ -268,34 +295,50 @@ def sharing(read_parts: Callable[[], Iterable[np.ndarray]], field: str, dtype: n
 
 
 class _ExactPartitionFn(beam.DoFn):
+    def __init__(self, temp_dir: str):
+        self._temp_dir = temp_dir
+
     def process(self, partition: int, units: list):
         def parts():
             return (_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units)
 
-        yield exact_decisions(sharing(parts, "k0", EXACT_RECORD))
+        yield write_block(join(self._temp_dir, DEDUP_DIR, f"exact-{partition}.npy"),
+                          exact_decisions(sharing(parts, "k0", EXACT_RECORD)))
 
 
 class _NearPartitionFn(beam.DoFn):
+    def __init__(self, temp_dir: str):
+        self._temp_dir = temp_dir
+
     def process(self, partition: int, units: list, exact: list):
-        gone = all_decisions(exact)
+        gone = all_decisions(read_decisions(exact))
         excluded = np.sort(source_numbers(gone["file"], gone["row"]))
+        del gone
 
         def parts():
             return (_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
 
-        yield near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
+        yield write_block(join(self._temp_dir, DEDUP_DIR, f"candidates-{partition}.npy"),
+                          near_candidates(sharing(parts, "band", NEAR_RECORD), excluded))
+
+
+def _near_decisions_file(candidates: list[str], temp_dir: str) -> str:
+    return write_block(join(temp_dir, DEDUP_DIR, "near.npy"),
+                       near_decisions(read_block(path, NEAR_CANDIDATE) for path in sorted(candidates)))
 
 
 class DecideDuplicates(beam.PTransform):
-    """Read units' key sections in, blocks of decisions (``DECISION_RECORD`` arrays) out: exact
-    duplicates, a block per partition, then near duplicates among the records exact dedup
-    kept, in one block. Each survivor is the lowest (file, row) of its set.
-    ``spec``: the recipe's ``dedup`` section (which keys pass 1 wrote)."""
+    """Read units' key sections in, the paths of blocks of decisions (``DECISION_RECORD``
+    arrays, written under ``temp_dir``: ``read_decisions``) out: exact duplicates, a block per
+    partition, then near duplicates among the records exact dedup kept, in one block. Each
+    survivor is the lowest (file, row) of its set. ``spec``: the recipe's ``dedup`` section
+    (which keys pass 1 wrote)."""
 
-    def __init__(self, *, spec: DedupSpec, partitions: int = PARTITIONS):
+    def __init__(self, *, spec: DedupSpec, temp_dir: str, partitions: int = PARTITIONS):
         super().__init__()
         self._exact = spec.exact
         self._near = spec.near is not None
+        self._temp_dir = temp_dir
         self._partitions = partitions
 
     def expand(self, units):
@@ -308,7 +351,7 @@ class DecideDuplicates(beam.PTransform):
                 | "ExactPartitions" >> beam.Create(range(self._partitions))
                 # Load-bearing: without it one worker decides every partition.
                 | "SpreadExact" >> beam.Reshuffle()
-                | "DecideExact" >> beam.ParDo(_ExactPartitionFn(), every_unit)
+                | "DecideExact" >> beam.ParDo(_ExactPartitionFn(self._temp_dir), every_unit)
             )
         if not self._near:
             return exact
@@ -316,10 +359,10 @@ class DecideDuplicates(beam.PTransform):
             pipeline
             | "NearPartitions" >> beam.Create(range(self._partitions))
             | "SpreadNear" >> beam.Reshuffle()
-            | "NearCandidates" >> beam.ParDo(_NearPartitionFn(), every_unit, beam.pvalue.AsList(exact))
+            | "NearCandidates" >> beam.ParDo(_NearPartitionFn(self._temp_dir), every_unit, beam.pvalue.AsList(exact))
             # A record in several partitions' candidates is a duplicate of the lowest of their survivors.
             | "LowestOriginal" >> beam.combiners.ToList()
-            | "NearDecisions" >> beam.Map(near_decisions)
+            | "NearDecisions" >> beam.Map(_near_decisions_file, self._temp_dir)
         )
         return (exact, near) | "AllDecisions" >> beam.Flatten()
 

@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from schemas.layout import DATASET_PROVENANCE_DIR, PACK_DIR, PROVENANCE_DIR
 from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
-from transforms.dedup import SPLIT_NAMES, all_decisions, source_numbers
+from transforms.dedup import SPLIT_NAMES, all_decisions, read_decisions, source_numbers
 from transforms.files import created_whole, join, read_bytes, write_bytes
 from transforms.packing import pack_order, packed_table, packed_type
 from transforms.row_types import arrow_schema, has_json, merge_all, table
@@ -508,14 +508,17 @@ class _WriteShardFn(beam.DoFn):
 
     def __init__(self, context: ShardContext):
         self._context = context
-        self._decisions = None  # the side input the lookups below were built from
+        self._paths = None  # the side input (paths of blocks of decisions) the lookups below were built from
+        self._decisions: list[np.ndarray] = []
         self._dropped: DroppedRows | None = None
         self._duplicates: dict[str, dict] = {}
 
-    def _lookups(self, decisions: list[np.ndarray]) -> DroppedRows:
+    def _lookups(self, decisions: list[str]) -> DroppedRows:
         # Built once per side input, not per shard: a run has many shards and may have many duplicates.
-        if decisions is not self._decisions:
-            self._decisions, self._dropped, self._duplicates = decisions, DroppedRows(decisions), {}
+        if decisions != self._paths:
+            self._paths = decisions
+            self._decisions = read_decisions(decisions)
+            self._dropped, self._duplicates = DroppedRows(self._decisions), {}
         return self._dropped
 
     def _duplicates_of(self, reason: str) -> np.ndarray:
@@ -524,7 +527,7 @@ class _WriteShardFn(beam.DoFn):
             self._duplicates[reason] = all_decisions(self._decisions, reason)
         return self._duplicates[reason]
 
-    def process(self, spec: ShardSpec, decisions: list[np.ndarray]):
+    def process(self, spec: ShardSpec, decisions: list[str]):
         dropped = self._lookups(decisions)
         split = reason = spec.output.rpartition("/")[2]
         stats = StatsAccumulator()

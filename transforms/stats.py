@@ -344,11 +344,11 @@ class StatsCombineFn(beam.CombineFn):
         return acc
 
 
-def _count_duplicates(acc: StatsAccumulator, block) -> None:
-    """A block of dedup decisions (``transforms/dedup.py``), counted by reason."""
-    from transforms.dedup import reason_counts
+def _count_duplicates(acc: StatsAccumulator, path: str) -> None:
+    """A block of dedup decisions (its file: ``transforms/dedup.py``), counted by reason."""
+    from transforms.dedup import read_block, reason_counts
 
-    for reason, count in reason_counts(block).items():
+    for reason, count in reason_counts(read_block(path)).items():
         acc.add_dropped(reason, count)
 
 
@@ -358,7 +358,7 @@ class ComputeStats(beam.PTransform):
     Input: a dict of PCollections: ``units`` (pass 1's results: rows read, examples kept,
     rejections, filter drops, PII, failed files, as each unit's ``stats``), ``taken_back``
     (``StatsAccumulator``s of the examples dedup dropped, taken back by the writers of
-    dropped/) and ``decisions`` (the duplicates dropped, in blocks). ``split`` and ``finetune`` are the
+    dropped/) and ``decisions`` (the duplicates dropped: paths of blocks). ``split`` and ``finetune`` are the
     recipe's sections (the split goes into the document; the epochs and price into its estimate).
     """
 

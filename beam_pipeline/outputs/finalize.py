@@ -29,6 +29,7 @@ from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
 from transforms.packing import SEQ_LENGTHS
 from transforms.row_types import merge_all
+from transforms.dedup import decision_files
 from transforms.shards import packing_plan_files
 from transforms.units import SAMPLES_PER_CODE
 
@@ -150,7 +151,8 @@ class _FinalizeFn(beam.DoFn):
             write_bytes(join(self._output, CARD_FILE), card.encode())
             written.append(CARD_FILE)
         run_file = join(self._output, TEMP_DIR, RUN_FILE)
-        temporary = [*temporary, *(path for path in [run_file, *packing_plan_files(join(self._output, TEMP_DIR))]
+        temp_dir = join(self._output, TEMP_DIR)
+        temporary = [*temporary, *(path for path in [run_file, *packing_plan_files(temp_dir), *decision_files(temp_dir)]
                                    if FileSystems.exists(path))]
         if temporary:
             FileSystems.delete(sorted(temporary))

@@ -18,6 +18,7 @@ from transforms.dedup import (
     exact_records,
     near_candidates,
     near_decisions,
+    read_block,
     sharing,
     near_records,
     source_numbers,
@@ -117,8 +118,8 @@ def test_decide_duplicates_reads_every_units_keys(tmp_path):
                 position += len(data)
         units.append(UnitResult(0, first, first + 3, str(path), sections, StatsAccumulator()))
     with TestPipeline() as p:
-        decisions = p | beam.Create(units) | DecideDuplicates(spec=DedupSpec(exact=True))
-        pairs = decisions | beam.FlatMap(lambda block: [(d.row, d.survivor_row) for d in decisions_in(block)])
+        decisions = p | beam.Create(units) | DecideDuplicates(spec=DedupSpec(exact=True), temp_dir=str(tmp_path / "temp"))
+        pairs = decisions | beam.FlatMap(lambda path: [(d.row, d.survivor_row) for d in decisions_in(read_block(path))])
         assert_that(pairs, equal_to([(3, 0), (4, 1), (5, 2)]))
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from transforms.dedup import Decision, decision_block
+from transforms.dedup import Decision, decision_block, write_block
 from transforms.shards import ShardContext, WriteShards, plan_shards
 from transforms.stats import StatsAccumulator
 from transforms.units import Section, UnitResult, index_section
@@ -75,7 +75,8 @@ def write(tmp_path, units, decisions, taken_back=None, **plan) -> dict[str, list
     with TestPipeline() as p:
         files, back = (p | "Specs" >> beam.Create(specs)) | WriteShards(
             context=ShardContext(output_dir=str(out), files=("a.parquet", "b.parquet"), max_tokens=100),
-            decisions=p | "Decisions" >> beam.Create(decisions))
+            decisions=p | "Decisions" >> beam.Create(
+                [write_block(str(tmp_path / f"decisions-{i}.npy"), block) for i, block in enumerate(decisions)]))
         if taken_back is not None:  # pass 1 counted every example; the duplicates are taken back
             counted = back | beam.CombineGlobally(StatsCombineFn()) | beam.Map(lambda acc: (acc.kept["train"], acc.tokens["train"]))
             assert_that(counted, equal_to([(-taken_back, -10 * taken_back)]))

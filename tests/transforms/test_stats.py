@@ -94,12 +94,12 @@ def test_the_recipe_s_epochs_are_the_estimate_s_and_auto_is_the_platform_default
     assert (auto["n_epochs"], auto["n_epochs_from"]) == (25, "default")
 
 
-def test_compute_stats_transform():
+def test_compute_stats_transform(tmp_path):
     """Pass 1's unit statistics, the shard writers' kept examples and the dedup decisions
     combine into one document."""
     from types import SimpleNamespace
 
-    from transforms.dedup import Decision, decision_block
+    from transforms.dedup import Decision, decision_block, write_block
 
     src = Source("f", 0)
     unit = StatsAccumulator()
@@ -113,7 +113,8 @@ def test_compute_stats_transform():
     with TestPipeline() as p:
         units = p | "Units" >> beam.Create([SimpleNamespace(stats=unit)])
         shards = p | "TakenBack" >> beam.Create([back])
-        decisions = p | "Decisions" >> beam.Create([decision_block([Decision(0, 3, "duplicate_exact", 0, 1, "train")])])
+        decisions = p | "Decisions" >> beam.Create([write_block(str(tmp_path / "decisions.npy"),
+                                                            decision_block([Decision(0, 3, "duplicate_exact", 0, 1, "train")]))])
         stats = {"units": units, "taken_back": shards, "decisions": decisions} | ComputeStats(
             files=["f"], model=MODEL, format="chat", split=SplitSpec(**CONTEXT["split"]),
             dropped_reasons=["duplicate_exact", "filter_echo"])
