@@ -7,6 +7,7 @@ band are candidates. ``optimal_bands`` picks the cut for a similarity threshold.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -185,8 +186,16 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 def band_hashes(signature: np.ndarray, bands: int, rows: int) -> list[int]:
     """One 64-bit hash per band of the signature, the band's index mixed in (equal only for the
     same band of two signatures)."""
-    return [
-        int.from_bytes(hashlib.blake2b(signature[band * rows : (band + 1) * rows].tobytes(), digest_size=8,
-                                       salt=band.to_bytes(2, "big")).digest(), "little")
-        for band in range(bands)
-    ]
+    data, width = signature.tobytes(), rows * signature.itemsize
+    hashers = _band_hashers(bands)
+    hashes = []
+    for band in range(bands):
+        hasher = hashers[band].copy()  # a salted hasher copied: cheaper than keyed anew
+        hasher.update(data[band * width : (band + 1) * width])
+        hashes.append(int.from_bytes(hasher.digest(), "little"))
+    return hashes
+
+
+@functools.lru_cache(maxsize=8)
+def _band_hashers(bands: int) -> tuple:
+    return tuple(hashlib.blake2b(digest_size=8, salt=band.to_bytes(2, "big")) for band in range(bands))
