@@ -11,6 +11,9 @@ median wall time, rows/s, the ratio to the plain script, and the peak resident m
 over every process of the run (and the largest single process). With --scale N it also runs
 ftprep on one worker per core with exact, and with exact and near dedup, on N times the rows
 (half the repeats, at least one), to check that memory stays flat and time grows linearly.
+With --near-rows N it also runs ftprep on one worker per core, exact and exact+near dedup, on
+N rows of which --near-share are near duplicates of earlier rows (the shape of scraped or
+synthetic data): memory must stay flat in the number of duplicates too.
 With --against REF (a git commit) every ftprep command also runs from a checkout of REF, in the
 same rounds: a change's speed and memory against the code before it, on the same data and machine.
 Results go to stdout and to --table (benchmarks/results.md).
@@ -240,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=0, help="also run ftprep on SCALE times the rows")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ftprep-bench")
     parser.add_argument("--table", type=Path, default=HERE / "results.md")
+    parser.add_argument("--near-rows", type=int, default=0, help="also run dedup on this many rows with near duplicates")
+    parser.add_argument("--near-share", type=float, default=0.4, help="the share of those rows that are near duplicates")
     parser.add_argument("--against", metavar="REF", help="also run every ftprep command from this git commit")
     args = parser.parse_args(argv)
     against = checkout(args.against, args.work) if args.against else None
@@ -257,7 +262,9 @@ def main(argv: list[str] | None = None) -> None:
         "# ftprep throughput benchmark",
         "",
         f"`python -m benchmarks.run --rows {args.rows} --repeats {args.repeats}"
-        + (f" --scale {args.scale}" if args.scale else "") + (f" --against {args.against}" if args.against else "") + "`",
+        + (f" --scale {args.scale}" if args.scale else "")
+        + (f" --near-rows {args.near_rows} --near-share {args.near_share:g}" if args.near_rows else "")
+        + (f" --against {args.against}" if args.against else "") + "`",
         f"on {machine}; {time.strftime('%Y-%m-%d')}.",
         f"Data: {args.rows:,} rows ({chars / 1e6:,.0f} M characters) in {args.shards} Parquet shards; medians of {args.repeats} runs.",
         "",
@@ -276,6 +283,14 @@ def main(argv: list[str] | None = None) -> None:
                          f"{median([m.peak_total_mb for m in results[name]]):,.0f} → {median([m.peak_total_mb for m in scaled[name]]):,.0f} MB "
                          f"(largest process {median([m.peak_process_mb for m in results[name]]):,.0f} → "
                          f"{median([m.peak_process_mb for m in scaled[name]]):,.0f} MB).")
+    if args.near_rows:
+        near_paths = generate(args.work / f"rows-{args.near_rows}-near{args.near_share:g}", args.near_rows, args.shards,
+                              near_duplicates=args.near_share)
+        print(f"near duplicates: {args.near_rows:,} rows, {args.near_share:.0%} near duplicates", flush=True)
+        names = [n for n in results if n.startswith(("ftprep, ", "ftprep exact+near")) and "worker" in n and "@" not in n
+                 and not n.endswith("1 worker")]
+        near = run_all(near_paths, args.near_rows, max(1, args.repeats // 2), args.work, names, against)
+        lines += ["", *table(near, args.near_rows, f"{args.near_rows:,} rows, {args.near_share:.0%} near duplicates")]
     text = "\n".join(lines) + "\n"
     args.table.write_text(text, encoding="utf-8")
     print(text)

@@ -23,6 +23,20 @@ def test_generated_rows_are_deterministic_and_realistic():
     assert 1000 < mean_chars < 2000
 
 
+def test_near_duplicate_rows_are_close_copies_and_leave_the_default_rows_alone():
+    plain, near = rows(1000, seed=3), rows(1000, seed=3, near_duplicates=0.4)
+    assert rows(1000, seed=3, near_duplicates=0.0) == plain
+    first: dict[str, str] = {}
+    changed = []  # words changed from the first row with the same instruction (copies of copies drift)
+    for row in near:
+        earlier = first.setdefault(row["instruction"], row["output"])
+        if earlier is not row["output"]:
+            changed.append(sum(a != b for a, b in zip(row["output"].split(" "), earlier.split(" "))))
+    assert 300 < len(changed) < 500  # ~40 % near duplicates
+    assert sum(n <= 3 for n in changed) > 0.6 * len(changed)
+    assert rows(1000, seed=3, near_duplicates=0.4) == near
+
+
 def test_shards_are_byte_identical_across_runs(tmp_path):
     a = generate(tmp_path / "a", 300, shards=2)
     b = generate(tmp_path / "b", 300, shards=2)
