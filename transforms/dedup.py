@@ -16,6 +16,7 @@ Jaccard similarity: banding is tuned so that pairs far below the threshold rarel
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -168,13 +169,21 @@ def decision_files(temp_dir: str, partitions: int = PARTITIONS) -> list[str]:
 
 
 def write_block(path: str, block: np.ndarray) -> str:
-    write_bytes(path, block.tobytes())
+    """``block`` as a .npy file: its header names the record type, and an empty block is not an
+    empty object (object stores refuse some zero-byte uploads)."""
+    buffer = io.BytesIO()
+    np.save(buffer, block, allow_pickle=False)
+    write_bytes(path, buffer.getvalue())
     return path
 
 
 def read_block(path: str, dtype: np.dtype = None) -> np.ndarray:
     with FileSystems.open(path) as f:
-        return np.frombuffer(f.read(), dtype=DECISION_RECORD if dtype is None else dtype)
+        block = np.load(io.BytesIO(f.read()), allow_pickle=False)
+    expected = DECISION_RECORD if dtype is None else dtype
+    if block.dtype != expected:
+        raise ValueError(f"{path} holds {block.dtype} records, not {expected}")
+    return block
 
 
 def read_decisions(paths: Iterable[str]) -> list[np.ndarray]:

@@ -158,3 +158,15 @@ def test_deciding_on_the_records_that_share_a_key_decides_as_on_all_of_them():
                           near_candidates(bands, nothing))
     assert len(sharing(lambda: [], "band", NEAR_RECORD)) == 0
     assert len(sharing(lambda: [bands[:1]], "band", NEAR_RECORD)) == 0
+
+
+def test_a_block_of_decisions_round_trips_through_its_file_and_is_never_empty(tmp_path):
+    from transforms.dedup import NEAR_CANDIDATE, Decision, decision_block, write_block
+
+    empty = write_block(str(tmp_path / "empty.npy"), decision_block([]))
+    assert (tmp_path / "empty.npy").stat().st_size > 0  # object stores refuse some zero-byte uploads
+    assert len(read_block(empty)) == 0
+    block = decision_block([Decision(1, 7, "duplicate_near", 0, 2, "validation"), Decision(0, 3, "duplicate_exact", 0, 1, "train")])
+    assert decisions_in(read_block(write_block(str(tmp_path / "two.npy"), block))) == decisions_in(block)
+    with pytest.raises(ValueError, match="records"):
+        read_block(str(tmp_path / "two.npy"), NEAR_CANDIDATE)
