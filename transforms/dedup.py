@@ -161,11 +161,10 @@ def all_decisions(blocks: Iterable[np.ndarray], reason: str | None = None) -> np
     return merged if reason is None else merged[merged["reason"] == REASON_CODES[reason]]
 
 
-def decision_files(temp_dir: str, partitions: int = PARTITIONS) -> list[str]:
-    """Every file the deciding steps of a run may write (the run's last step removes them)."""
-    directory = join(temp_dir, DEDUP_DIR)
-    return [join(directory, f"{kind}-{p}.npy") for kind in ("exact", "candidates") for p in range(partitions)] + [
-        join(directory, "near.npy")]
+def decision_files(temp_dir: str) -> list[str]:
+    """The files the deciding steps of a run wrote (the run's last step removes them): one
+    listing, not a request per file that may be there."""
+    return [m.path for m in FileSystems.match([join(temp_dir, DEDUP_DIR, "*.npy")])[0].metadata_list]
 
 
 def write_block(path: str, block: np.ndarray) -> str:
@@ -311,8 +310,9 @@ class _ExactPartitionFn(beam.DoFn):
         def parts():
             return (_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units)
 
-        yield write_block(join(self._temp_dir, DEDUP_DIR, f"exact-{partition}.npy"),
-                          exact_decisions(sharing(parts, "k0", EXACT_RECORD)))
+        block = exact_decisions(sharing(parts, "k0", EXACT_RECORD))
+        if len(block):  # no file for no duplicates: on an object store every file is requests
+            yield write_block(join(self._temp_dir, DEDUP_DIR, f"exact-{partition}.npy"), block)
 
 
 class _NearPartitionFn(beam.DoFn):
@@ -331,9 +331,10 @@ class _NearPartitionFn(beam.DoFn):
                           near_candidates(sharing(parts, "band", NEAR_RECORD), excluded))
 
 
-def _near_decisions_file(candidates: list[str], temp_dir: str) -> str:
-    return write_block(join(temp_dir, DEDUP_DIR, "near.npy"),
-                       near_decisions(read_block(path, NEAR_CANDIDATE) for path in sorted(candidates)))
+def _near_decisions_file(candidates: list[str], temp_dir: str) -> Iterable[str]:
+    block = near_decisions(read_block(path, NEAR_CANDIDATE) for path in sorted(candidates))
+    if len(block):
+        yield write_block(join(temp_dir, DEDUP_DIR, "near.npy"), block)
 
 
 class DecideDuplicates(beam.PTransform):
@@ -371,7 +372,7 @@ class DecideDuplicates(beam.PTransform):
             | "NearCandidates" >> beam.ParDo(_NearPartitionFn(self._temp_dir), every_unit, beam.pvalue.AsList(exact))
             # A record in several partitions' candidates is a duplicate of the lowest of their survivors.
             | "LowestOriginal" >> beam.combiners.ToList()
-            | "NearDecisions" >> beam.Map(_near_decisions_file, self._temp_dir)
+            | "NearDecisions" >> beam.FlatMap(_near_decisions_file, self._temp_dir)
         )
         return (exact, near) | "AllDecisions" >> beam.Flatten()
 

@@ -152,8 +152,8 @@ class _FinalizeFn(beam.DoFn):
             written.append(CARD_FILE)
         run_file = join(self._output, TEMP_DIR, RUN_FILE)
         temp_dir = join(self._output, TEMP_DIR)
-        temporary = [*temporary, *(path for path in [run_file, *packing_plan_files(temp_dir), *decision_files(temp_dir)]
-                                   if FileSystems.exists(path))]
+        temporary = [*temporary, *(path for path in [run_file, *packing_plan_files(temp_dir)] if FileSystems.exists(path)),
+                     *decision_files(temp_dir)]
         if temporary:
             FileSystems.delete(sorted(temporary))
         _prune_empty_directories(self._output)
