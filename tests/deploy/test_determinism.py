@@ -1,4 +1,5 @@
-"""The same bytes every time: each example recipe and the bad-input corpus, run twice in memory,
+"""The same bytes every time: each example recipe (and, in ``test_determinism_cuts.py``, the
+bad-input corpus and a run whose plan cuts), run twice in memory,
 on two worker processes and on the PortableRunner, write byte-identical files — every shard of
 every output, ``stats.json``, ``finetune_job.json`` and ``_SUCCESS``. (``report.html`` names the
 output directory in its title and ``_FTPREP`` the time; they are left out.)
@@ -103,27 +104,6 @@ def test_example_recipes_write_the_same_bytes_everywhere(recipe, jobs, tmp_path,
     outputs = runs(f"examples/recipes/{recipe}", tmp_path, jobs)
     assert_identical(outputs)
     assert_as_before(recipe, outputs["memory"], tmp_path / "memory", REPO)
-
-
-def test_the_bad_input_corpus_writes_the_same_bytes_everywhere(jobs, tmp_path):
-    from tests.beam_pipeline.test_bad_input import corpus_recipe, write_bad_files, write_corpus
-
-    write_corpus(tmp_path)
-    write_bad_files(tmp_path)
-    outputs = runs(corpus_recipe(tmp_path), tmp_path, jobs, "--on-bad-file=skip")
-    assert_identical(outputs)
-    assert_as_before("bad-input corpus", outputs["memory"], tmp_path / "memory", tmp_path)
-
-
-def test_shard_limits_and_dedup_write_the_same_bytes_everywhere(jobs, tmp_path, monkeypatch):
-    """Near and exact dedup, a shard count and a byte limit: the parts of the plan that cut."""
-    monkeypatch.chdir(REPO)
-    outputs = runs("examples/recipes/csv_chat.yaml", tmp_path, jobs, "--set", "dedup.near={threshold: 0.5}",
-                   "--set", "output.num_shards=2", "--set", "output.max_shard_bytes=1024",
-                   "--set", "output.provenance=true")
-    assert_identical(outputs)
-    assert_as_before("csv_chat.yaml, near dedup, shard limits", outputs["memory"], tmp_path / "memory", REPO)
-    assert len([name for name in outputs["memory"] if name.startswith("train/")]) >= 2
 
 
 def golden(root: Path) -> dict[str, dict[str, str]]:

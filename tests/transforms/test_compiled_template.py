@@ -62,7 +62,7 @@ def _sandbox(source: str, row: dict) -> str | type:
         return type(error)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(source=sources(), row=ROWS)
 def test_a_compiled_template_renders_what_the_sandbox_renders(source, row):
     env = build_environment()
@@ -101,7 +101,7 @@ def _both(spec: TemplateSpec, row: dict, limits: LimitsSpec = LimitsSpec()):
     return outcomes
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(user=sources(), assistant=sources(), row=ROWS)
 def test_an_example_is_the_same_rendered_either_way(user, assistant, row):
     spec = TemplateSpec.model_validate({"system": "Be brief.", "messages": [{"role": "user", "content": user},
