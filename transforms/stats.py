@@ -22,6 +22,7 @@ import apache_beam as beam
 from schemas.models import ModelSpec
 from schemas.recipe import FinetuneSpec, SplitSpec
 from schemas.records import SPLITS, TRAIN, VALIDATION, TokenCount
+from transforms.dedup import read_block, reason_counts
 from transforms.packing import packing_estimate
 
 PERCENTILES = (50, 90, 95, 99)
@@ -346,8 +347,6 @@ class StatsCombineFn(beam.CombineFn):
 
 def _count_duplicates(acc: StatsAccumulator, path: str) -> None:
     """A block of dedup decisions (its file: ``transforms/dedup.py``), counted by reason."""
-    from transforms.dedup import read_block, reason_counts
-
     for reason, count in reason_counts(read_block(path)).items():
         acc.add_dropped(reason, count)
 
