@@ -155,6 +155,16 @@ def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
     assert os.listdir(out) == []
 
 
+def test_overwrite_clears_a_run_that_died_after_deciding_duplicates_or_planning_packs(tmp_path):
+    out = tmp_path / "out"
+    for name in ("_FTPREP", "_temporary/run.json", "_temporary/units/00000-000000000000.unit", "_temporary/dedup/exact-0.npy",
+                 "_temporary/dedup/near.npy", "_temporary/pack/train.plan", "_temporary/pack/train.rows"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"x")
+    prepare_output(str(out), overwrite=True)
+    assert os.listdir(out) == []
+
+
 @pytest.mark.parametrize("relative, expected", [
     ("_SUCCESS", True), ("_FTPREP", True), ("stats.json", True), ("report.html", True), ("finetune_job.json", True),
     ("train/part-00000-of-00004.jsonl", True), ("validation/part-00012-of-00100.jsonl", True),
@@ -164,6 +174,9 @@ def test_a_manifest_is_written_before_the_pipeline_runs(victim, monkeypatch):
     ("train/notes.md", False), ("provenance/other/part-00000-of-00001.jsonl", False), ("stats.json.bak", False),
     (f"train/{TEMP_DIR}/deeper/x", False), ("_temporary/units/00001-000000004096.unit", True),
     ("_temporary/notes.txt", False), ("_temporary/units/x.unit", False),
+    ("_temporary/dedup/exact-3.npy", True), ("_temporary/dedup/candidates-0.npy", True),
+    ("_temporary/dedup/near.npy", True), ("_temporary/dedup/other.npy", False),
+    ("_temporary/pack/train.plan", True), ("_temporary/pack/validation.rows", True), ("_temporary/pack/x.plan", False),
 ])
 def test_what_ftprep_writes_is_recognised_by_name(relative, expected):
     assert written_by_ftprep(relative) is expected
