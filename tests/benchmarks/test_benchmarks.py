@@ -105,3 +105,15 @@ def test_the_resume_benchmark_runs_end_to_end(tmp_path, capsys):
 
     main(["--rows", "20000", "--repeats", "1", "--work", str(tmp_path)])
     assert "outputs byte-identical: yes" in capsys.readouterr().out
+
+
+def test_near_curve_pairs_have_the_similarity_asked_for_and_identical_texts_are_dropped():
+    import random
+
+    from benchmarks.near_curve import ftprep_drops, pair
+
+    rng = random.Random(1)
+    pairs = [pair(rng, 150, target) for target in (0.5, 0.7, 0.8, 0.9, 1.0)]
+    assert [round(j, 1) for _, _, j in pairs] == [0.5, 0.7, 0.8, 0.9, 1.0]
+    assert ftprep_drops(pairs, 0.8)[-1] is True  # the same text always shares every band
+    assert ftprep_drops(pairs, 0.8)[0] is False
