@@ -161,12 +161,6 @@ def all_decisions(blocks: Iterable[np.ndarray], reason: str | None = None) -> np
     return merged if reason is None else merged[merged["reason"] == REASON_CODES[reason]]
 
 
-def decision_files(temp_dir: str) -> list[str]:
-    """The files the deciding steps of a run wrote (the run's last step removes them): one
-    listing, not a request per file that may be there."""
-    return [m.path for m in FileSystems.match([join(temp_dir, DEDUP_DIR, "*.npy")])[0].metadata_list]
-
-
 def write_block(path: str, block: np.ndarray) -> str:
     """``block`` as a .npy file: its header names the record type, and an empty block is not an
     empty object (object stores refuse some zero-byte uploads)."""
@@ -327,8 +321,9 @@ class _NearPartitionFn(beam.DoFn):
         def parts():
             return (_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
 
-        yield write_block(join(self._temp_dir, DEDUP_DIR, f"candidates-{partition}.npy"),
-                          near_candidates(sharing(parts, "band", NEAR_RECORD), excluded))
+        candidates = near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
+        if len(candidates):  # as the exact partitions: no file for nothing
+            yield write_block(join(self._temp_dir, DEDUP_DIR, f"candidates-{partition}.npy"), candidates)
 
 
 def _near_decisions_file(candidates: list[str], temp_dir: str) -> Iterable[str]:
@@ -407,50 +402,54 @@ class _DedupKeysFn(BatchDoFn):
             self._prepared = {}
 
     def _prepare(self, batch: list) -> dict[int, tuple]:
-        """``id(item) -> (normalised example or None, band hashes)`` for the items whose text
-        could be made; the others are left to ``handle``, one at a time."""
-        texts, ready = [], []
+        """``id(item) -> (normalised example or None, band hashes or None)``. An item whose
+        example does not normalise is left out: ``handle`` meets the error again, as that
+        record's rejection. One whose text or signature fails gets no bands: kept, unchecked."""
+        prepared, texts, ready = {}, [], []
         for item in batch:
             try:
                 example = normalized(item.example) if not self._fields else None
-                texts.append(dedup_text(item, self._fields) if self._fields else normalized_text_of(example))
-                ready.append((item, example))
-            except Exception:  # noqa: BLE001 - handle() meets it again, and reports it for that record
+            except Exception:  # noqa: BLE001 - handle() normalises it again and rejects the record
                 continue
-        if not texts:
-            return {}
+            try:
+                texts.append(dedup_text(item, self._fields) if self._fields else normalized_text_of(example))
+            except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
+                LOGGER.exception("near-duplicate text failed for %s; kept unchecked", item.source)
+                prepared[id(item)] = (example, None)
+                continue
+            ready.append((item, example))
+        bands, rows = self._bands_rows
+        for (item, example), signature in zip(ready, self._signatures(texts)):
+            prepared[id(item)] = (example, None if signature is None else tuple(band_hashes(signature, bands, rows)))
+        return prepared
+
+    def _signatures(self, texts: list[str]) -> list:
+        """The texts' signatures in one call; if that fails, one text at a time (None for a text
+        whose signature fails)."""
         try:
-            signatures = self._hasher.signatures(texts, self._permutations)
+            return list(self._hasher.signatures(texts, self._permutations))
         except Exception:  # noqa: BLE001 - one at a time instead, each failure its own
             LOGGER.exception("near-duplicate signatures failed for a batch; computing them one by one")
-            return {}
-        bands, rows = self._bands_rows
-        return {id(item): (example, tuple(band_hashes(signature, bands, rows)))
-                for (item, example), signature in zip(ready, signatures)}
+        found = []
+        for text in texts:
+            try:
+                found.append(self._hasher.signatures([text], self._permutations)[0])
+            except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
+                LOGGER.exception("near-duplicate signature failed; the record is kept unchecked")
+                found.append(None)
+        return found
 
     def handle(self, item: Item, emit) -> None:
-        prepared = self._prepared.get(id(item))
         # Normalised once for both: the digest of the example and the text its shingles come from.
-        if prepared is not None:
-            example = prepared[0]
-        else:
-            example = normalized(item.example) if not self._fields else None
+        example, bands = self._prepared.get(id(item), (None, None))
+        if example is None and not self._fields:
+            example = normalized(item.example)  # an error here is this record's rejection
         if self._exact:
             key = exact_key(item, self._fields) if self._fields or item.content_key else digest(example)
         else:
             key = None
-        bands = None
-        if self._near is not None:
-            if prepared is not None:
-                bands = prepared[1]
-            else:
-                try:
-                    text = dedup_text(item, self._fields) if self._fields else normalized_text_of(example)
-                    signature = self._hasher.signature(text, self._permutations)
-                    bands = tuple(band_hashes(signature, *self._bands_rows))
-                except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
-                    LOGGER.exception("near-duplicate signature failed for %s; kept unchecked", item.source)
-                    self._unchecked.inc()
+        if self._near is not None and bands is None:
+            self._unchecked.inc()
         item.dedup_key, item.bands = key, bands
         if not self._fields and key is not None:  # the digest of the example: the split reuses it
             item.content_key = key

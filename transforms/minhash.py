@@ -64,12 +64,17 @@ def shingle_hashes(text: str, size: int) -> np.ndarray:
     """32-bit hashes of the word shingles of ``text`` (normalised: see ``word_hashes``; the same
     set ``shingles`` lists): each word hashed once, shingles combining their words' hashes with a
     vectorised polynomial."""
-    hashes = word_hashes(text)
-    count = max(1, len(hashes) - size + 1)
+    return _shingles_of_words(word_hashes(text), size)
+
+
+def _shingles_of_words(words: np.ndarray, size: int) -> np.ndarray:
+    """32-bit hashes of the shingles of ``size`` words, from the words' hashes (fewer words than
+    a shingle: one shingle of them all)."""
+    count = max(1, len(words) - size + 1)
     combined = np.zeros(count, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for offset in range(min(size, len(hashes))):
-            combined = combined * np.uint64(0x100000001B3) + hashes[offset : offset + count]
+        for offset in range(min(size, len(words))):
+            combined = combined * np.uint64(0x100000001B3) + words[offset : offset + count]
     return (combined ^ (combined >> np.uint64(32))) & _MAX_32
 
 
@@ -142,26 +147,15 @@ def batch_shingle_hashes(texts: list[str], size: int) -> tuple[np.ndarray, np.nd
         data_ends = np.cumsum([len(e) + 1 for e in encoded])
         word_ends = np.searchsorted(starts, data_ends - 1, side="left")
         word_starts = np.concatenate(([0], word_ends[:-1]))
-        with np.errstate(over="ignore"):
-            window = np.zeros(max(0, len(words) - size + 1), dtype=np.uint64)
-            for offset in range(size):
-                window = window * np.uint64(0x100000001B3) + words[offset : offset + len(window)]
-            mixed = (window ^ (window >> np.uint64(32))) & _MAX_32
+        # Every window of the joined words, those across two texts unused.
+        windows = _shingles_of_words(words, size) if len(words) >= size else np.zeros(0, dtype=np.uint64)
         for i, start, end in zip(joinable, word_starts.tolist(), word_ends.tolist()):
             if end - start >= size:
-                parts[i] = mixed[start : end - size + 1]
-            else:  # fewer words than a shingle: one shingle of them all, as shingle_hashes makes it
-                parts[i] = _short_shingle(words[start:end])
+                parts[i] = windows[start : end - size + 1]
+            else:
+                parts[i] = _shingles_of_words(words[start:end], size)
     counts = np.array([len(part) for part in parts], dtype=np.int64)
     return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)), counts
-
-
-def _short_shingle(words: np.ndarray) -> np.ndarray:
-    combined = np.zeros(1, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for offset in range(len(words)):
-            combined = combined * np.uint64(0x100000001B3) + words[offset : offset + 1]
-    return (combined ^ (combined >> np.uint64(32))) & _MAX_32
 
 
 def _collision_probability(similarity: np.ndarray, bands: int, rows: int) -> np.ndarray:

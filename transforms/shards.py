@@ -360,11 +360,6 @@ def _packed_split(units: list[UnitResult], split: str, dropped: DroppedRows, *, 
     return specs
 
 
-def packing_plan_files(temp_dir: str) -> list[str]:
-    """Every file the packing plans of a run may have (the run's last step removes them)."""
-    return [join(temp_dir, PACK_DIR, f"{split}.{kind}") for split in SPLITS for kind in ("plan", "rows")]
-
-
 # Plan records are written this many at a time.
 PLAN_CHUNK = 1 << 18
 

@@ -106,8 +106,8 @@ class StatsAccumulator:
             histogram = self.histograms[name] = Counter()
         histogram[value] += sign
 
-    def add_read(self, file: str) -> None:
-        self.rows_per_file[file] += 1
+    def add_read(self, file: str, count: int = 1) -> None:
+        self.rows_per_file[file] += count
 
     def add_kept(self, example: "KeptExample", sign: int = 1) -> None:
         split, tokens, warnings, messages, billed = example

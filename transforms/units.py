@@ -370,7 +370,7 @@ class UnitProcessor:
             # Counted a batch at a time: a metric or counter update per row is a cost per row.
             nonlocal read, rejected
             if read:
-                stats.rows_per_file[unit.url] += read
+                stats.add_read(unit.url, read)
                 self._counters.total.inc(read)
                 self._counters.rejected.inc(rejected)
                 self._counters.kept.inc(read - rejected)

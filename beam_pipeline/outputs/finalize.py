@@ -24,13 +24,11 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipeline.outputs.card import dataset_card
 from beam_pipeline.outputs.report import render_report
 from schemas.formats import trained_bits
-from schemas.layout import CARD_FILE, JOB_FILE, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
+from schemas.layout import CARD_FILE, DEDUP_DIR, JOB_FILE, PACK_DIR, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
 from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
 from transforms.packing import SEQ_LENGTHS
 from transforms.row_types import merge_all
-from transforms.dedup import decision_files
-from transforms.shards import packing_plan_files
 from transforms.units import SAMPLES_PER_CODE
 
 
@@ -55,6 +53,13 @@ def _first_rows(path: str, rows: int) -> list[dict]:
         if path.endswith(".parquet"):
             return pq.ParquetFile(f).read_row_group(0).slice(0, rows).to_pylist()
         return [orjson.loads(line) for line in itertools.islice(f, rows)]
+
+
+def step_files(output: str) -> list[str]:
+    """What the steps between the passes left under ``_temporary/``: dedup's decision blocks and
+    the packing plan. One listing per directory, not a request per file that may be there."""
+    patterns = [join(output, TEMP_DIR, directory, "*") for directory in (DEDUP_DIR, PACK_DIR)]
+    return [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
 
 
 def mask_samples(path: str, pieces, *, rows: int = MASK_ROWS, tokens: int = MASK_TOKENS,
@@ -151,9 +156,7 @@ class _FinalizeFn(beam.DoFn):
             write_bytes(join(self._output, CARD_FILE), card.encode())
             written.append(CARD_FILE)
         run_file = join(self._output, TEMP_DIR, RUN_FILE)
-        temp_dir = join(self._output, TEMP_DIR)
-        temporary = [*temporary, *(path for path in [run_file, *packing_plan_files(temp_dir)] if FileSystems.exists(path)),
-                     *decision_files(temp_dir)]
+        temporary = [*temporary, *([run_file] if FileSystems.exists(run_file) else []), *step_files(self._output)]
         if temporary:
             FileSystems.delete(sorted(temporary))
         _prune_empty_directories(self._output)

@@ -170,3 +170,21 @@ def test_a_block_of_decisions_round_trips_through_its_file_and_is_never_empty(tm
     assert decisions_in(read_block(write_block(str(tmp_path / "two.npy"), block))) == decisions_in(block)
     with pytest.raises(ValueError, match="records"):
         read_block(str(tmp_path / "two.npy"), NEAR_CANDIDATE)
+
+
+def test_a_record_whose_signature_fails_is_kept_unchecked_and_the_rest_of_its_batch_is_not(monkeypatch):
+    from transforms.minhash import MinHasher
+
+    real = MinHasher.signatures
+
+    def fails_on_boom(self, texts, permutations=None):
+        if any("boom" in text for text in texts):
+            raise ValueError("boom")
+        return real(self, texts, permutations)
+
+    monkeypatch.setattr(MinHasher, "signatures", fails_on_boom)
+    kept = keyed([item("f", 0, LONG), item("f", 1, "BOOM " + LONG), item("f", 2, LONG + " Thanks!")],
+                 exact=True, near={"threshold": 0.7, "shingle": 3})
+    assert [i.source.row for i in kept] == [0, 1, 2]  # nobody rejected, nobody lost
+    assert [i.bands is None for i in kept] == [False, True, False]
+    assert all(i.dedup_key is not None for i in kept)
