@@ -31,10 +31,11 @@ GROUPS = [
     ("token accounting around it", "_CountTokensFn.handle tokens.py"),
     ("dedup: normalise and digest the example", "content_key text.py"),
     ("dedup: keys in pass 1", "_DedupKeysFn.handle dedup.py"),
+    ("dedup: keys in pass 1", "_DedupKeysFn._prepare dedup.py"),  # near dedup's signatures, a batch at a time
     ("dedup: decide (sort the keys)", "_ExactPartitionFn.process dedup.py"),
     ("dedup: decide (sort the keys)", "_NearPartitionFn.process dedup.py"),
     ("cleaning", "_CleanFn.handle clean.py"),
-    ("template (Jinja)", "_RenderFn.handle template.py"),
+    ("template (Jinja or compiled)", "_RenderFn.handle template.py"),
     ("validation", "_ValidateFn.handle validate.py"),
     ("reading Parquet", "ParquetReader.read parquet.py"),
     ("split", "_SplitFn.handle split.py"),
