@@ -77,7 +77,7 @@ run: $(STAMP)
 # fixtures start) in one process.
 test: $(TEST_STAMP) $(AIRFLOW_STAMP) $(TOKENIZERS_STAMP)
 	FTPREP_REQUIRE_DEPLOY=1 FTPREP_AIRFLOW_PYTHON=$(abspath $(AIRFLOW_VENV))/bin/python \
-		$(BIN)/python -m pytest -q -n auto --dist loadfile
+		$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 # The throughput benchmark (about 15 minutes on 2 cores); writes benchmarks/results.md.
 bench: $(STAMP)

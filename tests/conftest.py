@@ -44,3 +44,10 @@ def empty_tiktoken_cache(tmp_path_factory):
     mp.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path_factory.mktemp("tiktoken-cache")))
     yield
     mp.undo()
+
+
+def pytest_collection_modifyitems(items):
+    """The deploy tests first (each file starts a service and runs pipelines in subprocesses: the
+    longest files). The suite's workers take whole files in this order (``--dist loadfile
+    --no-loadscope-reorder``), so the long files start early instead of ending the run alone."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/deploy/"))
