@@ -167,9 +167,11 @@ class Item:
     warnings: tuple[str, ...] = ()
     # Digest of the normalised example, once something computed it (exact dedup, the split).
     content_key: bytes | None = None
-    # What deduplication compares (see transforms/dedup.py): the exact digest, the band hashes.
+    # What deduplication compares (see transforms/dedup.py): the exact digest, the band hashes
+    # and the MinHash signature (uint32 array) the candidate pairs are verified with.
     dedup_key: bytes | None = None
     bands: tuple[int, ...] | None = None
+    signature: Any = None
 
 
 @dataclass(slots=True)

@@ -8,10 +8,14 @@ into its read unit's temporary file (``DedupKeys`` computes them in the per-reco
 and their survivors; the step that writes the final files leaves the duplicates out.
 
 Near duplicates: MinHash signatures over word shingles of the normalised text, split into LSH
-bands (``optimal_bands`` picks bands x rows for the threshold). Records that share a band are
-candidates; in each candidate group every record but the lowest is dropped, as a duplicate of
-the lowest record of any group it shares. Candidates are not re-verified against the exact
-Jaccard similarity: banding is tuned so that pairs far below the threshold rarely collide.
+bands (``near_plan`` picks them for the threshold). Records that share a band are candidates:
+each is paired with the lowest ``GROUP_PAIRS`` records of every band group it is in, and a pair
+is a near duplicate only when the two signatures agree on at least the plan's cut-off share of
+their functions (the estimate of their Jaccard similarity). Only the candidates' signatures are
+read back, from the units' files. Going through the records in (file, row) order, a record is
+dropped when it is a near duplicate of a lower record that is kept, as a duplicate of the lowest
+such record: no kept record is a verified near duplicate of another, and every dropped record's
+survivor is one it was verified against.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from schemas.layout import DEDUP_DIR
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
 from schemas.records import DUPLICATE_EXACT, DUPLICATE_NEAR, KEPT, TRAIN, VALIDATION, Item
 from transforms.files import join, read_bytes, write_bytes
-from transforms.minhash import MinHasher, band_hashes, optimal_bands
+from transforms.minhash import MinHasher, agreement, band_hashes, near_plan
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
 
@@ -73,7 +77,9 @@ def normalized_text_of(example: dict) -> str:
 
 PARTITIONS = 8
 EXACT_RECORD = np.dtype([("k0", "<u8"), ("k1", "<u8"), ("file", "<u4"), ("row", "<u8"), ("split", "u1")])
-NEAR_RECORD = np.dtype([("band", "<u8"), ("file", "<u4"), ("row", "<u8"), ("split", "u1")])
+# A band record's slot: where its record's signature is in its unit's signature section.
+NEAR_RECORD = np.dtype([("band", "<u8"), ("file", "<u4"), ("row", "<u8"), ("slot", "<u4"), ("split", "u1")])
+SIGNATURE_SECTION = "keys/signatures"
 SPLIT_CODES = {TRAIN: 0, VALIDATION: 1}
 SPLIT_NAMES = {code: name for name, code in SPLIT_CODES.items()}
 _ROW_BITS = 40  # (file, row) as one integer: 2**24 files of 2**40 rows
@@ -101,16 +107,26 @@ def exact_records(items: list[Item], file_index: int) -> dict[int, bytes]:
     return _by_partition(records, records["k0"])
 
 
-def near_records(items: list[Item], file_index: int) -> dict[int, bytes]:
-    """Band records (one per band) of items that have ``bands``, by partition."""
-    rows = [(band, item.source.row, SPLIT_CODES[item.split]) for item in items if item.bands for band in item.bands]
-    if not rows:
-        return {}
+def signature_record(num_perm: int) -> np.dtype:
+    return np.dtype([("row", "<u8"), ("signature", "<u4", (num_perm,))])
+
+
+def near_records(items: list[Item], file_index: int, first_slot: int = 0) -> tuple[dict[int, bytes], bytes]:
+    """Band records (one per band) of items that have ``bands``, by partition, and their
+    signature records, the first at ``first_slot`` of the unit's signature section."""
+    checked = [item for item in items if item.bands and item.signature is not None]
+    if not checked:
+        return {}, b""
+    signatures = np.zeros(len(checked), dtype=signature_record(len(checked[0].signature)))
+    signatures["row"] = [item.source.row for item in checked]
+    signatures["signature"] = np.stack([item.signature for item in checked])
+    rows = [(band, item.source.row, first_slot + slot, SPLIT_CODES[item.split])
+            for slot, item in enumerate(checked) for band in item.bands]
     records = np.zeros(len(rows), dtype=NEAR_RECORD)
-    bands, row_numbers, splits = zip(*rows)
-    records["band"], records["row"], records["split"] = bands, row_numbers, splits
+    bands, row_numbers, slots, splits = zip(*rows)
+    records["band"], records["row"], records["slot"], records["split"] = bands, row_numbers, slots, splits
     records["file"] = file_index
-    return _by_partition(records, records["band"])
+    return _by_partition(records, records["band"]), signatures.tobytes()
 
 
 def _by_partition(records: np.ndarray, hashed: np.ndarray) -> dict[int, bytes]:
@@ -225,13 +241,20 @@ def source_numbers(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return (files.astype(np.uint64) << np.uint64(_ROW_BITS)) | rows.astype(np.uint64)
 
 
-NEAR_CANDIDATE = np.dtype([("number", "<u8"), ("lowest", "<u8"), ("split", "u1")])
+# Each candidate is verified against the lowest records of its band group, at most this many:
+# a group of thousands (boilerplate) costs thousands of pairs, not millions.
+GROUP_PAIRS = 16
+# A candidate pair, as source numbers, with where their signatures are (see NEAR_RECORD).
+CANDIDATE_PAIR = np.dtype([("number", "<u8"), ("lower", "<u8"), ("slot", "<u4"), ("lower_slot", "<u4"),
+                           ("split", "u1")])
+# A verified near-duplicate pair: ``number`` is a near duplicate of the lower record ``lower``.
+NEAR_PAIR = np.dtype([("number", "<u8"), ("lower", "<u8"), ("split", "u1")])
 
 
-def near_candidates(records: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    """``(number, lowest, split)`` for every record sharing a band with a lower one, as source
-    numbers, one per record (the lowest of the records it shares a band with, here); records
-    in ``excluded`` (exact duplicates, already gone) take no part."""
+def candidate_pairs(records: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """Every record sharing a band with a lower one, paired with each of the lowest
+    ``GROUP_PAIRS`` records of that band's group, once per pair (a ``CANDIDATE_PAIR`` block,
+    sorted); records in ``excluded`` (exact duplicates, already gone) take no part."""
     numbers = source_numbers(records["file"], records["row"])
     if len(excluded):
         keep = ~np.isin(numbers, excluded)
@@ -239,31 +262,106 @@ def near_candidates(records: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     order = np.lexsort((numbers, records["band"]))
     records, numbers = records[order], numbers[order]
     starts, first = _groups([records["band"]])
-    members = np.flatnonzero(~starts)
-    members = members[numbers[members] != numbers[first[members]]]
-    return _lowest_per_record(numbers[members], numbers[first[members]], records["split"][members])
+    rank = np.arange(len(records)) - first
+    parts = []
+    for k in range(GROUP_PAIRS):
+        members = np.flatnonzero(rank > k)
+        lower = first[members] + k
+        members, lower = members[numbers[members] != numbers[lower]], lower[numbers[members] != numbers[lower]]
+        pairs = np.zeros(len(members), dtype=CANDIDATE_PAIR)
+        pairs["number"], pairs["lower"] = numbers[members], numbers[lower]
+        pairs["slot"], pairs["lower_slot"] = records["slot"][members], records["slot"][lower]
+        pairs["split"] = records["split"][members]
+        parts.append(pairs)
+    pairs = np.concatenate(parts) if parts else np.zeros(0, dtype=CANDIDATE_PAIR)
+    pairs = pairs[np.lexsort((pairs["lower"], pairs["number"]))]
+    if len(pairs):
+        fresh = np.concatenate(([True], (pairs["number"][1:] != pairs["number"][:-1]) | (pairs["lower"][1:] != pairs["lower"][:-1])))
+        pairs = pairs[fresh]
+    return pairs
 
 
-def _lowest_per_record(numbers: np.ndarray, lowest: np.ndarray, splits: np.ndarray) -> np.ndarray:
-    order = np.lexsort((lowest, numbers))
-    numbers, lowest, splits = numbers[order], lowest[order], splits[order]
-    firsts = np.concatenate(([True], numbers[1:] != numbers[:-1])) if len(numbers) else np.zeros(0, dtype=bool)
-    block = np.zeros(int(firsts.sum()), dtype=NEAR_CANDIDATE)
-    block["number"], block["lowest"], block["split"] = numbers[firsts], lowest[firsts], splits[firsts]
-    return block
+# Candidate pairs verified this many at a time: their signatures in memory, 512 bytes each.
+VERIFY_PAIRS = 1 << 15
 
 
-def near_decisions(candidates: Iterable[np.ndarray]) -> np.ndarray:
-    """The partitions' candidates as one block of decisions: a record in several candidate
-    groups is a duplicate of the lowest of their survivors."""
-    merged = np.concatenate([np.zeros(0, dtype=NEAR_CANDIDATE), *candidates])
-    merged = _lowest_per_record(merged["number"], merged["lowest"], merged["split"])
-    mask = np.uint64((1 << _ROW_BITS) - 1)
-    block = np.zeros(len(merged), dtype=DECISION_RECORD)
-    block["file"], block["row"] = merged["number"] >> np.uint64(_ROW_BITS), merged["number"] & mask
-    block["survivor_file"], block["survivor_row"] = merged["lowest"] >> np.uint64(_ROW_BITS), merged["lowest"] & mask
-    block["split"], block["reason"] = merged["split"], REASON_CODES[DUPLICATE_NEAR]
+def verified_pairs(pairs: np.ndarray, signatures: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                   cutoff: float) -> np.ndarray:
+    """The candidate pairs whose signatures agree on at least ``cutoff`` of their functions, as
+    a ``NEAR_PAIR`` block. ``signatures(numbers, slots)`` gives the records' signatures, one row
+    each, in order."""
+    found = []
+    for begin in range(0, len(pairs), VERIFY_PAIRS):
+        chunk = pairs[begin : begin + VERIFY_PAIRS]
+        numbers = np.concatenate((chunk["number"], chunk["lower"]))
+        slots = np.concatenate((chunk["slot"], chunk["lower_slot"]))
+        # Each record read once, however many pairs it is in.
+        unique, first, inverse = np.unique(numbers, return_index=True, return_inverse=True)
+        read = signatures(unique, slots[first])[inverse]
+        similar = chunk[agreement(read[: len(chunk)], read[len(chunk) :]) >= cutoff]
+        block = np.zeros(len(similar), dtype=NEAR_PAIR)
+        block["number"], block["lower"], block["split"] = similar["number"], similar["lower"], similar["split"]
+        found.append(block)
+    return np.concatenate(found) if found else np.zeros(0, dtype=NEAR_PAIR)
+
+
+def near_decisions(verified: Iterable[np.ndarray]) -> np.ndarray:
+    """The partitions' verified pairs as one block of decisions. In (file, row) order, a record
+    that is a near duplicate of a lower record still kept is dropped, as a duplicate of the
+    lowest such record."""
+    merged = np.concatenate([np.zeros(0, dtype=NEAR_PAIR), *verified])
+    merged = merged[np.lexsort((merged["lower"], merged["number"]))]
+    dropped: dict[int, tuple[int, int]] = {}
+    # Records in order, each one's lower partners in order: a partner's fate is settled before
+    # the record's (it is lower), so the first partner not dropped is the survivor.
+    for number, lower, split in zip(merged["number"].tolist(), merged["lower"].tolist(), merged["split"].tolist()):
+        if number not in dropped and lower not in dropped:
+            dropped[number] = (lower, split)
+    block = np.zeros(len(dropped), dtype=DECISION_RECORD)
+    if dropped:
+        numbers = np.fromiter(dropped, dtype=np.uint64, count=len(dropped))
+        survivors = np.array([dropped[n] for n in dropped.keys()], dtype=np.uint64).reshape(-1, 2)
+        mask = np.uint64((1 << _ROW_BITS) - 1)
+        block["file"], block["row"] = numbers >> np.uint64(_ROW_BITS), numbers & mask
+        block["survivor_file"], block["survivor_row"] = survivors[:, 0] >> np.uint64(_ROW_BITS), survivors[:, 0] & mask
+        block["split"], block["reason"] = survivors[:, 1], REASON_CODES[DUPLICATE_NEAR]
     return sorted_by_source(block)
+
+
+class UnitSignatures:
+    """Reads records' signatures from the units' signature sections by (source number, slot):
+    only the records asked for, adjacent ones in one read, each unit's file opened once."""
+
+    GAP = 16  # slots between two wanted ones read through rather than sought over
+
+    def __init__(self, units: list, num_perm: int):
+        self._dtype = signature_record(num_perm)
+        held = sorted((unit.file, unit.first_row, unit.path, unit.sections[SIGNATURE_SECTION].start)
+                      for unit in units if SIGNATURE_SECTION in unit.sections)
+        self._starts = source_numbers(np.array([h[0] for h in held], dtype=np.uint64),
+                                      np.array([h[1] for h in held], dtype=np.uint64))
+        self._files = [(path, start) for _, _, path, start in held]
+
+    def __call__(self, numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(numbers), dtype=self._dtype)
+        units = np.searchsorted(self._starts, numbers, side="right") - 1
+        order = np.lexsort((slots, units))
+        for unit in np.unique(units):
+            wanted = order[units[order] == unit]
+            path, start = self._files[int(unit)]
+            size = self._dtype.itemsize
+            wanted_slots = slots[wanted].astype(np.int64)
+            breaks = np.flatnonzero(np.diff(wanted_slots) > self.GAP) + 1
+            with FileSystems.open(path) as f:
+                for run in np.split(np.arange(len(wanted)), breaks):
+                    low, high = int(wanted_slots[run[0]]), int(wanted_slots[run[-1]]) + 1
+                    f.seek(start + low * size)
+                    block = np.frombuffer(f.read((high - low) * size), dtype=self._dtype)
+                    out[wanted[run]] = block[wanted_slots[run] - low]
+        mask = np.uint64((1 << _ROW_BITS) - 1)
+        if not np.array_equal(out["row"], numbers & mask):
+            raise ValueError("a unit's signature section does not match its band records")
+        return out["signature"]
 
 
 def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
@@ -310,8 +408,9 @@ class _ExactPartitionFn(beam.DoFn):
 
 
 class _NearPartitionFn(beam.DoFn):
-    def __init__(self, temp_dir: str):
+    def __init__(self, temp_dir: str, near: NearSpec):
         self._temp_dir = temp_dir
+        self._near = near
 
     def process(self, partition: int, units: list, exact: list):
         gone = all_decisions(read_decisions(exact))
@@ -321,13 +420,15 @@ class _NearPartitionFn(beam.DoFn):
         def parts():
             return (_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
 
-        candidates = near_candidates(sharing(parts, "band", NEAR_RECORD), excluded)
-        if len(candidates):  # as the exact partitions: no file for nothing
-            yield write_block(join(self._temp_dir, DEDUP_DIR, f"candidates-{partition}.npy"), candidates)
+        pairs = candidate_pairs(sharing(parts, "band", NEAR_RECORD), excluded)
+        cutoff = near_plan(self._near.threshold, self._near.num_perm).cutoff
+        verified = verified_pairs(pairs, UnitSignatures(units, self._near.num_perm), cutoff)
+        if len(verified):  # as the exact partitions: no file for nothing
+            yield write_block(join(self._temp_dir, DEDUP_DIR, f"near-{partition}.npy"), verified)
 
 
-def _near_decisions_file(candidates: list[str], temp_dir: str) -> Iterable[str]:
-    block = near_decisions(read_block(path, NEAR_CANDIDATE) for path in sorted(candidates))
+def _near_decisions_file(verified: list[str], temp_dir: str) -> Iterable[str]:
+    block = near_decisions(read_block(path, NEAR_PAIR) for path in sorted(verified))
     if len(block):
         yield write_block(join(temp_dir, DEDUP_DIR, "near.npy"), block)
 
@@ -342,7 +443,7 @@ class DecideDuplicates(beam.PTransform):
     def __init__(self, *, spec: DedupSpec, temp_dir: str, partitions: int = PARTITIONS):
         super().__init__()
         self._exact = spec.exact
-        self._near = spec.near is not None
+        self._near = spec.near
         self._temp_dir = temp_dir
         self._partitions = partitions
 
@@ -358,14 +459,15 @@ class DecideDuplicates(beam.PTransform):
                 | "SpreadExact" >> beam.Reshuffle()
                 | "DecideExact" >> beam.ParDo(_ExactPartitionFn(self._temp_dir), every_unit)
             )
-        if not self._near:
+        if self._near is None:
             return exact
         near = (
             pipeline
             | "NearPartitions" >> beam.Create(range(self._partitions))
             | "SpreadNear" >> beam.Reshuffle()
-            | "NearCandidates" >> beam.ParDo(_NearPartitionFn(self._temp_dir), every_unit, beam.pvalue.AsList(exact))
-            # A record in several partitions' candidates is a duplicate of the lowest of their survivors.
+            | "NearCandidates" >> beam.ParDo(_NearPartitionFn(self._temp_dir, self._near), every_unit,
+                                             beam.pvalue.AsList(exact))
+            # The partitions' verified pairs decide together: a record's fate depends on the lower ones'.
             | "LowestOriginal" >> beam.combiners.ToList()
             | "NearDecisions" >> beam.FlatMap(_near_decisions_file, self._temp_dir)
         )
@@ -381,7 +483,7 @@ class _DedupKeysFn(BatchDoFn):
         self._near = near
         self._fields = fields
         self._hasher = MinHasher(num_perm=near.num_perm, shingle=near.shingle) if near else None
-        self._bands_rows = optimal_bands(near.threshold, near.num_perm) if near else None
+        self._plan = near_plan(near.threshold, near.num_perm) if near else None
         self._permutations = None
         self._prepared: dict[int, tuple] = {}
         self._unchecked = beam.metrics.Metrics.counter("DropNearDuplicates", "unchecked")
@@ -402,7 +504,7 @@ class _DedupKeysFn(BatchDoFn):
             self._prepared = {}
 
     def _prepare(self, batch: list) -> dict[int, tuple]:
-        """``id(item) -> (normalised example or None, band hashes or None)``. An item whose
+        """``id(item) -> (normalised example or None, band hashes or None, signature or None)``. An item whose
         example does not normalise is left out: ``handle`` meets the error again, as that
         record's rejection. One whose text or signature fails gets no bands: kept, unchecked."""
         prepared, texts, ready = {}, [], []
@@ -415,12 +517,13 @@ class _DedupKeysFn(BatchDoFn):
                 texts.append(dedup_text(item, self._fields) if self._fields else normalized_text_of(example))
             except Exception:  # noqa: BLE001 - the record stays, unchecked, rather than fail the run
                 LOGGER.exception("near-duplicate text failed for %s; kept unchecked", item.source)
-                prepared[id(item)] = (example, None)
+                prepared[id(item)] = (example, None, None)
                 continue
             ready.append((item, example))
-        bands, rows = self._bands_rows
+        bands, rows = self._plan.bands, self._plan.rows
         for (item, example), signature in zip(ready, self._signatures(texts)):
-            prepared[id(item)] = (example, None if signature is None else tuple(band_hashes(signature, bands, rows)))
+            hashes = None if signature is None else tuple(band_hashes(signature, bands, rows))
+            prepared[id(item)] = (example, hashes, signature)
         return prepared
 
     def _signatures(self, texts: list[str]) -> list:
@@ -441,7 +544,7 @@ class _DedupKeysFn(BatchDoFn):
 
     def handle(self, item: Item, emit) -> None:
         # Normalised once for both: the digest of the example and the text its shingles come from.
-        example, bands = self._prepared.get(id(item), (None, None))
+        example, bands, signature = self._prepared.get(id(item), (None, None, None))
         if example is None and not self._fields:
             example = normalized(item.example)  # an error here is this record's rejection
         if self._exact:
@@ -450,7 +553,7 @@ class _DedupKeysFn(BatchDoFn):
             key = None
         if self._near is not None and bands is None:
             self._unchecked.inc()
-        item.dedup_key, item.bands = key, bands
+        item.dedup_key, item.bands, item.signature = key, bands, signature
         if not self._fields and key is not None:  # the digest of the example: the split reuses it
             item.content_key = key
         emit(KEPT, item)

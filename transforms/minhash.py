@@ -2,7 +2,10 @@
 
 A text's word shingles are hashed, the signature is the minimum of ``num_perm`` universal
 hashes over them, and the signature is cut into ``bands`` of ``rows``: two texts that share a
-band are candidates. ``optimal_bands`` picks the cut for a similarity threshold.
+band are candidates. A candidate pair is a near duplicate when its signatures agree on enough
+functions (``agreement``: an unbiased estimate of the shingles' Jaccard similarity).
+``near_plan`` picks the cut-off of that estimate for a threshold and the bands that find the
+pairs above it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 _MAX_32 = np.uint64(0xFFFFFFFF)
-_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 names it trapz
 
 
 def shingles(text: str, size: int) -> list[str]:
@@ -158,23 +160,63 @@ def batch_shingle_hashes(texts: list[str], size: int) -> tuple[np.ndarray, np.nd
     return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)), counts
 
 
-def _collision_probability(similarity: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    return 1.0 - (1.0 - similarity**rows) ** bands
+def collision_probability(similarity, bands: int, rows: int):
+    """The chance that two signatures of ``similarity`` share at least one of ``bands`` bands
+    of ``rows`` functions."""
+    return 1.0 - (1.0 - np.asarray(similarity, dtype=float) ** rows) ** bands
 
 
-def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands x rows (within num_perm) minimising the chance of false positives below the
-    threshold plus false negatives above it, with equal weights."""
-    grid = np.linspace(0.0, 1.0, 1001)
-    below, above = grid[grid < threshold], grid[grid >= threshold]
-    best, best_error = (1, num_perm), float("inf")
-    for bands in range(1, num_perm + 1):
-        for rows in range(1, num_perm // bands + 1):
-            false_positive = _trapezoid(_collision_probability(below, bands, rows), below)
-            false_negative = _trapezoid(1.0 - _collision_probability(above, bands, rows), above)
-            if false_positive + false_negative < best_error:
-                best, best_error = (bands, rows), false_positive + false_negative
-    return best
+# The contract near dedup is held to (tests/transforms/test_near_contract.py, README): pairs at
+# least this far above the threshold are dropped (>= 95 %), pairs this far below it are kept
+# (false drops <= 2 %).
+ABOVE, BELOW = 0.05, 0.10
+# Candidates: bands that make pairs at the cut-off collide at least this often.
+BAND_RECALL = 0.95
+
+
+@dataclass(frozen=True)
+class NearPlan:
+    """How near dedup at a threshold decides: ``bands`` x ``rows`` of the signature make
+    candidates; a candidate pair whose signatures agree on at least ``cutoff`` of their
+    functions is a near duplicate."""
+
+    threshold: float
+    bands: int
+    rows: int
+    cutoff: float
+
+
+def near_plan(threshold: float, num_perm: int) -> NearPlan:
+    """The verification cut-off and the banding for ``threshold`` with ``num_perm`` functions.
+
+    The agreement of two signatures estimates the pair's similarity J with standard error
+    sqrt(J (1 - J) / num_perm). The cut-off sits between ``threshold + ABOVE`` and
+    ``threshold - BELOW`` where both are the same number of standard errors away, so that misses
+    just above the threshold and false drops below it are equally unlikely (0.785 at 0.8 with 128
+    functions; the threshold itself when ``threshold + ABOVE`` reaches 1 or ``threshold - BELOW``
+0). The bands are the fewest (longest) that still make pairs at the cut-off
+    candidates ``BAND_RECALL`` of the time: fewer bands, fewer candidates to verify."""
+    high, low = threshold + ABOVE, threshold - BELOW
+    if high < 1.0 and low > 0.0:
+        # Standard errors, less their common factor 1 / sqrt(num_perm): the cut-off is the same
+        # for any number of functions (more functions, fewer pairs on the wrong side of it).
+        error_high, error_low = (np.sqrt(j * (1 - j)) for j in (high, low))
+        cutoff = float((high * error_low + low * error_high) / (error_low + error_high))
+    else:  # no pairs above (or below) the contract's band: the threshold itself
+        cutoff = threshold
+    bands, rows = num_perm, 1
+    for rows_per_band in range(1, num_perm + 1):
+        count = num_perm // rows_per_band
+        if collision_probability(cutoff, count, rows_per_band) < BAND_RECALL:
+            break
+        bands, rows = count, rows_per_band
+    return NearPlan(threshold, bands, rows, cutoff)
+
+
+def agreement(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The share of functions on which signatures agree, row by row (the pairs' estimated
+    Jaccard similarity)."""
+    return (first == second).mean(axis=-1)
 
 
 def band_hashes(signature: np.ndarray, bands: int, rows: int) -> list[int]:

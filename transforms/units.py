@@ -31,7 +31,15 @@ from schemas.formats import message_count
 from schemas.layout import UNIT_DONE_SUFFIX
 from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
-from transforms.dedup import EXACT_RECORD, NEAR_RECORD, exact_records, exact_section, near_records, near_section
+from transforms.dedup import (
+    EXACT_RECORD,
+    NEAR_RECORD,
+    SIGNATURE_SECTION,
+    exact_records,
+    exact_section,
+    near_records,
+    near_section,
+)
 from transforms.files import created_whole, write_bytes
 from transforms.pii import PII_OUTPUT, redact_document, redacted_quote, scanner_for
 from transforms.readers.base import BadInputFile, ReadUnit
@@ -225,6 +233,10 @@ class _Spools:
         self._records[name] += records
         if self._sizes is not None and sizes is not None:
             self._sizes[name].extend(sizes)
+
+    def records(self, name: str) -> int:
+        """How many records the section holds so far."""
+        return self._records.get(name, 0)
 
     def lines(self, name: str, lines: list[bytes]) -> None:
         """``lines`` (without newlines) as one block of JSON lines."""
@@ -454,8 +466,12 @@ class UnitProcessor:
             for partition, data in exact_records(kept, file).items():
                 spools.write(exact_section(partition), data, len(data) // EXACT_RECORD.itemsize)
         if settings.dedup.near is not None:
-            for partition, data in near_records(kept, file).items():
+            first_slot = spools.records(SIGNATURE_SECTION)
+            by_partition, signatures = near_records(kept, file, first_slot)
+            for partition, data in by_partition.items():
                 spools.write(near_section(partition), data, len(data) // NEAR_RECORD.itemsize)
+            checked = sum(1 for item in kept if item.bands and item.signature is not None)
+            spools.write(SIGNATURE_SECTION, signatures, checked)
 
     def _rejected(self, rejected: list[Rejected], spools: _Spools, stats: StatsAccumulator, samples) -> None:
         lines = []

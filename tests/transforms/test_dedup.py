@@ -16,8 +16,9 @@ from transforms.dedup import (
     exact_decisions,
     exact_key,
     exact_records,
-    near_candidates,
+    candidate_pairs,
     near_decisions,
+    verified_pairs,
     read_block,
     sharing,
     near_records,
@@ -56,6 +57,29 @@ def records_of(items, make, dtype):
     return files, np.frombuffer(b"".join(parts), dtype=dtype)
 
 
+def near_of(items):
+    """Band records of items from files named by their source, and the signatures they point
+    at, as ``verified_pairs`` reads them."""
+    files = sorted({i.source.file for i in items})
+    parts, found = [], {}
+    for index, name in enumerate(files):
+        mine = [i for i in items if i.source.file == name]
+        by_partition, _ = near_records(mine, index)
+        parts.extend(by_partition.values())
+        for i in mine:
+            if i.signature is not None:
+                found[int(source_numbers(np.array([index]), np.array([i.source.row]))[0])] = i.signature
+    return files, np.frombuffer(b"".join(parts), dtype=NEAR_RECORD), lambda numbers, slots: np.stack([found[int(n)] for n in numbers])
+
+
+def near_dropped(items, threshold, excluded=np.zeros(0, dtype=np.uint64)):
+    from transforms.minhash import near_plan
+
+    files, records, signatures = near_of(items)
+    pairs = verified_pairs(candidate_pairs(records, excluded), signatures, near_plan(threshold, 128).cutoff)
+    return files, pairs
+
+
 def named(files, block):
     return sorted((files[d.file], d.row, d.reason, files[d.survivor_file], d.survivor_row) for d in decisions_in(block))
 
@@ -86,18 +110,16 @@ def test_near_dedup_drops_close_variants_but_keeps_different_texts():
         item("s1", 9, LONG.replace("one hour", "sixty minutes")),
         item("s3", 1, "Our office is open from nine to five on weekdays and closed on public holidays in every country."),
     ], near={"threshold": 0.7, "shingle": 3})
-    files, records = records_of(items, near_records, NEAR_RECORD)
-    candidates = near_candidates(records, np.zeros(0, dtype=np.uint64))
-    assert named(files, near_decisions([candidates[:1], candidates[1:]])) == [("s1", 9, "duplicate_near", "s1", 3), ("s2", 0, "duplicate_near", "s1", 3)]
+    files, pairs = near_dropped(items, 0.7)
+    assert named(files, near_decisions([pairs[:1], pairs[1:]])) == [("s1", 9, "duplicate_near", "s1", 3), ("s2", 0, "duplicate_near", "s1", 3)]
 
 
 def test_exact_duplicates_take_no_part_in_near_dedup():
     items = keyed([item("f", 0, LONG), item("f", 1, LONG), item("f", 2, LONG + " Thanks!")],
                   exact=True, near={"threshold": 0.7, "shingle": 3})
-    files, records = records_of(items, near_records, NEAR_RECORD)
     excluded = source_numbers(np.array([0], dtype=np.uint64), np.array([1], dtype=np.uint64))
-    members = set(near_candidates(records, excluded)["number"].tolist())
-    assert members == set(source_numbers(np.array([0], dtype=np.uint64), np.array([2], dtype=np.uint64)).tolist())
+    files, pairs = near_dropped(items, 0.7, excluded)
+    assert named(files, near_decisions([pairs])) == [("f", 2, "duplicate_near", "f", 0)]
 
 
 def test_decide_duplicates_reads_every_units_keys(tmp_path):
@@ -154,14 +176,14 @@ def test_deciding_on_the_records_that_share_a_key_decides_as_on_all_of_them():
     bands = np.zeros(4000, dtype=NEAR_RECORD)
     bands["band"], bands["row"] = rng.integers(0, 5000, len(bands)), np.arange(len(bands))
     nothing = np.zeros(0, dtype=np.uint64)
-    assert np.array_equal(near_candidates(sharing(lambda: np.array_split(bands, 3), "band", NEAR_RECORD), nothing),
-                          near_candidates(bands, nothing))
+    assert np.array_equal(candidate_pairs(sharing(lambda: np.array_split(bands, 3), "band", NEAR_RECORD), nothing),
+                          candidate_pairs(bands, nothing))
     assert len(sharing(lambda: [], "band", NEAR_RECORD)) == 0
     assert len(sharing(lambda: [bands[:1]], "band", NEAR_RECORD)) == 0
 
 
 def test_a_block_of_decisions_round_trips_through_its_file_and_is_never_empty(tmp_path):
-    from transforms.dedup import NEAR_CANDIDATE, Decision, decision_block, write_block
+    from transforms.dedup import NEAR_PAIR, Decision, decision_block, write_block
 
     empty = write_block(str(tmp_path / "empty.npy"), decision_block([]))
     assert (tmp_path / "empty.npy").stat().st_size > 0  # object stores refuse some zero-byte uploads
@@ -169,7 +191,7 @@ def test_a_block_of_decisions_round_trips_through_its_file_and_is_never_empty(tm
     block = decision_block([Decision(1, 7, "duplicate_near", 0, 2, "validation"), Decision(0, 3, "duplicate_exact", 0, 1, "train")])
     assert decisions_in(read_block(write_block(str(tmp_path / "two.npy"), block))) == decisions_in(block)
     with pytest.raises(ValueError, match="records"):
-        read_block(str(tmp_path / "two.npy"), NEAR_CANDIDATE)
+        read_block(str(tmp_path / "two.npy"), NEAR_PAIR)
 
 
 def test_a_record_whose_signature_fails_is_kept_unchecked_and_the_rest_of_its_batch_is_not(monkeypatch):
@@ -188,3 +210,58 @@ def test_a_record_whose_signature_fails_is_kept_unchecked_and_the_rest_of_its_ba
     assert [i.source.row for i in kept] == [0, 1, 2]  # nobody rejected, nobody lost
     assert [i.bands is None for i in kept] == [False, True, False]
     assert all(i.dedup_key is not None for i in kept)
+
+
+def test_a_record_is_dropped_only_for_a_kept_near_duplicate_and_names_it():
+    """A ~ B and B ~ C but not A ~ C: B goes as A's duplicate, C stays (its only near duplicate
+    is gone); D ~ A and D ~ C goes as the lowest kept one's, A's."""
+    from transforms.dedup import NEAR_PAIR
+
+    a, b, c, d = (int(n) for n in source_numbers(np.zeros(4, dtype=np.uint64), np.array([1, 2, 3, 4], dtype=np.uint64)))
+    verified = np.array([(b, a, 0), (c, b, 0), (d, c, 1), (d, a, 1)], dtype=NEAR_PAIR)
+    decided = [(x.row, x.survivor_row, x.split) for x in decisions_in(near_decisions([verified[::-1]]))]
+    assert decided == [(2, 1, "train"), (4, 1, "validation")]
+
+
+def test_candidates_pair_with_the_lowest_of_their_band_group_once_each():
+    from transforms.dedup import GROUP_PAIRS
+
+    records = np.zeros(2 * 40, dtype=NEAR_RECORD)
+    records["band"] = np.repeat([7, 9], 40)  # the same 40 records share two bands
+    records["row"] = records["slot"] = np.tile(np.arange(40)[::-1], 2)
+    pairs = candidate_pairs(records, np.zeros(0, dtype=np.uint64))
+    expected = sorted((n, low) for n in range(1, 40) for low in range(min(n, GROUP_PAIRS)))
+    assert sorted(zip(pairs["number"].tolist(), pairs["lower"].tolist())) == expected
+    assert np.array_equal(pairs["slot"], pairs["number"].astype(np.uint32))
+
+
+def test_a_candidate_below_the_cutoff_is_not_a_near_duplicate():
+    from transforms.dedup import CANDIDATE_PAIR
+
+    signatures = np.array([[1, 2, 3, 4], [1, 2, 3, 9], [1, 8, 8, 9]], dtype=np.uint32)
+    pairs = np.array([(1, 0, 1, 0, 0), (2, 0, 2, 0, 0)], dtype=CANDIDATE_PAIR)
+    found = verified_pairs(pairs, lambda numbers, slots: signatures[slots], 0.75)
+    assert found[["number", "lower"]].tolist() == [(1, 0)]
+
+
+def test_signatures_are_read_from_the_units_files_by_slot(tmp_path):
+    from transforms.dedup import SIGNATURE_SECTION, UnitSignatures, signature_record
+    from transforms.stats import StatsAccumulator
+    from transforms.units import Section, UnitResult
+
+    units = []
+    for file, first in ((0, 0), (0, 100), (1, 0)):
+        held = np.zeros(50, dtype=signature_record(4))
+        held["row"] = first + np.arange(0, 100, 2)  # kept rows: every other one
+        held["signature"] = (file * 1000 + held["row"])[:, None] + np.arange(4)
+        path = tmp_path / f"{file}-{first}.unit"
+        path.write_bytes(b"x" * 10 + held.tobytes())  # the section after another one
+        units.append(UnitResult(file, first, first + 100, str(path),
+                                {SIGNATURE_SECTION: Section(10, 10 + held.nbytes, len(held))}, StatsAccumulator()))
+    read = UnitSignatures(units[::-1], num_perm=4)
+    files, slots = np.array([1, 0, 0, 0, 0]), np.array([3, 0, 1, 49, 2])
+    rows = np.array([0, 100, 0, 0, 0]) + slots * 2
+    found = read(source_numbers(files.astype(np.uint64), rows.astype(np.uint64)), slots.astype(np.uint32))
+    assert found[:, 0].tolist() == (files * 1000 + rows).tolist()
+    with pytest.raises(ValueError, match="signature section"):
+        read(source_numbers(np.array([0], dtype=np.uint64), np.array([5], dtype=np.uint64)), np.array([2], dtype=np.uint32))

@@ -2,7 +2,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 import numpy as np
 
-from transforms.minhash import MinHasher, optimal_bands, shingles
+from transforms.minhash import BAND_RECALL, MinHasher, collision_probability, near_plan, shingles
 
 
 def jaccard(a, b, size):
@@ -19,13 +19,16 @@ def test_minhash_estimates_jaccard_and_is_deterministic():
     assert abs(float(np.mean(a == b)) - jaccard(base, variant, 3)) < 0.08
 
 
-def test_band_choice_follows_the_threshold():
-    bands, rows = optimal_bands(0.8, 128)
-    assert bands * rows <= 128
-    # The S-curve's midpoint (1/b)^(1/r) sits near the threshold.
-    assert 0.7 < (1 / bands) ** (1 / rows) < 0.85
-    loose_bands, loose_rows = optimal_bands(0.5, 128)
-    assert (1 / loose_bands) ** (1 / loose_rows) < (1 / bands) ** (1 / rows)
+def test_the_plan_verifies_below_the_threshold_and_bands_for_recall_at_the_cutoff():
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        plan = near_plan(threshold, 128)
+        assert threshold - 0.1 < plan.cutoff < threshold
+        assert plan.bands * plan.rows <= 128
+        assert collision_probability(plan.cutoff, plan.bands, plan.rows) >= BAND_RECALL
+        # The fewest bands that do: one row more per band would miss pairs at the cut-off.
+        assert collision_probability(plan.cutoff, 128 // (plan.rows + 1), plan.rows + 1) < BAND_RECALL
+    assert near_plan(0.8, 128).cutoff == near_plan(0.8, 256).cutoff
+    assert near_plan(0.97, 128).cutoff == 0.97  # nothing above 1: the threshold itself
 
 
 def _word_hash(word: str) -> int:
