@@ -43,8 +43,8 @@ _SHARDED = "|".join([*SPLITS, REJECTED_DIR, rf"{DROPPED_DIR}/[a-z0-9_]+", *(f"{_
 _PARTIAL = rf"(?:{re.escape(PARTIAL_INFIX)}[0-9a-f]{{8}})?"
 _UNIT_FILE = rf"{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit(?:{re.escape(UNIT_DONE_SUFFIX)})?"
 # Dedup's blocks of decisions (transforms/dedup.py) and the packing plan (transforms/shards.py),
-# left behind by a run that died after writing them.
-_STEP_FILE = (rf"{TEMP_DIR}/{DEDUP_DIR}/(?:(?:exact|candidates)-\d+|near)\.npy"
+# left behind by a run that died after writing them (candidates-<p>: written before verified pairs).
+_STEP_FILE = (rf"{TEMP_DIR}/{DEDUP_DIR}/(?:(?:exact|near|candidates)-\d+|near)\.npy"
               rf"|{TEMP_DIR}/{PACK_DIR}/(?:{'|'.join(SPLITS)})\.(?:plan|rows)")
 # A shard, or Beam's file sink's temporary directory (beam-temp-part-<uuid1 hex>) and what is in it.
 _SHARD_FILE = re.compile(rf"(?:(?:{_SHARDED})/part-\d{{5,}}-of-\d{{5,}}\.(?:jsonl|parquet)|{_UNIT_FILE}|{_STEP_FILE}"

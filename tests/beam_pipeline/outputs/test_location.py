@@ -174,7 +174,7 @@ def test_overwrite_clears_a_run_that_died_after_deciding_duplicates_or_planning_
     ("train/notes.md", False), ("provenance/other/part-00000-of-00001.jsonl", False), ("stats.json.bak", False),
     (f"train/{TEMP_DIR}/deeper/x", False), ("_temporary/units/00001-000000004096.unit", True),
     ("_temporary/notes.txt", False), ("_temporary/units/x.unit", False),
-    ("_temporary/dedup/exact-3.npy", True), ("_temporary/dedup/candidates-0.npy", True),
+    ("_temporary/dedup/exact-3.npy", True), ("_temporary/dedup/near-0.npy", True), ("_temporary/dedup/candidates-0.npy", True),
     ("_temporary/dedup/near.npy", True), ("_temporary/dedup/other.npy", False),
     ("_temporary/pack/train.plan", True), ("_temporary/pack/validation.rows", True), ("_temporary/pack/x.plan", False),
 ])
