@@ -7,15 +7,19 @@ but the data lacks, an output path that already holds a run.
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import apache_beam as beam
 import yaml
 
 from beam_pipeline.errors import UsageError
+from beam_pipeline.evals import eval_index
 from beam_pipeline.outputs.finalize import WriteStatsAndMarker
 from beam_pipeline.outputs.location import (
     check_output_location, input_directories, prepare_output, refuse_a_file, run_fingerprint,
@@ -23,10 +27,11 @@ from beam_pipeline.outputs.location import (
 from beam_pipeline.outputs.lock import OutputLock
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
-from schemas.layout import TEMP_DIR, UNITS_DIR
+from schemas.layout import EVAL_INDEX_FILE, EVALS_DIR, TEMP_DIR, UNITS_DIR
 from schemas.models import ModelSpec
 from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
+from transforms.decontaminate import Decontaminate, EvalIndex
 from transforms.dedup import DecideDuplicates, DedupKeys, read_decisions
 from transforms.encodings import EncodingError
 from transforms.files import join
@@ -78,6 +83,10 @@ class JobPlan:
     # units an interrupted run with the same fingerprint completed.
     fingerprint: dict | None = None
     resume: bool = False
+    # With decontaminate: the evaluation sets' index file the workers load, and what it holds
+    # of each set (stats.json decontamination).
+    eval_index: str | None = None
+    decontamination: dict | None = None
 
 
 def _absolute(path: str) -> str:
@@ -203,6 +212,8 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
         tokens = target.token_source().check()
     except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
         raise JobError(f"target {target.kind}: {error}") from None
+    # Read before the output is touched: an evaluation set that cannot be read stops the run here.
+    evals = eval_index(recipe.decontaminate) if recipe.decontaminate is not None else None
     output = _absolute(recipe.output.path)
     lock = fingerprint = None
     if writes:
@@ -221,7 +232,35 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
     return JobPlan(
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
         target=target, tokens=tokens, bad_files=bad_files, lock=lock, fingerprint=fingerprint, resume=resume,
+        eval_index=_save_eval_index(evals, output if writes else None, lock),
+        decontamination=_decontamination(recipe, evals),
     )
+
+
+def _save_eval_index(index: EvalIndex | None, output: str | None, lock: OutputLock | None) -> str | None:
+    """The evaluation sets' index written where the workers find it: the run's temporary
+    directory, or a local one for a run that writes nothing (preview)."""
+    if index is None:
+        return None
+    try:
+        if output is not None:
+            return index.save(join(output, TEMP_DIR, EVALS_DIR, EVAL_INDEX_FILE))
+        local = tempfile.mkdtemp(prefix="ftprep-evals-")
+        atexit.register(shutil.rmtree, local, True)
+        return index.save(os.path.join(local, EVAL_INDEX_FILE))
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _decontamination(recipe: Recipe, index: EvalIndex | None) -> dict | None:
+    """What stats.json says of the evaluation sets before the run counts its drops."""
+    if index is None:
+        return None
+    spec = recipe.decontaminate
+    return {"ngram": spec.ngram, "min_words": spec.min_words,
+            "sets": {name: counts.to_json() for name, counts in index.summary.items()}}
 
 
 def recipe_text(recipe: Recipe) -> str:
@@ -259,6 +298,8 @@ def record_stages(plan: JobPlan) -> list[tuple[str, BatchStage]]:
         model=plan.model, format=fmt, spec=recipe.tokens, source=plan.tokens, limits=recipe.limits)))
     if recipe.filters.reasons():
         stages.append(("FilterExamples", FilterExamples(spec=recipe.filters, source=plan.tokens)))
+    if plan.eval_index is not None:
+        stages.append(("Decontaminate", Decontaminate(index_path=plan.eval_index)))
     return stages
 
 
@@ -328,6 +369,7 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         dropped_reasons=recipe.dropped_reasons(), target=plan.target.kind, packing=plan.target.packing,
         packed=plan.target.packs_rows,
         tokenizer=plan.tokens.label, target_info=plan.target.describe(plan.tokens),
+        decontamination=plan.decontamination,
     )
     stats | "WriteStats" >> WriteStatsAndMarker(
         output=plan.output, files=files, units=results, target=plan.target,

@@ -64,6 +64,7 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         f"validation  {records['validation']:>10,} examples  {tokens['validation']:>12,} tokens",
         f"rejected    {records['rejected']:>10,} ({_codes(stats['rejections'])})",
         f"dropped     {sum(records['dropped'].values()):>10,} ({_codes(records['dropped'])})",
+        *_decontamination_lines(stats),
         f"warnings    {_codes(stats['warnings'])}",
         f"tokens      {tokens['encoding']}; per example p50 {per_example['p50']}, p95 {per_example['p95']}, "
         f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
@@ -72,6 +73,12 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         *([f"WARNING     {retirement_line(stats)}"] if retirement_line(stats) else []),
         f"output      {output} (report.html to read in a browser)",
     ] + ([f"time        {elapsed:,.1f} s, {records['read'] / elapsed:,.0f} rows/s"] if elapsed else [])
+
+
+def _decontamination_lines(stats: dict) -> list[str]:
+    sets = stats.get("decontamination", {}).get("sets", {})
+    return [f"evals       {name}: {found['dropped']:,} dropped as contaminated ({found['items_checked']:,} items "
+            f"checked, {found['items_too_short']:,} too short to check)" for name, found in sets.items()]
 
 
 def validate_summary(stats: dict, output: str) -> list[str]:

@@ -29,6 +29,10 @@ PACK_DIR = "pack"
 # Dedup's decisions (numpy blocks, transforms/dedup.py): written by the steps that decide, read
 # by those that write the shards; only their paths cross the pipeline.
 DEDUP_DIR = "dedup"
+# Decontamination's index of the evaluation sets (transforms/decontaminate.py): written by the
+# launcher, loaded by every worker.
+EVALS_DIR = "evals"
+EVAL_INDEX_FILE = "index.npz"
 # What the run was started with (recipe, inputs by size and time): --resume continues only the same run.
 RUN_FILE = "run.json"
 # Held while a run launches and writes: a second writer to the same output is refused.

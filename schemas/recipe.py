@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 
 from schemas.models import ModelSpec, lookup_model
 from schemas.records import (
-    DUPLICATE_EXACT, DUPLICATE_NEAR, FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS,
+    CONTAMINATED, DUPLICATE_EXACT, DUPLICATE_NEAR, FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS,
     FILTER_MIN_CHARS, FILTER_MIN_TOKENS, FILTER_REASONS, FILTER_REPETITION,
 )
 
@@ -323,6 +323,43 @@ class DedupSpec(_Strict):
         return self.exact or self.near is not None
 
 
+class EvalSetSpec(_Strict):
+    """An evaluation set training data must not contain: files (fsspec paths or globs) and the
+    columns whose text is compared (every text value of the row when not given; a list or
+    conversation column's texts each)."""
+
+    name: str = Field(min_length=1)
+    paths: list[str] = Field(min_length=1)
+    fields: list[str] | None = None
+    format: InputFormat | None = None
+    csv: CsvOptions = CsvOptions()
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class DecontaminateSpec(_Strict):
+    """Drop training examples that share a run of ``ngram`` words with an evaluation item (words
+    as dedup normalises them, punctuation aside); an item shorter than that but of at least
+    ``min_words`` words is matched whole; shorter items are not checked (counted in stats.json)."""
+
+    evals: list[EvalSetSpec] = Field(min_length=1)
+    ngram: Annotated[int, Field(ge=3, le=64)] = 13
+    min_words: Annotated[int, Field(ge=1)] = 8
+
+    @model_validator(mode="after")
+    def _names_once(self):
+        names = [spec.name for spec in self.evals]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"evaluation set names must differ: {', '.join(repeated)} given twice")
+        if self.min_words > self.ngram:
+            raise ValueError(f"min_words ({self.min_words}) cannot exceed ngram ({self.ngram})")
+        return self
+
+
 class TokensSpec(_Strict):
     # A directory (fsspec URL) holding <encoding>.tiktoken files for workers without egress.
     encodings_url: str | None = None
@@ -382,6 +419,7 @@ class Recipe(_Strict):
     pii: PiiSpec | None = None
     filters: FiltersSpec = FiltersSpec()
     dedup: DedupSpec = DedupSpec()
+    decontaminate: DecontaminateSpec | None = None
     split: SplitSpec = SplitSpec()
     output: OutputSpec
     tokens: TokensSpec = TokensSpec()
@@ -432,4 +470,5 @@ class Recipe(_Strict):
 
     def dropped_reasons(self) -> tuple[str, ...]:
         """Every reason this recipe can drop a record for (stats.json lists each, 0 included)."""
-        return (*self.filters.reasons(), *self.dedup.reasons())
+        contaminated = (CONTAMINATED,) if self.decontaminate is not None else ()
+        return (*self.filters.reasons(), *contaminated, *self.dedup.reasons())

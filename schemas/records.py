@@ -100,6 +100,8 @@ FILTER_REASONS = (FILTER_MIN_CHARS, FILTER_MAX_CHARS, FILTER_MIN_TOKENS, FILTER_
 DUPLICATE_EXACT = "duplicate_exact"
 DUPLICATE_NEAR = "duplicate_near"
 DUPLICATE_REASONS = (DUPLICATE_EXACT, DUPLICATE_NEAR)
+# Shares an n-gram with an evaluation set (transforms/decontaminate.py).
+CONTAMINATED = "contaminated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,17 +216,22 @@ class FailedFile:
 
 @dataclass(slots=True)
 class Dropped:
-    """A valid record the recipe chose not to keep: filtered, or a duplicate of ``duplicate_of``."""
+    """A valid record the recipe chose not to keep: filtered, a duplicate of ``duplicate_of``, or
+    sharing text with an evaluation set (``contaminated_by``: the set, its file and row, the words
+    shared)."""
 
     source: Source
     reason: str
     record: Any
     duplicate_of: Source | None = None
+    contaminated_by: dict | None = None
 
     def to_json(self) -> dict:
         doc = {"source": self.source.to_json(), "reason": self.reason}
         if self.duplicate_of is not None:
             doc["duplicate_of"] = self.duplicate_of.to_json()
+        if self.contaminated_by is not None:
+            doc["contaminated_by"] = self.contaminated_by
         doc["record"] = self.record
         return doc
 

@@ -72,12 +72,19 @@ def shingle_hashes(text: str, size: int) -> np.ndarray:
 def _shingles_of_words(words: np.ndarray, size: int) -> np.ndarray:
     """32-bit hashes of the shingles of ``size`` words, from the words' hashes (fewer words than
     a shingle: one shingle of them all)."""
-    count = max(1, len(words) - size + 1)
+    combined = window_hashes(words, min(size, len(words)))
+    return (combined ^ (combined >> np.uint64(32))) & _MAX_32
+
+
+def window_hashes(words: np.ndarray, size: int) -> np.ndarray:
+    """A 64-bit hash of every run of ``size`` consecutive words, from the words' hashes
+    (``word_hashes``): a polynomial over them, vectorised. None for fewer words than ``size``."""
+    count = max(0, len(words) - size + 1)
     combined = np.zeros(count, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for offset in range(min(size, len(words))):
+        for offset in range(size):
             combined = combined * np.uint64(0x100000001B3) + words[offset : offset + count]
-    return (combined ^ (combined >> np.uint64(32))) & _MAX_32
+    return combined
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class StatsAccumulator:
     rejection_codes: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
     pii: Counter = field(default_factory=Counter)
+    # Records dropped as contaminated, by the evaluation set they share text with.
+    contaminated: Counter = field(default_factory=Counter)
     # path -> the first error (in sort order: the same whatever order the parts arrive in)
     failed_files: dict = field(default_factory=dict)
 
@@ -145,6 +147,9 @@ class StatsAccumulator:
     def add_dropped(self, reason: str, count: int = 1) -> None:
         self.dropped[reason] += count
 
+    def add_contaminated(self, eval_set: str, count: int = 1) -> None:
+        self.contaminated[eval_set] += count
+
     def add_pii(self, found: Iterable[tuple[str, int]]) -> None:
         """``found``: ``(kind, count)`` pairs, as the PII step reports a record's findings."""
         self.pii.update(dict(found))
@@ -153,7 +158,7 @@ class StatsAccumulator:
         if path not in self.failed_files or error < self.failed_files[path]:
             self.failed_files[path] = error
 
-    _COUNTERS = ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii")
+    _COUNTERS = ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii", "contaminated")
     _NUMBERS = ("billed_train_tokens", "estimated", "rejected")
 
     def to_json(self) -> dict:
@@ -166,7 +171,8 @@ class StatsAccumulator:
 
     @classmethod
     def from_json(cls, doc: dict) -> "StatsAccumulator":
-        stats = cls(**{name: Counter(dict(doc[name])) for name in cls._COUNTERS},
+        # .get: a unit saved by an earlier version lacks the newer counters (--resume).
+        stats = cls(**{name: Counter(dict(doc.get(name, ()))) for name in cls._COUNTERS},
                     **{name: doc[name] for name in cls._NUMBERS})
         stats.histograms = {name: Counter(dict(pairs)) for name, pairs in doc["histograms"]}
         stats.failed_files = dict(doc["failed_files"])
@@ -250,9 +256,12 @@ def build_stats(
     packing: bool = False,
     packed: bool = False,
     target_info: dict | None = None,
+    decontamination: dict | None = None,
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
-    ``dropped_reasons`` is listed, with 0 when nothing was dropped for it."""
+    ``dropped_reasons`` is listed, with 0 when nothing was dropped for it. ``decontamination``:
+    what was indexed of each evaluation set (``{"ngram", "min_words", "sets": {name: {...}}}``),
+    to which each set's drops are added."""
     # Examples taken back (dedup) leave zero counts behind: they are not values any example has.
     acc.histograms = {name: Counter({v: n for v, n in h.items() if n > 0}) for name, h in acc.histograms.items()}
     acc.histograms = {name: h for name, h in acc.histograms.items() if h}
@@ -298,6 +307,9 @@ def build_stats(
         **({"packing": packing_estimate(acc.histograms.get("train_context", {}), model.max_tokens_per_example,
                                         written=packed)}
            if packing else {}),
+        **({"decontamination": {**decontamination, "sets": {
+            name: {**indexed, "dropped": acc.contaminated.get(name, 0)}
+            for name, indexed in decontamination["sets"].items()}}} if decontamination else {}),
         "files": {
             "read": [{"path": path, "rows": acc.rows_per_file.get(path, 0)} for path in sorted(set(files))],
             "failed": [{"path": path, "error": error} for path, error in sorted(acc.failed_files.items())],
@@ -375,6 +387,7 @@ class ComputeStats(beam.PTransform):
         packed: bool = False,
         tokenizer: str | None = None,
         target_info: dict | None = None,
+        decontamination: dict | None = None,
     ):
         super().__init__()
         self._files = sorted(set(files))
@@ -382,7 +395,8 @@ class ComputeStats(beam.PTransform):
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
                          "dropped_reasons": sorted(dropped_reasons), "target": target, "tokenizer": tokenizer,
-                         "packing": packing, "packed": packed, "target_info": target_info}
+                         "packing": packing, "packed": packed, "target_info": target_info,
+                         "decontamination": decontamination}
 
     def expand(self, parts: dict):
         unknown = set(parts) - {"units", "taken_back", "decisions"}

@@ -436,8 +436,10 @@ class UnitProcessor:
         for reason in sorted(left):
             dropped: list[Dropped] = left[reason]
             spools.lines(dropped_section(reason), [dumps_line(d.to_json()) for d in dropped])
-            for _ in dropped:
-                stats.add_dropped(reason)
+            stats.add_dropped(reason, len(dropped))
+            for d in dropped:
+                if d.contaminated_by is not None:
+                    stats.add_contaminated(d.contaminated_by["eval"])
         settings = self._settings
         for split in SPLITS:
             items = [item for item in kept if item.split == split]

@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from beam_pipeline.outputs.card import dataset_card
 from beam_pipeline.outputs.report import render_report
 from schemas.formats import trained_bits
-from schemas.layout import CARD_FILE, DEDUP_DIR, JOB_FILE, PACK_DIR, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
+from schemas.layout import CARD_FILE, DEDUP_DIR, EVALS_DIR, JOB_FILE, PACK_DIR, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR
 from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
 from transforms.packing import SEQ_LENGTHS
@@ -56,9 +56,10 @@ def _first_rows(path: str, rows: int) -> list[dict]:
 
 
 def step_files(output: str) -> list[str]:
-    """What the steps between the passes left under ``_temporary/``: dedup's decision blocks and
-    the packing plan. One listing per directory, not a request per file that may be there."""
-    patterns = [join(output, TEMP_DIR, directory, "*") for directory in (DEDUP_DIR, PACK_DIR)]
+    """What the steps between the passes left under ``_temporary/``: dedup's decision blocks, the
+    packing plan, decontamination's index. One listing per directory, not a request per file
+    that may be there."""
+    patterns = [join(output, TEMP_DIR, directory, "*") for directory in (DEDUP_DIR, PACK_DIR, EVALS_DIR)]
     return [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
 
 
