@@ -27,12 +27,13 @@ from beam_pipeline.outputs.location import (
 from beam_pipeline.outputs.lock import OutputLock
 from beam_pipeline.progress import ProgressWriter
 from schemas.formats import detect_format
-from schemas.layout import EVAL_INDEX_FILE, EVALS_DIR, TEMP_DIR, UNITS_DIR
+from schemas.layout import DEDUP_DIR, DEDUP_INDEX_DIR, EVAL_INDEX_FILE, EVALS_DIR, TEMP_DIR, UNITS_DIR
 from schemas.models import ModelSpec
 from schemas.recipe import WHOLE_EXAMPLE, Recipe
 from transforms.clean import CleanFields
 from transforms.decontaminate import Decontaminate, EvalIndex
 from transforms.dedup import DecideDuplicates, DedupKeys, read_decisions
+from transforms.dedup_index import Against, Reference, ReferenceError, WriteDedupIndex, open_references, reference_files
 from transforms.encodings import EncodingError
 from transforms.files import join
 from transforms.filters import FilterExamples
@@ -87,6 +88,8 @@ class JobPlan:
     # of each set (stats.json decontamination).
     eval_index: str | None = None
     decontamination: dict | None = None
+    # dedup.against: the earlier runs' indexes, checked; their files are numbered after the run's.
+    references: tuple[Reference, ...] = ()
 
 
 def _absolute(path: str) -> str:
@@ -212,8 +215,13 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
         tokens = target.token_source().check()
     except (EncodingError, TokenizerFilesError, ChatTemplateError) as error:
         raise JobError(f"target {target.kind}: {error}") from None
-    # Read before the output is touched: an evaluation set that cannot be read stops the run here.
+    # Read before the output is touched: an evaluation set or an earlier run's index that cannot
+    # be used stops the run here.
     evals = eval_index(recipe.decontaminate) if recipe.decontaminate is not None else None
+    try:
+        references = tuple(open_references([_absolute(p) for p in recipe.dedup.against], recipe.dedup, len(files)))
+    except ReferenceError as error:
+        raise JobError(str(error)) from None
     output = _absolute(recipe.output.path)
     lock = fingerprint = None
     if writes:
@@ -233,7 +241,7 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
         target=target, tokens=tokens, bad_files=bad_files, lock=lock, fingerprint=fingerprint, resume=resume,
         eval_index=_save_eval_index(evals, output if writes else None, lock),
-        decontamination=_decontamination(recipe, evals),
+        decontamination=_decontamination(recipe, evals), references=references,
     )
 
 
@@ -343,9 +351,17 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     # What the later steps read every unit's file by; they hold it all at once, as a side input.
     layouts = results | "UnitLayouts" >> beam.Map(UnitResult.layout)
     if recipe.dedup.enabled:
-        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(spec=recipe.dedup, temp_dir=join(plan.output, TEMP_DIR))
+        against = (Against(plan.references, len(plan.files), recipe.dedup.near, join(plan.output, TEMP_DIR, DEDUP_DIR))
+                   if plan.references else None)
+        decisions = layouts | "DecideDuplicates" >> DecideDuplicates(
+            spec=recipe.dedup, temp_dir=join(plan.output, TEMP_DIR), against=against)
+        # What a later run's dedup.against reads instead of this run's data.
+        index_files = (layouts | "WriteDedupIndex" >> WriteDedupIndex(
+            spec=recipe.dedup, output_dir=plan.output, files=plan.files, decisions=decisions)
+            | "AsIndexFiles" >> beam.Map(lambda path: (DEDUP_INDEX_DIR, path)))
     else:
         decisions = p | "NoDuplicates" >> beam.Create([])
+        index_files = None
     output = recipe.output
     provenance_dir = plan.target.provenance_dir
     pack_length = plan.model.max_tokens_per_example if plan.target.packs_rows else None
@@ -360,16 +376,20 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
             beam.pvalue.AsList(layouts), beam.pvalue.AsList(decisions))
     )
     files, taken_back = specs | "WriteShards" >> WriteShards(
-        context=ShardContext(output_dir=plan.output, files=tuple(plan.files),
-                             max_tokens=plan.model.max_tokens_per_example),
+        context=ShardContext(output_dir=plan.output, files=(*plan.files, *reference_files(plan.references)),
+                             max_tokens=plan.model.max_tokens_per_example, run_files=len(plan.files),
+                             reference_dirs=tuple(r.path for r in plan.references for _ in r.files)),
         decisions=decisions,
     )
+    if index_files is not None:
+        files = (files, index_files) | "ShardsAndIndex" >> beam.Flatten()
     stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
         files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
         dropped_reasons=recipe.dropped_reasons(), target=plan.target.kind, packing=plan.target.packing,
         packed=plan.target.packs_rows,
         tokenizer=plan.tokens.label, target_info=plan.target.describe(plan.tokens),
-        decontamination=plan.decontamination,
+        decontamination=plan.decontamination, run_files=len(plan.files),
+        references=[r.path for r in plan.references],
     )
     stats | "WriteStats" >> WriteStatsAndMarker(
         output=plan.output, files=files, units=results, target=plan.target,

@@ -76,8 +76,15 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
 
 
 def _decontamination_lines(stats: dict) -> list[str]:
+    against = stats.get("dedup_against")
+    lines = []
+    if against:
+        counts = ", ".join(f"{reason} {against[reason]:,}" for reason in ("duplicate_exact", "duplicate_near")
+                           if reason in against)
+        lines.append(f"against     {counts} of {len(against['references'])} earlier run(s) "
+                     f"({', '.join(against['references'])})")
     sets = stats.get("decontamination", {}).get("sets", {})
-    return [f"evals       {name}: {found['dropped']:,} dropped as contaminated ({found['items_checked']:,} items "
+    return lines + [f"evals       {name}: {found['dropped']:,} dropped as contaminated ({found['items_checked']:,} items "
             f"checked, {found['items_too_short']:,} too short to check)" for name, found in sets.items()]
 
 

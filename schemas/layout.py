@@ -29,6 +29,9 @@ PACK_DIR = "pack"
 # Dedup's decisions (numpy blocks, transforms/dedup.py): written by the steps that decide, read
 # by those that write the shards; only their paths cross the pipeline.
 DEDUP_DIR = "dedup"
+# The run's dedup index (transforms/dedup_index.py): the kept examples' digests and signatures,
+# what a later run's dedup.against reads instead of this run's data.
+DEDUP_INDEX_DIR = "dedup_index"
 # Decontamination's index of the evaluation sets (transforms/decontaminate.py): written by the
 # launcher, loaded by every worker.
 EVALS_DIR = "evals"

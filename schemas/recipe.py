@@ -314,6 +314,20 @@ class DedupSpec(_Strict):
     near: NearDedupSpec | None = None
     # Compare these fields instead of the whole rendered example.
     fields: list[str] | None = None
+    # Earlier ftprep outputs (or their dedup_index/ directories): an example equal (exact) or
+    # near (near on) to one they hold is dropped as its duplicate. Only their indexes are read.
+    against: list[str] = []
+
+    @field_validator("against", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _against_compares_something(self):
+        if self.against and not self.enabled:
+            raise ValueError("dedup.against compares with exact or near dedup: set dedup.exact: true or dedup.near")
+        return self
 
     def reasons(self) -> tuple[str, ...]:
         return (*((DUPLICATE_EXACT,) if self.exact else ()), *((DUPLICATE_NEAR,) if self.near is not None else ()))

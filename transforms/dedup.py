@@ -395,14 +395,23 @@ def sharing(read_parts: Callable[[], Iterable[np.ndarray]], field: str, dtype: n
 
 
 class _ExactPartitionFn(beam.DoFn):
-    def __init__(self, temp_dir: str):
+    def __init__(self, temp_dir: str, against=None):
         self._temp_dir = temp_dir
+        self._against = against  # dedup_index.Against, or None
 
     def process(self, partition: int, units: list):
-        def parts():
-            return (_read_section(unit, exact_section(partition), EXACT_RECORD) for unit in units)
+        check = self._against.exact_checker(partition) if self._against is not None else None
 
-        block = exact_decisions(sharing(parts, "k0", EXACT_RECORD))
+        def parts():
+            for unit in units:
+                part = _read_section(unit, exact_section(partition), EXACT_RECORD)
+                # Records an earlier run holds are its duplicates, and take no part here.
+                yield part if check is None else part[~check(part)[1]]
+
+        blocks = [exact_decisions(sharing(parts, "k0", EXACT_RECORD))]
+        if check is not None:
+            blocks += [check(_read_section(unit, exact_section(partition), EXACT_RECORD))[0] for unit in units]
+        block = all_decisions(blocks)
         if len(block):  # no file for no duplicates: on an object store every file is requests
             yield write_block(join(self._temp_dir, DEDUP_DIR, f"exact-{partition}.npy"), block)
 
@@ -440,12 +449,13 @@ class DecideDuplicates(beam.PTransform):
     survivor is the lowest (file, row) of its set. ``spec``: the recipe's ``dedup`` section
     (which keys pass 1 wrote)."""
 
-    def __init__(self, *, spec: DedupSpec, temp_dir: str, partitions: int = PARTITIONS):
+    def __init__(self, *, spec: DedupSpec, temp_dir: str, partitions: int = PARTITIONS, against=None):
         super().__init__()
         self._exact = spec.exact
         self._near = spec.near
         self._temp_dir = temp_dir
         self._partitions = partitions
+        self._against = against  # dedup_index.Against: earlier runs' indexes, or None
 
     def expand(self, units):
         pipeline = units.pipeline
@@ -457,29 +467,32 @@ class DecideDuplicates(beam.PTransform):
                 | "ExactPartitions" >> beam.Create(range(self._partitions))
                 # Load-bearing: without it one worker decides every partition.
                 | "SpreadExact" >> beam.Reshuffle()
-                | "DecideExact" >> beam.ParDo(_ExactPartitionFn(self._temp_dir), every_unit)
+                | "DecideExact" >> beam.ParDo(_ExactPartitionFn(self._temp_dir, self._against), every_unit)
             )
         if self._near is None:
             return exact
+        gone = exact
+        if self._against is not None:  # near duplicates of earlier runs' examples first
+            against = self._against.near_decisions(pipeline, every_unit, beam.pvalue.AsList(exact), self._partitions)
+            gone = (exact, against) | "GoneBeforeNear" >> beam.Flatten()
         near = (
             pipeline
             | "NearPartitions" >> beam.Create(range(self._partitions))
             | "SpreadNear" >> beam.Reshuffle()
             | "NearCandidates" >> beam.ParDo(_NearPartitionFn(self._temp_dir, self._near), every_unit,
-                                             beam.pvalue.AsList(exact))
+                                             beam.pvalue.AsList(gone))
             # The partitions' verified pairs decide together: a record's fate depends on the lower ones'.
             | "LowestOriginal" >> beam.combiners.ToList()
             | "NearDecisions" >> beam.FlatMap(_near_decisions_file, self._temp_dir)
         )
-        return (exact, near) | "AllDecisions" >> beam.Flatten()
+        return (gone, near) | "AllDecisions" >> beam.Flatten()
 
 
 class _DedupKeysFn(BatchDoFn):
     STAGE = "DedupKeys"
 
-    def __init__(self, exact: bool, near: NearSpec | None, fields: tuple[str, ...] | None):
+    def __init__(self, near: NearSpec | None, fields: tuple[str, ...] | None):
         super().__init__()
-        self._exact = exact
         self._near = near
         self._fields = fields
         self._hasher = MinHasher(num_perm=near.num_perm, shingle=near.shingle) if near else None
@@ -547,10 +560,8 @@ class _DedupKeysFn(BatchDoFn):
         example, bands, signature = self._prepared.get(id(item), (None, None, None))
         if example is None and not self._fields:
             example = normalized(item.example)  # an error here is this record's rejection
-        if self._exact:
-            key = exact_key(item, self._fields) if self._fields or item.content_key else digest(example)
-        else:
-            key = None
+        # Always the digest, exact dedup or not: the run's dedup index holds it (dedup_index.py).
+        key = exact_key(item, self._fields) if self._fields or item.content_key else digest(example)
         if self._near is not None and bands is None:
             self._unchecked.inc()
         item.dedup_key, item.bands, item.signature = key, bands, signature
@@ -567,4 +578,4 @@ class DedupKeys(BatchStage):
         near = spec.near
         if near is not None and (not 0.0 < near.threshold < 1.0 or near.shingle < 1 or near.num_perm < 2):
             raise ValueError("near-duplicate threshold must be in (0, 1), shingle at least 1 and num_perm at least 2")
-        super().__init__(_DedupKeysFn(spec.exact, near, tuple(spec.fields) if spec.fields else None))
+        super().__init__(_DedupKeysFn(near, tuple(spec.fields) if spec.fields else None))

@@ -419,8 +419,12 @@ class ShardContext:
     """What writing a shard needs besides its spec."""
 
     output_dir: str
+    # The run's files, then those of the earlier runs deduplicated against (dedup.against): a
+    # duplicate's survivor may be one of theirs.
     files: tuple[str, ...]
     max_tokens: int  # the model's per-example limit: billed tokens are capped at it
+    run_files: int | None = None  # how many of ``files`` are the run's (None: all)
+    reference_dirs: tuple[str, ...] = ()  # the index each later file is from, one per file
 
 
 # At most this much JSON a Parquet row group is built from (see _WriteShardFn._parquet).
@@ -626,10 +630,12 @@ class _WriteShardFn(beam.DoFn):
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated), content)
             split = SPLIT_NAMES[int(decision["split"])]
             stats.take_back(KeptExample.of(split, tokens, warnings, messages, limit))
+            survivor = int(decision["survivor_file"])
+            original = {"file": files[survivor], "row": int(decision["survivor_row"])}
+            if self._context.run_files is not None and survivor >= self._context.run_files:
+                original["in"] = self._context.reference_dirs[survivor - self._context.run_files]
             head = orjson.dumps({"source": {"file": files[piece.file], "row": int(rows[i])},
-                                 "reason": reason,
-                                 "duplicate_of": {"file": files[int(decision["survivor_file"])],
-                                                  "row": int(decision["survivor_row"])}})
+                                 "reason": reason, "duplicate_of": original})
             out.write(head[:-1] + b',"record":' + lines[i] + b"}\n")
 
 

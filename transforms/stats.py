@@ -12,6 +12,7 @@ a real check.
 from __future__ import annotations
 
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import apache_beam as beam
 
 from schemas.models import ModelSpec
 from schemas.recipe import FinetuneSpec, SplitSpec
-from schemas.records import SPLITS, TRAIN, VALIDATION, TokenCount
+from schemas.records import DUPLICATE_REASONS, SPLITS, TRAIN, VALIDATION, TokenCount
 from transforms.dedup import read_block, reason_counts
 from transforms.packing import packing_estimate
 
@@ -99,6 +100,8 @@ class StatsAccumulator:
     pii: Counter = field(default_factory=Counter)
     # Records dropped as contaminated, by the evaluation set they share text with.
     contaminated: Counter = field(default_factory=Counter)
+    # Duplicates of earlier runs' examples (dedup.against), by reason.
+    against: Counter = field(default_factory=Counter)
     # path -> the first error (in sort order: the same whatever order the parts arrive in)
     failed_files: dict = field(default_factory=dict)
 
@@ -158,7 +161,7 @@ class StatsAccumulator:
         if path not in self.failed_files or error < self.failed_files[path]:
             self.failed_files[path] = error
 
-    _COUNTERS = ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii", "contaminated")
+    _COUNTERS = ("rows_per_file", "kept", "tokens", "warnings", "rejection_codes", "dropped", "pii", "contaminated", "against")
     _NUMBERS = ("billed_train_tokens", "estimated", "rejected")
 
     def to_json(self) -> dict:
@@ -257,6 +260,7 @@ def build_stats(
     packed: bool = False,
     target_info: dict | None = None,
     decontamination: dict | None = None,
+    references: list[str] | None = None,
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
     ``dropped_reasons`` is listed, with 0 when nothing was dropped for it. ``decontamination``:
@@ -307,6 +311,9 @@ def build_stats(
         **({"packing": packing_estimate(acc.histograms.get("train_context", {}), model.max_tokens_per_example,
                                         written=packed)}
            if packing else {}),
+        **({"dedup_against": {"references": list(references),
+                              **{reason: acc.against.get(reason, 0) for reason in DUPLICATE_REASONS
+                                 if reason in dropped_reasons}}} if references else {}),
         **({"decontamination": {**decontamination, "sets": {
             name: {**indexed, "dropped": acc.contaminated.get(name, 0)}
             for name, indexed in decontamination["sets"].items()}}} if decontamination else {}),
@@ -357,10 +364,15 @@ class StatsCombineFn(beam.CombineFn):
         return acc
 
 
-def _count_duplicates(acc: StatsAccumulator, path: str) -> None:
-    """A block of dedup decisions (its file: ``transforms/dedup.py``), counted by reason."""
-    for reason, count in reason_counts(read_block(path)).items():
+def _count_duplicates(acc: StatsAccumulator, path: str, run_files: int | None = None) -> None:
+    """A block of dedup decisions (its file: ``transforms/dedup.py``), counted by reason; those
+    whose survivor is an earlier run's (a file numbered from ``run_files`` on) also as ``against``."""
+    block = read_block(path)
+    for reason, count in reason_counts(block).items():
         acc.add_dropped(reason, count)
+    if run_files is not None:
+        for reason, count in reason_counts(block[block["survivor_file"] >= run_files]).items():
+            acc.against[reason] += count
 
 
 class ComputeStats(beam.PTransform):
@@ -388,15 +400,18 @@ class ComputeStats(beam.PTransform):
         tokenizer: str | None = None,
         target_info: dict | None = None,
         decontamination: dict | None = None,
+        run_files: int | None = None,
+        references: list[str] | None = None,
     ):
         super().__init__()
+        self._run_files = run_files
         self._files = sorted(set(files))
         self._model = model
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
                          "dropped_reasons": sorted(dropped_reasons), "target": target, "tokenizer": tokenizer,
                          "packing": packing, "packed": packed, "target_info": target_info,
-                         "decontamination": decontamination}
+                         "decontamination": decontamination, "references": references}
 
     def expand(self, parts: dict):
         unknown = set(parts) - {"units", "taken_back", "decisions"}
@@ -411,7 +426,8 @@ class ComputeStats(beam.PTransform):
                             | "CombineTakenBack" >> beam.CombineGlobally(StatsCombineFn()).without_defaults())
         if "decisions" in parts:
             partials.append(parts["decisions"]
-                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn(_count_duplicates)).without_defaults())
+                            | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn(
+                                functools.partial(_count_duplicates, run_files=self._run_files))).without_defaults())
         files, model, context, options = self._files, self._model, self._context, self._options
         return (
             partials

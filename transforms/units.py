@@ -464,7 +464,7 @@ class UnitProcessor:
                                                               dtype=np.uint32).tobytes(), len(items))
                 spools.write(sizes_section(split), np.array([len(line) + 1 for line in lines],
                                                             dtype=np.uint32).tobytes(), len(items))
-        if settings.dedup.exact:
+        if settings.dedup.enabled:  # exact dedup's keys, and the run's dedup index's
             for partition, data in exact_records(kept, file).items():
                 spools.write(exact_section(partition), data, len(data) // EXACT_RECORD.itemsize)
         if settings.dedup.near is not None:

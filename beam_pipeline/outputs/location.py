@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from beam_pipeline.errors import UsageError
 from schemas.layout import (
-    CARD_FILE, DATASET_PROVENANCE_DIR, DEDUP_DIR, EVAL_INDEX_FILE, EVALS_DIR, JOB_FILE, LOCK_FILE, MANIFEST_FILE,
+    CARD_FILE, DATASET_PROVENANCE_DIR, DEDUP_DIR, DEDUP_INDEX_DIR, EVAL_INDEX_FILE, EVALS_DIR, JOB_FILE, LOCK_FILE, MANIFEST_FILE,
     PACK_DIR, PARTIAL_INFIX, PROVENANCE_DIR, REPORT_FILE, RUN_FILE, STATS_FILE, SUCCESS_FILE, TEMP_DIR, UNIT_DONE_SUFFIX, UNITS_DIR,
 )
 from schemas.records import DROPPED_DIR, REJECTED_DIR, SPLITS
@@ -45,9 +45,11 @@ _UNIT_FILE = rf"{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit(?:{re.escape(UNI
 # Dedup's blocks of decisions (transforms/dedup.py), the packing plan (transforms/shards.py) and
 # decontamination's index (transforms/decontaminate.py),
 # left behind by a run that died after writing them (candidates-<p>: written before verified pairs).
-_STEP_FILE = (rf"{TEMP_DIR}/{DEDUP_DIR}/(?:(?:exact|near|candidates)-\d+|near)\.npy"
+_STEP_FILE = (rf"{TEMP_DIR}/{DEDUP_DIR}/(?:(?:exact|near|candidates|against)-\d+|near|against)\.npy"
               rf"|{TEMP_DIR}/{PACK_DIR}/(?:{'|'.join(SPLITS)})\.(?:plan|rows)"
-              rf"|{TEMP_DIR}/{EVALS_DIR}/{re.escape(EVAL_INDEX_FILE)}")
+              rf"|{TEMP_DIR}/{EVALS_DIR}/{re.escape(EVAL_INDEX_FILE)}"
+              # The run's dedup index (transforms/dedup_index.py): an output, kept.
+              rf"|{DEDUP_INDEX_DIR}/(?:exact-\d+\.npy|signatures\.bin|index\.json)")
 # A shard, or Beam's file sink's temporary directory (beam-temp-part-<uuid1 hex>) and what is in it.
 _SHARD_FILE = re.compile(rf"(?:(?:{_SHARDED})/part-\d{{5,}}-of-\d{{5,}}\.(?:jsonl|parquet)|{_UNIT_FILE}|{_STEP_FILE}"
                          rf"|{'|'.join(re.escape(name) for name in _TOP_FILES)}|{TEMP_DIR}/{re.escape(RUN_FILE)}){_PARTIAL}"
@@ -55,7 +57,7 @@ _SHARD_FILE = re.compile(rf"(?:(?:{_SHARDED})/part-\d{{5,}}-of-\d{{5,}}\.(?:json
 # What --resume keeps of an interrupted run: its completed units, and what it was started with.
 _KEPT_BY_RESUME = re.compile(rf"{_UNIT_FILE}|{TEMP_DIR}/{re.escape(RUN_FILE)}|{MANIFEST_FILE}|{LOCK_FILE}")
 _DIRECTORY = re.compile(rf"(?:{_SHARDED}|{DROPPED_DIR}|{_PROVENANCE})(?:/beam-temp-part-[0-9a-f]{{32}})?"
-                        rf"|{TEMP_DIR}(?:/(?:{UNITS_DIR}|{DEDUP_DIR}|{PACK_DIR}|{EVALS_DIR}))?")
+                        rf"|{TEMP_DIR}(?:/(?:{UNITS_DIR}|{DEDUP_DIR}|{PACK_DIR}|{EVALS_DIR}))?|{DEDUP_INDEX_DIR}")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 

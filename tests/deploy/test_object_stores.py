@@ -120,6 +120,21 @@ def test_s3_in_and_out_on_the_direct_runner(s3, local, tmp_path):
     assert result["success"] and result["lines"]["train"] and result["lines"]["rejected"]
     assert result == snapshot(local["out"][CSV_RECIPE])
 
+    # dedup.against an output on the object store: the same rows again are all its duplicates,
+    # found through its dedup_index/ there (read by the launcher and the workers).
+    again = tmp_path / "again"
+    assert main(["run", str(REPO / CSV_RECIPE), "--input", str(CSV_INPUT), "--output", str(again), "--set",
+                 f"dedup.against=[s3://{BUCKET}/out/direct]", "--no-progress", *s3["flags"], IN_MEMORY]) == 0
+    stats = json.loads((again / "stats.json").read_text())
+    before = result["stats"]["records"]
+    assert before["train"] + before["validation"] > 0
+    assert stats["records"]["train"] + stats["records"]["validation"] == 0
+    # Every example the first run kept, and every duplicate of one it dropped, is now the index's.
+    against = stats["dedup_against"]["duplicate_exact"] + stats["dedup_against"]["duplicate_near"]
+    assert against == before["train"] + before["validation"] + before["dropped"]["duplicate_exact"] + \
+        before["dropped"]["duplicate_near"]
+    assert stats["records"]["rejected"] == before["rejected"]
+
 
 def test_s3_in_and_out_on_the_portable_runner_with_booted_workers(s3, local, tmp_path):
     """SDK workers in their own processes, started by a worker pool through Beam's boot sequence:
