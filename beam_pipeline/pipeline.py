@@ -37,6 +37,7 @@ from transforms.dedup_index import Against, Reference, ReferenceError, WriteDedu
 from transforms.encodings import EncodingError
 from transforms.files import join
 from transforms.filters import FilterExamples
+from transforms.mixing import MixSources
 from transforms.pii import RedactPii, quoted_names, redacted_quote
 from transforms.readers.base import InputError
 from transforms.readers.paths import expand_paths, infer_format
@@ -90,6 +91,8 @@ class JobPlan:
     decontamination: dict | None = None
     # dedup.against: the earlier runs' indexes, checked; their files are numbered after the run's.
     references: tuple[Reference, ...] = ()
+    # input.sources: each file's source, by its index in recipe.input.sources (None: one pool).
+    source_of_file: tuple[int, ...] | None = None
 
 
 def _absolute(path: str) -> str:
@@ -189,11 +192,12 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
     caller releases it) and prepared: emptied under ``overwrite``, an interrupted run's completed
     units kept under ``resume``."""
     try:
-        files = expand_paths([_absolute(p) for p in recipe.input.paths])
+        files = expand_paths([_absolute(p) for p in recipe.input.all_paths()])
     except InputError as error:
         raise JobError(str(error)) from None
     except (OSError, ValueError, ImportError) as error:  # no access, unknown protocol, gcsfs/s3fs missing
         raise JobError(f"cannot list the inputs: {type(error).__name__}: {error}") from None
+    source_of_file = _sources_of(recipe, files)
     try:
         formats = {url: recipe.input.format or infer_format(url) for url in files}
         needed = recipe_columns(recipe) if recipe.template is not None else set()
@@ -225,7 +229,7 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
     output = _absolute(recipe.output.path)
     lock = fingerprint = None
     if writes:
-        inputs = [_absolute(p) for p in recipe.input.paths]
+        inputs = [_absolute(p) for p in recipe.input.all_paths()]
         check_output_location(output, input_files=files, input_dirs=input_directories(inputs))
         fingerprint = run_fingerprint(settings={"recipe": recipe.model_dump(mode="json"), "tokens": repr(tokens),
                                                 "format": example_format, "bad_files": bad_files}, inputs=files)
@@ -241,8 +245,42 @@ def plan_job(recipe: Recipe, *, overwrite: bool = False, resume: bool = False, w
         recipe=recipe, files=files, columns=columns, model=model, output=output, example_format=example_format,
         target=target, tokens=tokens, bad_files=bad_files, lock=lock, fingerprint=fingerprint, resume=resume,
         eval_index=_save_eval_index(evals, output if writes else None, lock),
-        decontamination=_decontamination(recipe, evals), references=references,
+        decontamination=_decontamination(recipe, evals), references=references, source_of_file=source_of_file,
     )
+
+
+def _source_names(recipe: Recipe, plan: JobPlan) -> tuple[str, ...] | None:
+    if plan.source_of_file is None:
+        return None
+    return tuple(recipe.input.sources[index].name for index in plan.source_of_file)
+
+
+def _source_settings(recipe: Recipe, plan: JobPlan) -> dict | None:
+    """What stats.json says of each source before the run counts: its weight, requested share
+    and files (by index in the run's)."""
+    if plan.source_of_file is None:
+        return None
+    total = sum(source.weight for source in recipe.input.sources)
+    return {source.name: {"weight": source.weight, "requested_share": source.weight / total,
+                          "files": [i for i, owner in enumerate(plan.source_of_file) if owner == index]}
+            for index, source in enumerate(recipe.input.sources)}
+
+
+def _sources_of(recipe: Recipe, files: list[str]) -> tuple[int, ...] | None:
+    """Each file's source (input.sources), by index; a file two sources match is refused."""
+    if recipe.input.sources is None:
+        return None
+    owner: dict[str, int] = {}
+    for index, source in enumerate(recipe.input.sources):
+        try:
+            matched = expand_paths([_absolute(p) for p in source.paths])
+        except InputError as error:
+            raise JobError(f"input.sources {source.name}: {error}") from None
+        for url in matched:
+            if owner.setdefault(url, index) != index:
+                raise JobError(f"{url} is in sources {recipe.input.sources[owner[url]].name} and {source.name}: "
+                               "a file belongs to one source")
+    return tuple(owner[url] for url in files)
 
 
 def _save_eval_index(index: EvalIndex | None, output: str | None, lock: OutputLock | None) -> str | None:
@@ -341,7 +379,8 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
         temp_dir=join(plan.output, TEMP_DIR, UNITS_DIR), files=tuple(plan.files),
         # Sizes let a shard end inside a unit: needed to honour a shard count or a byte limit.
         keep_sizes=recipe.output.max_shard_bytes is not None or recipe.output.num_shards is not None,
-        pack_sections=plan.target.packs_rows,
+        pack_sections=plan.target.packs_rows, mix_sections=plan.source_of_file is not None,
+        source_names=_source_names(recipe, plan),
         # The dataset card needs the rows' type.
         row_types=plan.target.dataset_card, resume=plan.resume,
     )
@@ -355,13 +394,22 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
                    if plan.references else None)
         decisions = layouts | "DecideDuplicates" >> DecideDuplicates(
             spec=recipe.dedup, temp_dir=join(plan.output, TEMP_DIR), against=against)
+    else:
+        decisions = p | "NoDuplicates" >> beam.Create([])
+    mix_figures = None
+    if plan.source_of_file is not None:
+        sources = recipe.input.sources
+        mixed = layouts | "MixSources" >> MixSources(
+            temp_dir=join(plan.output, TEMP_DIR), source_of_file=plan.source_of_file,
+            names=[s.name for s in sources], weights=[s.weight for s in sources], decisions=decisions)
+        decisions = (decisions, mixed.decisions) | "WithDownsampled" >> beam.Flatten()
+        mix_figures = mixed.figures
+    index_files = None
+    if recipe.dedup.enabled:
         # What a later run's dedup.against reads instead of this run's data.
         index_files = (layouts | "WriteDedupIndex" >> WriteDedupIndex(
             spec=recipe.dedup, output_dir=plan.output, files=plan.files, decisions=decisions)
             | "AsIndexFiles" >> beam.Map(lambda path: (DEDUP_INDEX_DIR, path)))
-    else:
-        decisions = p | "NoDuplicates" >> beam.Create([])
-        index_files = None
     output = recipe.output
     provenance_dir = plan.target.provenance_dir
     pack_length = plan.model.max_tokens_per_example if plan.target.packs_rows else None
@@ -378,18 +426,23 @@ def build_pipeline(p: beam.Pipeline, plan: JobPlan, *, progress: ProgressWriter 
     files, taken_back = specs | "WriteShards" >> WriteShards(
         context=ShardContext(output_dir=plan.output, files=(*plan.files, *reference_files(plan.references)),
                              max_tokens=plan.model.max_tokens_per_example, run_files=len(plan.files),
-                             reference_dirs=tuple(r.path for r in plan.references for _ in r.files)),
+                             reference_dirs=tuple(r.path for r in plan.references for _ in r.files),
+                             source_names=_source_names(recipe, plan)),
         decisions=decisions,
     )
     if index_files is not None:
         files = (files, index_files) | "ShardsAndIndex" >> beam.Flatten()
-    stats = {"units": results, "taken_back": taken_back, "decisions": decisions} | "ComputeStats" >> ComputeStats(
+    parts = {"units": results, "taken_back": taken_back, "decisions": decisions}
+    if mix_figures is not None:
+        parts["mix"] = mix_figures
+    stats = parts | "ComputeStats" >> ComputeStats(
         files=plan.files, model=plan.model, format=plan.example_format, split=recipe.split, finetune=recipe.finetune,
         dropped_reasons=recipe.dropped_reasons(), target=plan.target.kind, packing=plan.target.packing,
         packed=plan.target.packs_rows,
         tokenizer=plan.tokens.label, target_info=plan.target.describe(plan.tokens),
         decontamination=plan.decontamination, run_files=len(plan.files),
         references=[r.path for r in plan.references],
+        sources=_source_settings(recipe, plan),
     )
     stats | "WriteStats" >> WriteStatsAndMarker(
         output=plan.output, files=files, units=results, target=plan.target,

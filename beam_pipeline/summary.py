@@ -83,6 +83,10 @@ def _decontamination_lines(stats: dict) -> list[str]:
                            if reason in against)
         lines.append(f"against     {counts} of {len(against['references'])} earlier run(s) "
                      f"({', '.join(against['references'])})")
+    for name, source in stats.get("sources", {}).items():
+        lines.append(f"source      {name}: {source['train']:,} train examples, {source['achieved_share']:.1%} of train "
+                     f"(asked {source['requested_share']:.1%}); {source['dropped'].get('downsampled', 0):,} downsampled "
+                     f"of {source['read']:,} read")
     sets = stats.get("decontamination", {}).get("sets", {})
     return lines + [f"evals       {name}: {found['dropped']:,} dropped as contaminated ({found['items_checked']:,} items "
             f"checked, {found['items_too_short']:,} too short to check)" for name, found in sets.items()]

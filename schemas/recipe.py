@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, T
 
 from schemas.models import ModelSpec, lookup_model
 from schemas.records import (
-    CONTAMINATED, DUPLICATE_EXACT, DUPLICATE_NEAR, FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS,
+    CONTAMINATED, DOWNSAMPLED, DUPLICATE_EXACT, DUPLICATE_NEAR, FILTER_BLOCKLIST, FILTER_ECHO, FILTER_MAX_CHARS, FILTER_MAX_TOKENS,
     FILTER_MIN_CHARS, FILTER_MIN_TOKENS, FILTER_REASONS, FILTER_REPETITION,
 )
 
@@ -35,8 +35,24 @@ class CsvOptions(_Strict):
     encoding: str = "utf-8"
 
 
-class InputSpec(_Strict):
+class SourceSpec(_Strict):
+    """One source of a mixture: its files, and its weight, the share of the kept train split it
+    should make up (relative to the other sources' weights)."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     paths: list[str] = Field(min_length=1)
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class InputSpec(_Strict):
+    paths: list[str] = []
+    # A weighted mixture (transforms/mixing.py), instead of paths read as one pool.
+    sources: list[SourceSpec] | None = None
     format: InputFormat | None = None
     csv: CsvOptions = CsvOptions()
     # The rows already are fine-tuning examples in this format (no template): ftprep validate.
@@ -49,6 +65,25 @@ class InputSpec(_Strict):
     @classmethod
     def _one_path_is_a_list(cls, value):
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _paths_or_sources(self):
+        if self.sources is not None and self.paths:
+            raise ValueError("give input.paths or input.sources, not both (--input replaces input.paths: with "
+                             "sources, change their paths in the recipe or with --set)")
+        if self.sources is None and not self.paths:
+            raise ValueError("input.paths: give at least one path or glob (or input.sources)")
+        if self.sources is not None:
+            names = [source.name for source in self.sources]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if not names or repeated:
+                raise ValueError(f"input.sources: give one or more sources with different names"
+                                 + (f" ({', '.join(repeated)} given twice)" if repeated else ""))
+        return self
+
+    def all_paths(self) -> list[str]:
+        """Every path read: ``paths``, or every source's."""
+        return list(self.paths) if self.sources is None else [p for source in self.sources for p in source.paths]
 
 
 class CleanSpec(_Strict):
@@ -485,4 +520,5 @@ class Recipe(_Strict):
     def dropped_reasons(self) -> tuple[str, ...]:
         """Every reason this recipe can drop a record for (stats.json lists each, 0 included)."""
         contaminated = (CONTAMINATED,) if self.decontaminate is not None else ()
-        return (*self.filters.reasons(), *contaminated, *self.dedup.reasons())
+        downsampled = (DOWNSAMPLED,) if self.input.sources is not None else ()
+        return (*self.filters.reasons(), *contaminated, *self.dedup.reasons(), *downsampled)

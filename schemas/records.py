@@ -102,6 +102,10 @@ DUPLICATE_NEAR = "duplicate_near"
 DUPLICATE_REASONS = (DUPLICATE_EXACT, DUPLICATE_NEAR)
 # Shares an n-gram with an evaluation set (transforms/decontaminate.py).
 CONTAMINATED = "contaminated"
+# Left out of a weighted mixture of sources (transforms/mixing.py).
+DOWNSAMPLED = "downsampled"
+# Decided after pass 1, for the whole run, as blocks of decisions (transforms/dedup.py).
+DECIDED_REASONS = (*DUPLICATE_REASONS, DOWNSAMPLED)
 
 
 @dataclass(frozen=True, slots=True)

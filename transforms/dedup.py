@@ -33,7 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.formats import example_texts
 from schemas.layout import DEDUP_DIR
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
-from schemas.records import DUPLICATE_EXACT, DUPLICATE_NEAR, KEPT, TRAIN, VALIDATION, Item
+from schemas.records import DOWNSAMPLED, DUPLICATE_EXACT, DUPLICATE_NEAR, KEPT, TRAIN, VALIDATION, Item
 from transforms.files import join, read_bytes, write_bytes
 from transforms.minhash import MinHasher, agreement, band_hashes, near_plan
 from transforms.stage import BatchDoFn, BatchStage
@@ -155,7 +155,9 @@ class Decision:
 # launcher for a million rows; as files, 26 bytes a duplicate on disk.
 DECISION_RECORD = np.dtype([("file", "<u4"), ("row", "<u8"), ("survivor_file", "<u4"), ("survivor_row", "<u8"),
                             ("split", "u1"), ("reason", "u1")])
-REASON_CODES = {DUPLICATE_EXACT: 0, DUPLICATE_NEAR: 1}
+REASON_CODES = {DUPLICATE_EXACT: 0, DUPLICATE_NEAR: 1, DOWNSAMPLED: 2}
+# The survivor of a decision that has none (downsampled: transforms/mixing.py).
+NO_SURVIVOR = np.uint32(0xFFFFFFFF)
 REASON_NAMES = {code: name for name, code in REASON_CODES.items()}
 
 

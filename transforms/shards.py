@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from schemas.layout import DATASET_PROVENANCE_DIR, PACK_DIR, PROVENANCE_DIR
-from schemas.records import DROPPED_DIR, DUPLICATE_REASONS, REJECTED_DIR, SPLITS, TokenCount
-from transforms.dedup import SPLIT_NAMES, all_decisions, read_decisions, source_numbers
+from schemas.records import DECIDED_REASONS, DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
+from transforms.dedup import NO_SURVIVOR, SPLIT_NAMES, all_decisions, read_decisions, source_numbers
 from transforms.files import created_whole, join, read_bytes, write_bytes
 from transforms.packing import pack_order, packed_table, packed_type
 from transforms.row_types import arrow_schema, has_json, merge_all, table
@@ -294,7 +294,7 @@ def plan_shards(
         add(output, [_Candidate(Piece(unit.path, unit.file, unit.sections[output], None, unit.sections[output].records),
                                 float(unit.sections[output].end - unit.sections[output].start), sizes(unit, output))
                      for unit in units if output in unit.sections])
-    for reason in DUPLICATE_REASONS:
+    for reason in DECIDED_REASONS:
         by_split = DroppedRows(decisions, reason)
         candidates = []
         for unit in units:
@@ -425,6 +425,7 @@ class ShardContext:
     max_tokens: int  # the model's per-example limit: billed tokens are capped at it
     run_files: int | None = None  # how many of ``files`` are the run's (None: all)
     reference_dirs: tuple[str, ...] = ()  # the index each later file is from, one per file
+    source_names: tuple[str, ...] | None = None  # each run file's source (input.sources): provenance names it
 
 
 # At most this much JSON a Parquet row group is built from (see _WriteShardFn._parquet).
@@ -550,12 +551,12 @@ class _WriteShardFn(beam.DoFn):
                     self._examples(piece, split, gone, out, stats)
                 elif spec.output.rpartition("/")[0] in (PROVENANCE_DIR, DATASET_PROVENANCE_DIR):
                     self._sources(piece, gone, out)
-                elif reason in DUPLICATE_REASONS:
+                elif reason in DECIDED_REASONS:
                     self._write_duplicates(piece, self._duplicates_of(reason), reason, out, stats)
                 else:
                     _copy(piece.path, piece.section, out)
         yield spec.output, path
-        if reason in DUPLICATE_REASONS:
+        if reason in DECIDED_REASONS:
             yield beam.pvalue.TaggedOutput(self.STATS, stats)
 
     def _examples(self, piece: Piece, split: str, gone: np.ndarray, out, stats: StatsAccumulator) -> None:
@@ -601,14 +602,17 @@ class _WriteShardFn(beam.DoFn):
         packed, names = part.load(), self._context.files
         sequence = part.rows[0] + np.repeat(np.arange(len(packed.per_row)), packed.per_row)
         files = np.array(part.files, dtype=np.int64)[packed.records["unit"]]
-        out.write(b"".join(orjson.dumps({"file": names[f], "row": r, "sequence": q}) + b"\n" for f, r, q in
-                           zip(files.tolist(), packed.records["row"].tolist(), sequence.tolist())))
+        sources = self._context.source_names
+        out.write(b"".join(orjson.dumps({"file": names[f], "row": r, "sequence": q,
+                                         **({"name": sources[f]} if sources else {})}) + b"\n"
+                           for f, r, q in zip(files.tolist(), packed.records["row"].tolist(), sequence.tolist())))
 
     def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]
         rows = _rows(piece)
         rows = rows[~np.isin(rows, gone)].tolist()
-        out.write(b"".join(orjson.dumps({"file": file, "row": row}) + b"\n" for row in rows))
+        named = {"name": self._context.source_names[piece.file]} if self._context.source_names else {}
+        out.write(b"".join(orjson.dumps({"file": file, "row": row, **named}) + b"\n" for row in rows))
 
     def _write_duplicates(self, piece: Piece, duplicates: np.ndarray, reason: str, out, stats: StatsAccumulator) -> None:
         """The unit's kept records that are duplicates (``duplicates``: the decisions of
@@ -630,12 +634,15 @@ class _WriteShardFn(beam.DoFn):
             tokens = TokenCount(total, context, trained, tuple(tuple(pair) for pair in by_role), bool(estimated), content)
             split = SPLIT_NAMES[int(decision["split"])]
             stats.take_back(KeptExample.of(split, tokens, warnings, messages, limit))
+            doc = {"source": {"file": files[piece.file], "row": int(rows[i])}, "reason": reason}
+            if self._context.source_names:
+                doc["source"]["name"] = self._context.source_names[piece.file]
             survivor = int(decision["survivor_file"])
-            original = {"file": files[survivor], "row": int(decision["survivor_row"])}
-            if self._context.run_files is not None and survivor >= self._context.run_files:
-                original["in"] = self._context.reference_dirs[survivor - self._context.run_files]
-            head = orjson.dumps({"source": {"file": files[piece.file], "row": int(rows[i])},
-                                 "reason": reason, "duplicate_of": original})
+            if survivor != NO_SURVIVOR:
+                doc["duplicate_of"] = {"file": files[survivor], "row": int(decision["survivor_row"])}
+                if self._context.run_files is not None and survivor >= self._context.run_files:
+                    doc["duplicate_of"]["in"] = self._context.reference_dirs[survivor - self._context.run_files]
+            head = orjson.dumps(doc)
             out.write(head[:-1] + b',"record":' + lines[i] + b"}\n")
 
 

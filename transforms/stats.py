@@ -23,7 +23,7 @@ import apache_beam as beam
 from schemas.models import ModelSpec
 from schemas.recipe import FinetuneSpec, SplitSpec
 from schemas.records import DUPLICATE_REASONS, SPLITS, TRAIN, VALIDATION, TokenCount
-from transforms.dedup import read_block, reason_counts
+from transforms.dedup import NO_SURVIVOR, read_block, reason_counts
 from transforms.packing import packing_estimate
 
 PERCENTILES = (50, 90, 95, 99)
@@ -261,6 +261,9 @@ def build_stats(
     target_info: dict | None = None,
     decontamination: dict | None = None,
     references: list[str] | None = None,
+    sources: dict | None = None,
+    mix: dict | None = None,
+    by_file: Counter | None = None,
 ) -> dict:
     """The ``stats.json`` document (see ``schemas/stats.schema.json``); every reason in
     ``dropped_reasons`` is listed, with 0 when nothing was dropped for it. ``decontamination``:
@@ -314,6 +317,7 @@ def build_stats(
         **({"dedup_against": {"references": list(references),
                               **{reason: acc.against.get(reason, 0) for reason in DUPLICATE_REASONS
                                  if reason in dropped_reasons}}} if references else {}),
+        **({"sources": source_figures(acc, sources, mix or {}, by_file or Counter(), files)} if sources else {}),
         **({"decontamination": {**decontamination, "sets": {
             name: {**indexed, "dropped": acc.contaminated.get(name, 0)}
             for name, indexed in decontamination["sets"].items()}}} if decontamination else {}),
@@ -323,6 +327,44 @@ def build_stats(
         },
         **context,
     }
+
+
+def source_figures(acc: StatsAccumulator, sources: dict, mix: dict, by_file: Counter, files: Iterable[str]) -> dict:
+    """Per source (input.sources): weight, requested and achieved share of the train split, rows
+    read, rejected, dropped by reason, examples and tokens kept."""
+    names = sorted(set(files))
+    train_total = sum(figures["train"] for figures in mix.values()) or 1
+    found = {}
+    for name, settings in sources.items():
+        figures = mix.get(name, {})
+        mine = settings["files"]
+        dropped = Counter()
+        for file in mine:
+            dropped.update({key[1].removeprefix("dropped:"): n for key, n in by_file.items()
+                            if key[0] == file and key[1].startswith("dropped:")})
+        dropped.update(figures.get("duplicates", {}))
+        if figures.get("downsampled"):
+            dropped["downsampled"] += figures["downsampled"]
+        found[name] = {
+            "weight": settings["weight"],
+            "requested_share": round(settings["requested_share"], 6),
+            "achieved_share": round(figures.get("train", 0) / train_total, 6),
+            "read": sum(acc.rows_per_file.get(names[file], 0) for file in mine if file < len(names)),
+            "rejected": sum(by_file.get((file, "rejected"), 0) for file in mine),
+            "dropped": dict(sorted(dropped.items())),
+            "kept_before_mixing": figures.get("kept_before_mixing", 0),
+            "train": figures.get("train", 0),
+            "validation": figures.get("validation", 0),
+            "train_tokens": figures.get("train_tokens", 0),
+        }
+    return found
+
+
+def _per_file(unit) -> Counter:
+    """A unit's rejected and dropped counts, keyed by its file: the sources' figures add them up."""
+    counts = Counter({(unit.file, "rejected"): unit.stats.rejected})
+    counts.update({(unit.file, f"dropped:{reason}"): n for reason, n in unit.stats.dropped.items()})
+    return counts
 
 
 def _with_checks(info: dict, acc: StatsAccumulator) -> dict:
@@ -371,7 +413,8 @@ def _count_duplicates(acc: StatsAccumulator, path: str, run_files: int | None = 
     for reason, count in reason_counts(block).items():
         acc.add_dropped(reason, count)
     if run_files is not None:
-        for reason, count in reason_counts(block[block["survivor_file"] >= run_files]).items():
+        theirs = (block["survivor_file"] >= run_files) & (block["survivor_file"] != NO_SURVIVOR)
+        for reason, count in reason_counts(block[theirs]).items():
             acc.against[reason] += count
 
 
@@ -402,19 +445,21 @@ class ComputeStats(beam.PTransform):
         decontamination: dict | None = None,
         run_files: int | None = None,
         references: list[str] | None = None,
+        sources: dict | None = None,
     ):
         super().__init__()
         self._run_files = run_files
+        self._sources = sources
         self._files = sorted(set(files))
         self._model = model
         self._context = {"format": format, "split": split.model_dump()}
         self._options = {"n_epochs": finetune.n_epochs, "price_per_million_tokens": finetune.price_per_million_tokens,
                          "dropped_reasons": sorted(dropped_reasons), "target": target, "tokenizer": tokenizer,
                          "packing": packing, "packed": packed, "target_info": target_info,
-                         "decontamination": decontamination, "references": references}
+                         "decontamination": decontamination, "references": references, "sources": sources}
 
     def expand(self, parts: dict):
-        unknown = set(parts) - {"units", "taken_back", "decisions"}
+        unknown = set(parts) - {"units", "taken_back", "decisions", "mix"}
         if unknown:
             raise ValueError(f"ComputeStats does not know {sorted(unknown)}")
         # Each part combined where it is made (the combine's first phase runs in the producing
@@ -429,9 +474,14 @@ class ComputeStats(beam.PTransform):
                             | "CombineDuplicates" >> beam.CombineGlobally(StatsCombineFn(
                                 functools.partial(_count_duplicates, run_files=self._run_files))).without_defaults())
         files, model, context, options = self._files, self._model, self._context, self._options
-        return (
-            partials
-            | "FlattenPartials" >> beam.Flatten()
-            | "Combine" >> beam.CombineGlobally(StatsCombineFn())
-            | "BuildDocument" >> beam.Map(lambda acc: build_stats(acc, files=files, model=model, context=context, **options))
-        )
+        combined = partials | "FlattenPartials" >> beam.Flatten() | "Combine" >> beam.CombineGlobally(StatsCombineFn())
+        if self._sources is None:
+            return combined | "BuildDocument" >> beam.Map(
+                lambda acc: build_stats(acc, files=files, model=model, context=context, **options))
+        # Per source: the mix step's figures, and the units' rejections and drops by file.
+        by_file = (parts["units"] | "PerFile" >> beam.Map(_per_file)
+                   | "CombinePerFile" >> beam.CombineGlobally(lambda counts: sum(counts, Counter())))
+        return combined | "BuildDocument" >> beam.Map(
+            lambda acc, mix, by_file: build_stats(acc, files=files, model=model, context=context, mix=mix,
+                                                  by_file=by_file, **options),
+            beam.pvalue.AsSingleton(parts["mix"]), beam.pvalue.AsSingleton(by_file))

@@ -31,6 +31,7 @@ from schemas.formats import message_count
 from schemas.layout import UNIT_DONE_SUFFIX
 from schemas.recipe import CsvOptions, DedupSpec, LimitsSpec, PiiSpec
 from schemas.records import REJECTED, REJECTED_DIR, SPLITS, Dropped, FailedFile, Item, Rejected, dumps_line
+from transforms.mixing import mix_records, mix_section
 from transforms.dedup import (
     EXACT_RECORD,
     NEAR_RECORD,
@@ -282,6 +283,10 @@ class UnitSettings:
     row_types: bool = False  # note the examples' type (for the open-weights targets' card and Parquet schema)
     # Write each split's token counts and line sizes as sections (tokenized rows, to pack them).
     pack_sections: bool = False
+    # Write each kept example's mix record (input.sources: transforms/mixing.py).
+    mix_sections: bool = False
+    # Each file's source name (input.sources), by index in ``files``: rejected and dropped records carry it.
+    source_names: tuple[str, ...] | None = None
     batch_rows: int = BATCH_ROWS
 
 
@@ -354,6 +359,7 @@ class UnitProcessor:
         self._file_index = {url: index for index, url in enumerate(settings.files)}
         self._counters = StageCounters("ProcessUnits")
         self._watch = FailFast(settings.limits)
+        self._source_name: str | None = None  # the unit being read's source (input.sources)
 
     def _unit_file(self, unit: ReadUnit) -> str:
         return FileSystems.join(self._settings.temp_dir, unit_file_name(self._file_index[unit.url], unit.first_row))
@@ -370,6 +376,7 @@ class UnitProcessor:
     def process(self, unit: ReadUnit) -> UnitResult:
         settings = self._settings
         file = self._file_index[unit.url]
+        self._source_name = settings.source_names[file] if settings.source_names else None
         spools = _Spools(settings.keep_sizes)
         stats = StatsAccumulator()
         samples: dict[str, list[dict]] = defaultdict(list)
@@ -435,7 +442,7 @@ class UnitProcessor:
             stats.add_pii(found)
         for reason in sorted(left):
             dropped: list[Dropped] = left[reason]
-            spools.lines(dropped_section(reason), [dumps_line(d.to_json()) for d in dropped])
+            spools.lines(dropped_section(reason), [dumps_line(self._named(d.to_json())) for d in dropped])
             stats.add_dropped(reason, len(dropped))
             for d in dropped:
                 if d.contaminated_by is not None:
@@ -459,6 +466,8 @@ class UnitProcessor:
             spools.write(index_section(split), b"".join(entries), len(items), [len(entry) for entry in entries])
             if spools.keep_sizes:
                 spools.rows[split].extend(item.source.row for item in items)
+            if settings.mix_sections:
+                spools.write(mix_section(split), mix_records(items), len(items))
             if settings.pack_sections:
                 spools.write(lengths_section(split), np.array([len(example["input_ids"]) for example in examples],
                                                               dtype=np.uint32).tobytes(), len(items))
@@ -475,10 +484,16 @@ class UnitProcessor:
             checked = sum(1 for item in kept if item.bands and item.signature is not None)
             spools.write(SIGNATURE_SECTION, signatures, checked)
 
+    def _named(self, doc: dict) -> dict:
+        """``doc`` with its source's name (input.sources) in its ``source``."""
+        if self._source_name is not None:
+            doc["source"]["name"] = self._source_name
+        return doc
+
     def _rejected(self, rejected: list[Rejected], spools: _Spools, stats: StatsAccumulator, samples) -> None:
         lines = []
         for record in rejected:
-            doc = record.to_json()
+            doc = self._named(record.to_json())
             if self._redact is not None:
                 # Rows rejected before the PII step (a ragged CSV row, a broken line) still hold their values.
                 doc, found = redact_document(self._redact, doc)

@@ -14,12 +14,14 @@ from beam_pipeline.recipe import load_recipe
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = sorted(str(p.relative_to(REPO)) for p in (REPO / "examples" / "recipes").glob("*.yaml"))
 # Every shuffle in the graph, and the small things it moves: read units and partition numbers to
-# spread over the workers, shard specs, near-dedup candidates, and combines of statistics and
-# report samples. Records never: they wait in pass 1's temporary files (issue 13).
+# spread over the workers, shard specs, near-dedup candidates and verified pairs, and combines of
+# statistics and report samples. Records never: they wait in pass 1's temporary files (issue 13).
 SMALL_SHUFFLES = (
     "PlanUnits/SpreadFiles/", "PlanUnits/SpreadUnits/",
     "DecideDuplicates/ExactPartitions/", "DecideDuplicates/NearPartitions/",
     "DecideDuplicates/SpreadExact/", "DecideDuplicates/SpreadNear/", "DecideDuplicates/LowestOriginal/",
+    "DecideDuplicates/AgainstPartitions/", "DecideDuplicates/SpreadAgainst/", "DecideDuplicates/AgainstBlocks/",
+    "WriteDedupIndex/IndexPartitions/", "WriteDedupIndex/SpreadIndex/", "ComputeStats/CombinePerFile/",
     "WriteShards/SpreadShards/",
     "ComputeStats/CombineUnits/", "ComputeStats/CombineTakenBack/", "ComputeStats/CombineDuplicates/",
     "ComputeStats/Combine/", "WriteStats/ReportSamples/",
