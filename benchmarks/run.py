@@ -16,6 +16,10 @@ N rows of which --near-share are near duplicates of earlier rows (the shape of s
 synthetic data): memory must stay flat in the number of duplicates too.
 With --against REF (a git commit) every ftprep command also runs from a checkout of REF, in the
 same rounds: a change's speed and memory against the code before it, on the same data and machine.
+With --features, ftprep on one worker per core also runs with each data-quality feature on, in
+the same rounds, to show what each costs beside the line without it: decontamination against
+10,000 evaluation items (1,000 of them questions of the data), dedup.against the index of an
+earlier run over the first shard (exact + near), and the shards mixed as three weighted sources.
 Results go to stdout and to --table (benchmarks/results.md).
 """
 
@@ -39,6 +43,8 @@ import pyarrow.parquet as pq
 from benchmarks.generate import generate
 
 HERE = Path(__file__).resolve().parent
+# Lines of features an older commit may not have: not run --against it.
+FEATURE_WORDS = ("decontaminate", "dedup.against", "weighted sources")
 
 
 @dataclass
@@ -97,7 +103,51 @@ HF_TOKENIZER = HERE.parent / ".cache" / "tokenizers" / "qwen2_5"
 PACK_LENGTH = 4096
 
 
-def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
+def prepare_features(paths: list[Path], work: Path) -> dict[str, str]:
+    """What the --features lines need, made once per data set and kept under ``work``: an
+    evaluation set, an earlier run's output (its dedup index) and a recipe of three sources."""
+    import json
+
+    import yaml
+
+    from benchmarks.generate import rows
+
+    home = work / f"features-{paths[0].parent.name}"
+    home.mkdir(parents=True, exist_ok=True)
+    evals = home / "evals.jsonl"
+    if not evals.exists():
+        ours = pq.read_table(paths[0], columns=["instruction"]).column("instruction").to_pylist()[::50][:1000]
+        others = [row["instruction"] for row in rows(9000, seed=99)]
+        evals.write_text("".join(json.dumps({"question": q}) + "\n" for q in ours + others), encoding="utf-8")
+    reference = home / "reference"
+    if not (reference / "_SUCCESS").exists():
+        subprocess.run([sys.executable, "-m", "beam_pipeline", "run", str(HERE / "recipe.yaml"), "--overwrite",
+                        "--no-progress", "--input", str(paths[0]), "--output", str(reference),
+                        "--set", f"dedup.near={NEAR}"], check=True, capture_output=True, cwd=HERE.parent)
+    mix = home / "mix.yaml"
+    recipe = yaml.safe_load((HERE / "recipe.yaml").read_text())
+    groups = [paths[:1], paths[1:2], paths[2:]] if len(paths) >= 3 else [paths[:1]] * 3
+    recipe["input"] = {"sources": [{"name": name, "paths": [str(p) for p in group], "weight": weight}
+                                   for name, group, weight in zip(("tickets", "docs", "synthetic"), groups, (0.5, 0.3, 0.2))]}
+    mix.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    return {"evals": str(evals), "reference": str(reference), "mix": str(mix)}
+
+
+def feature_lines(ftprep: list[str], out: Path, workers: int, parallel: list[str], prepared: dict) -> dict:
+    evals = f"{{evals: [{{name: bench, paths: [{prepared['evals']}], fields: [question]}}]}}"
+    mixed = [arg for arg in ftprep if arg != "--input" and not arg.endswith(".parquet")]
+    mixed[mixed.index(str(HERE / "recipe.yaml"))] = prepared["mix"]
+    return {
+        f"ftprep + decontaminate (10,000 items), {workers} workers": [
+            *ftprep, "--output", str(out / "ftprep-decon"), "--set", f"decontaminate={evals}", *parallel],
+        f"ftprep exact+near + dedup.against, {workers} workers": [
+            *ftprep, "--output", str(out / "ftprep-against"), "--set", f"dedup.near={NEAR}",
+            "--set", f"dedup.against=[{prepared['reference']}]", *parallel],
+        f"ftprep, 3 weighted sources, {workers} workers": [*mixed, "--output", str(out / "ftprep-mix"), *parallel],
+    }
+
+
+def commands(paths: list[Path], out: Path, features: dict | None = None) -> dict[str, list[str]]:
     files = [str(p) for p in paths]
     workers = os.cpu_count() or 1
     ftprep = [sys.executable, "-m", "beam_pipeline", "run", str(HERE / "recipe.yaml"), "--overwrite", "--no-progress",
@@ -115,6 +165,7 @@ def commands(paths: list[Path], out: Path) -> dict[str, list[str]]:
                                                        "--set", f"dedup.near={NEAR}", *parallel],
         f"ftprep without dedup, {workers} workers": [*ftprep, "--output", str(out / "ftprep-nd"),
                                                     "--set", "dedup.exact=false", *parallel],
+        **(feature_lines(ftprep, out, workers, parallel, features) if features else {}),
         **(open_weights(ftprep, files, out, workers, parallel) if HF_TOKENIZER.is_dir() else {}),
     }
 
@@ -187,11 +238,11 @@ def checkout(ref: str, work: Path) -> tuple[str, Path]:
 
 
 def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[str] | None = None,
-            against: tuple[str, Path] | None = None) -> dict[str, list[Measurement]]:
+            against: tuple[str, Path] | None = None, features: dict | None = None) -> dict[str, list[Measurement]]:
     env = environment(work)
     results: dict[str, list[Measurement]] = {}
     with tempfile.TemporaryDirectory(dir=work) as out:
-        todo = {name: (command, env, None) for name, command in commands(paths, Path(out)).items()
+        todo = {name: (command, env, None) for name, command in commands(paths, Path(out), features).items()
                 if names is None or name in names}
         if against is not None:
             commit, tree = against
@@ -199,7 +250,7 @@ def run_all(paths: list[Path], rows: int, repeats: int, work: Path, names: list[
             # inherit both): `python -m` puts the working directory before everything else.
             old_env = {**env, "PYTHONPATH": str(tree)}
             for name, (command, _, _) in list(todo.items()):
-                if name.startswith("ftprep"):
+                if name.startswith("ftprep") and not any(word in name for word in FEATURE_WORDS):
                     old = [str(tree / "benchmarks" / "recipe.yaml") if arg == str(HERE / "recipe.yaml") else arg
                            for arg in command]
                     old = [arg.replace(out, f"{out}/at-{commit}") if arg.startswith(out) else arg for arg in old]
@@ -246,13 +297,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--near-rows", type=int, default=0, help="also run dedup on this many rows with near duplicates")
     parser.add_argument("--near-share", type=float, default=0.4, help="the share of those rows that are near duplicates")
     parser.add_argument("--against", metavar="REF", help="also run every ftprep command from this git commit")
+    parser.add_argument("--features", action="store_true",
+                        help="also run ftprep with decontamination, dedup.against and weighted sources")
     args = parser.parse_args(argv)
     against = checkout(args.against, args.work) if args.against else None
 
     paths = generate(args.work / f"rows-{args.rows}", args.rows, args.shards)
     chars = sum(len(v or "") for path in paths for row in pq.read_table(path).to_pylist() for v in row.values())
     print(f"data: {args.rows:,} rows, {chars / 1e6:,.0f} M characters, {args.shards} shards", flush=True)
-    results = run_all(paths, args.rows, args.repeats, args.work, against=against)
+    features = prepare_features(paths, args.work) if args.features else None
+    results = run_all(paths, args.rows, args.repeats, args.work, against=against, features=features)
 
     import psutil
 
@@ -264,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         f"`python -m benchmarks.run --rows {args.rows} --repeats {args.repeats}"
         + (f" --scale {args.scale}" if args.scale else "")
         + (f" --near-rows {args.near_rows} --near-share {args.near_share:g}" if args.near_rows else "")
-        + (f" --against {args.against}" if args.against else "") + "`",
+        + (f" --against {args.against}" if args.against else "") + (" --features" if args.features else "") + "`",
         f"on {machine}; {time.strftime('%Y-%m-%d')}.",
         f"Data: {args.rows:,} rows ({chars / 1e6:,.0f} M characters) in {args.shards} Parquet shards; medians of {args.repeats} runs.",
         "",
