@@ -16,9 +16,10 @@ so that a decision names them like any survivor.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -321,12 +322,11 @@ class ReferenceSignatures:
         return out["signature"]
 
 
-def reference_bands(references: Sequence[Reference], partition: int, near: NearDedupSpec) -> np.ndarray:
-    """``NEAR_RECORD``s of every reference example's bands that fall in ``partition`` (banded
-    with this run's plan), ``slot`` its place in its index's ``signatures.bin``."""
+def reference_band_chunks(references: Sequence[Reference], near: NearDedupSpec) -> Iterator[np.ndarray]:
+    """``NEAR_RECORD``s of every reference example's bands (banded with this run's plan), a
+    chunk of examples at a time; ``slot``: the example's place in its index's ``signatures.bin``."""
     plan = near_plan(near.threshold, near.num_perm)
     dtype = reference_signature(near.num_perm)
-    parts = []
     for reference in references:
         if not reference.signatures:
             continue
@@ -335,15 +335,20 @@ def reference_bands(references: Sequence[Reference], partition: int, near: NearD
                 count = min(CHUNK_RECORDS, reference.signatures - first)
                 chunk = np.frombuffer(f.read(count * dtype.itemsize), dtype=dtype)
                 bands = np.array([band_hashes(s, plan.bands, plan.rows) for s in chunk["signature"]],
-                                 dtype=np.uint64).reshape(len(chunk), plan.bands)
-                mine = bands % np.uint64(PARTITIONS) == partition
-                which, _ = np.nonzero(mine)
-                records = np.zeros(len(which), dtype=NEAR_RECORD)
-                records["band"] = bands[mine]
+                                 dtype=np.uint64).reshape(-1)
+                which = np.repeat(np.arange(len(chunk)), plan.bands)
+                records = np.zeros(len(bands), dtype=NEAR_RECORD)
+                records["band"] = bands
                 records["file"] = chunk["file"][which] + np.uint32(reference.first_file)
                 records["row"], records["slot"] = chunk["row"][which], first + which
-                parts.append(records)
-    return np.concatenate([np.zeros(0, dtype=NEAR_RECORD), *parts])
+                yield records
+
+
+BANDS_HEADER = b"FTPBAND1"  # before a partition's reference band records
+
+
+def reference_bands_file(dedup_dir: str, partition: int) -> str:
+    return join(dedup_dir, f"reference-bands-{partition}.bin")
 
 
 def near_against_pairs(records: np.ndarray, reference: np.ndarray, excluded: np.ndarray) -> np.ndarray:
@@ -422,16 +427,33 @@ class _NearAgainstFn(beam.DoFn):
     def __init__(self, against: "Against"):
         self._against = against
 
-    def process(self, partition: int, units: list, exact: list):
+    def process(self, partition: int, units: list, exact: list, banded: list):
         against, near = self._against, self._against.near
         excluded = _dropped_numbers(exact)
         ours = np.concatenate([np.zeros(0, dtype=NEAR_RECORD),
                                *(_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)])
-        pairs = near_against_pairs(ours, reference_bands(against.references, partition, near), excluded)
+        with FileSystems.open(banded[0][partition]) as f:
+            theirs = np.frombuffer(f.read()[len(BANDS_HEADER):], dtype=NEAR_RECORD)
+        pairs = near_against_pairs(ours, theirs, excluded)
         signatures = _Either(units, against.references, near.num_perm, against.run_files)
         verified = verified_pairs(pairs, signatures, near_plan(near.threshold, near.num_perm).cutoff)
         if len(verified):
             yield write_block(join(against.dedup_dir, f"against-{partition}.npy"), verified)
+
+
+def _band_references(_, against: "Against", partitions: int) -> Iterable[list[str]]:
+    """Every reference example banded once, its band records written to one file per partition
+    as they are made (the partitions' steps read theirs): the list of the files."""
+    paths = [reference_bands_file(against.dedup_dir, p) for p in range(partitions)]
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(created_whole(path)) for path in paths]
+        for out in outs:  # never an empty object: object stores refuse some zero-byte uploads
+            out.write(BANDS_HEADER)
+        for records in reference_band_chunks(against.references, against.near):
+            partition_of = (records["band"] % np.uint64(partitions)).astype(np.int64)
+            for partition, out in enumerate(outs):
+                out.write(records[partition_of == partition].tobytes())
+    yield paths
 
 
 def _near_against_file(verified: list[str], dedup_dir: str) -> Iterable[str]:
@@ -460,12 +482,14 @@ class Against:
         """The step that finds this run's near duplicates of reference examples (``units``,
         ``exact``: side inputs of the units and the exact decisions' paths); its output, the
         path of one block of decisions (or none)."""
+        banded = (pipeline | "StartReferenceBands" >> beam.Create([None])
+                  | "BandReferences" >> beam.FlatMap(_band_references, self, partitions))
         return (
             pipeline
             | "AgainstPartitions" >> beam.Create(range(partitions))
             # Load-bearing: without it one worker compares every partition.
             | "SpreadAgainst" >> beam.Reshuffle()
-            | "NearAgainst" >> beam.ParDo(_NearAgainstFn(self), units, exact)
+            | "NearAgainst" >> beam.ParDo(_NearAgainstFn(self), units, exact, beam.pvalue.AsList(banded))
             | "AgainstBlocks" >> beam.combiners.ToList()
             | "AgainstDecisions" >> beam.FlatMap(_near_against_file, self.dedup_dir)
         )

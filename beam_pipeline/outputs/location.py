@@ -45,7 +45,8 @@ _UNIT_FILE = rf"{TEMP_DIR}/{UNITS_DIR}/\d{{5,}}-\d{{12,}}\.unit(?:{re.escape(UNI
 # Dedup's blocks of decisions (transforms/dedup.py), the packing plan (transforms/shards.py) and
 # decontamination's index (transforms/decontaminate.py),
 # left behind by a run that died after writing them (candidates-<p>: written before verified pairs).
-_STEP_FILE = (rf"{TEMP_DIR}/{DEDUP_DIR}/(?:(?:exact|near|candidates|against)-\d+|near|against)\.npy"
+_STEP_FILE = (rf"{TEMP_DIR}/{DEDUP_DIR}/(?:(?:(?:exact|near|candidates|against)-\d+|near|against|downsampled)\.npy"
+              rf"|reference-bands-\d+\.bin)"
               rf"|{TEMP_DIR}/{PACK_DIR}/(?:{'|'.join(SPLITS)})\.(?:plan|rows)"
               rf"|{TEMP_DIR}/{EVALS_DIR}/{re.escape(EVAL_INDEX_FILE)}"
               # The run's dedup index (transforms/dedup_index.py): an output, kept.

@@ -177,6 +177,11 @@ def test_overwrite_clears_a_run_that_died_after_deciding_duplicates_or_planning_
     ("_temporary/dedup/exact-3.npy", True), ("_temporary/dedup/near-0.npy", True), ("_temporary/dedup/candidates-0.npy", True),
     ("_temporary/dedup/near.npy", True), ("_temporary/dedup/other.npy", False),
     ("_temporary/pack/train.plan", True), ("_temporary/pack/validation.rows", True), ("_temporary/pack/x.plan", False),
+    ("_temporary/dedup/against-2.npy", True), ("_temporary/dedup/against.npy", True),
+    ("_temporary/dedup/downsampled.npy", True), ("_temporary/dedup/reference-bands-3.bin", True),
+    ("_temporary/dedup/x.bin", False), ("_temporary/evals/index.npz", True), ("_temporary/evals/other.npz", False),
+    ("dedup_index/exact-0.npy", True), ("dedup_index/signatures.bin", True), ("dedup_index/index.json", True),
+    ("dedup_index/notes.txt", False),
 ])
 def test_what_ftprep_writes_is_recognised_by_name(relative, expected):
     assert written_by_ftprep(relative) is expected
