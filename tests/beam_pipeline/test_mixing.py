@@ -12,7 +12,7 @@ from schemas.stats import stats_schema
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_conserved, read_output, run, snapshot, write_recipe
 
 WEIGHTS = {"tickets": 0.5, "docs": 0.3, "synthetic": 0.2}
-ROWS = {"tickets": 900, "docs": 250, "synthetic": 1500}
+ROWS = {"tickets": 400, "docs": 120, "synthetic": 600}
 
 
 def test_three_sources_get_their_weights_and_the_same_bytes_on_two_workers(tmp_path, capsys):
