@@ -20,9 +20,8 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-import apache_beam as beam
 import numpy as np
 
 from apache_beam.io.filesystems import FileSystems
@@ -31,16 +30,28 @@ from schemas.formats import example_texts
 from schemas.recipe import DecontaminateSpec
 from schemas.records import CONTAMINATED, KEPT, Dropped, Item
 from transforms.files import write_bytes
-from transforms.minhash import _word_hashes, window_hashes
+from transforms.minhash import longer_windows, window_hashes
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import normalize_text
 
-_WORD = re.compile(r"\w+")
+_NON_WORD = re.compile(r"\W+")
+# Which code points are word characters, as \w means it for str patterns (``str.isalnum`` or
+# "_"): one table for all of Unicode, made on first use (1.1 MB, a fraction of a second).
+_WORD_CHARS: np.ndarray | None = None
+
+
+def _word_chars() -> np.ndarray:
+    global _WORD_CHARS
+    if _WORD_CHARS is None:
+        table = np.fromiter((chr(c).isalnum() for c in range(0x110000)), dtype=bool, count=0x110000)
+        table[ord("_")] = True
+        _WORD_CHARS = table
+    return _WORD_CHARS
 
 
 def words_of(text: str) -> list[str]:
-    """The words decontamination compares: ``\\w+`` runs of the normalised text."""
-    return _WORD.findall(normalize_text(text))
+    """The words decontamination compares: ``\w+`` runs of the normalised text."""
+    return _NON_WORD.sub(" ", normalize_text(text)).split()
 
 
 def texts_in(value: Any) -> Iterator[str]:
@@ -65,24 +76,71 @@ class _Runs:
     start: np.ndarray
 
 
-def _runs(texts_words: list[list[str]], length: int) -> _Runs:
-    """Every run of ``length`` words that lies within one text, for all texts at once: the words
-    hashed in one pass over their joined bytes, windows across two texts left out."""
-    counts = np.array([len(words) for words in texts_words], dtype=np.int64)
-    total = int(counts.sum())
-    if total < length:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Runs(np.zeros(0, dtype=np.uint64), empty, empty)
-    joined = " ".join(word for words in texts_words for word in words).encode()
-    words = _word_hashes(np.frombuffer(joined, dtype=np.uint8))[0]
-    hashes = window_hashes(words, length)
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    owner = np.repeat(np.arange(len(texts_words)), counts)[: len(hashes)]
-    inside = np.arange(len(hashes)) + length <= ends[owner]
-    positions = np.flatnonzero(inside)
-    return _Runs(hashes[positions], owner[positions], positions - starts[owner[positions]])
+class _Words:
+    """The words of many texts at once (``words_of`` each) in numpy, code point by code point:
+    texts normalised as dedup normalises them (ASCII ones only lower-cased: NFKC and
+    case-folding are the identity there, and whitespace is a separator anyway), cut at code
+    points that are no word character, each word hashed as the sum of (code point + 1) times a
+    fixed random weight for its offset in the word. Runs of each length come from the previous
+    length's when asked in order."""
 
+    def __init__(self, texts: list[str]):
+        cleaned = [text if text.isascii() else normalize_text(text) for text in texts]
+        # Texts joined by a character that is no word's: no word runs across two texts.
+        points = np.frombuffer("\n".join(cleaned).encode("utf-32-le"), dtype=np.uint32) if cleaned else np.zeros(0, np.uint32)
+        text_starts = np.cumsum([0] + [len(text) + 1 for text in cleaned[:-1]]) if cleaned else np.zeros(0, np.int64)
+        self.hashes, word_starts = _hash_words(points)
+        text_of_word = np.searchsorted(text_starts, word_starts, side="right") - 1
+        counts = np.bincount(text_of_word, minlength=len(texts)).astype(np.int64)
+        self.counts = counts
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+        self.total = int(self.ends[-1]) if len(counts) else 0
+        self.owner = text_of_word
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def runs(self, length: int) -> _Runs:
+        """Every run of ``length`` words that lies within one text (windows across two texts
+        left out)."""
+        if self.total < length:
+            empty = np.zeros(0, dtype=np.int64)
+            return _Runs(np.zeros(0, dtype=np.uint64), empty, empty)
+        if self._last is not None and self._last[0] == length - 1:
+            hashes = longer_windows(self._last[1], self.hashes, length)
+        else:
+            hashes = window_hashes(self.hashes, length)
+        self._last = (length, hashes)
+        owner = self.owner[: len(hashes)]
+        positions = np.flatnonzero(np.arange(len(hashes)) + length <= self.ends[owner])
+        return _Runs(hashes[positions], owner[positions], positions - self.starts[owner[positions]])
+
+
+_WEIGHTS = np.random.default_rng(0xDEC0).integers(1, 1 << 63, size=64, dtype=np.uint64) | np.uint64(1)
+
+
+def _hash_words(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The words of a text's code points (runs of word characters, ASCII capitals lower-cased):
+    each one's 64-bit hash, and where it starts."""
+    is_word = _word_chars()[points]
+    starts_mask = is_word.copy()
+    starts_mask[1:] &= ~is_word[:-1]
+    word_starts = np.flatnonzero(starts_mask)
+    if not len(word_starts):
+        return np.zeros(0, dtype=np.uint64), word_starts
+    positions = np.flatnonzero(is_word)
+    chars = points[positions].astype(np.uint64)
+    chars[(chars >= 65) & (chars <= 90)] += np.uint64(32)
+    word_of = np.cumsum(starts_mask)[positions] - 1
+    offsets = (positions - word_starts[word_of]) & (len(_WEIGHTS) - 1)
+    with np.errstate(over="ignore"):
+        values = (chars + np.uint64(1)) * _WEIGHTS[offsets]
+    # Each word's first character among the word characters: where its sum starts.
+    firsts = np.flatnonzero(np.concatenate(([True], word_of[1:] != word_of[:-1])))
+    return np.add.reduceat(values, firsts), word_starts
+
+
+# The lookup table of indexed hashes' top bits: 16 MB, a few per cent full for 100,000s of runs.
+_SEEN_BITS = 24
 
 # One indexed run: its hash, and the evaluation row it came from.
 RUN_RECORD = np.dtype([("hash", "<u8"), ("set", "<u2"), ("file", "<u4"), ("row", "<u8")])
@@ -112,6 +170,18 @@ class EvalIndex:
     files: list[str]
     runs: dict[int, np.ndarray] = field(default_factory=dict)  # length -> RUN_RECORD sorted by hash
     summary: dict[str, SetSummary] = field(default_factory=dict)
+    _seen: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _keys: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def _lookups(self) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """A table of the indexed hashes' top bits (any length), and each length's hashes as one
+        contiguous array: made once per worker, on first use."""
+        if self._seen is None:
+            self._seen = np.zeros(1 << _SEEN_BITS, dtype=bool)
+            for runs in self.runs.values():
+                self._seen[runs["hash"] >> np.uint64(64 - _SEEN_BITS)] = True
+            self._keys = {length: np.ascontiguousarray(runs["hash"]) for length, runs in self.runs.items()}
+        return self._seen, self._keys
 
     def save(self, path: str) -> str:
         buffer = io.BytesIO()
@@ -131,25 +201,33 @@ class EvalIndex:
         """For each record (its texts), the first evaluation row it shares a run with, as
         ``{"eval", "file", "row", "match"}``, or None. Runs of ``ngram`` words are looked up
         first, then the whole short items, shortest first."""
-        texts_words, owners = [], []
-        for record, texts in enumerate(texts_per_record):
-            for text in texts:
-                texts_words.append(words_of(text))
-                owners.append(record)
+        texts, owners = [], []
+        for record, record_texts in enumerate(texts_per_record):
+            texts.extend(record_texts)
+            owners.extend([record] * len(record_texts))
         found: list[dict | None] = [None] * len(texts_per_record)
+        words = _Words(texts)
+        # Computed shortest first (each length's runs from the last's), looked up runs of
+        # ``ngram`` words first: a record's attribution prefers a full run.
+        every = {length: words.runs(length) for length in sorted(self.runs)}
+        seen, keys = self._lookups()
         for length in sorted(self.runs, key=lambda n: (n != self.ngram, n)):
             index = self.runs[length]
-            runs = _runs(texts_words, length)
-            at = np.minimum(np.searchsorted(index["hash"], runs.hashes), len(index) - 1)
-            for hit in np.flatnonzero(index["hash"][at] == runs.hashes).tolist():
+            runs = every[length]
+            # Almost every run is in no evaluation set: a table lookup on the hash's top bits
+            # rules those out; only the rest are searched for.
+            maybe = np.flatnonzero(seen[runs.hashes >> np.uint64(64 - _SEEN_BITS)])
+            at = np.minimum(np.searchsorted(keys[length], runs.hashes[maybe]), len(index) - 1)
+            equal = keys[length][at] == runs.hashes[maybe]
+            for hit, entry_at in zip(maybe[equal].tolist(), at[equal].tolist()):
                 record = owners[int(runs.text[hit])]
                 if found[record] is not None:
                     continue
-                entry = index[at[hit]]
+                entry = index[entry_at]
                 start = int(runs.start[hit])
-                words = texts_words[int(runs.text[hit])][start : start + length]
+                shared = words_of(texts[int(runs.text[hit])])[start : start + length]
                 found[record] = {"eval": self.sets[int(entry["set"])], "file": self.files[int(entry["file"])],
-                                 "row": int(entry["row"]), "match": " ".join(words)}
+                                 "row": int(entry["row"]), "match": " ".join(shared)}
         return found
 
 
@@ -169,21 +247,22 @@ def build_index(spec: DecontaminateSpec, sets: Iterable[tuple[str, list[str], It
             counts.rows += 1
             values = [row.get(name) for name in fields[name]] if fields[name] else list(row.values())
             for text in (t for value in values for t in texts_in(value)):
-                words = words_of(text)
-                if len(words) < spec.min_words:
-                    counts.too_short += 1
-                    continue
-                counts.items += 1
-                counts.whole += len(words) < spec.ngram
-                texts.append(words)
+                texts.append(text)
                 where.append((first_file + file, row_number))
-        for length in sorted({min(len(words), spec.ngram) for words in texts}):
-            chosen = [i for i, words in enumerate(texts) if min(len(words), spec.ngram) == length]
-            runs = _runs([texts[i] for i in chosen], length)
-            block = np.zeros(len(runs.hashes), dtype=RUN_RECORD)
-            block["hash"], block["set"] = runs.hashes, set_index
-            origin = np.array([where[i] for i in chosen], dtype=np.uint64).reshape(-1, 2)[runs.text]
-            block["file"], block["row"] = origin[:, 0], origin[:, 1]
+        words = _Words(texts)
+        checked = words.counts >= spec.min_words
+        counts.items = int(checked.sum())
+        counts.whole = int((checked & (words.counts < spec.ngram)).sum())
+        counts.too_short = len(texts) - counts.items
+        origins = np.array(where, dtype=np.uint64).reshape(-1, 2)
+        for length in sorted({min(int(n), spec.ngram) for n in words.counts[checked]}):
+            runs = words.runs(length)
+            # Runs of ngram words of the long items; the whole of the items of that many words.
+            size = words.counts[runs.text]
+            mine = size >= spec.ngram if length == spec.ngram else size == length
+            block = np.zeros(int(mine.sum()), dtype=RUN_RECORD)
+            block["hash"], block["set"] = runs.hashes[mine], set_index
+            block["file"], block["row"] = origins[runs.text[mine], 0], origins[runs.text[mine], 1]
             parts.setdefault(length, []).append(block)
     runs = {}
     for length, blocks in parts.items():

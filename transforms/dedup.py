@@ -82,7 +82,7 @@ NEAR_RECORD = np.dtype([("band", "<u8"), ("file", "<u4"), ("row", "<u8"), ("slot
 SIGNATURE_SECTION = "keys/signatures"
 SPLIT_CODES = {TRAIN: 0, VALIDATION: 1}
 SPLIT_NAMES = {code: name for name, code in SPLIT_CODES.items()}
-_ROW_BITS = 40  # (file, row) as one integer: 2**24 files of 2**40 rows
+ROW_BITS = 40  # (file, row) as one integer: 2**24 files of 2**40 rows
 
 
 def exact_section(partition: int) -> str:
@@ -240,7 +240,7 @@ def exact_decisions(records: np.ndarray) -> np.ndarray:
 
 
 def source_numbers(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return (files.astype(np.uint64) << np.uint64(_ROW_BITS)) | rows.astype(np.uint64)
+    return (files.astype(np.uint64) << np.uint64(ROW_BITS)) | rows.astype(np.uint64)
 
 
 # Each candidate is verified against the lowest records of its band group, at most this many:
@@ -275,12 +275,46 @@ def candidate_pairs(records: np.ndarray, excluded: np.ndarray) -> np.ndarray:
         pairs["slot"], pairs["lower_slot"] = records["slot"][members], records["slot"][lower]
         pairs["split"] = records["split"][members]
         parts.append(pairs)
-    pairs = np.concatenate(parts) if parts else np.zeros(0, dtype=CANDIDATE_PAIR)
+    return unique_pairs(np.concatenate(parts) if parts else np.zeros(0, dtype=CANDIDATE_PAIR))
+
+
+def unique_pairs(pairs: np.ndarray) -> np.ndarray:
+    """``pairs`` (records with ``number`` and ``lower``) sorted by them, each pair once: a pair
+    that shares several bands is found in each."""
     pairs = pairs[np.lexsort((pairs["lower"], pairs["number"]))]
     if len(pairs):
-        fresh = np.concatenate(([True], (pairs["number"][1:] != pairs["number"][:-1]) | (pairs["lower"][1:] != pairs["lower"][:-1])))
+        fresh = np.concatenate(([True], (pairs["number"][1:] != pairs["number"][:-1])
+                                | (pairs["lower"][1:] != pairs["lower"][:-1])))
         pairs = pairs[fresh]
     return pairs
+
+
+def pair_decisions(numbers: np.ndarray, survivors: np.ndarray, splits: np.ndarray, reason: str) -> np.ndarray:
+    """A block of decisions: the records ``numbers`` leave as ``reason``, each a duplicate of the
+    record of ``survivors`` beside it (source numbers)."""
+    numbers, survivors = numbers.astype(np.uint64), survivors.astype(np.uint64)
+    mask = np.uint64((1 << ROW_BITS) - 1)
+    block = np.zeros(len(numbers), dtype=DECISION_RECORD)
+    block["file"], block["row"] = numbers >> np.uint64(ROW_BITS), numbers & mask
+    block["survivor_file"], block["survivor_row"] = survivors >> np.uint64(ROW_BITS), survivors & mask
+    block["split"], block["reason"] = splits, REASON_CODES[reason]
+    return sorted_by_source(block)
+
+
+def read_slots(f, start: int, dtype: np.dtype, slots: np.ndarray, gap: int = 16) -> np.ndarray:
+    """The ``dtype`` records at ``slots`` (their places, counting from byte ``start`` of the open
+    file ``f``), in the order asked: runs of wanted slots at most ``gap`` apart in one read each."""
+    order = np.argsort(slots, kind="stable")
+    wanted = slots[order].astype(np.int64)
+    out = np.zeros(len(slots), dtype=dtype)
+    for run in np.split(np.arange(len(wanted)), np.flatnonzero(np.diff(wanted) > gap) + 1):
+        if not len(run):
+            continue
+        low, high = int(wanted[run[0]]), int(wanted[run[-1]]) + 1
+        f.seek(start + low * dtype.itemsize)
+        block = np.frombuffer(f.read((high - low) * dtype.itemsize), dtype=dtype)
+        out[order[run]] = block[wanted[run] - low]
+    return out
 
 
 # Candidate pairs verified this many at a time: their signatures in memory, 512 bytes each.
@@ -319,22 +353,14 @@ def near_decisions(verified: Iterable[np.ndarray]) -> np.ndarray:
     for number, lower, split in zip(merged["number"].tolist(), merged["lower"].tolist(), merged["split"].tolist()):
         if number not in dropped and lower not in dropped:
             dropped[number] = (lower, split)
-    block = np.zeros(len(dropped), dtype=DECISION_RECORD)
-    if dropped:
-        numbers = np.fromiter(dropped, dtype=np.uint64, count=len(dropped))
-        survivors = np.array([dropped[n] for n in dropped.keys()], dtype=np.uint64).reshape(-1, 2)
-        mask = np.uint64((1 << _ROW_BITS) - 1)
-        block["file"], block["row"] = numbers >> np.uint64(_ROW_BITS), numbers & mask
-        block["survivor_file"], block["survivor_row"] = survivors[:, 0] >> np.uint64(_ROW_BITS), survivors[:, 0] & mask
-        block["split"], block["reason"] = survivors[:, 1], REASON_CODES[DUPLICATE_NEAR]
-    return sorted_by_source(block)
+    numbers = np.fromiter(dropped, dtype=np.uint64, count=len(dropped))
+    survivors = np.array(list(dropped.values()), dtype=np.uint64).reshape(-1, 2)
+    return pair_decisions(numbers, survivors[:, 0], survivors[:, 1], DUPLICATE_NEAR)
 
 
 class UnitSignatures:
     """Reads records' signatures from the units' signature sections by (source number, slot):
     only the records asked for, adjacent ones in one read, each unit's file opened once."""
-
-    GAP = 16  # slots between two wanted ones read through rather than sought over
 
     def __init__(self, units: list, num_perm: int):
         self._dtype = signature_record(num_perm)
@@ -347,26 +373,18 @@ class UnitSignatures:
     def __call__(self, numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
         out = np.zeros(len(numbers), dtype=self._dtype)
         units = np.searchsorted(self._starts, numbers, side="right") - 1
-        order = np.lexsort((slots, units))
         for unit in np.unique(units):
-            wanted = order[units[order] == unit]
+            mine = np.flatnonzero(units == unit)
             path, start = self._files[int(unit)]
-            size = self._dtype.itemsize
-            wanted_slots = slots[wanted].astype(np.int64)
-            breaks = np.flatnonzero(np.diff(wanted_slots) > self.GAP) + 1
             with FileSystems.open(path) as f:
-                for run in np.split(np.arange(len(wanted)), breaks):
-                    low, high = int(wanted_slots[run[0]]), int(wanted_slots[run[-1]]) + 1
-                    f.seek(start + low * size)
-                    block = np.frombuffer(f.read((high - low) * size), dtype=self._dtype)
-                    out[wanted[run]] = block[wanted_slots[run] - low]
-        mask = np.uint64((1 << _ROW_BITS) - 1)
+                out[mine] = read_slots(f, start, self._dtype, slots[mine])
+        mask = np.uint64((1 << ROW_BITS) - 1)
         if not np.array_equal(out["row"], numbers & mask):
             raise ValueError("a unit's signature section does not match its band records")
         return out["signature"]
 
 
-def _read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
+def read_section(result, name: str, dtype: np.dtype) -> np.ndarray:
     section = result.sections.get(name)
     if section is None or section.end == section.start:
         return np.zeros(0, dtype=dtype)
@@ -406,13 +424,13 @@ class _ExactPartitionFn(beam.DoFn):
 
         def parts():
             for unit in units:
-                part = _read_section(unit, exact_section(partition), EXACT_RECORD)
+                part = read_section(unit, exact_section(partition), EXACT_RECORD)
                 # Records an earlier run holds are its duplicates, and take no part here.
                 yield part if check is None else part[~check(part)[1]]
 
         blocks = [exact_decisions(sharing(parts, "k0", EXACT_RECORD))]
         if check is not None:
-            blocks += [check(_read_section(unit, exact_section(partition), EXACT_RECORD))[0] for unit in units]
+            blocks += [check(read_section(unit, exact_section(partition), EXACT_RECORD))[0] for unit in units]
         block = all_decisions(blocks)
         if len(block):  # no file for no duplicates: on an object store every file is requests
             yield write_block(join(self._temp_dir, DEDUP_DIR, f"exact-{partition}.npy"), block)
@@ -429,7 +447,7 @@ class _NearPartitionFn(beam.DoFn):
         del gone
 
         def parts():
-            return (_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
+            return (read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)
 
         pairs = candidate_pairs(sharing(parts, "band", NEAR_RECORD), excluded)
         cutoff = near_plan(self._near.threshold, self._near.num_perm).cutoff

@@ -29,6 +29,7 @@ from apache_beam.io.filesystems import FileSystems
 from schemas.layout import DEDUP_INDEX_DIR
 from schemas.recipe import DedupSpec, NearDedupSpec
 from transforms.dedup import (
+    CANDIDATE_PAIR,
     DECISION_RECORD,
     DUPLICATE_EXACT,
     DUPLICATE_NEAR,
@@ -37,22 +38,22 @@ from transforms.dedup import (
     NEAR_PAIR,
     NEAR_RECORD,
     PARTITIONS,
-    REASON_CODES,
+    ROW_BITS,
     SIGNATURE_SECTION,
-    CANDIDATE_PAIR,
     UnitSignatures,
-    _read_section,
     all_decisions,
     exact_section,
     near_section,
+    pair_decisions,
     read_block,
     read_decisions,
+    read_section,
+    read_slots,
     signature_record,
-    sorted_by_source,
     source_numbers,
+    unique_pairs,
     verified_pairs,
     write_block,
-    _ROW_BITS,
 )
 from transforms.files import created_whole, join, write_bytes
 from transforms.minhash import MinHasher, band_hashes, near_plan
@@ -96,7 +97,7 @@ class _IndexExactFn(beam.DoFn):
 
     def process(self, partition: int, units: list, decisions: list):
         dropped = _dropped_numbers(decisions)
-        parts = [_kept(_read_section(unit, exact_section(partition), EXACT_RECORD), dropped) for unit in units]
+        parts = [_kept(read_section(unit, exact_section(partition), EXACT_RECORD), dropped) for unit in units]
         records = np.concatenate([np.zeros(0, dtype=EXACT_RECORD), *parts])
         records = records[np.lexsort((records["row"], records["file"], records["k1"], records["k0"]))]
         if len(records):  # one entry per digest: the lowest example that has it
@@ -282,18 +283,13 @@ def exact_against(records: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np
     # The first entry with the record's k0; equal k0 with another k1 (2**-64) is no match.
     found = (keys["k0"][at] == records["k0"]) & (keys["k1"][at] == records["k1"])
     hits, survivors = records[found], keys[at[found]]
-    block = np.zeros(len(hits), dtype=DECISION_RECORD)
-    block["file"], block["row"], block["split"] = hits["file"], hits["row"], hits["split"]
-    block["survivor_file"], block["survivor_row"] = survivors["file"], survivors["row"]
-    block["reason"] = REASON_CODES[DUPLICATE_EXACT]
-    return sorted_by_source(block), found
+    return pair_decisions(source_numbers(hits["file"], hits["row"]), source_numbers(survivors["file"], survivors["row"]),
+                          hits["split"], DUPLICATE_EXACT), found
 
 
 class ReferenceSignatures:
     """Reads reference examples' signatures by (number, slot): the slot is the record's place
     in its index's ``signatures.bin``; adjacent ones in one read."""
-
-    GAP = 16
 
     def __init__(self, references: Sequence[Reference], num_perm: int):
         self._references = [r for r in references if r.signatures]
@@ -301,22 +297,15 @@ class ReferenceSignatures:
 
     def __call__(self, numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
         out = np.zeros(len(numbers), dtype=self._dtype)
-        files = (numbers >> np.uint64(_ROW_BITS)).astype(np.int64)
-        size = self._dtype.itemsize
+        files = (numbers >> np.uint64(ROW_BITS)).astype(np.int64)
         for reference in self._references:
             mine = np.flatnonzero((files >= reference.first_file) & (files < reference.first_file + len(reference.files)))
             if not len(mine):
                 continue
-            mine = mine[np.argsort(slots[mine], kind="stable")]
-            wanted = slots[mine].astype(np.int64)
-            breaks = np.flatnonzero(np.diff(wanted) > self.GAP) + 1
             with FileSystems.open(join(reference.path, SIGNATURES_FILE)) as f:
-                for run in np.split(np.arange(len(mine)), breaks):
-                    low, high = int(wanted[run[0]]), int(wanted[run[-1]]) + 1
-                    f.seek(low * size)
-                    block = np.frombuffer(f.read((high - low) * size), dtype=self._dtype)
-                    out[mine[run]] = block[wanted[run] - low]
-                    out["file"][mine[run]] += np.uint32(reference.first_file)
+                found = read_slots(f, 0, self._dtype, slots[mine])
+            found["file"] += np.uint32(reference.first_file)
+            out[mine] = found
         if not np.array_equal(source_numbers(out["file"], out["row"]), numbers):
             raise ValueError("a reference's signatures.bin does not match its slots")
         return out["signature"]
@@ -372,27 +361,16 @@ def near_against_pairs(records: np.ndarray, reference: np.ndarray, excluded: np.
         pairs["number"], pairs["slot"], pairs["split"] = numbers[ok], records["slot"][ok], records["split"][ok]
         pairs["lower"], pairs["lower_slot"] = theirs[index[ok]], reference["slot"][index[ok]]
         parts.append(pairs)
-    pairs = np.concatenate(parts) if parts else np.zeros(0, dtype=CANDIDATE_PAIR)
-    pairs = pairs[np.lexsort((pairs["lower"], pairs["number"]))]
-    if len(pairs):
-        fresh = np.concatenate(([True], (pairs["number"][1:] != pairs["number"][:-1]) | (pairs["lower"][1:] != pairs["lower"][:-1])))
-        pairs = pairs[fresh]
-    return pairs
+    return unique_pairs(np.concatenate(parts) if parts else np.zeros(0, dtype=CANDIDATE_PAIR))
 
 
 def lowest_survivors(verified: Iterable[np.ndarray]) -> np.ndarray:
     """Verified pairs against references as decisions: each record a duplicate of the lowest
     reference example it is near (references are kept whole: no order to follow)."""
-    merged = np.concatenate([np.zeros(0, dtype=NEAR_PAIR), *verified])
-    merged = merged[np.lexsort((merged["lower"], merged["number"]))]
-    if len(merged):
+    merged = unique_pairs(np.concatenate([np.zeros(0, dtype=NEAR_PAIR), *verified]))
+    if len(merged):  # sorted by (number, lower): each record's first pair names its lowest
         merged = merged[np.concatenate(([True], merged["number"][1:] != merged["number"][:-1]))]
-    mask = np.uint64((1 << _ROW_BITS) - 1)
-    block = np.zeros(len(merged), dtype=DECISION_RECORD)
-    block["file"], block["row"] = merged["number"] >> np.uint64(_ROW_BITS), merged["number"] & mask
-    block["survivor_file"], block["survivor_row"] = merged["lower"] >> np.uint64(_ROW_BITS), merged["lower"] & mask
-    block["split"], block["reason"] = merged["split"], REASON_CODES[DUPLICATE_NEAR]
-    return sorted_by_source(block)
+    return pair_decisions(merged["number"], merged["lower"], merged["split"], DUPLICATE_NEAR)
 
 
 class _Either:
@@ -401,11 +379,10 @@ class _Either:
     def __init__(self, units: list, references: Sequence[Reference], num_perm: int, run_files: int):
         self._run = UnitSignatures(units, num_perm)
         self._references = ReferenceSignatures(references, num_perm)
-        self._first = np.uint64(run_files) << np.uint64(_ROW_BITS)
+        self._first = np.uint64(run_files) << np.uint64(ROW_BITS)
 
     def __call__(self, numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
         theirs = numbers >= self._first
-        out = np.zeros((len(numbers), 0), dtype=np.uint32)
         parts = {}
         if (~theirs).any():
             parts["run"] = self._run(numbers[~theirs], slots[~theirs])
@@ -431,7 +408,7 @@ class _NearAgainstFn(beam.DoFn):
         against, near = self._against, self._against.near
         excluded = _dropped_numbers(exact)
         ours = np.concatenate([np.zeros(0, dtype=NEAR_RECORD),
-                               *(_read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)])
+                               *(read_section(unit, near_section(partition), NEAR_RECORD) for unit in units)])
         with FileSystems.open(banded[0][partition]) as f:
             theirs = np.frombuffer(f.read()[len(BANDS_HEADER):], dtype=NEAR_RECORD)
         pairs = near_against_pairs(ours, theirs, excluded)

@@ -76,6 +76,10 @@ def _shingles_of_words(words: np.ndarray, size: int) -> np.ndarray:
     return (combined ^ (combined >> np.uint64(32))) & _MAX_32
 
 
+# The polynomial's base: a run's hash is ((w0 * B + w1) * B + w2) ... mod 2**64.
+WINDOW_BASE = np.uint64(0x100000001B3)
+
+
 def window_hashes(words: np.ndarray, size: int) -> np.ndarray:
     """A 64-bit hash of every run of ``size`` consecutive words, from the words' hashes
     (``word_hashes``): a polynomial over them, vectorised. None for fewer words than ``size``."""
@@ -83,8 +87,16 @@ def window_hashes(words: np.ndarray, size: int) -> np.ndarray:
     combined = np.zeros(count, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for offset in range(size):
-            combined = combined * np.uint64(0x100000001B3) + words[offset : offset + count]
+            combined = combined * WINDOW_BASE + words[offset : offset + count]
     return combined
+
+
+def longer_windows(windows: np.ndarray, words: np.ndarray, size: int) -> np.ndarray:
+    """``window_hashes(words, size)`` from ``windows``, those of ``size - 1``: one step more of
+    the polynomial, not ``size`` steps."""
+    count = max(0, len(words) - size + 1)
+    with np.errstate(over="ignore"):
+        return windows[:count] * WINDOW_BASE + words[size - 1 : size - 1 + count]
 
 
 @dataclass(frozen=True)

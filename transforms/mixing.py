@@ -34,7 +34,7 @@ from transforms.dedup import (
     NO_SURVIVOR,
     REASON_CODES,
     SPLIT_CODES,
-    _read_section,
+    read_section,
     all_decisions,
     reason_counts,
     read_decisions,
@@ -93,7 +93,7 @@ def plan_mix(units: list, decisions: list[np.ndarray], source_of_file: Sequence[
     for split in SPLITS:
         parts, files = [], []
         for unit in units:
-            part = _read_section(unit, mix_section(split), MIX_RECORD)
+            part = read_section(unit, mix_section(split), MIX_RECORD)
             parts.append(part)
             files.append(np.full(len(part), unit.file, dtype=np.uint64))
         records = np.concatenate([np.zeros(0, dtype=MIX_RECORD), *parts])

@@ -125,8 +125,10 @@ def _parse_json(rendered: str, what: str) -> Any:
         raise TemplateError(f"{what} rendered to {rendered[:80]!r}, which is not JSON: {error}") from error
 
 
-# Between the parts of the one template that renders every string of an example at once.
-_SEPARATOR = "\x1e\x1fftprep-part\x1f\x1e"
+# Between the parts of the one template that renders every string of an example at once. Its
+# ends are no whitespace: "{{-" and "-}}" strip whitespace next to them, and Python counts the
+# control characters \x1c-\x1f as whitespace — a separator of those lost its end to "{{-".
+_SEPARATOR = "\ue000ftprep-part\ue001"
 
 
 class ExampleTemplate:

@@ -1,3 +1,5 @@
+from hypothesis import given
+from hypothesis import strategies as st
 import numpy as np
 import pytest
 
@@ -111,3 +113,19 @@ def test_bad_options():
         DecontaminateSpec(evals=[{"name": "a", "paths": ["x"]}], ngram=5, min_words=8)
     with pytest.raises(ValueError):
         DecontaminateSpec(evals=[])
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list("aZ9_ .,!?-\n\tÉéßﬁ—…日本\u00a0")), max_size=40), max_size=6))
+def test_the_batch_words_are_each_texts_words(texts):
+    """_Words cuts the texts in numpy, code point by code point: the same words as ``words_of``
+    (the regex), each hashed by its definition, each text's counted apart."""
+    from transforms.decontaminate import _WEIGHTS, _Words
+
+    def word_hash(word: str) -> int:
+        return sum((ord(c) + 1) * int(_WEIGHTS[i % 64]) for i, c in enumerate(word)) % 2**64
+
+    words = _Words(texts)
+    assert words.counts.tolist() == [len(words_of(text)) for text in texts]
+    for index, text in enumerate(texts):
+        found = words.hashes[words.starts[index]:words.ends[index]]
+        assert found.tolist() == [word_hash(word) for word in words_of(text)]

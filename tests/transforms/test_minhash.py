@@ -65,3 +65,11 @@ def test_a_batch_of_signatures_is_each_texts_signature(texts, shingle):
         assert np.array_equal(hasher.signatures(texts, permutations), expected)
     finally:
         minhash._CHUNK_SHINGLES = old_chunk
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=40), st.integers(1, 12))
+def test_longer_windows_are_the_windows_of_one_word_more(values, size):
+    from transforms.minhash import longer_windows, window_hashes
+
+    words = np.array(values, dtype=np.uint64)
+    assert np.array_equal(longer_windows(window_hashes(words, size), words, size + 1), window_hashes(words, size + 1))
