@@ -34,7 +34,7 @@ from schemas.formats import example_texts
 from schemas.layout import DEDUP_DIR
 from schemas.recipe import DedupSpec, NearDedupSpec as NearSpec
 from schemas.records import DOWNSAMPLED, DUPLICATE_EXACT, DUPLICATE_NEAR, KEPT, TRAIN, VALIDATION, Item
-from transforms.files import join, read_bytes, write_bytes
+from transforms.files import join, local_path, read_bytes, write_bytes
 from transforms.minhash import MinHasher, agreement, band_hashes, near_plan
 from transforms.stage import BatchDoFn, BatchStage
 from transforms.text import content_key, digest, normalize_text, normalized
@@ -239,13 +239,23 @@ def exact_decisions(records: np.ndarray) -> np.ndarray:
     return sorted_by_source(block)
 
 
+def in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_values`` (sorted): a binary search each. Unlike
+    ``np.isin``, which sorts both arrays on every call, it costs little when called for many
+    small arrays against one large one (every unit's keys against a run's duplicates)."""
+    if not len(sorted_values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[at] == values
+
+
 def source_numbers(files: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return (files.astype(np.uint64) << np.uint64(ROW_BITS)) | rows.astype(np.uint64)
 
 
 # Each candidate is verified against the lowest records of its band group, at most this many:
 # a group of thousands (boilerplate) costs thousands of pairs, not millions.
-GROUP_PAIRS = 16
+GROUP_PAIRS = 2
 # A candidate pair, as source numbers, with where their signatures are (see NEAR_RECORD).
 CANDIDATE_PAIR = np.dtype([("number", "<u8"), ("lower", "<u8"), ("slot", "<u4"), ("lower_slot", "<u4"),
                            ("split", "u1")])
@@ -256,10 +266,11 @@ NEAR_PAIR = np.dtype([("number", "<u8"), ("lower", "<u8"), ("split", "u1")])
 def candidate_pairs(records: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     """Every record sharing a band with a lower one, paired with each of the lowest
     ``GROUP_PAIRS`` records of that band's group, once per pair (a ``CANDIDATE_PAIR`` block,
-    sorted); records in ``excluded`` (exact duplicates, already gone) take no part."""
+    sorted); records in ``excluded`` (sorted source numbers: exact duplicates, already gone) take
+    no part."""
     numbers = source_numbers(records["file"], records["row"])
     if len(excluded):
-        keep = ~np.isin(numbers, excluded)
+        keep = ~in_sorted(numbers, excluded)
         records, numbers = records[keep], numbers[keep]
     order = np.lexsort((numbers, records["band"]))
     records, numbers = records[order], numbers[order]
@@ -299,6 +310,25 @@ def pair_decisions(numbers: np.ndarray, survivors: np.ndarray, splits: np.ndarra
     block["survivor_file"], block["survivor_row"] = survivors >> np.uint64(ROW_BITS), survivors & mask
     block["split"], block["reason"] = splits, REASON_CODES[reason]
     return sorted_by_source(block)
+
+
+def slots_of(path: str, start: int, dtype: np.dtype, slots: np.ndarray) -> np.ndarray:
+    """The ``dtype`` records at ``slots`` (their places, counting from byte ``start``) of the
+    file at ``path``, in the order asked. A local file is mapped and indexed (only the pages
+    holding them are read, and the mapping is gone on return); an object is read in runs."""
+    local = local_path(path)
+    if local is None:
+        with FileSystems.open(path) as f:
+            return read_slots(f, start, dtype, slots)
+    if not len(slots):
+        return np.zeros(0, dtype=dtype)
+    mapped = np.memmap(local, dtype=np.uint8, mode="r")
+    try:
+        count = (len(mapped) - start) // dtype.itemsize
+        records = np.ndarray((count,), dtype=dtype, buffer=mapped, offset=start)
+        return records[slots.astype(np.intp)]  # a copy: nothing of the mapping outlives it
+    finally:
+        del mapped
 
 
 def read_slots(f, start: int, dtype: np.dtype, slots: np.ndarray, gap: int = 16) -> np.ndarray:
@@ -360,7 +390,7 @@ def near_decisions(verified: Iterable[np.ndarray]) -> np.ndarray:
 
 class UnitSignatures:
     """Reads records' signatures from the units' signature sections by (source number, slot):
-    only the records asked for, adjacent ones in one read, each unit's file opened once."""
+    only the records asked for (``slots_of``), each unit's file opened once per call."""
 
     def __init__(self, units: list, num_perm: int):
         self._dtype = signature_record(num_perm)
@@ -373,11 +403,11 @@ class UnitSignatures:
     def __call__(self, numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
         out = np.zeros(len(numbers), dtype=self._dtype)
         units = np.searchsorted(self._starts, numbers, side="right") - 1
-        for unit in np.unique(units):
-            mine = np.flatnonzero(units == unit)
-            path, start = self._files[int(unit)]
-            with FileSystems.open(path) as f:
-                out[mine] = read_slots(f, start, self._dtype, slots[mine])
+        order = np.argsort(units, kind="stable")
+        bounds = np.flatnonzero(np.diff(units[order])) + 1
+        for mine in np.split(order, bounds) if len(order) else ():
+            path, start = self._files[int(units[mine[0]])]
+            out[mine] = slots_of(path, start, self._dtype, slots[mine])
         mask = np.uint64((1 << ROW_BITS) - 1)
         if not np.array_equal(out["row"], numbers & mask):
             raise ValueError("a unit's signature section does not match its band records")

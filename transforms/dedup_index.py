@@ -43,13 +43,14 @@ from transforms.dedup import (
     UnitSignatures,
     all_decisions,
     exact_section,
+    in_sorted,
     near_section,
     pair_decisions,
     read_block,
     read_decisions,
     read_section,
-    read_slots,
     signature_record,
+    slots_of,
     source_numbers,
     unique_pairs,
     verified_pairs,
@@ -88,7 +89,7 @@ def _dropped_numbers(decisions: list[str]) -> np.ndarray:
 
 def _kept(records: np.ndarray, dropped: np.ndarray, files: np.ndarray | None = None) -> np.ndarray:
     numbers = source_numbers(records["file"] if files is None else files, records["row"])
-    return records[~np.isin(numbers, dropped)] if len(dropped) else records
+    return records[~in_sorted(numbers, dropped)] if len(dropped) else records
 
 
 class _IndexExactFn(beam.DoFn):
@@ -302,8 +303,7 @@ class ReferenceSignatures:
             mine = np.flatnonzero((files >= reference.first_file) & (files < reference.first_file + len(reference.files)))
             if not len(mine):
                 continue
-            with FileSystems.open(join(reference.path, SIGNATURES_FILE)) as f:
-                found = read_slots(f, 0, self._dtype, slots[mine])
+            found = slots_of(join(reference.path, SIGNATURES_FILE), 0, self._dtype, slots[mine])
             found["file"] += np.uint32(reference.first_file)
             out[mine] = found
         if not np.array_equal(source_numbers(out["file"], out["row"]), numbers):
@@ -346,7 +346,7 @@ def near_against_pairs(records: np.ndarray, reference: np.ndarray, excluded: np.
     ``lower`` the reference example)."""
     numbers = source_numbers(records["file"], records["row"])
     if len(excluded):
-        keep = ~np.isin(numbers, excluded)
+        keep = ~in_sorted(numbers, excluded)
         records, numbers = records[keep], numbers[keep]
     theirs = source_numbers(reference["file"], reference["row"])
     order = np.lexsort((theirs, reference["band"]))

@@ -36,6 +36,7 @@ from transforms.dedup import (
     SPLIT_CODES,
     read_section,
     all_decisions,
+    in_sorted,
     reason_counts,
     read_decisions,
     sorted_by_source,
@@ -99,7 +100,7 @@ def plan_mix(units: list, decisions: list[np.ndarray], source_of_file: Sequence[
         records = np.concatenate([np.zeros(0, dtype=MIX_RECORD), *parts])
         file = np.concatenate([np.zeros(0, dtype=np.uint64), *files])
         if len(gone_numbers):
-            keep = ~np.isin(source_numbers(file, records["row"]), gone_numbers)
+            keep = ~in_sorted(source_numbers(file, records["row"]), gone_numbers)
             records, file = records[keep], file[keep]
         source = of_file[file.astype(np.int64)]
         counts = [int((source == index).sum()) for index in range(len(names))]

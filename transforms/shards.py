@@ -30,7 +30,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from schemas.layout import DATASET_PROVENANCE_DIR, PACK_DIR, PROVENANCE_DIR
 from schemas.records import DECIDED_REASONS, DROPPED_DIR, REJECTED_DIR, SPLITS, TokenCount
-from transforms.dedup import NO_SURVIVOR, SPLIT_NAMES, all_decisions, read_decisions, source_numbers
+from transforms.dedup import NO_SURVIVOR, SPLIT_NAMES, all_decisions, in_sorted, read_decisions, source_numbers
 from transforms.files import created_whole, join, read_bytes, write_bytes
 from transforms.packing import pack_order, packed_table, packed_type
 from transforms.row_types import arrow_schema, has_json, merge_all, table
@@ -276,7 +276,7 @@ def plan_shards(
             gone = dropped.of(unit.file, split)
             keep = None
             if split in unit.rows and len(gone):
-                keep = ~np.isin(np.frombuffer(unit.rows[split], dtype=np.uint64), gone)
+                keep = ~in_sorted(np.frombuffer(unit.rows[split], dtype=np.uint64), gone)
             written = section.records - dropped.in_unit(unit, split)
             lines, index_lines = sizes(unit, split), sizes(unit, index_section(split))
             if lines is None or index_lines is None:  # a unit cut needs both: else it stays whole
@@ -325,7 +325,7 @@ def _packed_split(units: list[UnitResult], split: str, dropped: DroppedRows, *, 
         rows = np.frombuffer(_read(unit.path, unit.sections[rows_section(split)]), dtype=np.uint64)
         sizes = np.frombuffer(_read(unit.path, unit.sections[sizes_section(split)]), dtype=np.uint32)
         lengths = np.frombuffer(_read(unit.path, unit.sections[lengths_section(split)]), dtype=np.uint32)
-        keep = ~np.isin(rows, dropped.of(unit.file, split))
+        keep = ~in_sorted(rows, dropped.of(unit.file, split))
         records = np.empty(int(keep.sum()), dtype=PLAN_RECORD)
         records["unit"], records["size"], records["row"] = len(paths), sizes[keep], rows[keep]
         records["start"] = (unit.sections[split].start
@@ -564,7 +564,7 @@ class _WriteShardFn(beam.DoFn):
         if not len(gone):
             _copy(piece.path, piece.section, out)
             return
-        keep = ~np.isin(_rows(piece), gone)
+        keep = ~in_sorted(_rows(piece), gone)
         if keep.all():
             _copy(piece.path, piece.section, out)
         else:
@@ -580,7 +580,7 @@ class _WriteShardFn(beam.DoFn):
                 lines = _streamed_lines(piece.path, piece.section, PARQUET_GROUP_BYTES)
                 gone = dropped.of(piece.file, spec.output)
                 if len(gone):
-                    lines = (line for line, kept in zip(lines, ~np.isin(_rows(piece), gone)) if kept)
+                    lines = (line for line, kept in zip(lines, ~in_sorted(_rows(piece), gone)) if kept)
                 for group in _groups(lines, PARQUET_GROUP_BYTES):
                     writer.write_table(_group_table(group, spec.row_type, schema))
 
@@ -610,7 +610,7 @@ class _WriteShardFn(beam.DoFn):
     def _sources(self, piece: Piece, gone: np.ndarray, out) -> None:
         file = self._context.files[piece.file]
         rows = _rows(piece)
-        rows = rows[~np.isin(rows, gone)].tolist()
+        rows = rows[~in_sorted(rows, gone)].tolist()
         named = {"name": self._context.source_names[piece.file]} if self._context.source_names else {}
         out.write(b"".join(orjson.dumps({"file": file, "row": row, **named}) + b"\n" for row in rows))
 

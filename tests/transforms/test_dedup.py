@@ -265,3 +265,20 @@ def test_signatures_are_read_from_the_units_files_by_slot(tmp_path):
     assert found[:, 0].tolist() == (files * 1000 + rows).tolist()
     with pytest.raises(ValueError, match="signature section"):
         read(source_numbers(np.array([0], dtype=np.uint64), np.array([5], dtype=np.uint64)), np.array([2], dtype=np.uint32))
+
+
+def test_slots_are_read_in_runs_from_an_open_file_as_from_a_mapped_one(tmp_path):
+    """Object stores read a unit's signatures in runs (read_slots), local files map them
+    (slots_of): the same records either way, in the order asked."""
+    import io
+
+    from transforms.dedup import read_slots, signature_record, slots_of
+
+    held = np.zeros(200, dtype=signature_record(2))
+    held["row"], held["signature"] = np.arange(200), np.arange(400).reshape(200, 2)
+    (tmp_path / "unit").write_bytes(b"head" + held.tobytes())
+    slots = np.array([199, 3, 4, 5, 150, 0, 4], dtype=np.uint32)
+    mapped = slots_of(str(tmp_path / "unit"), 4, held.dtype, slots)
+    for gap in (0, 16, 1000):
+        assert np.array_equal(read_slots(io.BytesIO(b"head" + held.tobytes()), 4, held.dtype, slots, gap), mapped)
+    assert mapped["row"].tolist() == slots.tolist()
