@@ -375,14 +375,17 @@ def near_decisions(verified: Iterable[np.ndarray]) -> np.ndarray:
     """The partitions' verified pairs as one block of decisions. In (file, row) order, a record
     that is a near duplicate of a lower record still kept is dropped, as a duplicate of the
     lowest such record."""
-    merged = np.concatenate([np.zeros(0, dtype=NEAR_PAIR), *verified])
-    merged = merged[np.lexsort((merged["lower"], merged["number"]))]
+    # A pair verified in several partitions (it shares bands in each) counts once.
+    merged = unique_pairs(np.concatenate([np.zeros(0, dtype=NEAR_PAIR), *verified]))
     dropped: dict[int, tuple[int, int]] = {}
     # Records in order, each one's lower partners in order: a partner's fate is settled before
-    # the record's (it is lower), so the first partner not dropped is the survivor.
-    for number, lower, split in zip(merged["number"].tolist(), merged["lower"].tolist(), merged["split"].tolist()):
-        if number not in dropped and lower not in dropped:
-            dropped[number] = (lower, split)
+    # the record's (it is lower), so the first partner not dropped is the survivor. A slice at a
+    # time: the whole array as Python ints would take tens of bytes a pair.
+    for begin in range(0, len(merged), VERIFY_PAIRS):
+        chunk = merged[begin : begin + VERIFY_PAIRS]
+        for number, lower, split in zip(chunk["number"].tolist(), chunk["lower"].tolist(), chunk["split"].tolist()):
+            if number not in dropped and lower not in dropped:
+                dropped[number] = (lower, split)
     numbers = np.fromiter(dropped, dtype=np.uint64, count=len(dropped))
     survivors = np.array(list(dropped.values()), dtype=np.uint64).reshape(-1, 2)
     return pair_decisions(numbers, survivors[:, 0], survivors[:, 1], DUPLICATE_NEAR)
