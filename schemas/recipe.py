@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator,
+)
 
 from schemas.models import ModelSpec, lookup_model
 from schemas.records import (
@@ -18,6 +20,8 @@ from schemas.records import (
 
 InputFormat = Literal["parquet", "csv", "jsonl"]
 ExampleFormat = Literal["chat", "completion", "preference"]
+# Paths or globs (fsspec URLs); a single string is one path.
+Paths = Annotated[list[str], BeforeValidator(lambda value: [value] if isinstance(value, str) else value)]
 CleanStep = Literal[
     "fix_mojibake", "html", "strip_control", "nfc", "nfkc", "strip_urls", "collapse_whitespace",
     "collapse_all_whitespace", "trim",
@@ -40,17 +44,12 @@ class SourceSpec(_Strict):
     should make up (relative to the other sources' weights)."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    paths: list[str] = Field(min_length=1)
+    paths: Annotated[Paths, Field(min_length=1)]
     weight: Annotated[float, Field(gt=0)] = 1.0
-
-    @field_validator("paths", mode="before")
-    @classmethod
-    def _one_path_is_a_list(cls, value):
-        return [value] if isinstance(value, str) else value
 
 
 class InputSpec(_Strict):
-    paths: list[str] = []
+    paths: Paths = []
     # A weighted mixture (transforms/mixing.py), instead of paths read as one pool.
     sources: list[SourceSpec] | None = None
     format: InputFormat | None = None
@@ -60,11 +59,6 @@ class InputSpec(_Strict):
     # A file that cannot be read (corrupt, truncated, missing a column the recipe uses): fail the
     # run naming it, or skip it and list it in stats.json under files.failed.
     on_bad_file: Literal["fail", "skip"] = "fail"
-
-    @field_validator("paths", mode="before")
-    @classmethod
-    def _one_path_is_a_list(cls, value):
-        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _paths_or_sources(self):
@@ -351,12 +345,7 @@ class DedupSpec(_Strict):
     fields: list[str] | None = None
     # Earlier ftprep outputs (or their dedup_index/ directories): an example equal (exact) or
     # near (near on) to one they hold is dropped as its duplicate. Only their indexes are read.
-    against: list[str] = []
-
-    @field_validator("against", mode="before")
-    @classmethod
-    def _one_path_is_a_list(cls, value):
-        return [value] if isinstance(value, str) else value
+    against: Paths = []
 
     @model_validator(mode="after")
     def _against_compares_something(self):
@@ -378,15 +367,10 @@ class EvalSetSpec(_Strict):
     conversation column's texts each)."""
 
     name: str = Field(min_length=1)
-    paths: list[str] = Field(min_length=1)
+    paths: Annotated[Paths, Field(min_length=1)]
     fields: list[str] | None = None
     format: InputFormat | None = None
     csv: CsvOptions = CsvOptions()
-
-    @field_validator("paths", mode="before")
-    @classmethod
-    def _one_path_is_a_list(cls, value):
-        return [value] if isinstance(value, str) else value
 
 
 class DecontaminateSpec(_Strict):
