@@ -454,17 +454,20 @@ class _ExactPartitionFn(beam.DoFn):
 
     def process(self, partition: int, units: list):
         check = self._against.exact_checker(partition) if self._against is not None else None
+        blocks, held = [], []  # held: per unit, which records an earlier run holds (1 byte each)
+        if check is not None:
+            for unit in units:
+                block, found = check(read_section(unit, exact_section(partition), EXACT_RECORD))
+                blocks.append(block)
+                held.append(found)
 
         def parts():
-            for unit in units:
+            for index, unit in enumerate(units):
                 part = read_section(unit, exact_section(partition), EXACT_RECORD)
                 # Records an earlier run holds are its duplicates, and take no part here.
-                yield part if check is None else part[~check(part)[1]]
+                yield part if check is None else part[~held[index]]
 
-        blocks = [exact_decisions(sharing(parts, "k0", EXACT_RECORD))]
-        if check is not None:
-            blocks += [check(read_section(unit, exact_section(partition), EXACT_RECORD))[0] for unit in units]
-        block = all_decisions(blocks)
+        block = all_decisions([exact_decisions(sharing(parts, "k0", EXACT_RECORD)), *blocks])
         if len(block):  # no file for no duplicates: on an object store every file is requests
             yield write_block(join(self._temp_dir, DEDUP_DIR, f"exact-{partition}.npy"), block)
 
