@@ -238,7 +238,7 @@ def _execute(plan, pipeline, options, args: argparse.Namespace) -> tuple[int, di
     from schemas.layout import STATS_FILE
     from transforms.files import join
 
-    LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output)
+    LOGGER.info("reading %d file(s) into %s", len(plan.files), plan.output, extra=LOG_ONLY)
     reporter, elapsed = None, None
     if is_local(options) and not args.no_progress:
         from beam_pipeline.progress import ProgressReporter
@@ -277,8 +277,8 @@ def _execute(plan, pipeline, options, args: argparse.Namespace) -> tuple[int, di
                 elapsed = time.monotonic() - started
     except Exception as error:  # noqa: BLE001 - the runner's failure: one line, the traceback in the log
         LOGGER.error("the pipeline failed", exc_info=True, extra=LOG_ONLY)
-        print(f"ftprep: error: {error_line(failure_line(error, output=plan.output, log_path=args.log_path))}",
-              file=sys.stderr)
+        line = failure_line(error, output=plan.output, log_path=args.log_path, inputs=len(plan.files))
+        print(f"ftprep: error: {error_line(line)}", file=sys.stderr)
         return EXIT_FAILED, None, plan.output, elapsed
     if state != "DONE":
         print(f"ftprep: error: the pipeline ended in state {state}; {plan.output} has no _SUCCESS marker"
@@ -351,8 +351,6 @@ def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.preview import preview, report_lines, token_pieces
     from beam_pipeline.recipe import load_recipe
 
-    if beam_args:
-        raise UsageError(f"unknown argument(s) for preview: {' '.join(beam_args)}")
     if args.rows < 1:
         raise UsageError("--rows must be at least 1")
     overrides = recipe_overrides(args)
@@ -368,8 +366,6 @@ def preview_command(args: argparse.Namespace, beam_args: list[str]) -> int:
 def metrics_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.metrics import metrics_lines, write_metrics
 
-    if beam_args:
-        raise UsageError(f"unknown argument(s) for metrics: {' '.join(beam_args)}")
     from beam_pipeline.metrics.reading import MAX_EPOCH
 
     if args.epochs is not None and not 1 <= args.epochs <= MAX_EPOCH:
@@ -384,16 +380,28 @@ def metrics_command(args: argparse.Namespace, beam_args: list[str]) -> int:
 def inspect_command(args: argparse.Namespace, beam_args: list[str]) -> int:
     from beam_pipeline.inspection import inspect_lines
 
-    if beam_args:
-        raise UsageError(f"unknown argument(s) for inspect: {' '.join(beam_args)}")
-    for line in inspect_lines(args.paths, fmt=args.format, rows=args.rows, delimiter=args.delimiter):
+    lines, unreadable = inspect_lines(args.paths, fmt=args.format, rows=args.rows, delimiter=args.delimiter)
+    for line in lines:
         print(line)
+    if unreadable:
+        sys.stdout.flush()
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
+        print(f"ftprep: error: {unreadable[0]}{more} cannot be read (the reason is above)", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 
 def _flags_of(parser: argparse.ArgumentParser, command: str) -> list[str]:
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return [flag for flag in subparsers.choices[command]._option_string_actions if flag.startswith("--")]
+
+
+def _refuse_arguments(command: str, extra: list[str], flags: list[str]) -> None:
+    from beam_pipeline.options import closest_flags
+
+    unknown = [arg.split("=", 1)[0] for arg in extra if arg.startswith("-")]
+    what = closest_flags(unknown, flags) if unknown else " ".join(extra)
+    raise UsageError(f"unknown argument(s) for {command}: {what} (ftprep {command} --help lists its options)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -411,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from beam_pipeline.options import check_flags
 
             check_flags(beam_args, _flags_of(parser, args.command))
+        elif beam_args:  # the other commands take no Beam options
+            _refuse_arguments(args.command, beam_args, _flags_of(parser, args.command))
         return command(args, beam_args)
     except UsageError as error:
         LOGGER.info("usage error: %s", error, extra=LOG_ONLY)

@@ -48,6 +48,15 @@ def _for_the_user(record: logging.LogRecord) -> bool:
     return top == WORKER_CODE and record.levelno >= logging.WARNING
 
 
+class _UserFormatter(logging.Formatter):
+    """ftprep's lines as a command's own: ``ftprep: <message>``, warnings and errors named so; no
+    timestamp or logger name (the log file has them, and so does stderr with -v)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"ftprep: {level}{record.getMessage()}"
+
+
 class _CurrentStderr(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is when a record comes (it is swapped during a run)."""
 
@@ -116,7 +125,7 @@ def configure_logging(verbose: bool, log_path: str | None = None) -> None:
     root.setLevel(logging.INFO)
     formatter = logging.Formatter(LOG_FORMAT)
     terminal = _CurrentStderr()
-    terminal.setFormatter(formatter)
+    terminal.setFormatter(formatter if verbose else _UserFormatter())
     terminal.addFilter(_not_a_false_alarm)
     if not verbose:
         terminal.addFilter(_for_the_user)
@@ -184,9 +193,10 @@ def _cause(text: str) -> str:
     return first
 
 
-def failure_line(error: BaseException, *, output: str, log_path: str | None) -> str:
+def failure_line(error: BaseException, *, output: str, log_path: str | None, inputs: int = 2) -> str:
     """One line for a run that failed: the step, the cause (an OS error such as "No space left on
-    device" named as such), that the output has no marker, and where Beam's full output is."""
+    device" named as such), that the output has no marker, and where Beam's full output is.
+    ``inputs``: how many files the run reads (with one, skipping a bad file is no way on)."""
     from transforms.readers.base import BadInputFile
     from transforms.units import RunStopped
 
@@ -202,7 +212,8 @@ def failure_line(error: BaseException, *, output: str, log_path: str | None) -> 
     if bad_file or match:
         # The cause is the data, not ftprep: say which file and how to go on without it.
         message = _STEP.sub("", bad_file or match[1]).rstrip(" []")
-        return f"{message} (--on-bad-file=skip reads the other files and lists it in stats.json){where}"
+        hint = " (--on-bad-file=skip reads the other files and lists it in stats.json)" if inputs > 1 else ""
+        return f"{message}{hint}{where}"
     step = _STEP.search(text)
     cause = _cause(text)
     if len(cause) > 300:

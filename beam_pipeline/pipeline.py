@@ -109,8 +109,8 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
             present = peek_columns(url, recipe.input.format or infer_format(url), recipe.input.csv)
         except Exception as error:  # noqa: BLE001 - a corrupt or cut file: whatever its reader raises
             if recipe.input.on_bad_file == "fail":
-                raise JobError(f"cannot read {url}: {type(error).__name__}: {error} "
-                               "(--on-bad-file=skip reads the other files and lists it in stats.json)") from None
+                hint = " (--on-bad-file=skip reads the other files and lists it in stats.json)" if len(files) > 1 else ""
+                raise JobError(f"cannot read {url}: {type(error).__name__}: {error}{hint}") from None
             continue
         if not present:  # an empty file, or JSONL whose first line is not an object: look further
             continue

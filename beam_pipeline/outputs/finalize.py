@@ -29,7 +29,7 @@ from schemas.records import TRAIN, VALIDATION
 from transforms.files import join, write_bytes
 from transforms.packing import SEQ_LENGTHS
 from transforms.row_types import merge_all
-from transforms.units import SAMPLES_PER_CODE
+from transforms.units import SAMPLES_PER_CODE, RunStopped
 
 
 def stats_bytes(stats: dict[str, Any]) -> bytes:
@@ -122,6 +122,24 @@ def _prune_empty_directories(output: str) -> None:
                 os.rmdir(root)
 
 
+def nothing_read(stats: dict[str, Any]) -> str | None:
+    """Why a run that read no rows is stopped, or None when it read some: a run with nothing to
+    train on is an error, not an empty success (its ``stats.json`` says which files failed)."""
+    if stats["records"]["read"]:
+        return None
+    files = stats.get("files", {})
+    failed = files.get("failed", [])
+    total = len(files.get("read", [])) or len(failed)
+    if failed:
+        first = failed[0]
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        why = (f"{len(failed)} of {total} input file(s) could not be read ({first['path']}: {first['error']}{more}; "
+               f"stats.json lists them under files.failed)")
+    else:
+        why = f"the {total} input file(s) hold no rows"
+    return f"stopped: the run read no rows: {why}; there is nothing to train on"
+
+
 class _FinalizeFn(beam.DoFn):
     def __init__(self, output: str, target, job: dict | None, report: dict | None, card: dict | None, tokens=None):
         self._output = output
@@ -141,6 +159,9 @@ class _FinalizeFn(beam.DoFn):
             page = render_report(stats, samples=samples, masks=masks, **self._report)
             write_bytes(join(self._output, REPORT_FILE), page.encode())
             written.append(REPORT_FILE)
+        stopped = nothing_read(stats)
+        if stopped is not None:
+            raise RunStopped(stopped)
         shards = sorted(_relative(self._output, path) for _, path in files)
         if self._job is not None and self._target is not None:
             spec = self._target.job_request(

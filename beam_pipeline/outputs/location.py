@@ -256,7 +256,10 @@ def _file_infos(urls: list[str]) -> dict[str, dict]:
         except (OSError, ValueError):
             listed = {}
         for url, path in members:
-            infos[url] = listed.get(path) or fs.info(path)
+            try:
+                infos[url] = listed.get(path) or fs.info(path)
+            except FileNotFoundError:  # gone since it was listed, or named and skipped (--on-bad-file=skip)
+                infos[url] = {}
     return infos
 
 

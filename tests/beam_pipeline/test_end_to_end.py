@@ -205,15 +205,17 @@ def test_mixed_formats_and_memory_filesystem(tmp_path):
     assert [f["path"] for f in out["stats"]["files"]["read"]] == ["memory:///e2e/a.jsonl", "memory:///e2e/b.csv"]
 
 
-def test_header_only_input_still_writes_every_output(tmp_path):
+def test_header_only_input_is_a_failed_run_that_still_explains_itself(tmp_path, capsys):
+    """A run that read nothing has nothing to train on: exit 1 and no _SUCCESS (a scheduler must
+    not go on), but stats.json and the report are written to say why."""
     (tmp_path / "h.csv").write_text("product,instruction,input,output\n")
-    assert run(recipe(tmp_path, [str(tmp_path / "h.csv")]), IN_MEMORY) == 0
-    out = read_output(tmp_path / "out")
-    assert_counts_add_up(out)
-    assert out["stats"]["records"] == {"read": 0, "train": 0, "validation": 0, "rejected": 0, "dropped": {}}
-    assert out["stats"]["tokens"]["per_example"]["p50"] is None
-    assert (tmp_path / "out" / "_SUCCESS").exists()
-    jsonschema.validate(out["stats"], stats_schema())
+    assert run(recipe(tmp_path, [str(tmp_path / "h.csv")]), IN_MEMORY) == 1
+    assert "stopped: the run read no rows: the 1 input file(s) hold no rows" in capsys.readouterr().err
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["records"] == {"read": 0, "train": 0, "validation": 0, "rejected": 0, "dropped": {}}
+    assert stats["tokens"]["per_example"]["p50"] is None
+    assert (tmp_path / "out" / "report.html").exists() and not (tmp_path / "out" / "_SUCCESS").exists()
+    jsonschema.validate(stats, stats_schema())
 
 
 def test_a_row_over_the_template_budget_is_rejected_and_the_run_goes_on(tmp_path):
