@@ -23,7 +23,8 @@ def bills_like_openai(stats: dict) -> bool:
 def failed_checks(stats: dict) -> list[str]:
     """A hosted provider's per-file limits the run's files break, one line each."""
     target = stats.get("target", {})
-    return [f"{target.get('title', target.get('kind'))}: {check['rule']} is {check['limit']:,}, the run has "
+    title = target.get("title") or target_type(target.get("kind")).title
+    return [f"{title}: {check['rule']} is {check['limit']:,}, the run has "
             f"{check['actual']:,} ({target.get('limits_source', '')})" for check in target.get("checks", ()) if not check["ok"]]
 
 
@@ -65,6 +66,7 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         f"rejected    {records['rejected']:>10,} ({_codes(stats['rejections'])})",
         f"dropped     {sum(records['dropped'].values()):>10,} ({_codes(records['dropped'])})",
         *_decontamination_lines(stats),
+        *_pii_lines(stats),
         f"warnings    {_codes(stats['warnings'])}",
         f"tokens      {tokens['encoding']}; per example p50 {per_example['p50']}, p95 {per_example['p95']}, "
         f"max {per_example['max']} of {stats['model']['max_tokens_per_example']} allowed",
@@ -73,6 +75,16 @@ def run_summary(stats: dict, output: str, *, elapsed: float | None = None) -> li
         *([f"WARNING     {retirement_line(stats)}"] if retirement_line(stats) else []),
         f"output      {output} (report.html to read in a browser)",
     ] + ([f"time        {elapsed:,.1f} s, {records['read'] / elapsed:,.0f} rows/s"] if elapsed else [])
+
+
+def _pii_lines(stats: dict) -> list[str]:
+    """Personal data and secrets found, by kind: redacted in the examples kept; a kind the recipe
+    rejects counts its rows under rejected (code pii)."""
+    if not stats.get("pii"):
+        return []
+    rejected = stats["rejections"].get("pii", 0)
+    return [f"pii         found {_codes(stats['pii'])}; redacted"
+            + (f", except in the {rejected:,} row(s) rejected for it" if rejected else "")]
 
 
 def _decontamination_lines(stats: dict) -> list[str]:

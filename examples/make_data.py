@@ -56,6 +56,18 @@ TICKETS = [
     ("Export data", "How do I export all my files?", "Use Account → Export; you get a ZIP link by e-mail within an hour."),
 ]
 
+# Asked once each: with them the ticket examples keep more than OpenAI's minimum of 10 training
+# examples after dedup drops the repeated TICKETS and the split takes its share.
+MORE_TICKETS = [
+    ("Shared link", "A shared link says \"expired\" after one day.", "Links last 24 hours by default; set a longer expiry when you share."),
+    ("Storage full", "My storage shows full but I deleted files.", "Empty the trash under Files → Trash; deleted files count until then."),
+    ("Invoice address", "How do I change the address on my invoices?", "Edit it under Billing → Details; the next invoice uses it."),
+    ("Offline files", "Can I open files without internet?", "Mark them \"Available offline\" in the mobile app first."),
+    ("Team seats", "How do I add two more people to my team?", "Go to Team → Seats → Add; each seat is billed from today."),
+    ("Version history", "I overwrote a document by mistake.", "Right-click it, choose Version history and restore yesterday's version."),
+    ("Close account", "Please close my account.", "Go to Account → Close account; your files are kept for 30 days first."),
+]
+
 
 def _qa_rows(rng: random.Random, count: int) -> list[dict]:
     rows = []
@@ -111,7 +123,7 @@ def write_tickets_csv() -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["ticket_id", "subject", "body", "reply"])
-        for i, (subject, body, reply) in enumerate(TICKETS * 4):
+        for i, (subject, body, reply) in enumerate(TICKETS * 4 + MORE_TICKETS):
             writer.writerow([f"T{i:04d}", subject, body, reply])
         writer.writerow(["T9001", "Empty reply", "Nobody answered this one.", ""])
         writer.writerow(["T9002", "Ragged", "This row has one field too many", "reply", "extra"])
@@ -131,7 +143,7 @@ def write_completion_csv() -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, delimiter=";")
         writer.writerow(["question", "answer"])
-        for subject, body, reply in TICKETS * 3:
+        for subject, body, reply in TICKETS * 3 + MORE_TICKETS:
             writer.writerow([f"{subject}. {body}", reply])
         # Over babbage-002's 16,384-token limit per example.
         writer.writerow(["Repeat the word backup.", " backup" * 17_000])

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import tiktoken
 
-from beam_pipeline.cli import main
+from beam_pipeline.cli import EXIT_REJECTED, main
 from tests.beam_pipeline.helpers import IN_MEMORY, assert_counts_add_up, read_output
 from transforms.encodings import load_encoding
 from transforms.tokens import TokenCounter
@@ -64,10 +64,14 @@ def validate(*argv):
 def test_counts_epochs_and_billing_agree_with_the_notebook(tmp_path, capsys):
     examples = toy_chat()
     path = write_jsonl(tmp_path / "toy_chat_fine_tuning.jsonl", examples)
-    assert validate(path, "--model", "gpt-3.5-turbo-0125", "--output", str(tmp_path / "out")) == 0
+    # The notebook's toy file has 8 examples, under OpenAI's minimum of 10: valid lines, a broken file limit.
+    assert validate(path, "--model", "gpt-3.5-turbo-0125", "--output", str(tmp_path / "out")) == EXIT_REJECTED
+    printed = capsys.readouterr().out
+    assert "File limit broken: OpenAI: min_train_examples is 10, the run has 8" in printed
     out = read_output(tmp_path / "out")
     assert_counts_add_up(out)
     stats = out["stats"]
+    assert stats["target"]["checks"] == [{"rule": "min_train_examples", "limit": 10, "actual": 8, "ok": False}]
 
     encoding = load_encoding("cl100k_base")
     lengths, epochs, billed = notebook_method(examples, encoding, 16_385)
@@ -88,7 +92,6 @@ def test_counts_epochs_and_billing_agree_with_the_notebook(tmp_path, capsys):
     # by_role.assistant is the same messages with each one's overhead (3) and role (1 token).
     assert stats["tokens"]["by_role"]["assistant"] == sum(content) + 4 * len(examples)
 
-    printed = capsys.readouterr().out
     assert f"Assistant content tokens per example:  min {min(content)}," in printed
     assert "Assistant message tokens per example:" in printed
     assert "No errors found" in printed
@@ -101,7 +104,7 @@ def test_counts_epochs_and_billing_agree_with_the_notebook(tmp_path, capsys):
 
 
 def test_notebook_counts_per_example_for_o200k(tmp_path):
-    examples = toy_chat()
+    examples = toy_chat() * 2  # 16: OpenAI takes no file of fewer than 10 * 2  # 16: OpenAI takes no file of fewer than 10
     path = write_jsonl(tmp_path / "toy.jsonl", examples)
     assert validate(path, "--model", "gpt-4o-mini", "--output", str(tmp_path / "out")) == 0
     stats = read_output(tmp_path / "out")["stats"]
@@ -123,13 +126,13 @@ def test_rejections_exit_3_unless_allowed(tmp_path, capsys):
 
 
 def test_over_limit_rejected_or_kept_as_truncated(tmp_path):
-    path = write_jsonl(tmp_path / "long.jsonl", toy_chat())
-    custom = ["--model", "gpt-3.5-turbo-0613"]  # 4,096 tokens per example: the long one is over
+    path = write_jsonl(tmp_path / "long.jsonl", toy_chat() * 2)  # 16: OpenAI takes no file of fewer than 10
+    custom = ["--model", "gpt-3.5-turbo-0613"]  # 4,096 tokens per example: the long one (twice) is over
     assert validate(path, *custom, "--output", str(tmp_path / "a")) == 3
-    assert read_output(tmp_path / "a")["stats"]["rejections"] == {"too_many_tokens": 1}
+    assert read_output(tmp_path / "a")["stats"]["rejections"] == {"too_many_tokens": 2}
     assert validate(path, *custom, "--over-limit", "truncate", "--output", str(tmp_path / "b")) == 0
     stats = read_output(tmp_path / "b")["stats"]
-    assert stats["warnings"]["truncated_to_limit"] == 1
+    assert stats["warnings"]["truncated_to_limit"] == 2
     assert stats["estimate"]["billed_tokens_per_epoch"] < stats["tokens"]["train"]
 
 
@@ -137,7 +140,7 @@ def test_preference_legacy_names_are_written_with_current_names(tmp_path):
     pair = {"input": {"messages": [{"role": "user", "content": "Capital of France?"}]},
             "preferred_completion": [{"role": "assistant", "content": "Paris."}],
             "non_preferred_completion": [{"role": "assistant", "content": "Lyon."}]}
-    path = write_jsonl(tmp_path / "dpo.jsonl", [pair] * 3)
+    path = write_jsonl(tmp_path / "dpo.jsonl", [pair] * 10)
     assert validate(path, "--model", "gpt-4.1-mini", "--output", str(tmp_path / "out"), "--price-per-million-tokens", "25") == 0
     out = read_output(tmp_path / "out")
     assert out["stats"]["format"] == "preference"
@@ -189,7 +192,7 @@ def test_unknown_model_is_a_usage_error(tmp_path, capsys):
 
 
 def test_an_alias_is_pinned_to_its_snapshot_and_the_shutdown_is_stated(tmp_path, capsys):
-    path = write_jsonl(tmp_path / "toy.jsonl", toy_chat())
+    path = write_jsonl(tmp_path / "toy.jsonl", toy_chat() * 2)
     assert validate(path, "--model", "gpt-4o-mini", "--output", str(tmp_path / "out")) == 0
     assert json.loads((tmp_path / "out" / "finetune_job.json").read_text())["model"] == "gpt-4o-mini-2024-07-18"
     notice = read_output(tmp_path / "out")["stats"]["target"].get("retirement")

@@ -99,13 +99,13 @@ def test_dag_runs_end_to_end_on_the_direct_runner(airflow_env, tmp_path, day_inp
     day = tmp_path / "out" / "2026-11-26"
     assert (day / "_SUCCESS").exists()
     stats = json.loads((day / "stats.json").read_text())
-    assert stats["files"]["read"] == [{"path": str(tmp_path / "data" / "2026-11-26.csv"), "rows": 27}]
-    assert "state=success" in log and "'rejected_share': 0.111111, 'files_skipped': []" in log
+    assert stats["files"]["read"] == [{"path": str(tmp_path / "data" / "2026-11-26.csv"), "rows": 34}]
+    assert "state=success" in log and "'rejected_share': 0.088235, 'files_skipped': []" in log
 
 
 def test_dag_run_fails_when_too_much_was_rejected(airflow_env, tmp_path, day_input):
     result = dags_test(airflow_env, tmp_path, input=day_input, max_rejected_share=0.01)
     log = result.stdout + result.stderr
     assert (tmp_path / "out" / "2026-11-26" / "_SUCCESS").exists(), log[-4000:]
-    assert "3 of 27 records rejected (11.1%), more than max_rejected_share 1.0%" in log
+    assert "3 of 34 records rejected (8.8%), more than max_rejected_share 1.0%" in log
     assert "state=failed" in log

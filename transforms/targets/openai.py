@@ -18,6 +18,10 @@ from schemas.recipe import FinetuneSpec, ModelChoice
 from transforms.targets.base import Target, TargetError
 from transforms.tokens import TiktokenSource
 
+# "To fine-tune a model, you are required to provide at least 10 examples."
+LIMITS_SOURCE = "https://platform.openai.com/docs/guides/supervised-fine-tuning"
+MIN_TRAIN_EXAMPLES = 10
+
 
 def _placeholder(files: Sequence[str]) -> str | None:
     if not files:
@@ -91,4 +95,6 @@ class OpenAI(Target):
 
     def describe(self, source) -> dict[str, Any]:
         notice = retirement_notice(date.today().isoformat())
-        return {"retirement": notice} if notice else {}
+        # A training file under the minimum is refused at upload; checked on the run's counts.
+        limits = {"limits": {"min_train_examples": MIN_TRAIN_EXAMPLES}, "limits_source": LIMITS_SOURCE}
+        return {**({"retirement": notice} if notice else {}), **limits}

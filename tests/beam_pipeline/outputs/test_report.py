@@ -18,7 +18,7 @@ def figures(page: str) -> dict[str, str]:
 def lookup(stats: dict, dotted: str):
     node = stats
     for part in dotted.split("."):
-        node = node[part]
+        node = node[int(part)] if isinstance(node, list) else node[part]
     return node
 
 
