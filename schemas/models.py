@@ -116,6 +116,12 @@ def lookup_model(name: str, *, encoding: str | None = None, max_tokens_per_examp
     return ModelSpec(name=name, encoding=encoding, max_tokens_per_example=limit)
 
 
+def is_openai_model(name: str) -> bool:
+    """``name`` is one of OpenAI's models in the table (an alias or dated snapshot): left in a
+    recipe whose target was switched, it names no model of the new target."""
+    return base_model_name(name) in MAX_TOKENS_PER_EXAMPLE or name in ALIASES
+
+
 def snapshot_of(name: str) -> str:
     """The dated snapshot a job should pin: an alias (``gpt-4o-mini``) resolved, any other name kept."""
     return ALIASES.get(name, name)

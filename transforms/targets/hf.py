@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas.formats import trainer_row
 from schemas.layout import DATASET_PROVENANCE_DIR
-from schemas.models import ModelSpec
+from schemas.models import ModelSpec, is_openai_model
 from schemas.recipe import ModelChoice
 from transforms.targets.base import Target, TargetError
 from transforms.targets.hf_tokens import HfSource
@@ -29,7 +29,10 @@ class OpenWeightsTarget(Target):
         if isinstance(recipe.model, ModelChoice):
             raise TargetError(f"model: with target {self.kind}, the tokenizer and max_length come from target; "
                               "give model as a name only")
-        return ModelSpec(recipe.model or self.default_name, self.encoding_label(), self.spec.max_length)
+        # An OpenAI model left in a recipe whose target was switched names nothing here: the
+        # outputs are named after the model's tokenizer instead.
+        named = recipe.model if recipe.model and not is_openai_model(recipe.model) else None
+        return ModelSpec(named or self.default_name, self.encoding_label(), self.spec.max_length)
 
     def encoding_label(self) -> str:
         raise NotImplementedError

@@ -5,12 +5,30 @@ checked on the run's counts, its rows checked and converted once (``to_row``).""
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, ClassVar, Sequence
 
-from schemas.models import ModelSpec
+from schemas.models import ModelSpec, is_openai_model
 from transforms.targets.base import Provider, Target, TargetError
 from transforms.targets.hf_tokens import HfSource
 from transforms.tokens import CharEstimateSource, TiktokenSource
+
+
+def unknown_model_message(model: str, provider: Provider) -> str:
+    """What to give instead of a model outside the provider's table: its models (the closest
+    first), or for a model named as on another platform (an OpenAI model left in a recipe whose
+    target was switched), the flag that names this provider's."""
+    names = sorted(provider.models)
+    if is_openai_model(model):
+        wrong = f"model: {model!r} is an OpenAI model, not one of {provider.title}'s; give --model "
+        if not names:
+            return wrong + f"with the model's name on {provider.title} and --max-length with its per-example token limit"
+        return wrong + names[0] + (f" (or {', '.join(names[1:])})" if len(names) > 1 else "")
+    close = difflib.get_close_matches(model, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    listed = f"known: {', '.join(names)}" if names else "ftprep has no table for it"
+    return (f"model: {model!r} is not in ftprep's {provider.title} table ({hint}{listed}); give "
+            "target.max_length (--max-length), its per-example token limit, to use it")
 
 
 class HostedTarget(Target):
@@ -38,9 +56,7 @@ class HostedTarget(Target):
                               + (f" ({', '.join(sorted(provider.models))})" if provider.models else ""))
         known = provider.models.get(model)
         if known is None and spec.max_length is None:
-            listed = f"known: {', '.join(sorted(provider.models))}" if provider.models else "ftprep has no table for it"
-            raise TargetError(f"model: {model!r} is not in ftprep's {provider.title} table ({listed}); give "
-                              "target.max_length, its per-example token limit, to use it")
+            raise TargetError(unknown_model_message(model, provider))
         limit = min(x for x in (spec.max_length, known and known.max_tokens_per_example) if x)
         encoding = (known.encoding if known and known.encoding else
                     "o200k_base" if provider.counting.method == "tiktoken" else f"estimate:{self.kind}")
