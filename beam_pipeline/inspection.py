@@ -118,7 +118,10 @@ def _usable(name: str) -> bool:
     return name.isidentifier() and name not in ("loop", "self", "range", "dict", "namespace")
 
 
-def inspect_lines(patterns: list[str], *, fmt: str | None = None, rows: int = 3, delimiter: str = ",") -> list[str]:
+def inspect_lines(patterns: list[str], *, fmt: str | None = None, rows: int = 3,
+                  delimiter: str = ",") -> tuple[list[str], list[str]]:
+    """What ``ftprep inspect`` prints of each file, and the files that could not be read (their
+    reasons are among the lines; the command fails once it has shown the others)."""
     try:
         files = expand_paths(patterns)
     except InputError as error:
@@ -128,12 +131,14 @@ def inspect_lines(patterns: list[str], *, fmt: str | None = None, rows: int = 3,
     dialect = CsvOptions(delimiter=delimiter)
     lines: list[str] = []
     usable: dict[str, None] = {}
+    unreadable: list[str] = []
     for url in files:
         try:
             kind = fmt or infer_format(url)
             info = inspect_file(url, kind, rows, dialect)
         except Exception as error:  # noqa: BLE001 - one unreadable file is reported, the others inspected
             lines += [f"{url}: cannot be read: {type(error).__name__}: {error}", ""]
+            unreadable.append(url)
             continue
         count = "rows not counted (large file)" if info["rows"] is None else f"{info['rows']:,} rows"
         lines.append(f"{url}  [{kind}; {count}; {info['detail']}]")
@@ -153,4 +158,4 @@ def inspect_lines(patterns: list[str], *, fmt: str | None = None, rows: int = 3,
     lines.append("Columns a template can use: " + (", ".join(f"{{{{ {n} }}}}" for n in names) or "none"))
     if others:
         lines.append("Not usable as template names (rename the column): " + ", ".join(repr(n) for n in others))
-    return lines
+    return lines, unreadable

@@ -51,21 +51,32 @@ def _beam_parser() -> argparse.ArgumentParser:
     return captured[0]
 
 
+def _refuse_value(message: str):
+    raise OptionsError(f"{message} (a Beam pipeline option)")
+
+
 def check_flags(beam_args: Sequence[str], ftprep_flags: Iterable[str] = ()) -> None:
     """Refuse a flag that neither ftprep nor any Beam pipeline options class defines. Beam only
     warns about one and goes on, so a misspelt ``--outptu`` would run with the recipe's output."""
     parser = _beam_parser()
+    parser.error = _refuse_value  # argparse would print Beam's whole usage (over 100 lines) and exit
     _, unknown = parser.parse_known_args(list(beam_args))
     flags = [arg.split("=", 1)[0] for arg in unknown if arg.startswith("-")]
     if not flags:
         return
-    known = sorted({*ftprep_flags, *(f for f in parser._option_string_actions if f.startswith("--"))})
-    problems = []
+    known = {*ftprep_flags, *(f for f in parser._option_string_actions if f.startswith("--"))}
+    raise OptionsError(f"unknown option(s) {closest_flags(flags, known)}: neither ftprep nor Beam defines "
+                       "them (ftprep run --help lists ftprep's; Beam's are its pipeline options)")
+
+
+def closest_flags(flags: Iterable[str], known: Iterable[str]) -> str:
+    """The unknown ``flags``, each with the known flag it is closest to: ``--row (did you mean --rows?)``."""
+    known = sorted(known)
+    named = []
     for flag in flags:
         close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
-        problems.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
-    raise OptionsError(f"unknown option(s) {', '.join(problems)}: neither ftprep nor Beam defines "
-                       "them (ftprep run --help lists ftprep's; Beam's are its pipeline options)")
+        named.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    return ", ".join(named)
 
 
 def is_local(options: PipelineOptions) -> bool:

@@ -106,9 +106,23 @@ def metrics_lines(doc: dict) -> list[str]:
     if doc["non_finite"]:
         counts = ", ".join(f"{name} {n:,}" for name, n in doc["non_finite"].items())
         lines.append(f"left out    NaN or infinite values: {counts}")
-    lines.append(f"next run    {doc['suggested_epochs'] if doc['suggested_epochs'] is not None else '—'} epochs suggested"
-                 + (f" (this run: {doc['run_epochs']})" if doc.get("run_epochs") else ""))
+    lines.append(_next_run_line(doc))
     return lines
+
+
+def _next_run_line(doc: dict) -> str:
+    """The epochs suggested, or why none are and what would let them be."""
+    if doc["suggested_epochs"] is not None:
+        this_run = f" (this run: {doc['run_epochs']})" if doc.get("run_epochs") else ""
+        return f"next run    {doc['suggested_epochs']} epochs suggested{this_run}"
+    if not doc.get("run_epochs"):
+        why = ("this run's epochs are unknown: add --epochs N (the epochs it trained for) or --data OUTPUT_DIR "
+               "(the ftprep output it trained on)")
+    elif "overfitting" not in doc["verdicts"]:
+        why = "the metrics have no validation loss to find the best epoch by"
+    else:
+        why = "the validation loss's minimum falls outside the run's epochs"
+    return f"next run    no epochs suggested: {why}"
 
 
 __all__ = ["MetricsError", "metrics_document", "write_metrics", "metrics_lines"]

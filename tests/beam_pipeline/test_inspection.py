@@ -28,10 +28,19 @@ def test_inspect_parquet_and_csv(tmp_path, capsys):
 def test_inspect_jsonl_and_a_broken_file(tmp_path, capsys):
     (tmp_path / "a.jsonl").write_text('{"prompt": "p", "completion": "c"}\nnot json\n{"prompt": "q"}\n')
     (tmp_path / "b.parquet").write_bytes(b"PAR1 but cut")
-    assert main(["inspect", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert f"{tmp_path / 'a.jsonl'}  [jsonl; 3 rows; keys of the first objects; 1 of the first lines are not JSON objects]" in out
-    assert f"{tmp_path / 'b.parquet'}: cannot be read: " in out
+    # The readable file is shown all the same; the command fails for the other.
+    assert main(["inspect", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'a.jsonl'}  [jsonl; 3 rows; keys of the first objects; 1 of the first lines are not JSON objects]" in captured.out
+    assert f"{tmp_path / 'b.parquet'}: cannot be read: " in captured.out
+    assert captured.err.strip() == f"ftprep: error: {tmp_path / 'b.parquet'} cannot be read (the reason is above)"
+
+
+def test_inspect_a_missing_file_exits_2(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "missing.csv")]) == 2
+    captured = capsys.readouterr()
+    assert "missing.csv: cannot be read: FileNotFoundError" in captured.out
+    assert captured.err.startswith("ftprep: error: ")
 
 
 def test_inspect_a_glob_matching_nothing_exits_2(tmp_path, capsys):

@@ -30,6 +30,15 @@ class TokenizerFilesError(RuntimeError):
     """No source holds the model's tokenizer files; the message says how to provide them."""
 
 
+class HubUnavailable(RuntimeError):
+    """The hub did not answer for the repository (no network, no such repository, no access)."""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
 @dataclass(frozen=True)
 class TokenizerFiles:
     tokenizer_json: str
@@ -76,9 +85,19 @@ def _from_cache(repo_id: str, revision: str) -> Callable[[str], str | None] | No
     return read
 
 
+# One request, no retries, before any download: huggingface_hub's downloads retry a network
+# error with backoff for over a minute, and a machine without network should hear so at once.
+HUB_PROBE_SECONDS = 3.0
+
+
 def _from_hub(repo_id: str, revision: str) -> Callable[[str], str | None]:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        HfApi().model_info(repo_id, revision=revision, timeout=HUB_PROBE_SECONDS)
+    except Exception as error:  # noqa: BLE001 - unreachable, unknown repository, no access: said in one line
+        raise HubUnavailable(f"{type(error).__name__}: {_first_line(error)}") from None
 
     def read(name: str) -> str | None:
         try:
@@ -112,6 +131,9 @@ def resolve_tokenizer_files(tokenizer: str, *, revision: str = "main", sha256: d
             texts = {name: read(name) for name in (*REQUIRED, TEMPLATE_FILE)} if read is not None else None
         except ImportError:
             problems.append(f"{source}: huggingface_hub is not installed")
+            continue
+        except HubUnavailable as error:
+            problems.append(f"{source}: not reachable for this repository ({error})")
             continue
         except Exception as error:  # noqa: BLE001 - no access, no network, a bad URL: try the next source
             problems.append(f"{source}: {type(error).__name__}: {error}")
