@@ -31,6 +31,8 @@ def test_image_runs_the_pinned_beam_and_this_python():
     assert args["PYTHON_VERSION"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     text = (DEPLOY / "dataflow" / "Dockerfile").read_text()
     assert f"python{args['PYTHON_VERSION'].replace('.', '')}-template-launcher-base" in text
+    # Every base image is pinned: a rebuild gets the same launcher and SDK.
+    assert not re.search(r"^FROM \S+:latest", text, re.M) and re.fullmatch(r"\d{8}_RC\d\d", args["LAUNCHER_TAG"])
     assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in text
 
 
