@@ -12,6 +12,7 @@ as for tiktoken's files (``transforms/encodings.py``).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -93,7 +94,11 @@ HUB_PROBE_SECONDS = 3.0
 def _from_hub(repo_id: str, revision: str) -> Callable[[str], str | None]:
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.utils import disable_progress_bars
 
+    # Three small files: no progress bars, and no retry warnings on stderr (ftprep's lines only).
+    disable_progress_bars()
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         HfApi().model_info(repo_id, revision=revision, timeout=HUB_PROBE_SECONDS)
     except Exception as error:  # noqa: BLE001 - unreachable, unknown repository, no access: said in one line
