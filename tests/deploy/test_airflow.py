@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,39 +74,44 @@ def test_dag_parses_cleanly_and_imports_nothing_heavy(airflow_python, airflow_en
     assert report["seconds"] < 2.0
 
 
-def dags_test(airflow_env, tmp_path, **params) -> subprocess.CompletedProcess:
-    conf = {"recipe": str(REPO / "examples/recipes/csv_chat.yaml"), "input": str(REPO / "examples/data/{ds}.csv"),
-            "output_root": str(tmp_path / "out"), **params}
-    return subprocess.run(
-        [str(Path(airflow_env["PATH"].split(os.pathsep)[0]) / "airflow"), "dags", "test", "ftprep", "2026-11-26",
-         "--conf", json.dumps(conf)],
-        env=airflow_env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )
+def airflow(airflow_env, cwd: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(airflow_env["PATH"].split(os.pathsep)[0]) / "airflow"), *argv],
+                          env=airflow_env, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-@pytest.fixture
-def day_input(tmp_path):
-    """The day's export: the input param names it with {ds}."""
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def day_run(airflow_env, tmp_path_factory):
+    """One DAG run end to end on the day's export (the input param names it with {ds}): its
+    directory and what `airflow dags test` printed."""
+    root = tmp_path_factory.mktemp("dag_run")
+    data = root / "data"
     data.mkdir()
     (data / "2026-11-26.csv").write_bytes((REPO / "examples/data/tickets.csv").read_bytes())
-    return str(data / "{ds}.csv")
+    conf = {"recipe": str(REPO / "examples/recipes/csv_chat.yaml"), "input": str(data / "{ds}.csv"),
+            "output_root": str(root / "out"), "max_rejected_share": 0.5}
+    return root, airflow(airflow_env, root, "dags", "test", "ftprep", "2026-11-26", "--conf", json.dumps(conf))
 
 
-def test_dag_runs_end_to_end_on_the_direct_runner(airflow_env, tmp_path, day_input):
-    result = dags_test(airflow_env, tmp_path, input=day_input, max_rejected_share=0.5)
+def test_dag_runs_end_to_end_on_the_direct_runner(day_run):
+    root, result = day_run
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
-    day = tmp_path / "out" / "2026-11-26"
+    day = root / "out" / "2026-11-26"
     assert (day / "_SUCCESS").exists()
     stats = json.loads((day / "stats.json").read_text())
-    assert stats["files"]["read"] == [{"path": str(tmp_path / "data" / "2026-11-26.csv"), "rows": 34}]
+    assert stats["files"]["read"] == [{"path": str(root / "data" / "2026-11-26.csv"), "rows": 34}]
     assert "state=success" in log and "'rejected_share': 0.088235, 'files_skipped': []" in log
 
 
-def test_dag_run_fails_when_too_much_was_rejected(airflow_env, tmp_path, day_input):
-    result = dags_test(airflow_env, tmp_path, input=day_input, max_rejected_share=0.01)
+def test_the_check_fails_the_run_when_too_much_was_rejected(airflow_env, day_run):
+    """The same day's output checked again with a lower limit (the check task alone, as Airflow
+    runs it: the pipeline is not run twice)."""
+    root, _ = day_run
+    # Another day (a day with no DAG run yet: its params are the task's, not the earlier run's conf).
+    shutil.copytree(root / "out" / "2026-11-26", root / "out" / "2026-11-27")
+    params = {"output_root": str(root / "out"), "max_rejected_share": 0.01}
+    result = airflow(airflow_env, root, "tasks", "test", "ftprep", "check", "2026-11-27", "-t", json.dumps(params))
     log = result.stdout + result.stderr
-    assert (tmp_path / "out" / "2026-11-26" / "_SUCCESS").exists(), log[-4000:]
-    assert "3 of 34 records rejected (8.8%), more than max_rejected_share 1.0%" in log
-    assert "state=failed" in log
+    # `airflow tasks test` exits 0 whatever the task did; its log says how the task ended.
+    assert "state=failed" in log and "AirflowFailException" in log, log[-4000:]
+    assert "3 of 34 records rejected (8.8%), more than max_rejected_share 1.0%" in log, log[-4000:]
