@@ -405,6 +405,9 @@ def _refuse_arguments(command: str, extra: list[str], flags: list[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from beam_pipeline.logs import quiet_false_alarms
+
+    quiet_false_alarms()  # building the parser imports Beam
     parser = _parser()
     args, beam_args = parser.parse_known_args(argv)
     # run and validate keep Beam's whole output in a log file; a failure names it.

@@ -39,6 +39,15 @@ def _not_a_false_alarm(record: logging.LogRecord) -> bool:
     return not any(alarm in message for alarm in BEAM_FALSE_ALARMS)
 
 
+def quiet_false_alarms() -> None:
+    """Drop Beam's false alarms logged to the root logger as it is imported — before
+    ``configure_logging`` can run, Python's last-resort handler would print them on every command
+    (``WARNING:root:apitools not found`` where the gcp extra is not installed)."""
+    root = logging.getLogger()
+    if _not_a_false_alarm not in root.filters:
+        root.addFilter(_not_a_false_alarm)
+
+
 def _for_the_user(record: logging.LogRecord) -> bool:
     if getattr(record, "log_only", False):
         return False

@@ -197,3 +197,19 @@ def test_another_user_s_log_directory_is_left_alone(tmp_path, monkeypatch):
     path = logs.new_log_path()
     assert os.path.dirname(path) == str(tmp_path / f"ftprep-logs-{os.getuid()}")
     assert (theirs / "ftprep-20260101-000000-1.log").exists()
+
+
+def test_beams_import_time_false_alarm_never_reaches_a_handler(caplog):
+    """Without the gcp extra, importing Beam logs "apitools not found" to the root logger before
+    ftprep's logging is set up; Python would print it on every command."""
+    import logging
+
+    from beam_pipeline.logs import _not_a_false_alarm, quiet_false_alarms
+
+    quiet_false_alarms()
+    try:
+        logging.getLogger().warning("apitools not found, and bigquery client libraries are not available")
+        logging.getLogger().warning("a real warning")
+    finally:
+        logging.getLogger().removeFilter(_not_a_false_alarm)
+    assert [r.getMessage() for r in caplog.records] == ["a real warning"]
