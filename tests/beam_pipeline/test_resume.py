@@ -29,8 +29,7 @@ def every_file(output: Path) -> dict[str, bytes]:
             if p.is_file() and p.name not in NOT_COMPARED}
 
 
-@pytest.fixture()
-def job(tmp_path):
+def write_job(tmp_path: Path, answer: str) -> str:
     for index in range(4):
         rows = [{"question": f"q{index}-{i} " + "word " * (i % 13), "answer": f"a{index}-{i} " + "text " * (i % 7)}
                 for i in range(1500)]
@@ -39,9 +38,20 @@ def job(tmp_path):
         pq.write_table(pa.Table.from_pylist(rows), tmp_path / f"in-{index}.parquet", row_group_size=700)
     doc = {"input": {"paths": [str(tmp_path / "in-*.parquet")]}, "model": "gpt-4o-mini-2024-07-18",
            "template": {"system": "Be brief.", "messages": [{"role": "user", "content": "{{ question }}"},
-                                                            {"role": "assistant", "content": SLOW}]},
+                                                            {"role": "assistant", "content": answer}]},
            "dedup": {"exact": True}, "split": {"validation_fraction": 0.1}, "output": {"path": str(tmp_path / "out")}}
     return write_recipe(tmp_path, doc)
+
+
+@pytest.fixture()
+def job(tmp_path):
+    return write_job(tmp_path, "{{ answer }}")
+
+
+@pytest.fixture()
+def slow_job(tmp_path):
+    """The same job, slow enough per row to be killed halfway."""
+    return write_job(tmp_path, SLOW)
 
 
 def start(recipe: str, *argv: str) -> subprocess.Popen:
@@ -50,7 +60,8 @@ def start(recipe: str, *argv: str) -> subprocess.Popen:
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def test_a_killed_run_resumes_to_the_same_bytes(job, tmp_path):
+def test_a_killed_run_resumes_to_the_same_bytes(slow_job, tmp_path):
+    job = slow_job
     out = tmp_path / "out"
     units = out / "_temporary" / "units"
     process = start(job)

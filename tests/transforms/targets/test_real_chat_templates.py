@@ -5,6 +5,8 @@ rewrites earlier turns still trains them, and is not silent about a turn it cann
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from schemas.records import UNTRAINED_ASSISTANT_TURNS
@@ -25,6 +27,14 @@ CONVERSATIONS = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
+def reference_tokenizer(family: str):
+    """transformers' tokenizer of the family, the reference; loaded once (a few seconds for
+    Gemma-3's), only ever read."""
+    return transformers.AutoTokenizer.from_pretrained(str(folder(family)))
+
+
+@functools.lru_cache(maxsize=None)
 def counter(family: str) -> HfTokenCounter:
     path = folder(family)
     template = path / "chat_template.jinja"
@@ -35,8 +45,7 @@ def counter(family: str) -> HfTokenCounter:
 
 @pytest.fixture(scope="module", params=sorted(PINS))
 def family(request):
-    path = folder(request.param)
-    return request.param, counter(request.param), transformers.AutoTokenizer.from_pretrained(str(path))
+    return request.param, counter(request.param), reference_tokenizer(request.param)
 
 
 @pytest.mark.parametrize("index", range(len(CONVERSATIONS)))
@@ -57,7 +66,7 @@ def test_a_template_that_rewrites_earlier_turns_trains_every_turn_of_the_one_ren
     encoded = qwen3.encode(messages)
     count = encoded.count()
     assert count.untrained_turns == 0
-    reference = transformers.AutoTokenizer.from_pretrained(str(folder("qwen3")))
+    reference = reference_tokenizer("qwen3")
     assert encoded.ids == list(reference.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
     trained = [reference.decode([i]) for i, t in zip(encoded.ids, encoded.trained) if t]
     assert "".join(trained) == "Hello<|im_end|>\n<think>\n\n</think>\n\n4<|im_end|>\n"
@@ -96,7 +105,7 @@ def test_an_assistant_s_reasoning_is_rendered_under_either_name_as_transformers_
     template reads reasoning_content (ftprep's recipes write thinking: it was dropped)."""
     messages = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", key: "Add two and two."}]
     ours = counter("qwen3").encode(messages)
-    reference = transformers.AutoTokenizer.from_pretrained(str(folder("qwen3")))
+    reference = reference_tokenizer("qwen3")
     expected = reference.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
     assert ours.ids == list(expected)
     assert "Add two and two." in reference.decode([i for i, t in zip(ours.ids, ours.trained) if t])
@@ -124,7 +133,7 @@ def test_an_openai_shaped_tool_call_is_counted_as_the_trainer_renders_its_row(na
     call = row["messages"][1]
     assert call["content"] == "" and call["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
     assert "weight" not in row["messages"][3]
-    reference = transformers.AutoTokenizer.from_pretrained(str(folder(name)))
+    reference = reference_tokenizer(name)
     expected = reference.apply_chat_template(row["messages"], tools=row["tools"], tokenize=True, return_dict=True)
     assert counter(name).count(OPENAI_TOOL_CALL, "chat").total == len(expected["input_ids"])
     assert '"arguments": {"city": "Paris"}' in reference.decode(expected["input_ids"])
@@ -157,7 +166,7 @@ def test_masks_are_trl_s_where_trl_ships_a_training_template(name, training):
         assert "the model's chat template" in source.trained_from
         return
     assert source.trained_from.startswith(f"TRL's {training}")
-    reference = transformers.AutoTokenizer.from_pretrained(str(folder(name)))
+    reference = reference_tokenizer(name)
     ours = source.load()
     for messages, tools in CONVERSATIONS:
         expected = reference.apply_chat_template(messages, tools=tools, chat_template=source.training_template,
@@ -186,7 +195,7 @@ def test_gpt_oss_counts_what_trl_tokenizes_by_default_and_harmony_on_request(tmp
                             {"role": "assistant", "content": "4", "reasoning_content": "Add two and two."}]}
     row = target.to_row(example, "chat")
     count = source.load().count_row(row, "chat")
-    reference = transformers.AutoTokenizer.from_pretrained(str(folder("gptoss")))
+    reference = reference_tokenizer("gptoss")
     expected = reference.apply_chat_template(row["messages"], chat_template=source.training_template, tokenize=True,
                                              return_dict=True, return_assistant_tokens_mask=True, reasoning_effort="medium")
     assert (count.total, count.trained) == (len(expected["input_ids"]), sum(expected["assistant_masks"]))
