@@ -204,6 +204,18 @@ def test_every_documented_command_and_flag_exists(page, line):
     assert flags <= known, f"{page.name}: {line}: unknown {sorted(flags - known)}"
 
 
+@pytest.mark.parametrize("command", ["run", "preview", "inspect", "validate", "metrics"])
+def test_every_command_the_docs_name_has_help(command, capsys):
+    from beam_pipeline.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith(f"usage: ftprep {command}")
+    for page in PAGES:
+        named = {line.split()[1] for line in commands(page.read_text(encoding="utf-8"))}
+        assert named <= {"run", "preview", "inspect", "validate", "metrics", "--version", "--help"}, page.name
+
+
 def test_ftprep_is_on_the_path_of_the_environment_it_is_installed_in():
     """The README's first step after ``make run``: ``.venv/bin/ftprep``, the console script."""
     script = Path(sys.executable).parent / "ftprep"
