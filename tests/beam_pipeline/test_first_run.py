@@ -172,4 +172,6 @@ def test_a_hub_id_without_network_fails_at_once_with_one_line(tmp_path):
     lines = error_lines(done.stderr)
     assert done.returncode == EXIT_USAGE and len(lines) == 1, done.stderr
     assert "the Hugging Face hub: not reachable for this repository (ConnectError" in lines[0]
-    assert took < 5, f"{took:.1f} s"
+    # The whole command, Beam's import included, on a loaded test machine: far from the minute of
+    # retries it was; the hub's own part is timed in test_hf_files.py (2.2 s for the command, idle).
+    assert took < 15, f"{took:.1f} s"

@@ -67,3 +67,23 @@ def test_nothing_found_says_what_was_tried_and_how_to_provide_the_files(tmp_path
     write(tmp_path / "half", {"tokenizer.json": "{}"})
     with pytest.raises(TokenizerFilesError, match="no tokenizer_config.json"):
         resolve_tokenizer_files(str(tmp_path / "half"), allow_download=False)
+
+
+def test_an_unreachable_hub_is_one_problem_at_once(tmp_path, monkeypatch):
+    """One request, no retries: huggingface_hub's downloads would retry a refused connection with
+    backoff for over a minute (a closed loopback port answers as a machine without network)."""
+    import socket
+    import time
+
+    import huggingface_hub.constants
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    started = time.monotonic()
+    with pytest.raises(TokenizerFilesError, match=r"the Hugging Face hub: not reachable for this repository \(Connect"):
+        resolve_tokenizer_files("acme/tiny-chat")
+    assert time.monotonic() - started < hf_files.HUB_PROBE_SECONDS + 2
