@@ -10,6 +10,12 @@ class UsageError(ValueError):
 MAX_ERROR_CHARS = 2_000
 
 
+def skip_hint(inputs: int) -> str:
+    """What to add to a file that cannot be read: skipping it is a way on only when the run reads
+    other files (with one, a skipped file leaves nothing to read)."""
+    return " (--on-bad-file=skip reads the other files and lists it in stats.json)" if inputs > 1 else ""
+
+
 def error_line(message: str, limit: int = MAX_ERROR_CHARS) -> str:
     """``message`` on one line of at most about ``limit`` characters."""
     line = " ".join(str(message).split("\n"))

@@ -202,10 +202,11 @@ def _cause(text: str) -> str:
     return first
 
 
-def failure_line(error: BaseException, *, output: str, log_path: str | None, inputs: int = 2) -> str:
+def failure_line(error: BaseException, *, output: str, log_path: str | None, inputs: int) -> str:
     """One line for a run that failed: the step, the cause (an OS error such as "No space left on
     device" named as such), that the output has no marker, and where Beam's full output is.
     ``inputs``: how many files the run reads (with one, skipping a bad file is no way on)."""
+    from beam_pipeline.errors import skip_hint
     from transforms.readers.base import BadInputFile
     from transforms.units import RunStopped
 
@@ -221,8 +222,7 @@ def failure_line(error: BaseException, *, output: str, log_path: str | None, inp
     if bad_file or match:
         # The cause is the data, not ftprep: say which file and how to go on without it.
         message = _STEP.sub("", bad_file or match[1]).rstrip(" []")
-        hint = " (--on-bad-file=skip reads the other files and lists it in stats.json)" if inputs > 1 else ""
-        return f"{message}{hint}{where}"
+        return f"{message}{skip_hint(inputs)}{where}"
     step = _STEP.search(text)
     cause = _cause(text)
     if len(cause) > 300:

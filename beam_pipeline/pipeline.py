@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import yaml
 
-from beam_pipeline.errors import UsageError
+from beam_pipeline.errors import UsageError, skip_hint
 from beam_pipeline.evals import eval_index
 from beam_pipeline.outputs.finalize import WriteStatsAndMarker
 from beam_pipeline.outputs.location import (
@@ -109,8 +109,7 @@ def check_columns(files: list[str], recipe: Recipe, needed: set[str]) -> None:
             present = peek_columns(url, recipe.input.format or infer_format(url), recipe.input.csv)
         except Exception as error:  # noqa: BLE001 - a corrupt or cut file: whatever its reader raises
             if recipe.input.on_bad_file == "fail":
-                hint = " (--on-bad-file=skip reads the other files and lists it in stats.json)" if len(files) > 1 else ""
-                raise JobError(f"cannot read {url}: {type(error).__name__}: {error}{hint}") from None
+                raise JobError(f"cannot read {url}: {type(error).__name__}: {error}{skip_hint(len(files))}") from None
             continue
         if not present:  # an empty file, or JSONL whose first line is not an object: look further
             continue

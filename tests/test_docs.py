@@ -197,6 +197,7 @@ def test_every_documented_command_and_flag_exists(page, line):
     if command.startswith("-"):
         assert command in ("--version", "--help", "-h"), line
         return
+    assert command in ("run", "preview", "inspect", "validate", "metrics"), f"{page.name}: no command {command}: {line}"
     known = set(_flags_of(parser, command)) | {"--help"}
     if command in ("run", "validate"):
         known |= {f for f in _beam_parser()._option_string_actions if f.startswith("--")}
@@ -211,9 +212,6 @@ def test_every_command_the_docs_name_has_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith(f"usage: ftprep {command}")
-    for page in PAGES:
-        named = {line.split()[1] for line in commands(page.read_text(encoding="utf-8"))}
-        assert named <= {"run", "preview", "inspect", "validate", "metrics", "--version", "--help"}, page.name
 
 
 def test_ftprep_is_on_the_path_of_the_environment_it_is_installed_in():

@@ -144,7 +144,7 @@ def test_an_unexpected_failure_is_one_line_too(tmp_path, capsys, monkeypatch):
      "stats.json); /o has no _SUCCESS marker (Beam's full output: /l.log)"),
 ])
 def test_failure_line(error, expected):
-    assert failure_line(error, output="/o", log_path="/l.log") == expected
+    assert failure_line(error, output="/o", log_path="/l.log", inputs=2) == expected
 
 
 # Issue 24: the log directory is ftprep's own.
